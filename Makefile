@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (Python 3.11 + make): `make run` and `make test`.
+# Each creates .venv and installs from pyproject.toml by itself, again when it changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: run test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+run: $(VENV)/.installed  ## train the default experiment
+	$(BIN)/rnnexp $(ARGS)
+
+test: $(VENV)/.installed-test lint  ## lint, then the test suite (CI adds the slow tests)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check rnnexp tests benchmarks
+	$(BIN)/ruff format --check rnnexp tests benchmarks
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix rnnexp tests benchmarks
+	$(BIN)/ruff format rnnexp tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

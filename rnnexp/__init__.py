@@ -1,0 +1,47 @@
+"""rnnexp: character-level recurrent language models in numpy, as reproducible experiments.
+
+The library (no Hydra here) works from a notebook as well as from the `rnnexp` entrypoint:
+
+    corpus = load_corpus("sevenths")
+    vocab = Vocab.from_text(corpus.text)
+    train_ids, val_ids = split(vocab.encode(corpus.text))
+    rng = np.random.default_rng(0)
+    model = CharRNN(preset("rnn", len(vocab), hidden_size=32), rng)
+    trainer = Trainer(model, make_optimizer("adagrad", lr=0.1), train_ids, seq_length=25)
+    trainer.run(500)
+    evaluate(model, val_ids).loss, sample(model, vocab, rng, 60, prime="1")
+"""
+
+from rnnexp.corpora import CORPORA, Corpus, load_corpus
+from rnnexp.data import Streams, Vocab, split
+from rnnexp.errors import ConfigError, CorpusError, RnnexpError
+from rnnexp.evaluate import Evaluation, evaluate
+from rnnexp.model import PRESETS, CharRNN, ModelConfig, preset
+from rnnexp.optim import OPTIMIZERS, clip_grads, make_optimizer
+from rnnexp.sample import sample
+from rnnexp.train import DivergedError, StepResult, Trainer
+
+__all__ = [
+    "CORPORA",
+    "OPTIMIZERS",
+    "PRESETS",
+    "CharRNN",
+    "ConfigError",
+    "Corpus",
+    "CorpusError",
+    "DivergedError",
+    "Evaluation",
+    "ModelConfig",
+    "RnnexpError",
+    "StepResult",
+    "Streams",
+    "Trainer",
+    "Vocab",
+    "clip_grads",
+    "evaluate",
+    "load_corpus",
+    "make_optimizer",
+    "preset",
+    "sample",
+    "split",
+]

@@ -1,0 +1,69 @@
+"""Optimizer steps against values worked out by hand; clipping; exact state round trips."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rnnexp.errors import ConfigError
+from rnnexp.optim import Adagrad, clip_grads, make_optimizer
+
+
+def test_sgd_step():
+    params = {"w": np.array([1.0, 2.0])}
+    make_optimizer("sgd", lr=0.1).step(params, {"w": np.array([0.5, -1.0])})
+    np.testing.assert_array_equal(params["w"], [1.0 - 0.05, 2.0 + 0.1])
+
+
+def test_adagrad_steps_by_hand():
+    params = {"w": np.array([1.0]), "b": np.array([0.0])}
+    opt = make_optimizer("adagrad", lr=0.1)
+    opt.step(params, {"w": np.array([2.0]), "b": np.array([-3.0])})
+    # mem = 4, 9: p -= 0.1 * g / sqrt(mem + 1e-8)
+    assert params["w"][0] == pytest.approx(1.0 - 0.1 * 2 / math.sqrt(4 + 1e-8), abs=1e-15)
+    assert params["b"][0] == pytest.approx(0.0 + 0.1 * 3 / math.sqrt(9 + 1e-8), abs=1e-15)
+    opt.step(params, {"w": np.array([1.0]), "b": np.array([0.0])})
+    assert params["w"][0] == pytest.approx(
+        1.0 - 0.1 * 2 / math.sqrt(4 + 1e-8) - 0.1 * 1 / math.sqrt(5 + 1e-8), abs=1e-15
+    )
+    np.testing.assert_array_equal(opt.state_dict()["mem.w"], [5.0])
+    np.testing.assert_array_equal(opt.state_dict()["mem.b"], [9.0])
+
+
+def test_clipping_is_elementwise_and_optional():
+    g = {"w": np.array([-7.0, -5.0, 0.3, 5.0, 12.0])}
+    clip_grads(g, 5.0)
+    np.testing.assert_array_equal(g["w"], [-5.0, -5.0, 0.3, 5.0, 5.0])
+    g = {"w": np.array([-7.0, 12.0])}
+    clip_grads(g, None)
+    np.testing.assert_array_equal(g["w"], [-7.0, 12.0])
+
+
+def test_adagrad_state_round_trip_resumes_exactly():
+    rng = np.random.default_rng(0)
+    grads = [{"w": rng.normal(size=(3, 2))} for _ in range(4)]
+    a_params = {"w": np.ones((3, 2))}
+    a = Adagrad(0.05)
+    for g in grads:
+        a.step(a_params, g)
+
+    b_params = {"w": np.ones((3, 2))}
+    b = Adagrad(0.05)
+    for g in grads[:2]:
+        b.step(b_params, g)
+    resumed = Adagrad(0.05)
+    resumed.load_state_dict({k: v.copy() for k, v in b.state_dict().items()})
+    for g in grads[2:]:
+        resumed.step(b_params, g)
+    np.testing.assert_array_equal(a_params["w"], b_params["w"])
+
+
+@pytest.mark.parametrize("lr", [0, -0.1, float("nan"), float("inf"), "0.1", True])
+def test_nonsense_learning_rates_are_refused(lr):
+    with pytest.raises(ConfigError, match="lr must be a positive number"):
+        make_optimizer("adagrad", lr=lr)
+
+
+def test_unknown_optimizer_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adam'; valid: \['adagrad', 'sgd'\]"):
+        make_optimizer("adam", lr=0.1)

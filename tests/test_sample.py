@@ -1,0 +1,49 @@
+"""Sampling: reproducible from a seed, primed, temperature-controlled."""
+
+import numpy as np
+import pytest
+
+from rnnexp import CharRNN, Trainer, Vocab, load_corpus, make_optimizer, preset, sample, split
+from rnnexp.errors import ConfigError, CorpusError
+
+
+@pytest.fixture(scope="module")
+def sevenths():
+    text = load_corpus("sevenths").text
+    vocab = Vocab.from_text(text)
+    model = CharRNN(preset("stacked2", len(vocab), 32), np.random.default_rng(0))
+    Trainer(
+        model, make_optimizer("adagrad", lr=0.1), split(vocab.encode(text))[0], seq_length=25
+    ).run(300)
+    return model, vocab
+
+
+def test_same_seed_same_text(sevenths):
+    model, vocab = sevenths
+    a = sample(model, vocab, np.random.default_rng(1), 200, temperature=3.0)
+    b = sample(model, vocab, np.random.default_rng(1), 200, temperature=3.0)
+    c = sample(model, vocab, np.random.default_rng(2), 200, temperature=3.0)
+    assert a == b and a != c and len(a) == 200
+
+
+def test_trained_model_continues_the_prime(sevenths):
+    model, vocab = sevenths
+    text = sample(model, vocab, np.random.default_rng(0), 60, prime="428", temperature=0)
+    assert text == "428" + ("571428" * 10)
+    text = sample(model, vocab, np.random.default_rng(0), 60, prime="4285", temperature=1.0)
+    assert text.startswith("4285714285714")
+
+
+def test_temperature_flattens_the_distribution(sevenths):
+    model, vocab = sevenths
+    hot = sample(model, vocab, np.random.default_rng(0), 600, prime="1", temperature=50.0)
+    assert len(set(hot)) == len(vocab)  # every digit turns up
+    assert "142857142857" not in hot
+
+
+def test_bad_sampling_requests_are_clear(sevenths):
+    model, vocab = sevenths
+    with pytest.raises(CorpusError, match="'x' is not in the model's vocabulary"):
+        sample(model, vocab, np.random.default_rng(0), 10, prime="1x")
+    with pytest.raises(ConfigError, match="temperature"):
+        sample(model, vocab, np.random.default_rng(0), 10, temperature=-1)
