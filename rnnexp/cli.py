@@ -1,54 +1,87 @@
-"""`rnnexp`: train the default experiment (rnn on fizzbuzz with Adagrad) and print progress.
+"""`rnnexp [overrides]` (also `python -m rnnexp`): the Hydra entrypoint.
 
-A stand-in until the Hydra entrypoint arrives; it uses only the library's public API.
+The only module that sees a DictConfig. It checks the command line first (one clear line for
+an unknown option, a misspelled key, a wrong type or a nonsense value, before anything runs),
+then hands plain Settings to rnnexp.experiment.run and returns the final validation loss,
+which Hydra's sweepers minimise.
 """
 
 from __future__ import annotations
 
 import sys
-import time
+from pathlib import Path
 
-import numpy as np
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-from rnnexp import (
-    CharRNN,
-    RnnexpError,
-    Trainer,
-    Vocab,
-    evaluate,
-    load_corpus,
-    make_optimizer,
-    preset,
-    sample,
-    split,
-)
+from rnnexp import experiment
+from rnnexp.errors import RnnexpError
+from rnnexp.preflight import check_command_line
+from rnnexp.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+EXPERIMENTS_DIR = ROOT / "experiments"
 
 
-def main() -> int:
-    seed, steps, every = 0, 2000, 500
+def register_configs() -> None:
+    """The schema of conf/config.yaml, and experiments/*.yaml as the `experiment` group.
+
+    Registered by absolute path, so `experiment=NAME` works from any working directory
+    (a relative hydra.searchpath would silently find nothing elsewhere)."""
+    cs = ConfigStore.instance()
+    cs.store(name="rnnexp_schema", node=Settings)
+    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
+        cs.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+
+
+def flatten(node: dict, prefix: str = "") -> dict[str, str]:
+    """{"train": {"steps": 5}} -> {"train.steps": "5"}: MLflow params, one per leaf."""
+    flat: dict[str, str] = {}
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            flat.update(flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = "null" if v is None else str(v)
+    return flat
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def task(cfg: DictConfig) -> float:
+    hc = HydraConfig.get()
+    launch_dir = Path(hc.runtime.cwd)
+    overrides = list(hc.overrides.task)
+    launch = experiment.Launch(
+        output_dir=Path(hc.runtime.output_dir),
+        launch_dir=launch_dir,
+        run_name=",".join(overrides) or "defaults",
+        overrides=overrides,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        params=flatten(OmegaConf.to_container(cfg, resolve=True)),
+        sweep_dir=launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
+    )
     try:
-        corpus = load_corpus("fizzbuzz")
-        vocab = Vocab.from_text(corpus.text)
-        train_ids, val_ids = split(vocab.encode(corpus.text))
-        rng = np.random.default_rng(seed)
-        model = CharRNN(preset("rnn", len(vocab), hidden_size=100), rng)
-        trainer = Trainer(model, make_optimizer("adagrad", lr=0.1), train_ids, seq_length=25)
+        return experiment.run(OmegaConf.to_object(cfg), launch)
     except RnnexpError as e:
         print(f"rnnexp: error: {e}", file=sys.stderr)
-        return 2
-    print(f"rnn H100 T25 Adagrad lr 0.1 on {corpus.name}: {len(corpus.text)} chars, V={len(vocab)}")
-    start = time.perf_counter()
-    for _ in range(steps // every):
-        r = trainer.run(every)[-1]
-        val = evaluate(model, val_ids)
-        rate = r.step * 25 / (time.perf_counter() - start)
-        print(
-            f"step {r.step:5d}  smooth loss {r.smooth_loss:7.3f}  "
-            f"val {val.loss:.3f} nats/char ({val.bpc:.3f} bpc)  {rate:,.0f} chars/s"
-        )
-    print("----\n" + sample(model, vocab, rng, 200, prime="1\n") + "\n----")
-    return 0
+        raise SystemExit(2) from None
+
+
+def main() -> None:
+    register_configs()
+    error = check_command_line(sys.argv[1:], CONF_DIR)
+    if error:
+        print(f"rnnexp: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        task()
+    except KeyboardInterrupt:  # the run is already marked KILLED
+        print("rnnexp: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -145,7 +145,7 @@ def load_corpus(
     generator's options (sevenths: length; fizzbuzz: n; elman: length, n_b, n_c, seed).
     `max_chars` keeps only the first characters (the entropy floor still holds)."""
     if name not in CORPORA:
-        raise ConfigError(f"unknown corpus {name!r}; valid: {CORPORA}")
+        raise ConfigError(f"unknown corpus {name!r}; valid: {', '.join(CORPORA)}")
     if name != "file" and path is not None:
         raise ConfigError(f"corpus.path is only for corpus=file, not {name!r}")
     floor = None

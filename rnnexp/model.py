@@ -41,13 +41,17 @@ class ModelConfig:
         for key in ("vocab_size", "hidden_size", "layers"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"model {key} must be a whole number >= 1, got {value!r}")
+                raise ConfigError(f"model.{key} must be a whole number >= 1, got {value!r}")
         if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"unknown activation {self.activation!r}; valid: {list(ACTIVATIONS)}")
+            raise ConfigError(
+                f"unknown model.activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
         if str(self.dtype) not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {list(DTYPES)}")
+            raise ConfigError(f"unknown model.dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
         if not np.isfinite(self.init_scale) or self.init_scale <= 0:
-            raise ConfigError(f"init_scale must be a positive number, got {self.init_scale!r}")
+            raise ConfigError(
+                f"model.init_scale must be a positive number, got {self.init_scale!r}"
+            )
 
 
 # The three models of the notebooks are settings of the one core.
@@ -61,7 +65,7 @@ PRESETS: dict[str, dict] = {
 def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelConfig:
     """The ModelConfig of a named model (`rnn`, `stacked2`, `srn`), with optional overrides."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown model {name!r}; valid: {sorted(PRESETS)}")
+        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(PRESETS))}")
     return ModelConfig(vocab_size, hidden_size, **{**PRESETS[name], **overrides})
 
 

@@ -24,7 +24,7 @@ def clip_grads(grads: Params, clip: float | None) -> None:
 
 def _check_lr(lr: float) -> float:
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not np.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"optimizer lr must be a positive number, got {lr!r}")
+        raise ConfigError(f"optimizer.lr must be a positive number, got {lr!r}")
     return float(lr)
 
 
@@ -78,5 +78,5 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad}
 def make_optimizer(name: str, lr: float, **kwargs) -> SGD | Adagrad:
     """The optimizer registered under `name` (`sgd`, `adagrad`)."""
     if name not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {name!r}; valid: {sorted(OPTIMIZERS)}")
+        raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
     return OPTIMIZERS[name](lr, **kwargs)

@@ -69,9 +69,7 @@ def test_elman_letters_follow_the_notebooks_recipe():
 
 
 def test_unknown_corpus_and_options_are_clear_errors():
-    with pytest.raises(
-        ConfigError, match=r"unknown corpus 'kafak'; valid: \['alice', .*'shakespeare'\]"
-    ):
+    with pytest.raises(ConfigError, match=r"unknown corpus 'kafak'; valid: alice, .*shakespeare"):
         load_corpus("kafak")
     with pytest.raises(ConfigError, match="corpus sevenths: .*unexpected keyword.*'lenght'"):
         load_corpus("sevenths", lenght=10)

@@ -1,0 +1,72 @@
+"""A trained model on disk: `model.npz` (parameters under their keys) and `model.json` (the
+ModelConfig and the vocabulary). Loaded with allow_pickle=False and checked against each
+other, so a file can be neither code nor a mismatched model."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rnnexp.data import Vocab
+from rnnexp.errors import RnnexpError
+from rnnexp.model import CharRNN, ModelConfig, init_params
+
+FORMAT = "rnnexp-model-1"
+
+
+def save_model(directory: Path, model: CharRNN, vocab: Vocab) -> Path:
+    """Write model.npz and model.json into `directory`, each atomically; return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "config": asdict(model.config), "vocab": vocab.chars}
+    _atomic(directory / "model.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    _atomic(directory / "model.npz", lambda f: np.savez(f, **model.params))
+    return directory
+
+
+def load_model(directory: Path) -> tuple[CharRNN, Vocab]:
+    """The model and vocabulary saved by save_model, validated: shapes, keys and dtypes
+    must be exactly those its config implies."""
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "model.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        config = ModelConfig(**meta["config"])
+        vocab = Vocab(meta["vocab"])
+        with np.load(directory / "model.npz", allow_pickle=False) as npz:
+            params = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RnnexpError(f"cannot load a model from {directory}: {e}") from None
+    if config.vocab_size != len(vocab):
+        raise RnnexpError(
+            f"{directory}: vocabulary has {len(vocab)} characters, "
+            f"the model expects {config.vocab_size}"
+        )
+    expected = init_params(config, np.random.default_rng(0))
+    if params.keys() != expected.keys():
+        raise RnnexpError(
+            f"{directory}: parameters {sorted(params)} do not match the config's {sorted(expected)}"
+        )
+    for k, v in expected.items():
+        if params[k].shape != v.shape or params[k].dtype != v.dtype:
+            raise RnnexpError(
+                f"{directory}: parameter {k} is {params[k].dtype}{params[k].shape}, "
+                f"the config says {v.dtype}{v.shape}"
+            )
+    model = CharRNN(config, np.random.default_rng(0))
+    model.params = params
+    return model, vocab
+
+
+def _atomic(path: Path, write) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,91 @@
+"""`rnnexp-sample`: generate text from a finished run, given its output folder or MLflow run id.
+
+rnnexp-sample outputs/runs/2026-11-22_18-06-17 --length 500 --temperature 0.8
+rnnexp-sample 4e6f283d2f954bce99bd85951865c0fe --prime "ROMEO:" --seed 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rnnexp.checkpoint import load_model
+from rnnexp.errors import RnnexpError
+from rnnexp.sample import sample
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rnnexp-sample", description="Generate text from a finished rnnexp run."
+    )
+    p.add_argument(
+        "source", help="the run's output folder (or its model/ folder), or its MLflow run id"
+    )
+    p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
+    p.add_argument(
+        "--temperature", type=float, default=1.0,
+        help="1.0 samples the model's distribution, lower is more conservative, 0 is greedy",
+    )  # fmt: skip
+    prime = p.add_mutually_exclusive_group()
+    prime.add_argument(
+        "--prime", default="", help="text to start from (default: a random character)"
+    )
+    prime.add_argument("--prime-file", type=Path, help="read the prime text from this file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator (default 0)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store to find a run id in "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)",
+    )
+    return p
+
+
+def model_dir(source: str, tracking_uri: str | None, scratch: Path) -> Path:
+    """The folder holding model.npz and model.json, downloaded first for a run id."""
+    path = Path(source)
+    if path.is_dir():
+        return path / "model" if (path / "model" / "model.json").exists() else path
+    if not RUN_ID.fullmatch(source):
+        raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the text
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from rnnexp.tracking import resolve_uri
+
+    uri = resolve_uri(tracking_uri, Path.cwd())
+    try:
+        return Path(MlflowClient(uri).download_artifacts(source, "model", str(scratch)))
+    except MlflowException as e:
+        raise RnnexpError(f"run {source} in {uri}: {e.message}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        prime = args.prime
+        if args.prime_file is not None:
+            from rnnexp.corpora import read_text
+
+            prime = read_text(args.prime_file)
+        with tempfile.TemporaryDirectory() as scratch:
+            model, vocab = load_model(model_dir(args.source, args.tracking_uri, Path(scratch)))
+        rng = np.random.default_rng(args.seed)
+        text = sample(model, vocab, rng, args.length, prime=prime, temperature=args.temperature)
+    except RnnexpError as e:
+        print(f"rnnexp-sample: error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Check a command line before Hydra runs anything: compose the config as Hydra will (for a
+sweep, once per value of each swept key) and turn any mistake into one line that says what
+is valid. Hydra's own messages span many lines and end in a hint about stack traces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from rnnexp.errors import RnnexpError
+from rnnexp.settings import Settings
+
+GROUPS = ("model", "corpus", "optimizer", "experiment")
+_TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
+def check_command_line(argv: list[str], conf_dir: Path) -> str | None:
+    """None if every job the command line asks for composes into valid Settings, else the
+    first problem as one line."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion:
+        return None
+    if args.config_path or args.config_name or args.config_dir or args.experimental_rerun:
+        return None  # another config than ours: Hydra checks it
+    try:
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+    except OverrideParseException as e:
+        return f"cannot read the command line: {_first_line(e)}"
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    if sweeps and not args.multirun:
+        return f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
+    for overrides in _jobs(parsed):
+        error = _check(overrides, conf_dir)
+        if error:
+            return error
+    return None
+
+
+def _jobs(parsed: list) -> list[list[str]]:
+    """Override lists that between them use every value of every swept key once."""
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    values: dict[str, list[str]] = {}
+    for o in parsed:
+        if o.is_sweep_override():
+            try:  # choice and range sweeps; interval and glob are the sweeper's business
+                values[o.get_key_element()] = list(o.sweep_string_iterator())
+            except Exception:
+                continue
+    first = [f"{k}={v[0]}" for k, v in values.items() if v]
+    jobs = [fixed + first]
+    for i, (k, v) in enumerate(values.items()):
+        for value in v[1:]:
+            jobs.append(fixed + first[:i] + [f"{k}={value}"] + first[i + 1 :])
+    return jobs
+
+
+def _compose(overrides: list[str], conf_dir: Path) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def _check(overrides: list[str], conf_dir: Path) -> str | None:
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+    from rnnexp.experiment import validate
+
+    try:
+        cfg = _compose(overrides, conf_dir)
+        unknown = _unknown_key(cfg, Settings)
+        if unknown:
+            return _unknown_key_message(unknown, overrides, conf_dir)
+        settings = OmegaConf.to_object(cfg)
+        validate(settings)
+    except MissingConfigException as e:
+        group, _, name = (e.missing_cfg_file or "").rpartition("/")
+        if e.options is not None and group:
+            return f"unknown {group} {name!r}; valid: {', '.join(e.options)}"
+        return _first_line(e)
+    except MissingMandatoryValue as e:
+        key = getattr(e, "full_key", "") or _full_key(e)
+        hint = " (corpus=file corpus.path=/path/to/text.txt)" if key == "corpus.path" else ""
+        return f"{key} must be set{hint}"
+    except RnnexpError as e:
+        return str(e)
+    except Exception as e:  # Hydra wraps OmegaConf's errors in ConfigCompositionException
+        cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+        key = getattr(cause, "full_key", None) or _full_key(cause)
+        if isinstance(cause, ValidationError) and key:
+            value = next((o.split("=", 1)[1] for o in overrides if _key(o) == key), None)
+            return (
+                f"{key}={value} is not {_type_name(key)}"
+                if value is not None
+                else _first_line(cause)
+            )
+        if "not in" in str(cause) and key:
+            return _unknown_key_message(key, overrides, conf_dir)
+        return _first_line(cause)
+    return None
+
+
+def _unknown_key_message(key: str, overrides: list[str], conf_dir: Path) -> str:
+    """'unknown key train.stepz; valid keys of train: steps, ...', the valid keys read from
+    the config composed without the offending override."""
+    parent, _, _ = key.rpartition(".")
+    rest = [o for o in overrides if _key(o) != key and not _key(o).startswith(key + ".")]
+    try:
+        node = _compose(rest, conf_dir)
+        for part in parent.split(".") if parent else []:
+            node = node[part]
+        valid = sorted(str(k) for k in node.keys())
+    except Exception:
+        return f"unknown key {key!r}"
+    if not parent:
+        valid = sorted(set(valid) | set(GROUPS))
+    where = f"of {parent}" if parent else "at the top level"
+    return f"unknown key {key!r}; valid keys {where}: {', '.join(valid)}"
+
+
+def _unknown_key(cfg: DictConfig, schema: type, prefix: str = "") -> str | None:
+    """The first key of `cfg` that `schema` does not have (`+key=` slips past Hydra's check)."""
+    hints = typing.get_type_hints(schema)
+    for k in cfg.keys():
+        k = str(k)
+        if k not in hints:
+            return prefix + k
+        sub = hints[k]
+        if dataclasses.is_dataclass(sub) and isinstance(cfg[k], DictConfig):
+            found = _unknown_key(cfg[k], sub, f"{prefix}{k}.")
+            if found:
+                return found
+    return None
+
+
+def _type_name(key: str) -> str:
+    """'a whole number' for train.steps, from the schema's annotation."""
+    node: type = Settings
+    for part in key.split("."):
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        if part not in hints:
+            return "of the right type"
+        node = hints[part]
+    args = [a for a in typing.get_args(node) if a is not type(None)]
+    base = args[0] if args else node
+    name = _TYPE_NAMES.get(base, getattr(base, "__name__", str(base)))
+    return name + (" or null" if type(None) in typing.get_args(node) else "")
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _full_key(e: Exception) -> str:
+    m = re.search(r"full_key: (\S+)", str(e))
+    return m.group(1) if m else ""
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -1,0 +1,72 @@
+"""The shape of an experiment's settings: every config key and its type, as plain dataclasses.
+
+The entrypoint registers `Settings` as the schema of conf/config.yaml, so a misspelled key
+or a value of the wrong type fails before anything runs. The YAML files hold every default
+(and say why); these classes hold none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ModelSettings:
+    name: str  # preset label: rnn | stacked2 | srn
+    hidden_size: int
+    layers: int
+    activation: str  # tanh | sigmoid
+    bptt: bool
+    init_scale: float
+    dtype: str  # float64 | float32
+
+
+@dataclass
+class CorpusSettings:
+    name: str
+    path: str | None  # corpus=file only
+    max_chars: int | None
+    val_fraction: float
+    options: dict[str, Any]  # the generator's keywords, for generated corpora
+
+
+@dataclass
+class OptimizerSettings:
+    name: str  # sgd | adagrad
+    lr: float
+
+
+@dataclass
+class TrainSettings:
+    steps: int
+    seq_length: int
+    batch_size: int
+    clip: float | None
+    eval_every: int
+    sample_every: int
+    sample_length: int
+    log_every: int
+
+
+@dataclass
+class SampleSettings:
+    temperature: float
+    prime: str
+
+
+@dataclass
+class TrackingSettings:
+    uri: str | None
+    experiment: str
+
+
+@dataclass
+class Settings:
+    seed: int
+    model: ModelSettings
+    corpus: CorpusSettings
+    optimizer: OptimizerSettings
+    train: TrainSettings
+    sample: SampleSettings
+    tracking: TrackingSettings

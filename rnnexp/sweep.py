@@ -1,0 +1,49 @@
+"""Hydra callback: a sweep's MLflow store, experiment and parent run are made once, in the
+launching process, before any job starts; jobs read their ids from the sweep folder.
+
+Jobs that each opened a fresh sqlite store together would corrupt it, and concurrent
+`set_experiment` calls can file runs under "Default". Ids go through a file, not the
+environment: an exported MLFLOW_RUN_ID would make every job log into one run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from rnnexp.experiment import SWEEP_FILE, run_tags
+
+
+class SweepTracking(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from rnnexp.tracking import MlflowRun, open_experiment, resolve_uri
+
+        launch_dir = Path(config.hydra.runtime.cwd)
+        sweep_dir = launch_dir / str(config.hydra.sweep.dir)
+        uri = resolve_uri(config.tracking.uri, launch_dir)
+        experiment_id = open_experiment(uri, config.tracking.experiment)
+        overrides = list(config.hydra.overrides.task)
+        name = "sweep " + " ".join(overrides) if overrides else "sweep"
+        tags = run_tags(overrides) | {"rnnexp.sweep_dir": str(sweep_dir.resolve())}
+        parent = MlflowRun.start(uri, experiment_id, name, tags)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        ids = {"uri": uri, "experiment_id": experiment_id, "parent_run_id": parent.run_id}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(ids, indent=2))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from rnnexp.tracking import MlflowRun
+
+        launch_dir = Path(config.hydra.runtime.cwd)
+        path = launch_dir / str(config.hydra.sweep.dir) / SWEEP_FILE
+        ids = json.loads(path.read_text())
+        parent = MlflowRun(ids["uri"], ids["parent_run_id"])
+        children = parent.client.search_runs(
+            [ids["experiment_id"]], f"tags.mlflow.parentRunId = '{parent.run_id}'"
+        )
+        failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
+        error = f"jobs not finished: {', '.join(failed)}" if failed else None
+        parent.finish("FAILED" if failed else "FINISHED", error)

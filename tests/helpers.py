@@ -1,0 +1,75 @@
+"""Running the real entrypoints in subprocesses, and reading back what a store holds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# a few steps of everything: logging, evaluation, samples
+TINY = [
+    "train.steps=30",
+    "train.log_every=5",
+    "train.eval_every=10",
+    "train.sample_every=15",
+    "train.sample_length=20",
+]
+
+
+def env(**extra: str) -> dict[str, str]:
+    """This process's environment (RNNEXP_DATA_DIR included) without any MLflow run or store
+    of the caller's leaking in."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    e.update(extra)
+    return e
+
+
+def rnnexp(*args: str, cwd: Path, timeout: float = 180, **extra_env: str):
+    """`python -m rnnexp ARGS` in `cwd`; returns the CompletedProcess (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rnnexp", *args],
+        cwd=cwd,
+        env=env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def sample_cmd(*args: str, cwd: Path, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "rnnexp.generate", *args],
+        cwd=cwd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def runs(uri: str, experiment: str = "rnnexp") -> list:
+    """All runs of an experiment, oldest first."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment!r} in {uri}"
+    return list(reversed(client.search_runs([exp.experiment_id], max_results=1000)))
+
+
+def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    from mlflow import MlflowClient
+
+    return sorted((m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+def artifacts(uri: str, run_id: str, path: str = "") -> list[str]:
+    """Artifact paths under `path`, recursively."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    out = []
+    for f in client.list_artifacts(run_id, path or None):
+        out.extend(artifacts(uri, run_id, f.path) if f.is_dir else [f.path])
+    return out

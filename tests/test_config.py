@@ -1,0 +1,192 @@
+"""Hydra composition for real: every option of every group, every experiment preset, and a
+one-line error for every kind of mistake on the command line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import env, rnnexp
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from rnnexp.cli import CONF_DIR, EXPERIMENTS_DIR, flatten, register_configs
+from rnnexp.experiment import validate
+from rnnexp.preflight import check_command_line
+from rnnexp.settings import Settings
+
+register_configs()
+GROUP_OPTIONS = {
+    group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    for group in ("model", "corpus", "optimizer")
+}
+EXPERIMENTS = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def settings(*overrides: str) -> Settings:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return OmegaConf.to_object(compose("config", overrides=list(overrides)))
+
+
+def test_the_groups_hold_what_the_docs_promise():
+    assert GROUP_OPTIONS == {
+        "model": ["rnn", "srn", "stacked2"],
+        "corpus": ["alice", "elman", "file", "fizzbuzz", "kafka", "sevenths", "shakespeare"],
+        "optimizer": ["adagrad", "sgd"],
+    }
+    s = settings()
+    assert (s.model.name, s.corpus.name, s.optimizer.name) == ("rnn", "fizzbuzz", "adagrad")
+
+
+@pytest.mark.parametrize(
+    "group, option", [(g, o) for g, options in GROUP_OPTIONS.items() for o in options]
+)
+def test_every_group_option_composes_and_validates(group, option, tmp_path):
+    extra = []
+    if (group, option) == ("corpus", "file"):
+        (tmp_path / "t.txt").write_text("hello world\n" * 20)
+        extra = [f"corpus.path={tmp_path / 't.txt'}"]
+    s = settings(f"{group}={option}", *extra)
+    assert isinstance(s, Settings)
+    assert getattr(s, group).name == option
+    validate(s)
+
+
+EXPECTED = {  # the notebooks' settings each preset must carry
+    "stacked2_kafka": dict(model="stacked2", corpus="kafka", opt="adagrad", H=256, T=50, lr=0.01),
+    "min_char_rnn": dict(model="rnn", corpus="shakespeare", opt="adagrad", H=100, T=25, lr=0.1),
+    "elman_srn_shakespeare": dict(model="srn", corpus="shakespeare", opt="sgd", H=128, T=1, lr=0.1),
+    "elman_srn_letters": dict(model="srn", corpus="elman", opt="sgd", H=128, T=1, lr=0.1),
+    "sigmoid_bptt": dict(model="srn", corpus="shakespeare", opt="adagrad", H=128, T=15, lr=0.1),
+    "basic_rnn_sevenths": dict(model="rnn", corpus="sevenths", opt="adagrad", H=128, T=64, lr=0.1),
+    "basic_rnn_fizzbuzz": dict(model="rnn", corpus="fizzbuzz", opt="adagrad", H=128, T=64, lr=0.1),
+    "basic_rnn_alice": dict(model="rnn", corpus="alice", opt="adagrad", H=512, T=256, lr=0.1),
+}
+
+
+def test_every_preset_is_tested():
+    assert EXPERIMENTS == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_experiment_preset_composes(name):
+    s = settings(f"experiment={name}")
+    e = EXPECTED[name]
+    assert (s.model.name, s.corpus.name, s.optimizer.name) == (e["model"], e["corpus"], e["opt"])
+    assert (s.model.hidden_size, s.train.seq_length, s.optimizer.lr) == (e["H"], e["T"], e["lr"])
+    validate(s)
+    text = (EXPERIMENTS_DIR / f"{name}.yaml").read_text().splitlines()
+    assert text[0] == "# @package _global_"
+    assert text[1].startswith("# Notebook 00") and "?" in " ".join(text[1:4])  # its question
+    assert f"rnnexp experiment={name}" in "\n".join(text[:6])  # and its command
+
+
+def test_presets_carry_their_special_settings():
+    s = settings("experiment=sigmoid_bptt")
+    assert (s.model.activation, s.model.bptt, s.train.clip) == ("sigmoid", True, 1.0)
+    assert settings("experiment=elman_srn_shakespeare").corpus.max_chars == 100_000
+    assert settings("experiment=stacked2_kafka").model.layers == 2
+    # command-line overrides still win over a preset
+    assert settings("experiment=min_char_rnn", "train.steps=7").train.steps == 7
+
+
+def test_params_are_the_flattened_config():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["corpus=elman"])
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    assert flat["train.steps"] == "2000"
+    assert flat["corpus.options.n_b"] == "3000"
+    assert flat["tracking.uri"] == "null"
+    assert len(flat) < 100  # MLflow takes at most 100 params per call
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
+        (["corpus=kafak"], "unknown corpus 'kafak'; valid: alice, elman, file, fizzbuzz, kafka, "),
+        (["optimizer=adam"], "unknown optimizer 'adam'; valid: adagrad, sgd"),
+        (["experiment=nope"], "unknown experiment 'nope'; valid: basic_rnn_alice, "),
+        (["train.stepz=5"], "unknown key 'train.stepz'; valid keys of train: batch_size, clip, "),
+        (["+train.stepz=5"], "unknown key 'train.stepz'; valid keys of train: batch_size, clip, "),
+        (
+            ["trian.steps=5"],
+            "unknown key 'trian'; valid keys at the top level: corpus, experiment, ",
+        ),
+        (
+            ["corpus=sevenths", "corpus.options.lenght=9"],
+            "unknown key 'corpus.options.lenght'; valid keys of corpus.options: length",
+        ),
+        (["train.steps=abc"], "train.steps=abc is not a whole number"),
+        (["optimizer.lr=fast"], "optimizer.lr=fast is not a number"),
+        (["model.bptt=maybe"], "model.bptt=maybe is not true or false"),
+        (["train.clip=big"], "train.clip=big is not a number or null"),
+        (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
+        (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
+        (["train.seq_length=0"], "train.seq_length must be >= 1, got 0"),
+        (["model.activation=relu"], "unknown model.activation 'relu'; valid: tanh, sigmoid"),
+        (["corpus=file"], "corpus.path must be set (corpus=file corpus.path=/path/to/text.txt)"),
+        (["corpus=file", "corpus.path=/no/such.txt"], "corpus file not found: /no/such.txt"),
+        (["corpus=fizzbuzz", "corpus.options.n=0"], "fizzbuzz n must be a whole number >= 1"),
+        (["model=srn,rnn"], "model=srn,rnn is a sweep: add -m (--multirun)"),
+        (["-m", "model=srn,rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
+        (["-m", "train.steps=10,abc"], "train.steps=abc is not a whole number"),
+        (["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; valid: basic, joblib"),
+    ],
+)
+def test_command_line_mistakes_are_one_clear_line(args, message):
+    error = check_command_line(args, CONF_DIR)
+    assert error is not None and error.startswith(message), error
+    assert "\n" not in error
+
+
+def test_good_command_lines_pass():
+    for args in (
+        [],
+        ["-m", "model=srn,rnn,stacked2", "optimizer=sgd,adagrad"],
+        ["experiment=min_char_rnn", "train.steps=3"],
+        ["--cfg", "job", "model=srn"],
+        ["--help"],
+        ["train.clip=null", "corpus=elman", "corpus.options.seed=4"],
+    ):
+        assert check_command_line(args, CONF_DIR) is None, args
+
+
+def test_a_mistake_exits_2_with_one_line_and_nothing_written(tmp_path):
+    r = rnnexp("model=rnm", "train.steps=5", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "rnnexp: error: unknown model 'rnm'; valid: rnn, srn, stacked2"
+    ]
+    assert "Traceback" not in r.stderr + r.stdout
+    assert not (tmp_path / "outputs").exists()  # no store, no run folder
+
+
+def test_cfg_and_help_are_fast_and_do_not_import_mlflow(tmp_path):
+    cmd = [sys.executable, "-X", "importtime", "-m", "rnnexp"]
+    for extra in (["--cfg", "job", "experiment=stacked2_kafka"], ["--help"]):
+        r = subprocess.run(cmd + extra, cwd=tmp_path, env=env(), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines()}
+        assert "mlflow" not in imported and "matplotlib" not in imported
+    assert (
+        "hidden_size: 256"
+        in rnnexp("--cfg", "job", "experiment=stacked2_kafka", cwd=tmp_path).stdout
+    )
+    help_text = rnnexp("--help", cwd=tmp_path).stdout
+    for line in (
+        "model: rnn, srn, stacked2",
+        "optimizer: adagrad, sgd",
+        "corpus: alice, elman, file, fizzbuzz, kafka, sevenths, shakespeare",
+        "experiment: basic_rnn_alice, basic_rnn_fizzbuzz",
+    ):
+        assert line in help_text
+
+
+def test_experiments_are_found_from_any_directory(tmp_path):
+    elsewhere = tmp_path / "some" / "where"
+    elsewhere.mkdir(parents=True)
+    r = rnnexp("--cfg", "job", "experiment=basic_rnn_alice", cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert "hidden_size: 512" in r.stdout and "seq_length: 256" in r.stdout
+    assert Path(elsewhere).exists() and not (elsewhere / "outputs").exists()

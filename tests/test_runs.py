@@ -1,0 +1,218 @@
+"""End-to-end runs through the real entrypoint, recorded in a real MLflow store: a sqlite file
+in tmp_path, and a real `mlflow server` on 127.0.0.1."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT
+from helpers import TINY, artifacts, env, history, rnnexp, runs, sample_cmd
+
+
+def default_store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One tiny run with the default store under its launch dir; (folder, uri, run)."""
+    tmp = tmp_path_factory.mktemp("run")
+    r = rnnexp(*TINY, "corpus=elman", "hydra.run.dir=outputs/the_run", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    uri = default_store(tmp)
+    (run,) = runs(uri)
+    return tmp, uri, run
+
+
+def test_a_run_records_params_tags_metrics_and_artifacts(finished):
+    tmp, uri, run = finished
+    assert run.info.status == "FINISHED"
+    p = run.data.params
+    assert p["train.steps"] == "30" and p["model.name"] == "rnn" and p["corpus.name"] == "elman"
+    assert p["corpus.options.n_b"] == "3000" and p["tracking.uri"] == "null" and p["seed"] == "0"
+    t = run.data.tags
+    assert t["rnnexp.corpus"] == "elman" and len(t["rnnexp.corpus_sha256"]) == 64
+    assert t["rnnexp.overrides"].startswith("train.steps=30 train.log_every=5")
+    if (ROOT / ".git").exists():  # a checkout: the code version is on the run
+        assert len(t["mlflow.source.git.commit"].removesuffix("-dirty")) == 40
+    assert run.info.run_name == ",".join(
+        [*TINY, "corpus=elman", "hydra.run.dir=outputs/the_run"][:6]
+    )
+
+    assert [s for s, _ in history(uri, run.info.run_id, "train/loss")] == [5, 10, 15, 20, 25, 30]
+    assert [s for s, _ in history(uri, run.info.run_id, "train/smooth_loss")] == [
+        5,
+        10,
+        15,
+        20,
+        25,
+        30,
+    ]
+    assert [s for s, _ in history(uri, run.info.run_id, "perf/chars_per_s")] == [
+        5,
+        10,
+        15,
+        20,
+        25,
+        30,
+    ]
+    val = history(uri, run.info.run_id, "val/loss")
+    bpc = history(uri, run.info.run_id, "val/bpc")
+    assert [s for s, _ in val] == [10, 20, 30] and [s for s, _ in bpc] == [10, 20, 30]
+    assert bpc[-1][1] == pytest.approx(val[-1][1] / 0.6931471805599453)
+    assert history(uri, run.info.run_id, "corpus/entropy_floor") == [
+        (0, pytest.approx(0.3675, abs=1e-4))
+    ]
+
+    files = artifacts(uri, run.info.run_id)
+    assert sorted(files) == [
+        "config.yaml", "loss_curve.png", "model/model.json", "model/model.npz",
+        "samples/step_0000015.txt", "samples/step_0000030.txt",
+    ]  # fmt: skip
+    out = tmp / "outputs" / "the_run"
+    for f in ("model/model.npz", "model/model.json", "loss_curve.png", "rnnexp.log"):
+        assert (out / f).is_file(), f
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # artifacts beside the store, not in ./mlruns of the cwd
+    assert not (tmp / "mlruns").exists() and (tmp / "outputs" / "mlartifacts").is_dir()
+
+
+def test_samples_and_config_are_readable(finished):
+    from mlflow import MlflowClient
+
+    _, uri, run = finished
+    client = MlflowClient(uri)
+    sample = open(client.download_artifacts(run.info.run_id, "samples/step_0000030.txt")).read()
+    assert len(sample) == 20 and set(sample) <= set("abceiu")
+    config = open(client.download_artifacts(run.info.run_id, "config.yaml")).read()
+    assert "steps: 30" in config and "name: elman" in config
+
+
+def test_the_sample_command_reads_a_finished_run(finished):
+    tmp, uri, run = finished
+    by_dir = sample_cmd("outputs/the_run", "--length", "50", "--seed", "1", cwd=tmp)
+    assert by_dir.returncode == 0, by_dir.stderr
+    by_id = sample_cmd(run.info.run_id, "--length", "50", "--seed", "1", cwd=tmp)
+    assert by_id.returncode == 0, by_id.stderr
+    assert by_dir.stdout == by_id.stdout and len(by_dir.stdout) == 51
+    (tmp / "prime.txt").write_text("aebuu")
+    primed = sample_cmd("outputs/the_run", "--prime-file", "prime.txt", "--length", "5",
+                        "--temperature", "0", cwd=tmp)  # fmt: skip
+    assert primed.returncode == 0 and primed.stdout.startswith("aebuu") and len(primed.stdout) == 11
+    bad = sample_cmd("outputs/the_run", "--prime", "xyz", cwd=tmp)
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.strip() == "rnnexp-sample: error: character 'x' is not in the model's vocabulary"
+    )
+    missing = sample_cmd("0" * 32, cwd=tmp)
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_same_seed_same_metrics_and_samples(tmp_path):
+    for _ in range(2):
+        r = rnnexp(*TINY, "model=stacked2", "model.hidden_size=16", "seed=5", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    uri = default_store(tmp_path)
+    a, b = runs(uri)
+    for key in ("train/loss", "train/smooth_loss", "val/loss", "val/bpc"):
+        assert history(uri, a.info.run_id, key) == history(uri, b.info.run_id, key), key
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    for step in ("0000015", "0000030"):
+        texts = [
+            open(client.download_artifacts(r.info.run_id, f"samples/step_{step}.txt")).read()
+            for r in (a, b)
+        ]
+        assert texts[0] == texts[1]
+
+
+def test_a_diverged_run_is_failed_with_its_error(tmp_path):
+    r = rnnexp(*TINY, "model.init_scale=1e308", cwd=tmp_path)  # inf weights: a NaN loss at once
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("rnnexp: error: loss is nan at step 1")
+    (run,) = runs(default_store(tmp_path))
+    assert run.info.status == "FAILED"
+    assert run.data.tags["rnnexp.error"].startswith("DivergedError: loss is nan at step 1")
+
+
+def test_ctrl_c_marks_the_run_killed(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", "train.steps=10000000", "train.log_every=100"],
+        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log = tmp_path / "outputs"
+    deadline = time.monotonic() + 60
+    while (
+        not list(log.glob("runs/*/rnnexp.log"))
+        or "run " not in list(log.glob("runs/*/rnnexp.log"))[0].read_text()
+    ):  # the run exists once its first line is logged
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "rnnexp: interrupted" in stderr and "Traceback" not in stderr
+    (run,) = runs(default_store(tmp_path))
+    assert run.info.status == "KILLED"
+    assert len(history(default_store(tmp_path), run.info.run_id, "train/loss")) > 0  # kept
+
+
+def test_a_sweep_is_one_parent_with_a_child_per_job(tmp_path):
+    r = rnnexp("-m", "model=srn,rnn", "optimizer=sgd,adagrad", *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    check_sweep(default_store(tmp_path), 4, {"model", "optimizer"})
+
+
+def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
+    r = rnnexp(
+        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    check_sweep(default_store(tmp_path), 4, {"seed"})
+
+
+def check_sweep(uri: str, n: int, swept: set[str]) -> None:
+    """One parent, n FINISHED children under it, every metric point there, nothing in Default."""
+    from mlflow import MlflowClient
+
+    all_runs = runs(uri)
+    parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in parents]
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("sweep ")
+    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == n == len(all_runs) - 1
+    names = set()
+    for c in children:
+        assert c.info.status == "FINISHED"
+        names.add(c.info.run_name)
+        assert {o.split("=")[0] for o in c.info.run_name.split(",")} >= swept
+        assert len(history(uri, c.info.run_id, "train/loss")) == 6
+        assert len(history(uri, c.info.run_id, "val/loss")) == 3
+    assert len(names) == n
+    default = MlflowClient(uri).get_experiment_by_name("Default")
+    assert MlflowClient(uri).search_runs([default.experiment_id]) == []
+
+
+def test_a_run_against_a_real_mlflow_server(tmp_path, mlflow_server):
+    r = rnnexp(*TINY, f"tracking.uri={mlflow_server}", "tracking.experiment=server", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(mlflow_server, "server")
+    assert run.info.status == "FINISHED"
+    assert len(history(mlflow_server, run.info.run_id, "train/loss")) == 6
+    assert "model/model.npz" in artifacts(mlflow_server, run.info.run_id)
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to the default store
+
+
+def test_mlflow_tracking_uri_from_the_environment(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    r = rnnexp(*TINY, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert r.returncode == 0, r.stderr
+    assert len(runs(uri)) == 1
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
