@@ -1,6 +1,6 @@
 """A trained model on disk: `model.npz` (parameters under their keys) and `model.json` (the
-ModelConfig and the vocabulary). Loaded with allow_pickle=False and checked against each
-other, so a file can be neither code nor a mismatched model."""
+ModelConfig, the vocabulary, and the character its training streams start from). Loaded with
+allow_pickle=False and checked against each other: neither code nor a mismatched model."""
 
 from __future__ import annotations
 
@@ -18,18 +18,20 @@ from rnnexp.model import CharRNN, ModelConfig, init_params
 FORMAT = "rnnexp-model-1"
 
 
-def save_model(directory: Path, model: CharRNN, vocab: Vocab) -> Path:
-    """Write model.npz and model.json into `directory`, each atomically; return the directory."""
+def save_model(directory: Path, model: CharRNN, vocab: Vocab, start: str) -> Path:
+    """Write model.npz and model.json into `directory`, each atomically; return the directory.
+    `start` is the first character of the training text: from a zero state, the input every
+    training stream began with, so the natural seed for unprimed samples."""
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "config": asdict(model.config), "vocab": vocab.chars}
+    meta = {"format": FORMAT, "config": asdict(model.config), "vocab": vocab.chars, "start": start}
     _atomic(directory / "model.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
     _atomic(directory / "model.npz", lambda f: np.savez(f, **model.params))
     return directory
 
 
-def load_model(directory: Path) -> tuple[CharRNN, Vocab]:
-    """The model and vocabulary saved by save_model, validated: shapes, keys and dtypes
-    must be exactly those its config implies."""
+def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
+    """The model, vocabulary and start character saved by save_model, validated: shapes,
+    keys and dtypes must be exactly those its config implies."""
     directory = Path(directory)
     try:
         meta = json.loads((directory / "model.json").read_text())
@@ -37,6 +39,9 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab]:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
         config = ModelConfig(**meta["config"])
         vocab = Vocab(meta["vocab"])
+        start = meta["start"]
+        if len(start) != 1 or start not in vocab.index:
+            raise ValueError(f"start character {start!r} is not one character of the vocabulary")
         with np.load(directory / "model.npz", allow_pickle=False) as npz:
             params = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -59,7 +64,7 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab]:
             )
     model = CharRNN(config, np.random.default_rng(0))
     model.params = params
-    return model, vocab
+    return model, vocab, start
 
 
 def _atomic(path: Path, write) -> None:

@@ -187,6 +187,9 @@ def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: 
     history: dict[str, list] = {"train": [], "val": []}
     window_loss, window_steps, window_time = 0.0, 0, 0.0
     val_loss = float("nan")
+    # no prime: start where every training stream starts, a zero state and the first
+    # character; a random first character is a start the model may never have seen
+    prime = s.sample.prime or b.corpus.text[0]
     bar = tqdm(total=t.steps, unit="step", disable=not sys.stderr.isatty(), dynamic_ncols=True)
     with bar, logging_redirect_tqdm():
         for step in range(1, t.steps + 1):
@@ -224,9 +227,7 @@ def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: 
                     ev.bpc,
                 )
             if t.sample_every and (step % t.sample_every == 0 or last):
-                text = sample(
-                    b.model, b.vocab, b.rng, t.sample_length, s.sample.prime, s.sample.temperature
-                )
+                text = sample(b.model, b.vocab, b.rng, t.sample_length, prime, s.sample.temperature)
                 tracked.log_text(text, f"samples/step_{step:07d}.txt")
             bar.update()
     finish_artifacts(s, b, tracked, output_dir, history)
@@ -237,7 +238,7 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, history: dict) -> N
     """The final model and the loss curve, in the output folder and as run artifacts."""
     from rnnexp.plots import loss_curve
 
-    model_dir = save_model(output_dir / "model", b.model, b.vocab)
+    model_dir = save_model(output_dir / "model", b.model, b.vocab, b.corpus.text[0])
     tracked.log_artifact(model_dir / "model.npz", "model")
     tracked.log_artifact(model_dir / "model.json", "model")
     m, o = s.model, s.optimizer

@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     prime = p.add_mutually_exclusive_group()
     prime.add_argument(
-        "--prime", default="", help="text to start from (default: a random character)"
+        "--prime",
+        default="",
+        help="text to start from (default: the training text's first character)",
     )
     prime.add_argument("--prime-file", type=Path, help="read the prime text from this file")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator (default 0)")
@@ -77,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
             prime = read_text(args.prime_file)
         with tempfile.TemporaryDirectory() as scratch:
-            model, vocab = load_model(model_dir(args.source, args.tracking_uri, Path(scratch)))
+            model, vocab, start = load_model(
+                model_dir(args.source, args.tracking_uri, Path(scratch))
+            )
         rng = np.random.default_rng(args.seed)
-        text = sample(model, vocab, rng, args.length, prime=prime, temperature=args.temperature)
+        text = sample(model, vocab, rng, args.length, prime or start, args.temperature)
     except RnnexpError as e:
         print(f"rnnexp-sample: error: {e}", file=sys.stderr)
         return 2

@@ -86,7 +86,7 @@ def test_samples_and_config_are_readable(finished):
     _, uri, run = finished
     client = MlflowClient(uri)
     sample = open(client.download_artifacts(run.info.run_id, "samples/step_0000030.txt")).read()
-    assert len(sample) == 20 and set(sample) <= set("abceiu")
+    assert len(sample) == 21 and set(sample) <= set("abceiu")  # the start character + 20
     config = open(client.download_artifacts(run.info.run_id, "config.yaml")).read()
     assert "steps: 30" in config and "name: elman" in config
 
@@ -97,7 +97,7 @@ def test_the_sample_command_reads_a_finished_run(finished):
     assert by_dir.returncode == 0, by_dir.stderr
     by_id = sample_cmd(run.info.run_id, "--length", "50", "--seed", "1", cwd=tmp)
     assert by_id.returncode == 0, by_id.stderr
-    assert by_dir.stdout == by_id.stdout and len(by_dir.stdout) == 51
+    assert by_dir.stdout == by_id.stdout and len(by_dir.stdout) == 52  # start + 50 + newline
     (tmp / "prime.txt").write_text("aebuu")
     primed = sample_cmd("outputs/the_run", "--prime-file", "prime.txt", "--length", "5",
                         "--temperature", "0", cwd=tmp)  # fmt: skip
