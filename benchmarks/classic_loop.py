@@ -43,6 +43,140 @@ def lossFun(inputs, targets, hprev, Wxh, Whh, Why, bh, by):
     return loss, dWxh, dWhh, dWhy, dbh, dby, hs[len(inputs) - 1]
 
 
+def lossFun_stacked2(inputs, targets, hprev, h2prev, Wxh, Whh, Wh2, Wh2h2, Why, bh, bh2, by):
+    """Notebook 000's two-layer net in the same style, with its two bugs fixed (the first
+    layer's gradient goes through the second layer's tanh; the second state is carried)."""
+    vocab_size = Wxh.shape[1]
+    xs, hs, h2s, ys, ps = {}, {}, {}, {}, {}
+    hs[-1], h2s[-1] = np.copy(hprev), np.copy(h2prev)
+    loss = 0
+    for t in range(len(inputs)):
+        xs[t] = np.zeros((vocab_size, 1))
+        xs[t][inputs[t]] = 1
+        hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)
+        h2s[t] = np.tanh(np.dot(Wh2, hs[t]) + np.dot(Wh2h2, h2s[t - 1]) + bh2)
+        ys[t] = np.dot(Why, h2s[t]) + by
+        ps[t] = np.exp(ys[t]) / np.sum(np.exp(ys[t]))
+        loss += -np.log(ps[t][targets[t], 0])
+    dWxh, dWhh, dWh2, dWh2h2 = [np.zeros_like(w) for w in (Wxh, Whh, Wh2, Wh2h2)]
+    dWhy, dbh, dbh2, dby = [np.zeros_like(w) for w in (Why, bh, bh2, by)]
+    dhnext, dh2next = np.zeros_like(hs[0]), np.zeros_like(h2s[0])
+    for t in reversed(range(len(inputs))):
+        dy = np.copy(ps[t])
+        dy[targets[t]] -= 1
+        dWhy += np.dot(dy, h2s[t].T)
+        dby += dy
+        dh2 = np.dot(Why.T, dy) + dh2next
+        dh2raw = (1 - h2s[t] * h2s[t]) * dh2
+        dbh2 += dh2raw
+        dWh2 += np.dot(dh2raw, hs[t].T)
+        dWh2h2 += np.dot(dh2raw, h2s[t - 1].T)
+        dh2next = np.dot(Wh2h2.T, dh2raw)
+        dh = np.dot(Wh2.T, dh2raw) + dhnext
+        dhraw = (1 - hs[t] * hs[t]) * dh
+        dbh += dhraw
+        dWxh += np.dot(dhraw, xs[t].T)
+        dWhh += np.dot(dhraw, hs[t - 1].T)
+        dhnext = np.dot(Whh.T, dhraw)
+    grads = [dWxh, dWhh, dWh2, dWh2h2, dWhy, dbh, dbh2, dby]
+    for dparam in grads:
+        np.clip(dparam, -5, 5, out=dparam)
+    return loss, grads, hs[len(inputs) - 1], h2s[len(inputs) - 1]
+
+
+def lossFun_srn(inputs, targets, hprev, Wxh, Whh, Why, bh, by):
+    """Notebook 003's Elman net in the same style: sigmoid units, the context (hprev) an
+    input that receives no gradient."""
+    vocab_size = Wxh.shape[1]
+    xs, hs, ys, ps = {}, {}, {}, {}
+    hs[-1] = np.copy(hprev)
+    loss = 0
+    for t in range(len(inputs)):
+        xs[t] = np.zeros((vocab_size, 1))
+        xs[t][inputs[t]] = 1
+        hs[t] = 1 / (1 + np.exp(-(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)))
+        ys[t] = np.dot(Why, hs[t]) + by
+        ps[t] = np.exp(ys[t]) / np.sum(np.exp(ys[t]))
+        loss += -np.log(ps[t][targets[t], 0])
+    dWxh, dWhh, dWhy = np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why)
+    dbh, dby = np.zeros_like(bh), np.zeros_like(by)
+    for t in reversed(range(len(inputs))):
+        dy = np.copy(ps[t])
+        dy[targets[t]] -= 1
+        dWhy += np.dot(dy, hs[t].T)
+        dby += dy
+        dh = np.dot(Why.T, dy)  # no dhnext: nothing flows back through the context
+        dhraw = hs[t] * (1 - hs[t]) * dh
+        dbh += dhraw
+        dWxh += np.dot(dhraw, xs[t].T)
+        dWhh += np.dot(dhraw, hs[t - 1].T)
+    grads = [dWxh, dWhh, dWhy, dbh, dby]
+    for dparam in grads:
+        np.clip(dparam, -5, 5, out=dparam)
+    return loss, grads, hs[len(inputs) - 1]
+
+
+def init(kind, vocab_size, hidden_size, seed=0):
+    """The notebooks' parameters, min-char-rnn's layout: weights randn * 0.01, biases 0."""
+    rs = np.random.RandomState(seed)
+    H, V = hidden_size, vocab_size
+    params = dict(Wxh=rs.randn(H, V) * 0.01, Whh=rs.randn(H, H) * 0.01)
+    if kind == "stacked2":
+        params.update(Wh2=rs.randn(H, H) * 0.01, Wh2h2=rs.randn(H, H) * 0.01)
+    params["Why"] = rs.randn(V, H) * 0.01
+    params["bh"] = np.zeros((H, 1))
+    if kind == "stacked2":
+        params["bh2"] = np.zeros((H, 1))
+    params["by"] = np.zeros((V, 1))
+    return params
+
+
+class Classic:
+    """min-char-rnn's main loop for `kind` (rnn, stacked2, srn), one step per call:
+    pointer, reset, lossFun, smooth loss, update (Adagrad, or SGD as notebook 003)."""
+
+    def __init__(self, kind, data, vocab_size, hidden_size, seq_length, learning_rate, sgd=False):
+        self.kind, self.data, self.seq_length, self.lr, self.sgd = (
+            kind,
+            data,
+            seq_length,
+            learning_rate,
+            sgd,
+        )
+        self.params = init(kind, vocab_size, hidden_size)
+        self.mems = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.H = hidden_size
+        self.n, self.p = 0, 0
+        self.smooth_loss = -np.log(1.0 / vocab_size) * seq_length
+
+    def step(self):
+        P, T, data = self.params, self.seq_length, self.data
+        if self.p + T + 1 >= len(data) or self.n == 0:
+            self.hprev = np.zeros((self.H, 1))
+            self.h2prev = np.zeros((self.H, 1))
+            self.p = 0
+        inputs = [int(i) for i in data[self.p : self.p + T]]
+        targets = [int(i) for i in data[self.p + 1 : self.p + T + 1]]
+        if self.kind == "rnn":
+            loss, *grads, self.hprev = lossFun(inputs, targets, self.hprev, *P.values())
+        elif self.kind == "srn":
+            loss, grads, self.hprev = lossFun_srn(inputs, targets, self.hprev, *P.values())
+        else:
+            loss, grads, self.hprev, self.h2prev = lossFun_stacked2(
+                inputs, targets, self.hprev, self.h2prev, *P.values()
+            )
+        self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
+        for param, dparam, mem in zip(P.values(), grads, self.mems.values()):
+            if self.sgd:
+                param += -self.lr * dparam
+            else:
+                mem += dparam * dparam
+                param += -self.lr * dparam / np.sqrt(mem + 1e-8)
+        self.p += T
+        self.n += 1
+        return loss
+
+
 def train(data, vocab_size, hidden_size, seq_length, learning_rate, steps, seed=0):
     """min-char-rnn's main loop (sampling left out) for `steps` iterations.
     Returns (params, smooth_loss) with params as min-char-rnn lays them out."""

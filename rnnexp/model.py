@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnexp.errors import ConfigError
+from rnnexp.params import FlatParams
 
 Params = dict[str, np.ndarray]
 State = list[np.ndarray]  # one (B, H) hidden state per layer
@@ -69,30 +70,67 @@ def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelCo
     return ModelConfig(vocab_size, hidden_size, **{**PRESETS[name], **overrides})
 
 
-def _activate(a: np.ndarray, kind: str) -> np.ndarray:
-    """f(a) in place."""
+def _activate(a: np.ndarray, kind: str, out: np.ndarray) -> np.ndarray:
+    """out = f(a); `a` may be overwritten."""
     if kind == "tanh":
-        return np.tanh(a, out=a)
+        return np.tanh(a, out=out)
     # sigmoid(a) = (1 + tanh(a/2)) / 2: no overflow in exp for large |a|
-    a *= 0.5
-    np.tanh(a, out=a)
-    a += 1.0
-    a *= 0.5
-    return a
+    np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
 
 
-def _derivative(h: np.ndarray, kind: str) -> np.ndarray:
-    """f'(a) written in terms of h = f(a)."""
-    return 1.0 - h * h if kind == "tanh" else h * (1.0 - h)
+def _derivative(h: np.ndarray, kind: str, out: np.ndarray) -> np.ndarray:
+    """out = f'(a), written in terms of h = f(a)."""
+    if kind == "tanh":
+        np.multiply(h, h, out=out)  # 1 - h^2
+        return np.subtract(1.0, out, out=out)
+    np.subtract(1.0, h, out=out)  # h (1 - h)
+    out *= h
+    return out
+
+
+class _Workspace:
+    """Buffers for one (B, T) chunk shape, reused step after step: a training step then
+    allocates nothing large (fresh large arrays cost page faults every time)."""
+
+    def __init__(self, config: ModelConfig, B: int, T: int):
+        H, V, dt = config.hidden_size, config.vocab_size, np.dtype(config.dtype)
+        self.hs = [np.empty((T + 1, B, H), dt) for _ in range(config.layers)]  # h_0 .. h_T
+        self.a = np.empty((T, B, H), dt)  # pre-activations of the current layer
+        self.logits = np.empty((T * B, V), dt)  # then probs, then dy
+        self.dh = np.empty((T, B, H), dt)  # gradient reaching h_t from outside the recurrence
+        self.dhraw = np.empty((T, B, H), dt)  # gradient at the pre-activations
+        self.deriv = np.empty((T, B, H), dt)  # f'(a_t)
+        self.tmp = np.empty((B, H), dt)
+        self.rows = np.arange(T * B)
 
 
 class CharRNN:
     """Parameters plus the math. `params` and the grads it returns share keys:
-    `l{l}.Wxh`, `l{l}.Whh`, `l{l}.bh` per layer, then `Why`, `by`."""
+    `l{l}.Wxh`, `l{l}.Whh`, `l{l}.bh` per layer, then `Why`, `by`. Both are FlatParams:
+    views into one buffer each, so optimizers update everything in a few calls."""
 
     def __init__(self, config: ModelConfig, rng: np.random.Generator):
         self.config = config
-        self.params = init_params(config, rng)
+        self._params = FlatParams.of(init_params(config, rng), config.dtype)
+        self._workspaces: dict[tuple[int, int], _Workspace] = {}
+
+    @property
+    def params(self) -> FlatParams:
+        return self._params
+
+    @params.setter
+    def params(self, values: dict[str, np.ndarray]) -> None:
+        """Copy `values` in (same keys and shapes as the config implies)."""
+        if values.keys() != self._params.keys():
+            raise ValueError(f"parameters {sorted(values)} are not {sorted(self._params)}")
+        for k, v in values.items():
+            if np.shape(v) != self._params[k].shape:
+                raise ValueError(f"{k} has shape {np.shape(v)}, expected {self._params[k].shape}")
+            self._params[k][...] = v
 
     @property
     def dtype(self) -> np.dtype:
@@ -105,33 +143,47 @@ class CharRNN:
             for _ in range(self.config.layers)
         ]
 
+    def new_grads(self) -> FlatParams:
+        """A gradient buffer for loss_and_grads(..., grads=) to fill step after step."""
+        return self._params.like()
+
+    def _workspace(self, B: int, T: int) -> _Workspace:
+        ws = self._workspaces.get((B, T))
+        if ws is None:
+            if len(self._workspaces) >= 4:  # evaluation's last short chunk adds shapes
+                self._workspaces.clear()
+            ws = self._workspaces[(B, T)] = _Workspace(self.config, B, T)
+        return ws
+
     def _forward(self, inputs: np.ndarray, hprev: State) -> tuple[list[np.ndarray], np.ndarray]:
         """inputs (B, T) ints, hprev per layer (B, H).
         Returns per-layer states hs[l] (T+1, B, H) with hs[l][0] = hprev[l], and logits (T*B, V),
-        rows in time-major order (row t*B + b is stream b at step t)."""
-        c, p = self.config, self.params
+        rows in time-major order (row t*B + b is stream b at step t). Both are workspace
+        buffers, overwritten by the next call with the same shape."""
+        c, p = self.config, self._params
         B, T = inputs.shape
         H = c.hidden_size
-        hs = []
+        ws = self._workspace(B, T)
+        a, tmp, dot = ws.a, ws.tmp, np.dot
         below = None
         for l in range(c.layers):
             # everything that does not depend on the recurrence: one gather or GEMM per chunk
-            if l == 0:
-                a = p["l0.Wxh"][inputs.T]  # (T, B, H): rows of Wxh, never a one-hot product
+            if l == 0:  # rows of Wxh, never a one-hot product: (T, B, H)
+                np.take(p["l0.Wxh"], inputs.T, axis=0, out=a)
             else:
-                a = (below.reshape(T * B, H) @ p[f"l{l}.Wxh"]).reshape(T, B, H)
+                np.matmul(below.reshape(T * B, H), p[f"l{l}.Wxh"], out=a.reshape(T * B, H))
             a += p[f"l{l}.bh"]
-            h = np.empty((T + 1, B, H), self.dtype)
+            h = ws.hs[l]
             h[0] = hprev[l]
-            Whh = p[f"l{l}.Whh"]
+            Whh, act = p[f"l{l}.Whh"], c.activation
             for t in range(T):  # the recurrence: the only step-by-step part
-                at = a[t]
-                at += h[t] @ Whh
-                h[t + 1] = _activate(at, c.activation)
-            hs.append(h)
+                dot(h[t], Whh, out=tmp)  # np.dot: the least call overhead for these shapes
+                tmp += a[t]
+                _activate(tmp, act, out=h[t + 1])
             below = h[1:]
-        logits = below.reshape(T * B, H) @ p["Why"] + p["by"]  # (T*B, V)
-        return hs, logits
+        logits = np.matmul(below.reshape(T * B, H), p["Why"], out=ws.logits)  # (T*B, V)
+        logits += p["by"]
+        return ws.hs, logits
 
     def advance(self, inputs: np.ndarray, hprev: State) -> State:
         """Feed inputs (B, T) ints through the layers; the state after the last (B, H) each."""
@@ -141,68 +193,106 @@ class CharRNN:
     def loss(self, inputs: np.ndarray, targets: np.ndarray, hprev: State) -> tuple[float, State]:
         """Forward only: (summed chunk loss averaged over streams, next state)."""
         hs, logits = self._forward(inputs, hprev)
-        loss, _ = _softmax_xent(logits, targets)
+        loss, _ = _softmax_xent(logits, targets, self._workspace(*inputs.shape).rows)
         return loss / inputs.shape[0], [h[-1].copy() for h in hs]
 
     def loss_and_grads(
-        self, inputs: np.ndarray, targets: np.ndarray, hprev: State
-    ) -> tuple[float, Params, State]:
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        hprev: State,
+        grads: FlatParams | None = None,
+    ) -> tuple[float, FlatParams, State]:
         """inputs, targets (B, T) ints; hprev per layer (B, H).
         Returns the loss (nats summed over the chunk, mean over the B streams), gradients
-        under the keys of `params`, and the last hidden state of each layer (B, H)."""
-        c, p = self.config, self.params
+        under the keys of `params` (written into `grads` when given, see new_grads), and the
+        last hidden state of each layer (B, H)."""
+        c, p = self.config, self._params
         B, T = inputs.shape
         H = c.hidden_size
+        g = self.new_grads() if grads is None else grads
+        ws = self._workspace(B, T)
         hs, logits = self._forward(inputs, hprev)
-        loss, dy = _softmax_xent(logits, targets)  # dy (T*B, V) = probs - one_hot(targets)
+        loss, dy = _softmax_xent(logits, targets, ws.rows)  # dy (T*B, V) = probs - one_hot
         dy /= B
 
-        grads: Params = {}
         top = hs[-1][1:].reshape(T * B, H)
-        grads["Why"] = top.T @ dy
-        grads["by"] = dy.sum(0)
-        dh = (dy @ p["Why"].T).reshape(T, B, H)  # dloss/dh_t of the top layer, from the readout
+        _xty(top, dy, out=g["Why"])
+        np.sum(dy, axis=0, out=g["by"])
+        dh, dh2 = ws.dh, ws.dh.reshape(T * B, H)
+        np.matmul(dy, p["Why"].T, out=dh2)  # dloss/dh_t of the top layer, from the readout
         for l in reversed(range(c.layers)):
             Whh = p[f"l{l}.Whh"]
-            dhraw = self._backward_recurrence(dh, hs[l], Whh).reshape(T * B, H)
-            grads[f"l{l}.Whh"] = hs[l][:-1].reshape(T * B, H).T @ dhraw
-            grads[f"l{l}.bh"] = dhraw.sum(0)
+            dhraw = self._backward_recurrence(dh, hs[l], Whh, ws).reshape(T * B, H)
+            _xty(hs[l][:-1].reshape(T * B, H), dhraw, out=g[f"l{l}.Whh"])
+            np.sum(dhraw, axis=0, out=g[f"l{l}.bh"])
             if l > 0:
                 below = hs[l - 1][1:].reshape(T * B, H)
-                grads[f"l{l}.Wxh"] = below.T @ dhraw
+                _xty(below, dhraw, out=g[f"l{l}.Wxh"])
                 # into the layer below through this layer's activation derivative (in dhraw):
                 # the notebook's two-layer net skipped it
-                dh = (dhraw @ p[f"l{l}.Wxh"].T).reshape(T, B, H)
+                np.matmul(dhraw, p[f"l{l}.Wxh"].T, out=dh2)
             else:
-                dWxh = np.zeros_like(p["l0.Wxh"])
-                np.add.at(dWxh, inputs.T.reshape(-1), dhraw)  # scatter-add rows, no one-hot
-                grads["l0.Wxh"] = dWxh
-        return loss / B, grads, [h[-1].copy() for h in hs]
+                _scatter_add_rows(g["l0.Wxh"], inputs.T.reshape(-1), dhraw)
+        return loss / B, g, [h[-1].copy() for h in hs]
 
-    def _backward_recurrence(self, dh: np.ndarray, h: np.ndarray, Whh: np.ndarray) -> np.ndarray:
+    def _backward_recurrence(
+        self, dh: np.ndarray, h: np.ndarray, Whh: np.ndarray, ws: _Workspace | None = None
+    ) -> np.ndarray:
         """dh (T, B, H): gradient reaching h_t from outside the recurrence; h (T+1, B, H).
         Returns dhraw (T, B, H), the gradient at the pre-activations."""
-        deriv = _derivative(h[1:], self.config.activation)
+        if ws is None:
+            ws = _Workspace(self.config, dh.shape[1], dh.shape[0])
+        deriv, dhraw = ws.deriv, ws.dhraw
+        _derivative(h[1:], self.config.activation, out=deriv)
         if not self.config.bptt:
-            return dh * deriv  # context units are constants: nothing flows back through time
-        dhraw = np.empty_like(dh)
-        dhnext = np.zeros_like(dh[0])
-        for t in reversed(range(dh.shape[0])):
-            np.multiply(dh[t] + dhnext, deriv[t], out=dhraw[t])
-            dhnext = dhraw[t] @ Whh.T
+            return np.multiply(dh, deriv, out=dhraw)  # context units are constants
+        WhhT, tmp, dot, multiply = Whh.T, ws.tmp, np.dot, np.multiply
+        T = dh.shape[0]
+        multiply(dh[T - 1], deriv[T - 1], out=dhraw[T - 1])
+        for t in range(T - 2, -1, -1):
+            dot(dhraw[t + 1], WhhT, out=tmp)  # dhnext
+            tmp += dh[t]
+            multiply(tmp, deriv[t], out=dhraw[t])
         return dhraw
 
     def step(self, ix: np.ndarray, h: State) -> tuple[np.ndarray, State]:
         """One character per stream: ix (B,) ints, h per layer (B, H) -> logits (B, V), new h."""
-        c, p = self.config, self.params
+        c, p = self.config, self._params
         x = None
         out = []
         for l in range(c.layers):
             a = p["l0.Wxh"][ix] if l == 0 else x @ p[f"l{l}.Wxh"]
-            a = a + h[l] @ p[f"l{l}.Whh"] + p[f"l{l}.bh"]
-            x = _activate(a, c.activation)
+            a += h[l] @ p[f"l{l}.Whh"]
+            a += p[f"l{l}.bh"]
+            x = _activate(a, c.activation, out=a)
             out.append(x)
         return x @ p["Why"] + p["by"], out
+
+
+def _xty(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = x.T @ y for x (N, I), y (N, J); for N = 1 an outer product (the same products:
+    a GEMM with one term per sum is slower here than a broadcast multiply)."""
+    if x.shape[0] == 1:
+        return np.multiply(x[0][:, None], y[0][None, :], out=out)
+    return np.matmul(x.T, y, out=out)
+
+
+def _scatter_add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:
+    """out = 0, then out[index[k]] += rows[k] for every k, in order of k: the gradient of a
+    row gather. Sorting once and summing runs with reduceat is several times faster than
+    np.add.at, and adds in the same order."""
+    out.fill(0)
+    if len(index) == 1:
+        out[index[0]] = rows[0]
+        return
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    first = np.empty(len(index), bool)  # where each run of equal indices starts
+    first[0] = True
+    np.not_equal(sorted_index[1:], sorted_index[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    out[sorted_index[starts]] = np.add.reduceat(rows[order], starts, axis=0)
 
 
 def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
@@ -218,10 +308,12 @@ def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
     return params
 
 
-def _softmax_xent(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+def _softmax_xent(
+    logits: np.ndarray, targets: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """logits (T*B, V) time-major rows, targets (B, T). Returns the summed cross-entropy
     (nats) and its gradient w.r.t. the logits, probs - one_hot, overwriting `logits`."""
-    rows = np.arange(logits.shape[0])
+    rows = np.arange(logits.shape[0]) if rows is None else rows
     tgt = targets.T.reshape(-1)
     logits -= logits.max(1, keepdims=True)  # stable: exp never overflows
     picked = logits[rows, tgt].astype(np.float64)

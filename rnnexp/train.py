@@ -51,6 +51,7 @@ class Trainer:
         self.streams = Streams(train_ids, batch_size, seq_length)
         self.clip = clip
         self.hprev = model.zero_state(batch_size)
+        self.grads = model.new_grads()  # filled in place every step
         self.step = 0
         # the notebooks' starting point: the loss of a uniform guess over the chunk
         self.smooth_loss = -math.log(1.0 / model.config.vocab_size) * seq_length
@@ -59,7 +60,7 @@ class Trainer:
         inputs, targets, wrapped = self.streams.next()
         if wrapped:
             self.hprev = self.model.zero_state(self.streams.batch_size)
-        loss, grads, hnext = self.model.loss_and_grads(inputs, targets, self.hprev)
+        loss, grads, hnext = self.model.loss_and_grads(inputs, targets, self.hprev, self.grads)
         if not math.isfinite(loss):
             raise DivergedError(
                 f"loss is {loss} at step {self.step + 1}; lower optimizer.lr or clip"

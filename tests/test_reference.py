@@ -67,3 +67,36 @@ def test_training_follows_min_char_rnn_step_for_step():
     assert trainer.smooth_loss == pytest.approx(ref_smooth, rel=1e-9)
     for k, v in to_ours(ref).items():
         np.testing.assert_allclose(model.params[k], v, rtol=1e-7, atol=1e-10, err_msg=k)
+
+
+CLASSIC_TO_OURS = {  # benchmarks/classic_loop.py names -> rnnexp's, transposed
+    "Wxh": "l0.Wxh", "Whh": "l0.Whh", "bh": "l0.bh", "Wh2": "l1.Wxh", "Wh2h2": "l1.Whh",
+    "bh2": "l1.bh", "Why": "Why", "by": "by",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["stacked2", "srn"])
+def test_classic_stacked2_and_srn_are_rnnexps_math(kind):
+    # the benchmark's notebook-style references compute exactly what rnnexp computes
+    rng = np.random.default_rng(4)
+    ref = {k: rng.normal(0, 0.3, v.shape) for k, v in classic_loop.init(kind, V, H).items()}
+    inputs, targets = rng.integers(0, V, T), rng.integers(0, V, T)
+    hprev, h2prev = rng.uniform(0.1, 0.9, (H, 1)), rng.uniform(-0.5, 0.5, (H, 1))
+    if kind == "srn":
+        loss, grads, _ = classic_loop.lossFun_srn(list(inputs), list(targets), hprev, *ref.values())
+        state = [hprev[:, 0][None]]
+    else:
+        loss, grads, _, _ = classic_loop.lossFun_stacked2(
+            list(inputs), list(targets), hprev, h2prev, *ref.values()
+        )
+        state = [hprev[:, 0][None], h2prev[:, 0][None]]
+    model = CharRNN(preset(kind, V, H), np.random.default_rng(0))
+    model.params = {
+        CLASSIC_TO_OURS[k]: (v[:, 0] if v.shape[1] == 1 else v.T).copy() for k, v in ref.items()
+    }
+    ours, our_grads, _ = model.loss_and_grads(inputs[None], targets[None], state)
+    assert ours == pytest.approx(loss, rel=1e-12)
+    for k, g in zip(ref, grads, strict=True):
+        want = g[:, 0] if g.shape[1] == 1 else g.T
+        assert np.abs(want).max() < 5  # inside the classic loop's clip: comparable
+        np.testing.assert_allclose(our_grads[CLASSIC_TO_OURS[k]], want, rtol=1e-9, atol=1e-12)
