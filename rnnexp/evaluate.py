@@ -17,16 +17,27 @@ class Evaluation:
     chars: int  # characters predicted
 
 
-def evaluate(model: CharRNN, ids: np.ndarray, chunk: int = 256) -> Evaluation:
-    """Loss of predicting ids[1:] from ids[:-1] as one stream from a zero state, in chunks
-    of `chunk` characters with the hidden state carried across them: the number does not
-    depend on the chunk length, only on the text."""
-    n = len(ids) - 1
+def evaluate(model: CharRNN, ids: np.ndarray, streams: int = 1, chunk: int = 256) -> Evaluation:
+    """Loss of predicting every character of ids[1:] from the ones before it.
+
+    The text is cut into `streams` contiguous pieces of equal length, read side by side from
+    a zero state (one batched pass instead of one long sequential one); the last piece's
+    state then carries on over the few characters left over. streams=1 is one stream from
+    the start. `chunk` only sets the memory used: the state is carried across chunks."""
+    n = len(ids) - 1  # predictions
     if n < 1:
         raise ValueError("need at least 2 characters to evaluate")
-    h = model.zero_state(1)
+    S = max(1, min(streams, n))
+    L = n // S
+    inputs, targets = ids[: S * L].reshape(S, L), ids[1 : S * L + 1].reshape(S, L)
+    h = model.zero_state(S)
     total = 0.0
-    for start in range(0, n, chunk):
+    for start in range(0, L, chunk):
+        stop = min(start + chunk, L)
+        loss, h = model.loss(inputs[:, start:stop], targets[:, start:stop], h)
+        total += loss * S  # model.loss averages over the streams
+    h = [x[-1:] for x in h]  # the last stream reads on over the leftover characters
+    for start in range(S * L, n, chunk):
         stop = min(start + chunk, n)
         loss, h = model.loss(ids[None, start:stop], ids[None, start + 1 : stop + 1], h)
         total += loss

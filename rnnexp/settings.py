@@ -44,6 +44,7 @@ class TrainSettings:
     batch_size: int
     clip: float | None
     eval_every: int
+    eval_streams: int
     sample_every: int
     sample_length: int
     log_every: int

@@ -67,3 +67,29 @@ def test_nonsense_learning_rates_are_refused(lr):
 def test_unknown_optimizer_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=r"unknown optimizer 'adam'; valid: adagrad, sgd"):
         make_optimizer("adam", lr=0.1)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad"])
+def test_one_buffer_updates_equal_per_array_updates_to_the_bit(name):
+    # the fast path (FlatParams: a few calls over one buffer) against the plain-dict path
+    from rnnexp.params import FlatParams
+
+    rng = np.random.default_rng(0)
+    shapes = {"l0.Wxh": (7, 5), "l0.Whh": (5, 5), "l0.bh": (5,), "Why": (5, 7), "by": (7,)}
+    start = {k: rng.normal(size=s) for k, s in shapes.items()}
+    flat, plain = FlatParams.of(start), {k: v.copy() for k, v in start.items()}
+    fast, slow = make_optimizer(name, lr=0.1), make_optimizer(name, lr=0.1)
+    grads_flat = flat.like()
+    for _ in range(5):
+        g = {k: rng.normal(scale=4.0, size=s) for k, s in shapes.items()}
+        for k in g:
+            grads_flat[k][...] = g[k]
+        clip_grads(grads_flat, 5.0)
+        clip_grads(g, 5.0)
+        fast.step(flat, grads_flat)
+        slow.step(plain, g)
+    for k in shapes:
+        assert flat[k].tobytes() == plain[k].tobytes(), k
+    assert fast.state_dict().keys() == slow.state_dict().keys()
+    for k, v in fast.state_dict().items():
+        assert v.tobytes() == slow.state_dict()[k].tobytes(), k

@@ -138,3 +138,22 @@ def test_evaluation_does_not_depend_on_the_chunk_length():
     assert a.loss == pytest.approx(b.loss, rel=1e-12)
     assert a.chars == len(val) - 1
     assert a.bpc == pytest.approx(a.loss / math.log(2))
+
+
+def test_batched_evaluation_predicts_every_character_once():
+    _, trainer, val = setup("elman", seq_length=25, batch_size=4)
+    trainer.run(50)
+    one = evaluate(trainer.model, val)
+    assert one.chars == len(val) - 1
+    for streams in (2, 7, 64):
+        many = evaluate(trainer.model, val, streams=streams, chunk=100)
+        assert many.chars == len(val) - 1
+        # each extra stream starts from a zero state: worse, by little when streams are long
+        # (2717 / 7 = 388 characters each), by more when short (64 streams of 42)
+        assert one.loss <= many.loss < one.loss * (1.02 if streams <= 7 else 1.15)
+    # one stream per character: every prediction from a zero state and one input
+    assert evaluate(trainer.model, val[:30], streams=29).chars == 29
+    # the same stream cut differently gives the same number
+    a = evaluate(trainer.model, val, streams=5, chunk=7)
+    b = evaluate(trainer.model, val, streams=5, chunk=1000)
+    assert a.loss == pytest.approx(b.loss, rel=1e-12)
