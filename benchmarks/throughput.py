@@ -69,10 +69,29 @@ def _timed(step, chars_per_step: int, seconds: float, repeats: int) -> list[floa
     return rates
 
 
-def _rss_mb() -> float:
-    import resource
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _base_mb() -> float:
+    """Resident memory now, with the peak mark reset to it (Linux): what training adds on
+    top of the interpreter, libraries and corpus is then peak - base."""
+    import gc
+
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def _rss_mb() -> float:
+    """Peak resident memory since the last _base_mb()."""
+    return _status_mb("VmHWM")
 
 
 def work_rnnexp(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> dict:
@@ -82,7 +101,7 @@ def work_rnnexp(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> d
 
     ids, V = _data()
     model, H, T, opt, lr = CONFIGS[cfg]
-    base = _rss_mb()
+    base = _base_mb()
     net = CharRNN(preset(model, V, H, dtype=dtype), np.random.default_rng(0))
     trainer = Trainer(net, make_optimizer(opt, lr=lr), ids, seq_length=T, batch_size=B)
     rates = _timed(trainer.train_step, B * T, seconds, repeats)
@@ -95,7 +114,7 @@ def work_classic(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> 
 
     ids, V = _data()
     model, H, T, opt, lr = CONFIGS[cfg]
-    base = _rss_mb()
+    base = _base_mb()
     loop = classic_loop.Classic(model, ids, V, H, T, lr, sgd=opt == "sgd")
     rates = _timed(loop.step, T, seconds, repeats)
     return dict(rates=rates, rss_mb=_rss_mb(), base_mb=base, V=V)
@@ -108,7 +127,7 @@ def work_torch(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> di
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     ids, V = _data()
     model, H, T, opt, lr = CONFIGS[cfg]
-    base = _rss_mb()
+    base = _base_mb()
     dt = {"float32": torch.float32, "float64": torch.float64}[dtype]
     torch.manual_seed(0)
     layers = 2 if model == "stacked2" else 1

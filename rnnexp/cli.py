@@ -8,6 +8,7 @@ which Hydra's sweepers minimise.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def flatten(node: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _threads_per_job(hc) -> int | None:
+    """Jobs of a parallel (joblib) sweep share the cores: cores / n_jobs BLAS threads each,
+    so two jobs on two cores do not each start two threads and fight. None: no limit."""
+    if hc.mode != RunMode.MULTIRUN or hc.runtime.choices.get("hydra/launcher") != "joblib":
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = hc.launcher.get("n_jobs") or -1
+    n_jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 is all cores
+    return max(1, cores // max(1, n_jobs))
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
@@ -62,6 +74,7 @@ def task(cfg: DictConfig) -> float:
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),
         sweep_dir=launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
+        threads=_threads_per_job(hc),
     )
     try:
         return experiment.run(OmegaConf.to_object(cfg), launch)

@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Launch:
     params: dict[str, object] = field(default_factory=dict)  # the config as dotted keys
     sweep_dir: Path | None = None  # set for the jobs of a multirun
     track: bool = True  # False: NullRun, nothing recorded
+    threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
 
 
 @dataclass
@@ -83,6 +85,8 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"corpus.val_fraction must be in (0, 1), got {s.corpus.val_fraction}")
     if not s.sample.temperature >= 0:
         raise ConfigError(f"sample.temperature must be >= 0, got {s.sample.temperature}")
+    if s.threads is not None and s.threads < 1:
+        raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
     if s.corpus.name in GENERATORS or s.corpus.name == "file":  # cheap to read here: do
         _load(s.corpus)
 
@@ -123,6 +127,14 @@ def build(s: Settings) -> Built:
 
 def run(s: Settings, launch: Launch) -> float:
     """Train one experiment, tracked; return its final validation loss (nats/char)."""
+    from threadpoolctl import threadpool_limits
+
+    threads = s.threads or launch.threads
+    with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
+        return _run(s, launch)
+
+
+def _run(s: Settings, launch: Launch) -> float:
     b = build(s)
     tracked = open_run(s, launch, b.corpus) if launch.track else NullRun()
     status, error = "FAILED", None
@@ -132,15 +144,14 @@ def run(s: Settings, launch: Launch) -> float:
             tracked.log_text(launch.config_yaml, "config.yaml")
         if b.corpus.entropy_floor is not None:
             tracked.log_metrics({"corpus/entropy_floor": b.corpus.entropy_floor}, step=0)
+        from threadpoolctl import threadpool_info
+
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         log.info(
-            "%s: %s (%d chars, V=%d), %s, run %s",
-            launch.run_name,
-            b.corpus.name,
-            len(b.corpus.text),
-            len(b.vocab),
-            launch.output_dir,
-            tracked.run_id,
-        )
+            "%s: %s (%d chars, V=%d), %s, run %s, %s BLAS threads", launch.run_name,
+            b.corpus.name, len(b.corpus.text), len(b.vocab), launch.output_dir, tracked.run_id,
+            max(blas, default="no"),
+        )  # fmt: skip
         val_loss = train_loop(s, b, tracked, launch.output_dir)
         status = "FINISHED"
         return val_loss
@@ -195,6 +206,7 @@ def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: 
     # so the zero-state start of each costs little (a short split is read as one stream)
     eval_streams = max(1, min(t.eval_streams, len(b.val_ids) // 1000))
     bar = tqdm(total=t.steps, unit="step", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    loop_start, eval_time, sample_time = time.perf_counter(), 0.0, 0.0
     with bar, logging_redirect_tqdm():
         for step in range(1, t.steps + 1):
             start = time.perf_counter()
@@ -217,7 +229,9 @@ def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: 
                 bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{rate:,.0f}")
                 window_loss, window_steps, window_time = 0.0, 0, 0.0
             if step % t.eval_every == 0 or last:
+                start = time.perf_counter()
                 ev = evaluate(b.model, b.val_ids, eval_streams)
+                eval_time += time.perf_counter() - start
                 val_loss = ev.loss
                 tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc}, step)
                 tracked.flush()
@@ -231,9 +245,16 @@ def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: 
                     ev.bpc,
                 )
             if t.sample_every and (step % t.sample_every == 0 or last):
+                start = time.perf_counter()
                 text = sample(b.model, b.vocab, b.rng, t.sample_length, prime, s.sample.temperature)
                 tracked.log_text(text, f"samples/step_{step:07d}.txt")
+                sample_time += time.perf_counter() - start
             bar.update()
+    loop = time.perf_counter() - loop_start
+    log.info(
+        "trained %d steps in %.2f s (%.0f chars/s), of which evaluation %.2f s, samples %.2f s",
+        t.steps, loop, t.steps * chars_per_step / loop, eval_time, sample_time,
+    )  # fmt: skip
     finish_artifacts(s, b, tracked, output_dir, history)
     return val_loss
 

@@ -65,6 +65,7 @@ class TrackingSettings:
 @dataclass
 class Settings:
     seed: int
+    threads: int | None  # BLAS threads; None: decided by the launch (Launch.threads)
     model: ModelSettings
     corpus: CorpusSettings
     optimizer: OptimizerSettings

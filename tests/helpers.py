@@ -17,10 +17,15 @@ TINY = [
 ]
 
 
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def env(**extra: str) -> dict[str, str]:
-    """This process's environment (RNNEXP_DATA_DIR included) without any MLflow run or store
-    of the caller's leaking in."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    """This process's environment (RNNEXP_DATA_DIR included) without any MLflow run or store,
+    or thread limit, of the caller's leaking in."""
+    e = {
+        k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k not in THREAD_VARS
+    }
     e.update(extra)
     return e
 

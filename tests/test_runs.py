@@ -30,6 +30,9 @@ def finished(tmp_path_factory):
 def test_a_run_records_params_tags_metrics_and_artifacts(finished):
     tmp, uri, run = finished
     assert run.info.status == "FINISHED"
+    log = (tmp / "outputs" / "the_run" / "rnnexp.log").read_text()
+    assert f"{os.cpu_count() or 1} BLAS threads" in log  # a single run: all cores
+    assert "trained 30 steps in" in log and "of which evaluation" in log
     p = run.data.params
     assert p["train.steps"] == "30" and p["model.name"] == "rnn" and p["corpus.name"] == "elman"
     assert p["corpus.options.n_b"] == "3000" and p["tracking.uri"] == "null" and p["seed"] == "0"
@@ -175,6 +178,12 @@ def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     check_sweep(default_store(tmp_path), 4, {"seed"})
+    # 4 jobs at once share the cores: each limited to cores / 4 BLAS threads (at least 1)
+    logs = list((tmp_path / "outputs" / "multiruns").glob("*/*/rnnexp.log"))
+    assert len(logs) == 4
+    share = max(1, (os.cpu_count() or 1) // 4)
+    for log in logs:
+        assert f"{share} BLAS threads" in log.read_text()
 
 
 def check_sweep(uri: str, n: int, swept: set[str]) -> None:
