@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed-test lint  ## lint, then the test suite (CI adds the sl
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check rnnexp tests benchmarks
 	$(BIN)/ruff format --check rnnexp tests benchmarks
+
+bench: $(VENV)/.installed  ## the throughput table of the README (PyTorch included)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/throughput.py --threads 1
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix rnnexp tests benchmarks

@@ -1,0 +1,31 @@
+"""The benchmark scripts still run (tiny settings): they measure speed, tests do not."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from helpers import env
+
+SHARED = ROOT.parent / "shared" / "corpora"
+
+
+def run(*args: str) -> str:
+    r = subprocess.run([sys.executable, *args], cwd=ROOT, env=env(), capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs tiny shakespeare in ../shared/corpora")
+def test_throughput_benchmark_runs():
+    out = run("benchmarks/throughput.py", "--seconds", "0.05", "--repeats", "1", "--no-torch",
+              "--only", "rnn H100 T25", "--batch", "1", "--dtype", "float32")  # fmt: skip
+    assert "numpy GEMM peak: float32" in out
+    assert "classic loop" in out
+    assert "rnn H100 T25       float32   1" in out
+
+
+def test_sampling_benchmark_runs():
+    out = run("benchmarks/sampling.py", "--chars", "50", "--repeats", "1")
+    assert "rnn H512 float64:" in out and "chars/s" in out
