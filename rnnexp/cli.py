@@ -22,6 +22,7 @@ from rnnexp import experiment
 from rnnexp.errors import RnnexpError
 from rnnexp.preflight import check_command_line
 from rnnexp.settings import Settings
+from rnnexp.sweep import SweepTracking
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -80,7 +81,10 @@ def task(cfg: DictConfig) -> float:
         return experiment.run(OmegaConf.to_object(cfg), launch)
     except RnnexpError as e:
         print(f"rnnexp: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if launch.sweep_dir is None:
+            raise SystemExit(2) from None
+        # one job of a sweep: its run is FAILED; the others go on, and the sweep exits 1
+        return float("nan")
 
 
 def main() -> None:
@@ -94,6 +98,11 @@ def main() -> None:
     except KeyboardInterrupt:  # the run is already marked KILLED
         print("rnnexp: interrupted", file=sys.stderr)
         sys.exit(130)
+    if SweepTracking.failed:
+        print(
+            f"rnnexp: error: sweep jobs failed: {', '.join(SweepTracking.failed)}", file=sys.stderr
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

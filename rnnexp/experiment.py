@@ -121,6 +121,7 @@ def build(s: Settings) -> Built:
         seq_length=s.train.seq_length,
         batch_size=s.train.batch_size,
         clip=s.train.clip,
+        diverge_factor=s.train.diverge_factor,
     )
     return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng)
 
@@ -216,6 +217,7 @@ def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: 
             window_steps += 1
             last = step == t.steps
             if step % t.log_every == 0 or last:
+                trainer.check_finite()  # a NaN weight shows in the loss late, if ever
                 loss, rate = window_loss / window_steps, window_steps * chars_per_step / window_time
                 tracked.log_metrics(
                     {

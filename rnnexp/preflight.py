@@ -38,10 +38,25 @@ def check_command_line(argv: list[str], conf_dir: Path) -> str | None:
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not args.multirun:
         return f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
-    for overrides in _jobs(parsed):
+    jobs = _jobs(parsed)
+    for overrides in jobs:
         error = _check(overrides, conf_dir)
         if error:
             return error
+    if args.cfg:  # nothing will run: no store needed
+        return None
+    return _check_store(jobs[0], conf_dir)
+
+
+def _check_store(overrides: list[str], conf_dir: Path) -> str | None:
+    """The tracking store answers, before the first step rather than at the end."""
+    from rnnexp.tracking import check_store, resolve_uri
+
+    cfg = _compose(overrides, conf_dir)
+    try:
+        check_store(resolve_uri(cfg.tracking.uri, Path.cwd()))
+    except RnnexpError as e:
+        return str(e)
     return None
 
 

@@ -43,6 +43,7 @@ class TrainSettings:
     seq_length: int
     batch_size: int
     clip: float | None
+    diverge_factor: float | None
     eval_every: int
     eval_streams: int
     sample_every: int

@@ -19,6 +19,8 @@ from rnnexp.experiment import SWEEP_FILE, run_tags
 
 
 class SweepTracking(Callback):
+    failed: list[str] = []  # jobs of the last sweep that did not finish: the command exits 1
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.tracking import MlflowRun, open_experiment, resolve_uri
 
@@ -45,5 +47,6 @@ class SweepTracking(Callback):
             [ids["experiment_id"]], f"tags.mlflow.parentRunId = '{parent.run_id}'"
         )
         failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
+        SweepTracking.failed = failed
         error = f"jobs not finished: {', '.join(failed)}" if failed else None
         parent.finish("FAILED" if failed else "FINISHED", error)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import math
 import os
 import re
 import time
@@ -180,9 +179,34 @@ class NullRun:
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None: ...
 
 
-def is_remote(uri: str) -> bool:
-    return urlparse(uri).scheme in ("http", "https")
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before a run starts, if the store cannot be used: a server that does not
+    answer /health within `timeout` (MLflow itself would retry for minutes), or a sqlite file
+    that cannot be created or is not a database. Other stores are left to MLflow."""
+    if urlparse(uri).scheme in ("http", "https"):
+        import urllib.request
 
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+                if r.status == 200:
+                    return
+                reason = f"HTTP {r.status}"
+        except OSError as e:  # refused, unreachable, timed out, HTTP errors
+            reason = str(getattr(e, "reason", e))
+        raise RnnexpError(
+            f"cannot reach the MLflow tracking server {uri} ({reason}); "
+            f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another store"
+        )
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RnnexpError(f"cannot create the folder of the tracking store {path}: {e}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
+    if path.exists() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise RnnexpError(f"tracking store {path} is not an sqlite database")

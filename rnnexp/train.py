@@ -19,7 +19,8 @@ from rnnexp.optim import SGD, Adagrad, clip_grads
 
 
 class DivergedError(RnnexpError):
-    """The loss became NaN or infinite; parameters are left at their last finite values."""
+    """Training blew up: a NaN or infinite loss (parameters are left at their values before
+    that step), or a loss per character that stays far above the uniform guess ln V."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,12 @@ class Trainer:
         seq_length: int,
         batch_size: int = 1,
         clip: float | None = 5.0,
+        diverge_factor: float | None = 3.0,
     ):
+        """diverge_factor: stop with DivergedError once the running average of the loss per
+        character (decay 0.9 per step, so a few steps of blow-up, not one spike) exceeds
+        diverge_factor * ln V, the uniform guess; None turns the check off. A stable softmax
+        keeps even absurd logits finite, so a blown-up run need never produce a NaN."""
         if clip is not None and (isinstance(clip, bool) or not clip > 0):
             raise ConfigError(
                 f"train.clip must be a positive number or null (no clipping), got {clip!r}"
@@ -50,6 +56,11 @@ class Trainer:
         self.optimizer = optimizer
         self.streams = Streams(train_ids, batch_size, seq_length)
         self.clip = clip
+        if diverge_factor is not None and not diverge_factor > 1:
+            raise ConfigError(f"train.diverge_factor must be > 1 or null, got {diverge_factor!r}")
+        uniform = math.log(model.config.vocab_size)
+        self.diverge_at = None if diverge_factor is None else diverge_factor * max(uniform, 1.0)
+        self.recent_loss = uniform  # running average of the loss per character
         self.hprev = model.zero_state(batch_size)
         self.grads = model.new_grads()  # filled in place every step
         self.step = 0
@@ -71,7 +82,21 @@ class Trainer:
         self.step += 1
         self.smooth_loss = 0.999 * self.smooth_loss + 0.001 * loss
         T = self.streams.seq_length
+        self.recent_loss = 0.9 * self.recent_loss + 0.1 * loss / T
+        if self.diverge_at is not None and self.recent_loss > self.diverge_at:
+            raise DivergedError(
+                f"loss per character averages {self.recent_loss:.1f} nats at step {self.step}, "
+                f"over {self.diverge_at / math.log(self.model.config.vocab_size):g}x the uniform "
+                f"guess ln V = {math.log(self.model.config.vocab_size):.2f}: the run has blown up; "
+                f"lower optimizer.lr (or clip harder with sgd)"
+            )
         return StepResult(self.step, loss, loss / T, self.smooth_loss, wrapped)
+
+    def check_finite(self) -> None:
+        """Raise DivergedError if any parameter is NaN or infinite (one pass over them all)."""
+        if not np.isfinite(self.model.params.flat).all():
+            bad = [k for k, v in self.model.params.items() if not np.isfinite(v).all()]
+            raise DivergedError(f"parameters {', '.join(bad)} are not finite at step {self.step}")
 
     def run(self, steps: int) -> list[StepResult]:
         """`steps` more steps; their results in order."""

@@ -166,9 +166,52 @@ def test_ctrl_c_marks_the_run_killed(tmp_path):
 
 
 def test_a_sweep_is_one_parent_with_a_child_per_job(tmp_path):
-    r = rnnexp("-m", "model=srn,rnn", "optimizer=sgd,adagrad", *TINY, cwd=tmp_path)
+    r = rnnexp("-m", "model=srn,rnn", "seed=0,1", *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    check_sweep(default_store(tmp_path), 4, {"model", "optimizer"})
+    check_sweep(default_store(tmp_path), 4, {"model", "seed"})
+
+
+def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
+    # plain SGD at lr 0.1 on a 25-character chunk sum blows up: that job is FAILED
+    r = rnnexp("-m", "optimizer=sgd,adagrad", *TINY, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "rnnexp: error: sweep jobs failed: optimizer=sgd," in r.stderr
+    assert "Traceback" not in r.stderr
+    all_runs = runs(default_store(tmp_path))
+    status = {r.info.run_name.split(",")[0]: r.info.status for r in all_runs}
+    assert status["optimizer=sgd"] == "FAILED" and status["optimizer=adagrad"] == "FINISHED"
+    (parent,) = [r for r in all_runs if r.info.run_name.startswith("sweep ")]
+    assert parent.info.status == "FAILED"
+    assert "optimizer=sgd" in parent.data.tags["rnnexp.error"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optimizer=sgd"], "loss per character averages 9.7 nats at step 18, over 3x"),
+        (
+            ["optimizer=sgd", "optimizer.lr=1000", "train.clip=null"],
+            "loss per character averages 411.5 nats at step 2, over 3x",
+        ),
+    ],
+)
+def test_a_blown_up_run_stops_at_once_failed(tmp_path, overrides, message):
+    r = rnnexp("train.steps=300", *overrides, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith(f"rnnexp: error: {message}")
+    (run,) = runs(default_store(tmp_path))
+    assert run.info.status == "FAILED"
+    assert message in run.data.tags["rnnexp.error"]
+
+
+def test_an_unreachable_tracking_server_fails_before_anything_runs(tmp_path):
+    from conftest import free_port
+
+    r = rnnexp(*TINY, f"tracking.uri=http://127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("rnnexp: error: cannot reach the MLflow tracking server")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
