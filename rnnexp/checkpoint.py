@@ -75,3 +75,31 @@ def _atomic(path: Path, write) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+CHECKPOINT = "rnnexp-checkpoint-1"
+
+
+def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """arrays (a Trainer's state_dict and more) and JSON-able meta in one npz, atomically: a
+    crash while writing leaves the previous checkpoint whole."""
+    doc = json.dumps({"format": CHECKPOINT, **meta})
+    _atomic(path, lambda f: np.savez(f, __meta__=np.array(doc), **arrays))
+    return path
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, meta) saved by save_checkpoint; anything else is refused with a clear error."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(str(arrays.pop("__meta__")))
+        if meta.get("format") != CHECKPOINT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT!r}")
+    except FileNotFoundError:
+        raise RnnexpError(f"no checkpoint at {path}") from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        raise RnnexpError(
+            f"checkpoint {path} is corrupted or not an rnnexp checkpoint: {e}"
+        ) from None
+    return arrays, meta

@@ -51,6 +51,35 @@ def flatten(node: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _resume_target(s: Settings, launch_dir: Path, overrides: list[str]) -> tuple[Settings, Path]:
+    """The settings a run was started with, and its folder, from resume=<folder or run id>."""
+    from rnnexp.tracking import RUN_ID, resolve_uri
+
+    extra = [o for o in overrides if o.split("=")[0].lstrip("+~") not in ("resume", "tracking.uri")]
+    if extra:  # MLflow refuses changed params, and the run must stay the run it was
+        raise RnnexpError(f"resume continues a run with its own config: drop {' '.join(extra)}")
+    folder = Path(s.resume).expanduser()
+    if not folder.is_dir():
+        if not RUN_ID.fullmatch(s.resume):
+            raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        uri = resolve_uri(s.tracking.uri, launch_dir)
+        try:
+            tags = MlflowClient(uri).get_run(s.resume).data.tags
+        except MlflowException as e:
+            raise RnnexpError(f"run {s.resume} in {uri}: {e.message}") from None
+        folder = Path(tags.get("rnnexp.output_dir", ""))
+    saved = folder / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
+    if not (folder / experiment.CHECKPOINT_FILE).is_file():
+        raise RnnexpError(f"{folder} has no {experiment.CHECKPOINT_FILE} to resume from")
+    original = OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.load(saved))
+    return OmegaConf.to_object(original), folder
+
+
 def _threads_per_job(hc) -> int | None:
     """Jobs of a parallel (joblib) sweep share the cores: cores / n_jobs BLAS threads each,
     so two jobs on two cores do not each start two threads and fight. None: no limit."""
@@ -67,6 +96,16 @@ def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     launch_dir = Path(hc.runtime.cwd)
     overrides = list(hc.overrides.task)
+    settings = OmegaConf.to_object(cfg)
+    if settings.resume:
+        try:
+            settings, folder = _resume_target(settings, launch_dir, overrides)
+        except RnnexpError as e:
+            print(f"rnnexp: error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        launch = experiment.Launch(folder, launch_dir, f"resume {folder}", resume=True,
+                                   threads=_threads_per_job(hc))  # fmt: skip
+        return _run(settings, launch)
     launch = experiment.Launch(
         output_dir=Path(hc.runtime.output_dir),
         launch_dir=launch_dir,
@@ -77,8 +116,12 @@ def task(cfg: DictConfig) -> float:
         sweep_dir=launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
         threads=_threads_per_job(hc),
     )
+    return _run(settings, launch)
+
+
+def _run(settings: Settings, launch: experiment.Launch) -> float:
     try:
-        return experiment.run(OmegaConf.to_object(cfg), launch)
+        return experiment.run(settings, launch)
     except RnnexpError as e:
         print(f"rnnexp: error: {e}", file=sys.stderr)
         if launch.sweep_dir is None:
@@ -95,9 +138,9 @@ def main() -> None:
         sys.exit(2)
     try:
         task()
-    except KeyboardInterrupt:  # the run is already marked KILLED
-        print("rnnexp: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # the run is already marked KILLED (and checkpointed)
+        print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
+        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
     if SweepTracking.failed:
         print(
             f"rnnexp: error: sweep jobs failed: {', '.join(SweepTracking.failed)}", file=sys.stderr

@@ -9,29 +9,27 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rnnexp.checkpoint import save_model
+from rnnexp.checkpoint import load_checkpoint, save_checkpoint, save_model
 from rnnexp.corpora import Corpus, load_corpus
 from rnnexp.data import Vocab, split
-from rnnexp.errors import ConfigError, CorpusError
-from rnnexp.evaluate import evaluate
+from rnnexp.errors import ConfigError, CorpusError, RnnexpError
 from rnnexp.generated import GENERATORS
+from rnnexp.loop import Interrupted, LoopState, train_loop
 from rnnexp.model import CharRNN, ModelConfig
 from rnnexp.optim import make_optimizer
-from rnnexp.sample import sample
 from rnnexp.settings import Settings
 from rnnexp.tracking import MlflowRun, NullRun, open_experiment, resolve_uri
 from rnnexp.train import Trainer
 
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
+CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
 
 
 @dataclass
@@ -47,6 +45,7 @@ class Launch:
     sweep_dir: Path | None = None  # set for the jobs of a multirun
     track: bool = True  # False: NullRun, nothing recorded
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
+    resume: bool = False  # continue the run in output_dir from its checkpoint
 
 
 @dataclass
@@ -74,7 +73,7 @@ def validate(s: Settings) -> None:
     make_optimizer(s.optimizer.name, s.optimizer.lr)
     t = s.train
     keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
-    for key in (*keys, "sample_length"):
+    for key in (*keys, "sample_length", "checkpoint_every"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
     if t.sample_every < 0:
@@ -137,33 +136,78 @@ def run(s: Settings, launch: Launch) -> float:
 
 def _run(s: Settings, launch: Launch) -> float:
     b = build(s)
-    tracked = open_run(s, launch, b.corpus) if launch.track else NullRun()
+    path = launch.output_dir / CHECKPOINT_FILE
+    if launch.resume:
+        state, tracked = _restore(b, path, launch.track)
+        if b.trainer.step >= s.train.steps:
+            tracked.finish("FINISHED")
+            raise RnnexpError(
+                f"{launch.output_dir} finished all {s.train.steps} steps: nothing to resume"
+            )
+    else:
+        state = LoopState()
+        tracked = open_run(s, launch, b.corpus) if launch.track else NullRun()
     status, error = "FAILED", None
     try:
-        tracked.log_params(launch.params)
-        if launch.config_yaml:
-            tracked.log_text(launch.config_yaml, "config.yaml")
-        if b.corpus.entropy_floor is not None:
-            tracked.log_metrics({"corpus/entropy_floor": b.corpus.entropy_floor}, step=0)
+        if not launch.resume:
+            tracked.log_params(launch.params)
+            if launch.config_yaml:
+                tracked.log_text(launch.config_yaml, "config.yaml")
+            if b.corpus.entropy_floor is not None:
+                tracked.log_metrics({"corpus/entropy_floor": b.corpus.entropy_floor}, step=0)
         from threadpoolctl import threadpool_info
 
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         log.info(
-            "%s: %s (%d chars, V=%d), %s, run %s, %s BLAS threads", launch.run_name,
+            "%s: %s (%d chars, V=%d), %s, run %s, %s BLAS threads%s", launch.run_name,
             b.corpus.name, len(b.corpus.text), len(b.vocab), launch.output_dir, tracked.run_id,
-            max(blas, default="no"),
+            max(blas, default="no"), f", resumed at step {b.trainer.step}" if launch.resume else "",
         )  # fmt: skip
-        val_loss = train_loop(s, b, tracked, launch.output_dir)
+
+        def checkpoint(loop_state: LoopState) -> None:
+            meta = {
+                "step": b.trainer.step,
+                "run_id": tracked.run_id,
+                "uri": getattr(tracked, "uri", None),
+                "corpus_sha256": b.corpus.sha256,
+                "rng": b.rng.bit_generator.state,  # the samples' generator, mid-stream
+                "loop": loop_state.to_json(),
+            }
+            save_checkpoint(path, b.trainer.state_dict(), meta)
+
+        val_loss = train_loop(s, b, tracked, state, checkpoint)
+        finish_artifacts(s, b, tracked, launch.output_dir, state)
         status = "FINISHED"
         return val_loss
+    except Interrupted as e:
+        status = "KILLED"
+        error = f"stopped by {e}; continue with: rnnexp resume={launch.output_dir}"
+        log.info(error)
+        raise
     except KeyboardInterrupt:
-        status, error = "KILLED", "interrupted (Ctrl-C)"
+        status, error = "KILLED", "interrupted (Ctrl-C twice: no checkpoint of the last step)"
         raise
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         raise
     finally:
         tracked.finish(status, error)
+
+
+def _restore(b: Built, path: Path, track: bool) -> tuple[LoopState, MlflowRun | NullRun]:
+    """Put a built run back where its checkpoint left it; reopen its MLflow run."""
+    arrays, meta = load_checkpoint(path)
+    if meta["corpus_sha256"] != b.corpus.sha256:
+        raise CorpusError(f"the corpus text changed since {path} was written: cannot resume")
+    try:
+        b.trainer.load_state_dict(arrays)
+    except (KeyError, ValueError) as e:
+        raise RnnexpError(f"checkpoint {path} does not fit the run's config: {e}") from None
+    b.rng.bit_generator.state = meta["rng"]
+    state = LoopState(**meta["loop"])
+    if not track or not meta.get("run_id"):
+        return state, NullRun()
+    return state, MlflowRun.reopen(meta["uri"], meta["run_id"])
 
 
 def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
@@ -191,77 +235,7 @@ def run_tags(overrides: list[str]) -> dict[str, str]:
     return tags
 
 
-def train_loop(s: Settings, b: Built, tracked: MlflowRun | NullRun, output_dir: Path) -> float:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    t, trainer = s.train, b.trainer
-    chars_per_step = t.batch_size * t.seq_length
-    history: dict[str, list] = {"train": [], "val": []}
-    window_loss, window_steps, window_time = 0.0, 0, 0.0
-    val_loss = float("nan")
-    # no prime: start where every training stream starts, a zero state and the first
-    # character; a random first character is a start the model may never have seen
-    prime = s.sample.prime or b.corpus.text[0]
-    # side-by-side streams make evaluation one batched pass; each reads >= 1000 characters,
-    # so the zero-state start of each costs little (a short split is read as one stream)
-    eval_streams = max(1, min(t.eval_streams, len(b.val_ids) // 1000))
-    bar = tqdm(total=t.steps, unit="step", disable=not sys.stderr.isatty(), dynamic_ncols=True)
-    loop_start, eval_time, sample_time = time.perf_counter(), 0.0, 0.0
-    with bar, logging_redirect_tqdm():
-        for step in range(1, t.steps + 1):
-            start = time.perf_counter()
-            r = trainer.train_step()
-            window_time += time.perf_counter() - start
-            window_loss += r.loss_per_char
-            window_steps += 1
-            last = step == t.steps
-            if step % t.log_every == 0 or last:
-                trainer.check_finite()  # a NaN weight shows in the loss late, if ever
-                loss, rate = window_loss / window_steps, window_steps * chars_per_step / window_time
-                tracked.log_metrics(
-                    {
-                        "train/loss": loss,
-                        "train/smooth_loss": r.smooth_loss,
-                        "perf/chars_per_s": rate,
-                    },
-                    step,
-                )
-                history["train"].append((step, loss))
-                bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{rate:,.0f}")
-                window_loss, window_steps, window_time = 0.0, 0, 0.0
-            if step % t.eval_every == 0 or last:
-                start = time.perf_counter()
-                ev = evaluate(b.model, b.val_ids, eval_streams)
-                eval_time += time.perf_counter() - start
-                val_loss = ev.loss
-                tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc}, step)
-                tracked.flush()
-                history["val"].append((step, ev.loss))
-                log.info(
-                    "step %d/%d  train %.4f  val %.4f nats/char (%.3f bpc)",
-                    step,
-                    t.steps,
-                    history["train"][-1][1],
-                    ev.loss,
-                    ev.bpc,
-                )
-            if t.sample_every and (step % t.sample_every == 0 or last):
-                start = time.perf_counter()
-                text = sample(b.model, b.vocab, b.rng, t.sample_length, prime, s.sample.temperature)
-                tracked.log_text(text, f"samples/step_{step:07d}.txt")
-                sample_time += time.perf_counter() - start
-            bar.update()
-    loop = time.perf_counter() - loop_start
-    log.info(
-        "trained %d steps in %.2f s (%.0f chars/s), of which evaluation %.2f s, samples %.2f s",
-        t.steps, loop, t.steps * chars_per_step / loop, eval_time, sample_time,
-    )  # fmt: skip
-    finish_artifacts(s, b, tracked, output_dir, history)
-    return val_loss
-
-
-def finish_artifacts(s, b: Built, tracked, output_dir: Path, history: dict) -> None:
+def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -> None:
     """The final model and the loss curve, in the output folder and as run artifacts."""
     from rnnexp.plots import loss_curve
 
@@ -272,8 +246,8 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, history: dict) -> N
     title = f"{m.name} H{m.hidden_size} on {b.corpus.name}, {o.name} lr {o.lr}"
     png = loss_curve(
         output_dir / "loss_curve.png",
-        _xy(history["train"]),
-        _xy(history["val"]),
+        _xy(state.train),
+        _xy(state.val),
         b.corpus.entropy_floor,
         title,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -18,8 +17,7 @@ import numpy as np
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
 from rnnexp.sample import sample
-
-RUN_ID = re.compile(r"[0-9a-f]{32}")
+from rnnexp.tracking import RUN_ID
 
 
 def parser() -> argparse.ArgumentParser:

@@ -49,6 +49,7 @@ class TrainSettings:
     sample_every: int
     sample_length: int
     log_every: int
+    checkpoint_every: int
 
 
 @dataclass
@@ -67,6 +68,7 @@ class TrackingSettings:
 class Settings:
     seed: int
     threads: int | None  # BLAS threads; None: decided by the launch (Launch.threads)
+    resume: str | None  # a run's output folder or MLflow run id to continue
     model: ModelSettings
     corpus: CorpusSettings
     optimizer: OptimizerSettings

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from rnnexp.errors import RnnexpError
 
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
 
@@ -122,6 +123,20 @@ class MlflowRun:
         with _store_lock(uri):
             run = _client(uri).create_run(experiment_id, tags=tags, run_name=run_name)
         return cls(uri, run.info.run_id)
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str) -> MlflowRun:
+        """An existing run, set RUNNING again to be continued (resume)."""
+        from mlflow.exceptions import MlflowException
+
+        run = cls(uri, run_id)
+        try:
+            run.client.update_run(run_id, status="RUNNING")
+        except MlflowException as e:
+            raise RnnexpError(
+                f"cannot continue MLflow run {run_id} in {uri}: {e.message}"
+            ) from None
+        return run
 
     def log_params(self, params: dict[str, object]) -> None:
         from mlflow.entities import Param

@@ -98,6 +98,28 @@ class Trainer:
             bad = [k for k, v in self.model.params.items() if not np.isfinite(v).all()]
             raise DivergedError(f"parameters {', '.join(bad)} are not finite at step {self.step}")
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything a step changes, as arrays under flat names: with the model's config and
+        the same data, load_state_dict continues the run exactly where it was."""
+        state = {f"param.{k}": v.copy() for k, v in self.model.params.items()}
+        state |= {f"opt.{k}": v for k, v in self.optimizer.state_dict().items()}
+        state |= {f"h.{l}": h.copy() for l, h in enumerate(self.hprev)}
+        state["scalars"] = np.array(
+            [self.step, self.streams.pos, self.smooth_loss, self.recent_loss]
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.model.params = {k[6:]: v for k, v in state.items() if k.startswith("param.")}
+        self.optimizer.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt.")})
+        hprev = [state[f"h.{l}"] for l in range(self.model.config.layers)]
+        if any(h.shape != s.shape for h, s in zip(hprev, self.hprev, strict=True)):
+            raise ValueError("hidden states do not match the batch size and model")
+        self.hprev = [h.astype(self.model.dtype) for h in hprev]
+        step, pos, smooth, recent = state["scalars"].tolist()
+        self.step, self.streams.pos = int(step), int(pos)
+        self.smooth_loss, self.recent_loss = smooth, recent
+
     def run(self, steps: int) -> list[StepResult]:
         """`steps` more steps; their results in order."""
         return [self.train_step() for _ in range(steps)]
