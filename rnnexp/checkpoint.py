@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
             raise ValueError(f"start character {start!r} is not one character of the vocabulary")
         with np.load(directory / "model.npz", allow_pickle=False) as npz:
             params = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise RnnexpError(f"cannot load a model from {directory}: {e}") from None
     if config.vocab_size != len(vocab):
         raise RnnexpError(
@@ -98,7 +99,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
             raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT!r}")
     except FileNotFoundError:
         raise RnnexpError(f"no checkpoint at {path}") from None
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise RnnexpError(
             f"checkpoint {path} is corrupted or not an rnnexp checkpoint: {e}"
         ) from None

@@ -101,11 +101,6 @@ def build(s: Settings) -> Built:
     corpus = _load(c)
     vocab = Vocab.from_text(corpus.text)
     train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
-    if len(val_ids) < 2:
-        raise CorpusError(
-            f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "
-            f"(raise corpus.val_fraction or use a longer text)"
-        )
     rng = np.random.default_rng(s.seed)  # the run's one source of randomness
     m = s.model
     config = ModelConfig(
@@ -122,6 +117,11 @@ def build(s: Settings) -> Built:
         clip=s.train.clip,
         diverge_factor=s.train.diverge_factor,
     )
+    if len(val_ids) < 2:
+        raise CorpusError(
+            f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "
+            f"(raise corpus.val_fraction or use a longer text)"
+        )
     return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng)
 
 

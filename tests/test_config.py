@@ -107,8 +107,14 @@ def test_params_are_the_flattened_config():
         (["corpus=kafak"], "unknown corpus 'kafak'; valid: alice, elman, file, fizzbuzz, kafka, "),
         (["optimizer=adam"], "unknown optimizer 'adam'; valid: adagrad, sgd"),
         (["experiment=nope"], "unknown experiment 'nope'; valid: basic_rnn_alice, "),
-        (["train.stepz=5"], "unknown key 'train.stepz'; valid keys of train: batch_size, checkpoint_every, clip, "),
-        (["+train.stepz=5"], "unknown key 'train.stepz'; valid keys of train: batch_size, checkpoint_every, clip, "),
+        (
+            ["train.stepz=5"],
+            "unknown key 'train.stepz'; valid keys of train: batch_size, checkpoint_every, clip, ",
+        ),
+        (
+            ["+train.stepz=5"],
+            "unknown key 'train.stepz'; valid keys of train: batch_size, checkpoint_every, clip, ",
+        ),
         (
             ["trian.steps=5"],
             "unknown key 'trian'; valid keys at the top level: corpus, experiment, ",

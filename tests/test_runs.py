@@ -229,11 +229,11 @@ def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
         assert f"{share} BLAS threads" in log.read_text()
 
 
-def check_sweep(uri: str, n: int, swept: set[str]) -> None:
+def check_sweep(uri: str, n: int, swept: set[str], experiment: str = "rnnexp") -> None:
     """One parent, n FINISHED children under it, every metric point there, nothing in Default."""
     from mlflow import MlflowClient
 
-    all_runs = runs(uri)
+    all_runs = runs(uri, experiment)
     parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1, [r.info.run_name for r in parents]
     parent = parents[0]

@@ -1,0 +1,234 @@
+"""Runs that survive, through the real entrypoint: bad input ends in one clear line with the
+store intact; an interrupted run resumes to the very same parameters; many writers at once
+lose nothing."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from helpers import TINY, env, history, rnnexp, runs
+
+SHARED = ROOT.parent / "shared" / "corpora"
+
+
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+
+
+def files(tmp_path) -> dict[str, str]:
+    """A folder of bad corpus files, made fresh for each test."""
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1") * 20)
+    (tmp_path / "short.txt").write_text("tiny\n")
+    (tmp_path / "a_folder").mkdir()
+    return {k: str(tmp_path / k) for k in ("empty.txt", "binary.bin", "latin1.txt", "short.txt")}
+
+
+BAD = [  # (overrides, what the one line must say)
+    (["model=rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
+    (["corpus=shakespear"], "unknown corpus 'shakespear'; valid: alice, elman, file, "),
+    (["optimizer=adam"], "unknown optimizer 'adam'; valid: adagrad, sgd"),
+    (["train.stpes=5"], "unknown key 'train.stpes'; valid keys of train: "),
+    (["optimizer.lr=fast"], "optimizer.lr=fast is not a number"),
+    (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
+    (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
+    (["train.seq_length=0"], "train.seq_length must be >= 1, got 0"),
+    (["train.batch_size=100"], "training text of 372 characters is too short for batch_size=100"),
+    (["corpus=file", "corpus.path=/no/such/file.txt"], "corpus file not found: /no/such/file.txt"),
+    (["corpus=file", "corpus.path={tmp}/a_folder"], "corpus path is not a file: "),
+    (["corpus=file", "corpus.path={tmp}/empty.txt"], "corpus file is empty: "),
+    (
+        ["corpus=file", "corpus.path={tmp}/binary.bin"],
+        "corpus file looks binary (it has NUL bytes)",
+    ),
+    (["corpus=file", "corpus.path={tmp}/latin1.txt"], "corpus file is not UTF-8 text: "),
+    (["corpus=file", "corpus.path={tmp}/short.txt"], "training text of 5 characters is too short"),
+    (["tracking.uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server http://127"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_nothing_logged(tmp_path, overrides, message):
+    files(tmp_path)
+    r = rnnexp(*[o.format(tmp=tmp_path) for o in overrides], *TINY, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rnnexp: error: {message}"), r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # no store, no half-logged run
+
+
+def test_a_corrupted_download_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "data").mkdir()
+    bad = tmp_path / "data" / "kafka.txt"
+    bad.write_text("One morning, as Gregor Samsa was waking up from anxious dreams\n" * 50)
+    r = rnnexp("corpus=kafka", *TINY, cwd=tmp_path, RNNEXP_DATA_DIR=str(tmp_path / "data"))
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("rnnexp: error: ") and "expected 836497d1" in r.stderr
+    assert "delete it to download again" in r.stderr
+    assert bad.read_text().startswith("One morning")
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):
+    assert rnnexp(*TINY, cwd=tmp_path).returncode == 0
+    assert rnnexp("model.init_scale=1e308", *TINY, cwd=tmp_path).returncode == 2  # NaN at once
+    assert rnnexp("corpus=file", "corpus.path=/nope", *TINY, cwd=tmp_path).returncode == 2
+    good, failed = runs(store(tmp_path))
+    assert (good.info.status, failed.info.status) == ("FINISHED", "FAILED")
+    assert len(history(store(tmp_path), good.info.run_id, "train/loss")) == 6
+
+
+# ---------------------------------------------------------------- interruption and resume
+
+LONG = ["train.steps=12000", "train.checkpoint_every=500", "train.eval_every=3000"]
+
+
+def start(tmp_path, name: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", *LONG, f"hydra.run.dir=outputs/{name}"],
+        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def interrupt(tmp_path, name: str, signum: int) -> subprocess.Popen:
+    """Start a long run, let it train a little, send `signum`; return the finished process."""
+    proc = start(tmp_path, name)
+    log, deadline = tmp_path / "outputs" / name / "rnnexp.log", time.monotonic() + 60
+    while not (log.exists() and "BLAS threads" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    return proc
+
+
+def params(folder) -> dict[str, bytes]:
+    with np.load(folder / "model" / "model.npz", allow_pickle=False) as npz:
+        return {k: npz[k].tobytes() for k in npz.files}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path, signum):
+    full = rnnexp(*LONG, "hydra.run.dir=outputs/full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    cut = interrupt(tmp_path, "cut", signum)
+    assert cut.returncode == 128 + signum
+    uri = store(tmp_path)
+    run = [r for r in runs(uri) if r.data.tags["rnnexp.output_dir"].endswith("cut")][0]
+    assert run.info.status == "KILLED"
+    assert "continue with: rnnexp resume=" in run.data.tags["rnnexp.error"]
+    stopped_at = max(s for s, _ in history(uri, run.info.run_id, "train/loss"))
+    assert 0 < stopped_at < 12000
+    assert (tmp_path / "outputs" / "cut" / "checkpoint.npz").is_file()
+
+    resumed = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert params(tmp_path / "outputs" / "cut") == params(tmp_path / "outputs" / "full")
+    finished = [r for r in runs(uri) if r.info.run_id == run.info.run_id][0]
+    assert finished.info.status == "FINISHED" and len(runs(uri)) == 2  # the same run, continued
+    whole = [r for r in runs(uri) if r.info.run_id != run.info.run_id][0]
+    for key in ("train/loss", "val/loss"):  # every point there, each the uninterrupted value
+        assert history(uri, run.info.run_id, key) == history(uri, whole.info.run_id, key)
+
+
+def test_resume_by_run_id_and_its_mistakes(tmp_path):
+    cut = interrupt(tmp_path, "cut", signal.SIGTERM)
+    assert cut.returncode == 143
+    (run,) = runs(store(tmp_path))
+    r = rnnexp("resume=outputs/cut", "train.steps=5", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "resume continues a run with its own config: drop train.steps=5" in r.stderr
+    r = rnnexp("resume=outputs/nothing", cwd=tmp_path)
+    assert "is neither a run folder nor an MLflow run id" in r.stderr and r.returncode == 2
+    assert rnnexp(f"resume={run.info.run_id}", cwd=tmp_path).returncode == 0
+    assert runs(store(tmp_path))[0].info.status == "FINISHED"
+    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert r.returncode == 2 and "finished all 12000 steps: nothing to resume" in r.stderr
+
+
+def test_a_corrupted_checkpoint_is_refused(tmp_path):
+    assert interrupt(tmp_path, "cut", signal.SIGTERM).returncode == 143
+    ckpt = tmp_path / "outputs" / "cut" / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a torn file
+    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line == (
+        "rnnexp: error: checkpoint outputs/cut/checkpoint.npz is corrupted or not an rnnexp "
+        "checkpoint: File is not a zip file"
+    )
+    assert ckpt.stat().st_size == 1000  # refused, not replaced
+
+
+def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
+    from rnnexp.checkpoint import load_checkpoint, save_checkpoint
+
+    assert interrupt(tmp_path, "cut", signal.SIGTERM).returncode == 143
+    ckpt = tmp_path / "outputs" / "cut" / "checkpoint.npz"
+    arrays, meta = load_checkpoint(ckpt)
+    arrays["param.l0.Whh"] = np.zeros((3, 3))
+    save_checkpoint(ckpt, arrays, meta)
+    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "does not fit the run's config: l0.Whh has shape (3, 3), expected (100, 100)" in r.stderr
+
+
+# ---------------------------------------------------------------- concurrent writers
+
+
+@pytest.mark.slow
+def test_eight_parallel_jobs_on_a_fresh_store(tmp_path):
+    r = rnnexp("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=8",
+               "seed=0,1,2,3,4,5,6,7", *TINY, cwd=tmp_path, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    from test_runs import check_sweep
+
+    check_sweep(store(tmp_path), 8, {"seed"})
+
+
+@pytest.mark.slow
+def test_a_parallel_sweep_against_a_real_mlflow_server(tmp_path, mlflow_server):
+    r = rnnexp("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
+               f"tracking.uri={mlflow_server}", "tracking.experiment=server-sweep",
+               cwd=tmp_path, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    from test_runs import check_sweep
+
+    check_sweep(mlflow_server, 4, {"seed"}, experiment="server-sweep")
+
+
+def test_two_commands_at_once_on_a_fresh_store(tmp_path):
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "rnnexp", *TINY, f"seed={i}"], cwd=tmp_path,
+                         env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]  # fmt: skip
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    both = runs(store(tmp_path))
+    assert len(both) == 2 and {r.info.status for r in both} == {"FINISHED"}
+    for r in both:
+        assert len(history(store(tmp_path), r.info.run_id, "train/loss")) == 6
+
+
+def test_no_pickle_on_any_load_path():
+    # loading code must never unpickle: every np.load call in the package passes
+    # allow_pickle=False, and nothing calls pickle itself
+    import re
+
+    calls = 0
+    for path in (ROOT / "rnnexp").glob("*.py"):
+        text = path.read_text()
+        assert "pickle.load" not in text and "allow_pickle=True" not in text, path
+        for args in re.findall(r"np\.load\(([^)]*)\)", text):
+            assert "allow_pickle=False" in args, (path, args)
+            calls += 1
+    assert calls == 2  # the model and the checkpoint
