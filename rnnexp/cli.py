@@ -139,6 +139,7 @@ def main() -> None:
     try:
         task()
     except KeyboardInterrupt as e:  # the run is already marked KILLED (and checkpointed)
+        SweepTracking.interrupted(f"interrupted: {e}" if str(e) else "interrupted")
         print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
         sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
     if SweepTracking.failed:

@@ -20,6 +20,16 @@ from rnnexp.experiment import SWEEP_FILE, run_tags
 
 class SweepTracking(Callback):
     failed: list[str] = []  # jobs of the last sweep that did not finish: the command exits 1
+    active: dict | None = None  # the ids of the sweep under way, to close it if interrupted
+
+    @classmethod
+    def interrupted(cls, reason: str) -> None:
+        """Ctrl-C/SIGTERM stopped the sweep (Hydra calls no end callback then): parent KILLED."""
+        from rnnexp.tracking import MlflowRun
+
+        if cls.active:
+            MlflowRun(cls.active["uri"], cls.active["parent_run_id"]).finish("KILLED", reason)
+            cls.active = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.tracking import MlflowRun, open_experiment, resolve_uri
@@ -35,6 +45,7 @@ class SweepTracking(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         ids = {"uri": uri, "experiment_id": experiment_id, "parent_run_id": parent.run_id}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(ids, indent=2))
+        SweepTracking.active = ids
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.tracking import MlflowRun
@@ -47,6 +58,6 @@ class SweepTracking(Callback):
             [ids["experiment_id"]], f"tags.mlflow.parentRunId = '{parent.run_id}'"
         )
         failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
-        SweepTracking.failed = failed
+        SweepTracking.failed, SweepTracking.active = failed, None
         error = f"jobs not finished: {', '.join(failed)}" if failed else None
         parent.finish("FAILED" if failed else "FINISHED", error)

@@ -232,3 +232,21 @@ def test_no_pickle_on_any_load_path():
             assert "allow_pickle=False" in args, (path, args)
             calls += 1
     assert calls == 2  # the model and the checkpoint
+
+
+def test_ctrl_c_on_a_sweep_kills_the_job_and_the_parent(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", "-m", "seed=0,1", "train.steps=20000"],
+        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any("BLAS threads" in p.read_text()
+                  for p in tmp_path.glob("outputs/multiruns/*/0/rnnexp.log")):  # fmt: skip
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    status = {r.info.run_name.split(",")[0]: r.info.status for r in runs(store(tmp_path))}
+    assert status == {"seed=0": "KILLED", "sweep seed=0": "KILLED"}  # seed=1 never started
