@@ -59,5 +59,26 @@ class SweepTracking(Callback):
         )
         failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
         SweepTracking.failed, SweepTracking.active = failed, None
+        self._compare(parent, children, path.parent)
         error = f"jobs not finished: {', '.join(failed)}" if failed else None
         parent.finish("FAILED" if failed else "FINISHED", error)
+
+    @staticmethod
+    def _compare(parent, children, sweep_dir: Path) -> None:
+        """The children's validation curves in one figure, an artifact of the parent run."""
+        from rnnexp.plots import compare_curves
+
+        # label each curve by what varies across the sweep, not the overrides all jobs share
+        names = {c.info.run_id: c.info.run_name.split(",") for c in children}
+        shared = set.intersection(*(set(n) for n in names.values())) if names else set()
+        series = {}
+        for c in children:
+            history = parent.client.get_metric_history(c.info.run_id, "val/loss")
+            points = sorted((m.step, m.value) for m in history)
+            label = ",".join(o for o in names[c.info.run_id] if o not in shared) or "run"
+            if points:
+                series[label] = ([p[0] for p in points], [p[1] for p in points])
+        if series:
+            common = ",".join(o for o in next(iter(names.values())) if o in shared)
+            title = f"validation loss of {len(series)} runs" + (f" ({common})" if common else "")
+            parent.log_artifact(compare_curves(sweep_dir / "comparison.png", series, title))

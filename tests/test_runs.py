@@ -248,6 +248,7 @@ def check_sweep(uri: str, n: int, swept: set[str], experiment: str = "rnnexp") -
         assert len(history(uri, c.info.run_id, "train/loss")) == 6
         assert len(history(uri, c.info.run_id, "val/loss")) == 3
     assert len(names) == n
+    assert "comparison.png" in artifacts(uri, parent.info.run_id)  # the children side by side
     default = MlflowClient(uri).get_experiment_by_name("Default")
     assert MlflowClient(uri).search_runs([default.experiment_id]) == []
 
