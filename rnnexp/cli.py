@@ -126,8 +126,9 @@ def _run(settings: Settings, launch: experiment.Launch) -> float:
         print(f"rnnexp: error: {e}", file=sys.stderr)
         if launch.sweep_dir is None:
             raise SystemExit(2) from None
-        # one job of a sweep: its run is FAILED; the others go on, and the sweep exits 1
-        return float("nan")
+        # one job of a sweep: its run is FAILED; the others go on, and the sweep exits 1.
+        # +inf is the worst score to a minimising sweeper (Optuna refuses NaN)
+        return float("inf")
 
 
 def main() -> None:
@@ -139,9 +140,12 @@ def main() -> None:
     try:
         task()
     except KeyboardInterrupt as e:  # the run is already marked KILLED (and checkpointed)
-        SweepTracking.interrupted(f"interrupted: {e}" if str(e) else "interrupted")
+        SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")
         print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
         sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
+    except BaseException:  # Hydra reports its own errors and exits: close the sweep first
+        SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
+        raise
     if SweepTracking.failed:
         print(
             f"rnnexp: error: sweep jobs failed: {', '.join(SweepTracking.failed)}", file=sys.stderr

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp.errors import RnnexpError
 from rnnexp.settings import Settings
 
-GROUPS = ("model", "corpus", "optimizer", "experiment")
+GROUPS = ("model", "corpus", "optimizer", "experiment", "search")
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -35,8 +35,15 @@ def check_command_line(argv: list[str], conf_dir: Path) -> str | None:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
     except OverrideParseException as e:
         return f"cannot read the command line: {_first_line(e)}"
+    for o in parsed:
+        if o.is_sweep_override() and o.get_key_element().lstrip("+~").startswith("hydra."):
+            key = o.get_key_element().lstrip("+~")
+            return (
+                f"{o.input_line}: Hydra cannot sweep its own keys; give a search space on the "
+                f"key itself ({key.removeprefix('hydra.sweeper.params.')}=...)"
+            )
     sweeps = [o for o in parsed if o.is_sweep_override()]
-    if sweeps and not args.multirun:
+    if sweeps and not args.multirun and not _multirun_by_config(args.overrides, conf_dir):
         return f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
     jobs = _jobs(parsed)
     for overrides in jobs:
@@ -58,6 +65,19 @@ def _check_store(overrides: list[str], conf_dir: Path) -> str | None:
     except RnnexpError as e:
         return str(e)
     return None
+
+
+def _multirun_by_config(overrides: list[str], conf_dir: Path) -> bool:
+    """True when the config itself sets hydra.mode: MULTIRUN (a search preset does)."""
+    from hydra import compose, initialize_config_dir
+
+    fixed = [o for o in overrides if "," not in o.split("=", 1)[-1]]  # sweeps left out
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=fixed, return_hydra_config=True)
+        return str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    except Exception:
+        return False
 
 
 def _jobs(parsed: list) -> list[list[str]]:

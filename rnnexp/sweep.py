@@ -23,12 +23,13 @@ class SweepTracking(Callback):
     active: dict | None = None  # the ids of the sweep under way, to close it if interrupted
 
     @classmethod
-    def interrupted(cls, reason: str) -> None:
-        """Ctrl-C/SIGTERM stopped the sweep (Hydra calls no end callback then): parent KILLED."""
+    def interrupted(cls, status: str, reason: str) -> None:
+        """The sweep stopped before its end (Ctrl-C, SIGTERM, an error in the sweeper), when
+        Hydra calls no end callback: close the parent run with `status`."""
         from rnnexp.tracking import MlflowRun
 
         if cls.active:
-            MlflowRun(cls.active["uri"], cls.active["parent_run_id"]).finish("KILLED", reason)
+            MlflowRun(cls.active["uri"], cls.active["parent_run_id"]).finish(status, reason)
             cls.active = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -60,8 +61,24 @@ class SweepTracking(Callback):
         failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
         SweepTracking.failed, SweepTracking.active = failed, None
         self._compare(parent, children, path.parent)
+        self._tag_best(parent, children)
         error = f"jobs not finished: {', '.join(failed)}" if failed else None
         parent.finish("FAILED" if failed else "FINISHED", error)
+
+    @staticmethod
+    def _tag_best(parent, children) -> None:
+        """The finished child with the lowest final val/loss: tagged, and named on the parent."""
+        scored = [
+            (c.data.metrics.get("val/loss"), c) for c in children if c.info.status == "FINISHED"
+        ]
+        scored = [(v, c) for v, c in scored if v is not None and v == v]  # no NaN
+        if not scored:
+            return
+        val, best = min(scored, key=lambda x: x[0])
+        parent.client.set_tag(best.info.run_id, "rnnexp.best", "true")
+        parent.set_tags(
+            {"rnnexp.best_run": best.info.run_name, "rnnexp.best_val_loss": f"{val:.6g}"}
+        )
 
     @staticmethod
     def _compare(parent, children, sweep_dir: Path) -> None:

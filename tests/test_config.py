@@ -140,6 +140,12 @@ def test_params_are_the_flattened_config():
         (["-m", "model=srn,rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
         (["-m", "train.steps=10,abc"], "train.steps=abc is not a whole number"),
         (["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; valid: basic, joblib"),
+        (["search=grid"], "unknown search 'grid'; valid: optuna"),
+        (
+            ["search=optuna", "hydra.sweeper.params.seed=range(3)"],
+            "hydra.sweeper.params.seed=range(3): Hydra cannot sweep its own keys; give a search "
+            "space on the key itself (seed=...)",
+        ),
     ],
 )
 def test_command_line_mistakes_are_one_clear_line(args, message):
@@ -156,6 +162,7 @@ def test_good_command_lines_pass():
         ["--cfg", "job", "model=srn"],
         ["--help"],
         ["train.clip=null", "corpus=elman", "corpus.options.seed=4"],
+        ["search=optuna", "optimizer.lr=tag(log,interval(0.01,0.05))", "seed=1,2"],
     ):
         assert check_command_line(args, CONF_DIR) is None, args
 

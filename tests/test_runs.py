@@ -229,7 +229,9 @@ def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
         assert f"{share} BLAS threads" in log.read_text()
 
 
-def check_sweep(uri: str, n: int, swept: set[str], experiment: str = "rnnexp") -> None:
+def check_sweep(
+    uri: str, n: int, swept: set[str], experiment: str = "rnnexp", steps: tuple = (6, 3)
+) -> None:
     """One parent, n FINISHED children under it, every metric point there, nothing in Default."""
     from mlflow import MlflowClient
 
@@ -245,8 +247,8 @@ def check_sweep(uri: str, n: int, swept: set[str], experiment: str = "rnnexp") -
         assert c.info.status == "FINISHED"
         names.add(c.info.run_name)
         assert {o.split("=")[0] for o in c.info.run_name.split(",")} >= swept
-        assert len(history(uri, c.info.run_id, "train/loss")) == 6
-        assert len(history(uri, c.info.run_id, "val/loss")) == 3
+        assert len(history(uri, c.info.run_id, "train/loss")) == steps[0]  # every point
+        assert len(history(uri, c.info.run_id, "val/loss")) == steps[1]
     assert len(names) == n
     assert "comparison.png" in artifacts(uri, parent.info.run_id)  # the children side by side
     default = MlflowClient(uri).get_experiment_by_name("Default")
@@ -269,3 +271,21 @@ def test_mlflow_tracking_uri_from_the_environment(tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(runs(uri)) == 1
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+def test_an_optuna_search_tags_its_best_trial(tmp_path):
+    r = rnnexp(
+        "search=optuna", "hydra.sweeper.n_trials=3", "corpus=elman", "train.steps=100",
+        "train.eval_every=50", "optimizer.lr=tag(log,interval(0.01,0.05))",  # a narrower space
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    uri = default_store(tmp_path)
+    check_sweep(uri, 3, {"optimizer.lr", "model.hidden_size", "train.seq_length"}, steps=(10, 2))
+    all_runs = runs(uri)
+    (parent,) = [x for x in all_runs if x.info.run_name.startswith("sweep ")]
+    children = [x for x in all_runs if x is not parent]
+    best = min(children, key=lambda x: x.data.metrics["val/loss"])
+    assert [x.data.tags.get("rnnexp.best") for x in children].count("true") == 1
+    assert best.data.tags["rnnexp.best"] == "true"
+    assert parent.data.tags["rnnexp.best_run"] == best.info.run_name
