@@ -23,9 +23,9 @@ from rnnexp.generated import GENERATORS
 from rnnexp.loop import Interrupted, LoopState, train_loop
 from rnnexp.model import CharRNN, ModelConfig
 from rnnexp.optim import make_optimizer
-from rnnexp.settings import Settings
+from rnnexp.settings import ModelSettings, Settings
 from rnnexp.tracking import MlflowRun, NullRun, open_experiment, resolve_uri
-from rnnexp.train import Trainer
+from rnnexp.train import Trainer, check_train_args
 
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
@@ -60,17 +60,18 @@ class Built:
 
 
 def validate(s: Settings) -> None:
-    """The checks that need no corpus: cheap enough to run on every job of a sweep up front."""
-    ModelConfig(
-        1,
-        s.model.hidden_size,
-        s.model.layers,
-        s.model.activation,
-        s.model.bptt,
-        s.model.init_scale,
-        s.model.dtype,
-    )
+    """Every check that runs up front, for each job of a sweep: the values, and the corpus
+    where reading it is cheap (generated, or a local file)."""
+    check_values(s)
+    if s.corpus.name in GENERATORS or s.corpus.name == "file":
+        _load(s.corpus)
+
+
+def check_values(s: Settings) -> None:
+    """The checks that need no corpus."""
+    model_config(s.model, vocab_size=1)
     make_optimizer(s.optimizer.name, s.optimizer.lr)
+    check_train_args(s.train.clip, s.train.diverge_factor)
     t = s.train
     keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
     for key in (*keys, "sample_length", "checkpoint_every"):
@@ -78,16 +79,18 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
     if t.sample_every < 0:
         raise ConfigError(f"train.sample_every must be >= 0 (0: no samples), got {t.sample_every}")
-    if t.clip is not None and not t.clip > 0:
-        raise ConfigError(f"train.clip must be > 0 or null (no clipping), got {t.clip}")
     if not 0 < s.corpus.val_fraction < 1:
         raise ConfigError(f"corpus.val_fraction must be in (0, 1), got {s.corpus.val_fraction}")
     if not s.sample.temperature >= 0:
         raise ConfigError(f"sample.temperature must be >= 0, got {s.sample.temperature}")
     if s.threads is not None and s.threads < 1:
         raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
-    if s.corpus.name in GENERATORS or s.corpus.name == "file":  # cheap to read here: do
-        _load(s.corpus)
+
+
+def model_config(m: ModelSettings, vocab_size: int) -> ModelConfig:
+    return ModelConfig(
+        vocab_size, m.hidden_size, m.layers, m.activation, m.bptt, m.init_scale, m.dtype
+    )
 
 
 def _load(c) -> Corpus:
@@ -96,17 +99,13 @@ def _load(c) -> Corpus:
 
 def build(s: Settings) -> Built:
     """Everything a run needs, checked, before anything is logged."""
-    validate(s)
+    check_values(s)
     c = s.corpus
-    corpus = _load(c)
+    corpus = _load(c)  # checks it too: read once here
     vocab = Vocab.from_text(corpus.text)
     train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
     rng = np.random.default_rng(s.seed)  # the run's one source of randomness
-    m = s.model
-    config = ModelConfig(
-        len(vocab), m.hidden_size, m.layers, m.activation, m.bptt, m.init_scale, m.dtype
-    )
-    model = CharRNN(config, rng)
+    model = CharRNN(model_config(s.model, len(vocab)), rng)
     optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr)
     trainer = Trainer(
         model,
@@ -246,16 +245,12 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -
     title = f"{m.name} H{m.hidden_size} on {b.corpus.name}, {o.name} lr {o.lr}"
     png = loss_curve(
         output_dir / "loss_curve.png",
-        _xy(state.train),
-        _xy(state.val),
+        state.train,
+        state.val,
         b.corpus.entropy_floor,
         title,
     )
     tracked.log_artifact(png)
-
-
-def _xy(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
-    return [p[0] for p in points], [p[1] for p in points]
 
 
 def git_commit() -> str | None:

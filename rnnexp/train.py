@@ -18,6 +18,14 @@ from rnnexp.model import CharRNN
 from rnnexp.optim import SGD, Adagrad, clip_grads
 
 
+def check_train_args(clip: float | None, diverge_factor: float | None) -> None:
+    """The Trainer's own hyperparameters, checked: also run up front for every sweep job."""
+    if clip is not None and (isinstance(clip, bool) or not clip > 0):
+        raise ConfigError(f"train.clip must be > 0 or null (no clipping), got {clip!r}")
+    if diverge_factor is not None and not diverge_factor > 1:
+        raise ConfigError(f"train.diverge_factor must be > 1 or null, got {diverge_factor!r}")
+
+
 class DivergedError(RnnexpError):
     """Training blew up: a NaN or infinite loss (parameters are left at their values before
     that step), or a loss per character that stays far above the uniform guess ln V."""
@@ -48,16 +56,12 @@ class Trainer:
         character (decay 0.9 per step, so a few steps of blow-up, not one spike) exceeds
         diverge_factor * ln V, the uniform guess; None turns the check off. A stable softmax
         keeps even absurd logits finite, so a blown-up run need never produce a NaN."""
-        if clip is not None and (isinstance(clip, bool) or not clip > 0):
-            raise ConfigError(
-                f"train.clip must be a positive number or null (no clipping), got {clip!r}"
-            )
+        check_train_args(clip, diverge_factor)
         self.model = model
         self.optimizer = optimizer
         self.streams = Streams(train_ids, batch_size, seq_length)
         self.clip = clip
-        if diverge_factor is not None and not diverge_factor > 1:
-            raise ConfigError(f"train.diverge_factor must be > 1 or null, got {diverge_factor!r}")
+        self.diverge_factor = diverge_factor
         uniform = math.log(model.config.vocab_size)
         self.diverge_at = None if diverge_factor is None else diverge_factor * max(uniform, 1.0)
         self.recent_loss = uniform  # running average of the loss per character
@@ -86,7 +90,7 @@ class Trainer:
         if self.diverge_at is not None and self.recent_loss > self.diverge_at:
             raise DivergedError(
                 f"loss per character averages {self.recent_loss:.1f} nats at step {self.step}, "
-                f"over {self.diverge_at / math.log(self.model.config.vocab_size):g}x the uniform "
+                f"over {self.diverge_factor:g}x the uniform "
                 f"guess ln V = {math.log(self.model.config.vocab_size):.2f}: the run has blown up; "
                 f"lower optimizer.lr (or clip harder with sgd)"
             )

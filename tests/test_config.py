@@ -131,6 +131,7 @@ def test_params_are_the_flattened_config():
         (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
         (["train.seq_length=0"], "train.seq_length must be >= 1, got 0"),
         (["threads=0"], "threads must be >= 1 or null (automatic), got 0"),
+        (["train.diverge_factor=0.5"], "train.diverge_factor must be > 1 or null, got 0.5"),
         (["train.eval_streams=0"], "train.eval_streams must be >= 1, got 0"),
         (["model.activation=relu"], "unknown model.activation 'relu'; valid: tanh, sigmoid"),
         (["corpus=file"], "corpus.path must be set (corpus=file corpus.path=/path/to/text.txt)"),
