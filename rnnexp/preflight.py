@@ -43,39 +43,35 @@ def check_command_line(argv: list[str], conf_dir: Path) -> str | None:
                 f"key itself ({key.removeprefix('hydra.sweeper.params.')}=...)"
             )
     sweeps = [o for o in parsed if o.is_sweep_override()]
-    if sweeps and not args.multirun and not _multirun_by_config(args.overrides, conf_dir):
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    if sweeps and not args.multirun and not _multirun_by_config(fixed, conf_dir):
         return f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
-    jobs = _jobs(parsed)
-    for overrides in jobs:
-        error = _check(overrides, conf_dir)
-        if error:
-            return error
+    first = None
+    for overrides in _jobs(parsed):
+        checked = _check(overrides, conf_dir)
+        if isinstance(checked, str):
+            return checked
+        first = first or checked
     if args.cfg:  # nothing will run: no store needed
         return None
-    return _check_store(jobs[0], conf_dir)
+    return _check_store(first)
 
 
-def _check_store(overrides: list[str], conf_dir: Path) -> str | None:
+def _check_store(settings: Settings) -> str | None:
     """The tracking store answers, before the first step rather than at the end."""
     from rnnexp.tracking import check_store, resolve_uri
 
-    cfg = _compose(overrides, conf_dir)
     try:
-        check_store(resolve_uri(cfg.tracking.uri, Path.cwd()))
+        check_store(resolve_uri(settings.tracking.uri, Path.cwd()))
     except RnnexpError as e:
         return str(e)
     return None
 
 
-def _multirun_by_config(overrides: list[str], conf_dir: Path) -> bool:
+def _multirun_by_config(fixed: list[str], conf_dir: Path) -> bool:
     """True when the config itself sets hydra.mode: MULTIRUN (a search preset does)."""
-    from hydra import compose, initialize_config_dir
-
-    fixed = [o for o in overrides if "," not in o.split("=", 1)[-1]]  # sweeps left out
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=fixed, return_hydra_config=True)
-        return str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+        return str(_compose(fixed, conf_dir, hydra=True).hydra.mode) == "RunMode.MULTIRUN"
     except Exception:
         return False
 
@@ -98,14 +94,15 @@ def _jobs(parsed: list) -> list[list[str]]:
     return jobs
 
 
-def _compose(overrides: list[str], conf_dir: Path) -> DictConfig:
+def _compose(overrides: list[str], conf_dir: Path, hydra: bool = False) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        return compose("config", overrides=overrides)
+        return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
-def _check(overrides: list[str], conf_dir: Path) -> str | None:
+def _check(overrides: list[str], conf_dir: Path) -> str | Settings:
+    """The job's Settings if it composes and validates, else the problem as one line."""
     from hydra.errors import MissingConfigException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
@@ -118,6 +115,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | None:
             return _unknown_key_message(unknown, overrides, conf_dir)
         settings = OmegaConf.to_object(cfg)
         validate(settings)
+        return settings
     except MissingConfigException as e:
         group, _, name = (e.missing_cfg_file or "").rpartition("/")
         if e.options is not None and group:
@@ -142,7 +140,6 @@ def _check(overrides: list[str], conf_dir: Path) -> str | None:
         if "not in" in str(cause) and key:
             return _unknown_key_message(key, overrides, conf_dir)
         return _first_line(cause)
-    return None
 
 
 def _unknown_key_message(key: str, overrides: list[str], conf_dir: Path) -> str:
