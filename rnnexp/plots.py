@@ -6,24 +6,20 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+Points = list[tuple[int, float]]  # (step, nats/char)
 
-def loss_curve(
-    path: Path,
-    train: tuple[list[int], list[float]],
-    val: tuple[list[int], list[float]],
-    floor: float | None,
-    title: str,
-) -> Path:
-    """Save a PNG of (steps, nats/char) series; return its path."""
+
+def loss_curve(path: Path, train: Points, val: Points, floor: float | None, title: str) -> Path:
+    """Save a PNG of the train and validation curves; return its path."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(*train, label="train/loss", color="tab:blue", linewidth=1)
-    if val[0]:
-        ax.plot(*val, "o-", label="val/loss", color="tab:orange", markersize=3)
+    ax.plot(*_xy(train), label="train/loss", color="tab:blue", linewidth=1)
+    if val:
+        ax.plot(*_xy(val), "o-", label="val/loss", color="tab:orange", markersize=3)
     if floor is not None:
         ax.axhline(
             floor, color="gray", linestyle="--", linewidth=1, label=f"entropy floor {floor:.4f}"
@@ -39,18 +35,16 @@ def loss_curve(
     return path
 
 
-def compare_curves(
-    path: Path, series: dict[str, tuple[list[int], list[float]]], title: str
-) -> Path:
-    """Save one PNG with a validation curve per run (name -> (steps, nats/char))."""
+def compare_curves(path: Path, series: dict[str, Points], title: str) -> Path:
+    """Save one PNG with a validation curve per run (name -> points)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for name, (steps, values) in sorted(series.items()):
-        ax.plot(steps, values, "o-", markersize=3, linewidth=1, label=name)
+    for name, points in sorted(series.items()):
+        ax.plot(*_xy(points), "o-", markersize=3, linewidth=1, label=name)
     ax.set_xlabel("step")
     ax.set_ylabel("val/loss (nats per character)")
     ax.set_title(textwrap.fill(title, 95), fontsize=9)  # long override lists wrap
@@ -60,3 +54,7 @@ def compare_curves(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _xy(points: Points) -> tuple[list[int], list[float]]:
+    return [p[0] for p in points], [p[1] for p in points]

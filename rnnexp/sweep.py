@@ -94,7 +94,7 @@ class SweepTracking(Callback):
             points = sorted((m.step, m.value) for m in history)
             label = ",".join(o for o in names[c.info.run_id] if o not in shared) or "run"
             if points:
-                series[label] = ([p[0] for p in points], [p[1] for p in points])
+                series[label] = points
         if series:
             common = ",".join(o for o in next(iter(names.values())) if o in shared)
             title = f"validation loss of {len(series)} runs" + (f" ({common})" if common else "")
