@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: run test lint format bench clean
+# Debian packages the slow tests use for real: a PostgreSQL server behind `mlflow server`, and
+# a headless browser for the MLflow UI. `make system-deps` installs the missing ones (root).
+SYSTEM_PACKAGES := postgresql chromium chromium-driver
+
+.PHONY: run test lint format bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +40,15 @@ bench: $(VENV)/.installed  ## the throughput table of the README (PyTorch includ
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix rnnexp tests benchmarks
 	$(BIN)/ruff format rnnexp tests benchmarks
+
+system-deps:  ## the Debian packages of the slow tests (CI runs this before `make test`)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing $$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

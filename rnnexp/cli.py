@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -81,10 +82,14 @@ def _resume_target(s: Settings, launch_dir: Path, overrides: list[str]) -> tuple
 
 
 def _threads_per_job(hc) -> int | None:
-    """Jobs of a parallel (joblib) sweep share the cores: cores / n_jobs BLAS threads each,
-    so two jobs on two cores do not each start two threads and fight. None: no limit."""
-    if hc.mode != RunMode.MULTIRUN or hc.runtime.choices.get("hydra/launcher") != "joblib":
+    """Jobs of a parallel sweep share the cores: cores / n_jobs BLAS threads each with joblib,
+    the cores Ray reserved for the task with Ray, so two jobs on two cores do not each start
+    two threads and fight. None: no limit."""
+    launcher = hc.runtime.choices.get("hydra/launcher")
+    if hc.mode != RunMode.MULTIRUN or launcher not in ("joblib", "ray"):
         return None
+    if launcher == "ray":
+        return max(1, int(hc.launcher.ray.remote.get("num_cpus") or 1))
     cores = os.cpu_count() or 1
     n_jobs = hc.launcher.get("n_jobs") or -1
     n_jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 is all cores
@@ -133,6 +138,9 @@ def _run(settings: Settings, launch: experiment.Launch) -> float:
 
 def main() -> None:
     register_configs()
+    # conf/hydra/launcher/ray.yaml replaces the plugin's preset of the same name on purpose
+    # (see that file); Hydra still merges it onto the plugin's schema, and warns that it does
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against")
     error = check_command_line(sys.argv[1:], CONF_DIR)
     if error:
         print(f"rnnexp: error: {error}", file=sys.stderr)

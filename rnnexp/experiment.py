@@ -24,7 +24,13 @@ from rnnexp.loop import Interrupted, LoopState, train_loop
 from rnnexp.model import CharRNN, ModelConfig
 from rnnexp.optim import make_optimizer
 from rnnexp.settings import ModelSettings, Settings
-from rnnexp.tracking import MlflowRun, NullRun, open_experiment, resolve_uri
+from rnnexp.tracking import (
+    MlflowRun,
+    NullRun,
+    find_sweep_parent,
+    open_experiment,
+    resolve_uri,
+)
 from rnnexp.train import Trainer, check_train_args
 
 log = logging.getLogger("rnnexp")
@@ -212,8 +218,7 @@ def _restore(b: Built, path: Path, track: bool) -> tuple[LoopState, MlflowRun | 
 def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
     """A sweep's job logs under the ids its launcher stored; a single run opens its own."""
     if launch.sweep_dir is not None:
-        ids = json.loads((launch.sweep_dir / SWEEP_FILE).read_text())
-        uri, experiment_id, parent = ids["uri"], ids["experiment_id"], ids["parent_run_id"]
+        uri, experiment_id, parent = sweep_ids(s, launch.sweep_dir, launch.launch_dir)
     else:
         uri = resolve_uri(s.tracking.uri, launch.launch_dir)
         experiment_id, parent = open_experiment(uri, s.tracking.experiment), None
@@ -223,6 +228,19 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
         "rnnexp.output_dir": str(launch.output_dir),
     }
     return MlflowRun.start(uri, experiment_id, launch.run_name, tags, parent)
+
+
+def sweep_ids(s: Settings, sweep_dir: Path, launch_dir: Path) -> tuple[str, str, str]:
+    """(uri, experiment id, parent run id) of a sweep's job, from the file its launcher wrote
+    in the sweep folder; a job on another machine of a cluster, where that folder is not,
+    asks the tracking server for the running parent tagged with the folder."""
+    path = sweep_dir / SWEEP_FILE
+    if path.is_file():
+        ids = json.loads(path.read_text())
+        return ids["uri"], ids["experiment_id"], ids["parent_run_id"]
+    uri = resolve_uri(s.tracking.uri, launch_dir)
+    experiment_id = open_experiment(uri, s.tracking.experiment)
+    return uri, experiment_id, find_sweep_parent(uri, experiment_id, str(sweep_dir))
 
 
 def run_tags(overrides: list[str]) -> dict[str, str]:

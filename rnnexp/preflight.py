@@ -6,6 +6,8 @@ is valid. Hydra's own messages span many lines and end in a hint about stack tra
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 import re
 import typing
 from pathlib import Path
@@ -47,14 +49,45 @@ def check_command_line(argv: list[str], conf_dir: Path) -> str | None:
     if sweeps and not args.multirun and not _multirun_by_config(fixed, conf_dir):
         return f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
     first = None
-    for overrides in _jobs(parsed):
+    jobs = _jobs(parsed)
+    for overrides in jobs:
         checked = _check(overrides, conf_dir)
         if isinstance(checked, str):
             return checked
         first = first or checked
     if args.cfg:  # nothing will run: no store needed
         return None
+    if args.multirun:
+        error = _check_launcher(jobs[0], first, conf_dir)
+        if error:
+            return error
     return _check_store(first)
+
+
+def _check_launcher(overrides: list[str], settings: Settings, conf_dir: Path) -> str | None:
+    """hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
+    tracking server (a local sqlite file is out of reach of other machines)."""
+    from urllib.parse import urlparse
+
+    from rnnexp.tracking import resolve_uri
+
+    cfg = _compose(overrides, conf_dir, hydra=True)
+    if cfg.hydra.runtime.choices.get("hydra/launcher") != "ray":
+        return None
+    if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
+        return 'hydra/launcher=ray needs the Ray extra: pip install -e ".[ray]"'
+    # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
+    address = OmegaConf.select(cfg, "hydra.launcher.ray.init.address") or os.environ.get(
+        "RAY_ADDRESS"
+    )
+    uri = resolve_uri(settings.tracking.uri, Path.cwd())
+    if address and address != "local" and urlparse(uri).scheme not in ("http", "https"):
+        return (
+            f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
+            f"cannot write the tracking store {uri}: start an MLflow server (README, "
+            f"Scaling out) and set tracking.uri=http://HOST:PORT"
+        )
+    return None
 
 
 def _check_store(settings: Settings) -> str | None:

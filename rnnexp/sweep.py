@@ -1,5 +1,6 @@
 """Hydra callback: a sweep's MLflow store, experiment and parent run are made once, in the
-launching process, before any job starts; jobs read their ids from the sweep folder.
+launching process, before any job starts; jobs read their ids from the sweep folder (or, on
+another machine of a Ray cluster, find the parent on the tracking server by the folder's tag).
 
 Jobs that each opened a fresh sqlite store together would corrupt it, and concurrent
 `set_experiment` calls can file runs under "Default". Ids go through a file, not the
@@ -41,7 +42,8 @@ class SweepTracking(Callback):
         experiment_id = open_experiment(uri, config.tracking.experiment)
         overrides = list(config.hydra.overrides.task)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
-        tags = run_tags(overrides) | {"rnnexp.sweep_dir": str(sweep_dir.resolve())}
+        # the folder's path as the jobs compute it: a job on another machine finds this parent by it
+        tags = run_tags(overrides) | {"rnnexp.sweep_dir": str(sweep_dir)}
         parent = MlflowRun.start(uri, experiment_id, name, tags)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         ids = {"uri": uri, "experiment_id": experiment_id, "parent_run_id": parent.run_id}

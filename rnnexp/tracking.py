@@ -89,6 +89,20 @@ def open_experiment(uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> str:
+    """The id of the running parent run of the sweep whose folder is `sweep_dir`."""
+    quote = '"' if "'" in sweep_dir else "'"
+    runs = _client(uri).search_runs(
+        [experiment_id],
+        f"tags.`rnnexp.sweep_dir` = {quote}{sweep_dir}{quote} and attributes.status = 'RUNNING'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    if not runs:
+        raise RnnexpError(f"no running sweep with folder {sweep_dir} in {uri}")
+    return runs[0].info.run_id
+
+
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
     not in ./mlruns of whatever the cwd is; a server decides for itself."""

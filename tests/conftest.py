@@ -13,10 +13,13 @@ if "RNNEXP_DATA_DIR" not in os.environ and _shared.is_dir():
     os.environ["RNNEXP_DATA_DIR"] = str(_shared)
 
 
+import contextlib  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -27,20 +30,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on 127.0.0.1 (one worker, artifacts served by it); yields its URI."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextlib.contextmanager
+def serve_mlflow(root: Path, backend_store_uri: str) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 over `backend_store_uri`, one worker, artifacts
+    served by it from root/artifacts; yields its URI."""
     port = free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+            "--backend-store-uri", backend_store_uri,
             "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
+        # the light set-up of the README: no job runner (7 more processes, ~2 GB) for
+        # GenAI features rnnexp does not use
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -52,13 +58,34 @@ def mlflow_server(tmp_path_factory):
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
         time.sleep(0.5)
-    yield uri
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a sqlite store; yields its URI."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with serve_mlflow(root, f"sqlite:///{root / 'server.db'}") as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def postgres_mlflow_server(tmp_path_factory):
+    """The team set-up: `mlflow server` on a PostgreSQL database of a real server started
+    here on 127.0.0.1 (Debian's postgresql, `make system-deps`); yields the MLflow URI."""
+    from pg import postgres
+
+    root = tmp_path_factory.mktemp("mlflow-postgres")
+    with postgres() as db_uri, serve_mlflow(root, db_uri) as uri:
+        yield uri

@@ -1,0 +1,136 @@
+"""Sweeps as Ray tasks (hydra/launcher=ray): against a real `ray start --head` on 127.0.0.1, and
+a local Ray started by the sweep itself; a cluster with a local sqlite store is refused.
+
+Ray runs with token authentication and its own temp folder, and HOME points at an empty folder
+that must stay empty: nothing of Ray's lands in the home folder.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from helpers import TINY, env, rnnexp, runs
+from test_runs import check_sweep
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+@pytest.fixture
+def ray_env(tmp_path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "HOME": str(home),
+        "RAY_AUTH_MODE": "token",  # Ray's coming default, with the token in the environment
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "MPLCONFIGDIR": str(tmp_path / "mpl"),  # matplotlib's font cache: not Ray's, not here
+    }
+
+
+@pytest.fixture
+def ray_head(ray_env):
+    """`ray start --head` on 127.0.0.1, no dashboard, 2 CPUs; yields its address."""
+    # short: Ray's unix sockets live under the temp folder (108-byte path limit)
+    temp = tempfile.mkdtemp(prefix="rnnexp-ray-")
+    port = free_port()
+    proc = subprocess.Popen(
+        [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+         "--port", str(port), "--include-dashboard=false", "--num-cpus", "2",
+         "--temp-dir", temp, "--disable-usage-stats"],
+        env=env(**ray_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while subprocess.run([RAY, "status", "--address", address], env=env(**ray_env),
+                         capture_output=True).returncode != 0:  # fmt: skip
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"ray head did not start:\n{proc.stdout.read()}")
+        time.sleep(1)
+    yield address
+    proc.terminate()  # --block: stopping `ray start` stops the head's processes
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def check_outputs(launch_dir: Path, n: int) -> None:
+    """Every job wrote its folder (config, checkpoint) under the launch dir's outputs/,
+    not in the Ray worker's working directory."""
+    (sweep,) = (launch_dir / "outputs" / "multiruns").iterdir()
+    for i in range(n):
+        assert (sweep / str(i) / ".hydra" / "config.yaml").is_file()
+        assert (sweep / str(i) / "checkpoint.npz").is_file()
+
+
+SWEEP = ["corpus=elman", "model.hidden_size=16,24,32,40", *TINY]
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_ray_cluster_logs_to_a_server(tmp_path, ray_env, ray_head, mlflow_server):
+    start = time.monotonic()
+    r = rnnexp("-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={ray_head}",
+               *SWEEP, f"tracking.uri={mlflow_server}", "tracking.experiment=ray-cluster",
+               cwd=tmp_path, timeout=600, **ray_env)  # fmt: skip
+    print(f"4 jobs on the Ray head: {time.monotonic() - start:.1f} s")
+    assert r.returncode == 0, r.stderr
+    check_sweep(mlflow_server, 4, {"model.hidden_size"}, experiment="ray-cluster")
+    check_outputs(tmp_path, 4)
+    assert "1 BLAS threads" in r.stdout + r.stderr  # the one core Ray reserved per job
+    assert list(Path(ray_env["HOME"]).iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_local_ray(tmp_path, ray_env):
+    temp = tempfile.mkdtemp(prefix="rnnexp-ray-")
+    r = rnnexp("-m", "hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={temp}", *SWEEP,
+               cwd=tmp_path, timeout=600, **ray_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    check_sweep(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}", 4, {"model.hidden_size"})
+    check_outputs(tmp_path, 4)
+    assert list(Path(ray_env["HOME"]).iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["override", "RAY_ADDRESS"])
+def test_a_ray_cluster_with_a_local_store_is_refused(tmp_path, how):
+    address = "10.1.2.3:6379"  # never contacted: the check comes first
+    if how == "override":
+        r = rnnexp("-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={address}",
+                   "seed=0,1", cwd=tmp_path)  # fmt: skip
+    else:
+        r = rnnexp("-m", "hydra/launcher=ray", "seed=0,1", cwd=tmp_path, RAY_ADDRESS=address)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"rnnexp: error: hydra/launcher=ray on the cluster at {address}")
+    assert "tracking.uri=http://HOST:PORT" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
+    """A job on another machine has no sweep folder: it finds the parent by the folder's tag."""
+    from test_config import settings
+
+    from rnnexp.errors import RnnexpError
+    from rnnexp.experiment import sweep_ids
+    from rnnexp.tracking import MlflowRun, open_experiment
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    s = settings(f"tracking.uri={uri}")
+    exp = open_experiment(uri, "rnnexp")
+    sweep_dir = tmp_path / "elsewhere" / "outputs" / "multiruns" / "x"  # never created
+    other = MlflowRun.start(uri, exp, "sweep other", {"rnnexp.sweep_dir": str(tmp_path / "o")})
+    parent = MlflowRun.start(uri, exp, "sweep", {"rnnexp.sweep_dir": str(sweep_dir)})
+    assert sweep_ids(s, sweep_dir, tmp_path) == (uri, exp, parent.run_id) != other.run_id
+    parent.finish("FINISHED", None)  # a finished sweep is no job's parent
+    with pytest.raises(RnnexpError, match="no running sweep"):
+        sweep_ids(s, sweep_dir, tmp_path)
+    assert len(runs(uri)) == 2

@@ -1,0 +1,47 @@
+"""The team set-up: a sweep logged to `mlflow server` on PostgreSQL (a real server started by
+the test harness, conftest.postgres_mlflow_server) reads back complete: params, every metric
+point, samples, models."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from helpers import TINY, artifacts, history, rnnexp, runs
+from omegaconf import OmegaConf
+from test_runs import check_sweep
+
+from rnnexp.cli import flatten
+
+
+@pytest.mark.slow
+def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres_mlflow_server):
+    from mlflow import MlflowClient
+
+    uri = postgres_mlflow_server
+    start = time.monotonic()
+    r = rnnexp("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "corpus=elman",
+               "model.hidden_size=16,24,32,40", *TINY, f"tracking.uri={uri}",
+               cwd=tmp_path, timeout=600)  # fmt: skip
+    print(f"4 jobs, 2 at a time, to mlflow server on PostgreSQL: {time.monotonic() - start:.1f} s")
+    assert r.returncode == 0, r.stderr
+    check_sweep(uri, 4, {"model.hidden_size"})  # parent, children, every metric point
+
+    client = MlflowClient(uri)
+    for child in runs(uri)[1:]:
+        out = Path(child.data.tags["rnnexp.output_dir"])
+        config = OmegaConf.to_container(OmegaConf.load(out / ".hydra" / "config.yaml"))
+        assert child.data.params == flatten(config)  # the full resolved config, every key
+        assert [s for s, _ in history(uri, child.info.run_id, "train/smooth_loss")] == [
+            5, 10, 15, 20, 25, 30,
+        ]  # fmt: skip
+        assert sorted(artifacts(uri, child.info.run_id)) == [
+            "config.yaml", "loss_curve.png", "model/model.json", "model/model.npz",
+            "samples/step_0000015.txt", "samples/step_0000030.txt",
+        ]  # fmt: skip
+        for name in ("model/model.npz", "model/model.json", "loss_curve.png"):  # byte for byte
+            served = client.download_artifacts(child.info.run_id, name, str(tmp_path / "dl"))
+            assert Path(served).read_bytes() == (out / name).read_bytes(), name
+        sample = client.download_artifacts(child.info.run_id, "samples/step_0000030.txt")
+        assert len(Path(sample).read_text()) == 21  # the start character + 20
