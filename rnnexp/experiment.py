@@ -217,8 +217,14 @@ def _restore(b: Built, path: Path, track: bool) -> tuple[LoopState, MlflowRun | 
 
 def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
     """A sweep's job logs under the ids its launcher stored; a single run opens its own."""
+    name = launch.run_name
     if launch.sweep_dir is not None:
-        uri, experiment_id, parent = sweep_ids(s, launch.sweep_dir, launch.launch_dir)
+        ids = sweep_ids(s, launch.sweep_dir, launch.launch_dir)
+        uri, experiment_id, parent = ids["uri"], ids["experiment_id"], ids["parent_run_id"]
+        # named by what varies across the sweep; every override is in the rnnexp.overrides tag
+        swept = set(ids["swept"])
+        name = ",".join(o for o in launch.overrides if o.split("=")[0].lstrip("+~") in swept)
+        name = name or launch.run_name
     else:
         uri = resolve_uri(s.tracking.uri, launch.launch_dir)
         experiment_id, parent = open_experiment(uri, s.tracking.experiment), None
@@ -227,20 +233,26 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
         "rnnexp.corpus_sha256": corpus.sha256,
         "rnnexp.output_dir": str(launch.output_dir),
     }
-    return MlflowRun.start(uri, experiment_id, launch.run_name, tags, parent)
+    return MlflowRun.start(uri, experiment_id, name, tags, parent)
 
 
-def sweep_ids(s: Settings, sweep_dir: Path, launch_dir: Path) -> tuple[str, str, str]:
-    """(uri, experiment id, parent run id) of a sweep's job, from the file its launcher wrote
-    in the sweep folder; a job on another machine of a cluster, where that folder is not,
-    asks the tracking server for the running parent tagged with the folder."""
+def sweep_ids(s: Settings, sweep_dir: Path, launch_dir: Path) -> dict:
+    """uri, experiment_id, parent_run_id and swept keys of a sweep's job, from the file its
+    launcher wrote in the sweep folder; a job on another machine of a cluster, where that
+    folder is not, asks the tracking server for the running parent tagged with the folder."""
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
-        ids = json.loads(path.read_text())
-        return ids["uri"], ids["experiment_id"], ids["parent_run_id"]
+        return json.loads(path.read_text())
     uri = resolve_uri(s.tracking.uri, launch_dir)
     experiment_id = open_experiment(uri, s.tracking.experiment)
-    return uri, experiment_id, find_sweep_parent(uri, experiment_id, str(sweep_dir))
+    parent = find_sweep_parent(uri, experiment_id, str(sweep_dir))
+    swept = parent.data.tags.get("rnnexp.swept", "")
+    return {
+        "uri": uri,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent.info.run_id,
+        "swept": swept.split(",") if swept else [],
+    }
 
 
 def run_tags(overrides: list[str]) -> dict[str, str]:

@@ -14,9 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.experiment import SWEEP_FILE, run_tags
+
+
+def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
+    """The keys that vary across the sweep: swept on the command line (model=rnn,srn) or
+    searched by the sweeper (hydra.sweeper.params). Its jobs' runs are named by these alone,
+    so runs read apart in the MLflow UI's tables and legends."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    return list(dict.fromkeys([*keys, *(str(k) for k in params)]))
 
 
 class SweepTracking(Callback):
@@ -42,11 +54,21 @@ class SweepTracking(Callback):
         experiment_id = open_experiment(uri, config.tracking.experiment)
         overrides = list(config.hydra.overrides.task)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
-        # the folder's path as the jobs compute it: a job on another machine finds this parent by it
-        tags = run_tags(overrides) | {"rnnexp.sweep_dir": str(sweep_dir)}
+        swept = swept_keys(overrides, config)
+        tags = run_tags(overrides) | {
+            # the folder's path as the jobs compute it: a job on another machine finds this
+            # parent by it, and reads what it names its run by from rnnexp.swept
+            "rnnexp.sweep_dir": str(sweep_dir),
+            "rnnexp.swept": ",".join(swept),
+        }
         parent = MlflowRun.start(uri, experiment_id, name, tags)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        ids = {"uri": uri, "experiment_id": experiment_id, "parent_run_id": parent.run_id}
+        ids = {
+            "uri": uri,
+            "experiment_id": experiment_id,
+            "parent_run_id": parent.run_id,
+            "swept": swept,
+        }
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(ids, indent=2))
         SweepTracking.active = ids
 

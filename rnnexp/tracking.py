@@ -89,8 +89,8 @@ def open_experiment(uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
-def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> str:
-    """The id of the running parent run of the sweep whose folder is `sweep_dir`."""
+def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str):
+    """The running parent run (an mlflow Run) of the sweep whose folder is `sweep_dir`."""
     quote = '"' if "'" in sweep_dir else "'"
     runs = _client(uri).search_runs(
         [experiment_id],
@@ -100,7 +100,7 @@ def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> str:
     )
     if not runs:
         raise RnnexpError(f"no running sweep with folder {sweep_dir} in {uri}")
-    return runs[0].info.run_id
+    return runs[0]
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:

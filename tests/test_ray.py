@@ -128,8 +128,12 @@ def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     exp = open_experiment(uri, "rnnexp")
     sweep_dir = tmp_path / "elsewhere" / "outputs" / "multiruns" / "x"  # never created
     other = MlflowRun.start(uri, exp, "sweep other", {"rnnexp.sweep_dir": str(tmp_path / "o")})
-    parent = MlflowRun.start(uri, exp, "sweep", {"rnnexp.sweep_dir": str(sweep_dir)})
-    assert sweep_ids(s, sweep_dir, tmp_path) == (uri, exp, parent.run_id) != other.run_id
+    tags = {"rnnexp.sweep_dir": str(sweep_dir), "rnnexp.swept": "model,seed"}
+    parent = MlflowRun.start(uri, exp, "sweep", tags)
+    assert sweep_ids(s, sweep_dir, tmp_path) == {
+        "uri": uri, "experiment_id": exp, "parent_run_id": parent.run_id, "swept": ["model", "seed"]
+    }  # fmt: skip
+    assert parent.run_id != other.run_id
     parent.finish("FINISHED", None)  # a finished sweep is no job's parent
     with pytest.raises(RnnexpError, match="no running sweep"):
         sweep_ids(s, sweep_dir, tmp_path)
