@@ -154,6 +154,12 @@ def main() -> None:
     except BaseException:  # Hydra reports its own errors and exits: close the sweep first
         SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
         raise
+    if SweepTracking.failed_trials:
+        print(
+            f"rnnexp: {len(SweepTracking.failed_trials)} trials of the search failed (FAILED "
+            f"runs, scored +inf): {', '.join(SweepTracking.failed_trials)}",
+            file=sys.stderr,
+        )
     if SweepTracking.failed:
         print(
             f"rnnexp: error: sweep jobs failed: {', '.join(SweepTracking.failed)}", file=sys.stderr

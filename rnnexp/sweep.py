@@ -31,8 +31,14 @@ def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
     return list(dict.fromkeys([*keys, *(str(k) for k in params)]))
 
 
+def is_search(config: DictConfig) -> bool:
+    """A sweeper that picks the jobs itself (search=optuna), not Hydra's grid of values."""
+    return config.hydra.runtime.choices.get("hydra/sweeper") not in (None, "basic")
+
+
 class SweepTracking(Callback):
     failed: list[str] = []  # jobs of the last sweep that did not finish: the command exits 1
+    failed_trials: list[str] = []  # trials of a search that did not finish: reported, exit 0
     active: dict | None = None  # the ids of the sweep under way, to close it if interrupted
 
     @classmethod
@@ -83,26 +89,36 @@ class SweepTracking(Callback):
             [ids["experiment_id"]], f"tags.mlflow.parentRunId = '{parent.run_id}'"
         )
         failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
-        SweepTracking.failed, SweepTracking.active = failed, None
         self._compare(parent, children, path.parent)
-        self._tag_best(parent, children)
+        best = self._tag_best(parent, children)
+        SweepTracking.active = None
+        if failed and is_search(config) and best is not None:
+            # a search explores: a trial that blew up is a result (Optuna scored it +inf),
+            # not a failed search, as long as some trial finished and was picked best
+            parent.set_tags({"rnnexp.failed_trials": str(len(failed))})
+            SweepTracking.failed, SweepTracking.failed_trials = [], failed
+            parent.finish("FINISHED")
+            return
+        SweepTracking.failed, SweepTracking.failed_trials = failed, []
         error = f"jobs not finished: {', '.join(failed)}" if failed else None
         parent.finish("FAILED" if failed else "FINISHED", error)
 
     @staticmethod
-    def _tag_best(parent, children) -> None:
-        """The finished child with the lowest final val/loss: tagged, and named on the parent."""
+    def _tag_best(parent, children):
+        """The finished child with the lowest final val/loss: tagged, named on the parent, and
+        returned (None if no child finished with one)."""
         scored = [
             (c.data.metrics.get("val/loss"), c) for c in children if c.info.status == "FINISHED"
         ]
         scored = [(v, c) for v, c in scored if v is not None and v == v]  # no NaN
         if not scored:
-            return
+            return None
         val, best = min(scored, key=lambda x: x[0])
         parent.client.set_tag(best.info.run_id, "rnnexp.best", "true")
         parent.set_tags(
             {"rnnexp.best_run": best.info.run_name, "rnnexp.best_val_loss": f"{val:.6g}"}
         )
+        return best
 
     @staticmethod
     def _compare(parent, children, sweep_dir: Path) -> None:

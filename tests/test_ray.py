@@ -8,15 +8,14 @@ that must stay empty: nothing of Ray's lands in the home folder.
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from helpers import TINY, env, rnnexp, runs
+from helpers import TINY, rnnexp, runs
+from ray_head import start_ray_head
 from test_runs import check_sweep
 
 RAY = str(Path(sys.executable).parent / "ray")
@@ -37,31 +36,8 @@ def ray_env(tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def ray_head(ray_env):
-    """`ray start --head` on 127.0.0.1, no dashboard, 2 CPUs; yields its address."""
-    # short: Ray's unix sockets live under the temp folder (108-byte path limit)
-    temp = tempfile.mkdtemp(prefix="rnnexp-ray-")
-    port = free_port()
-    proc = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-         "--port", str(port), "--include-dashboard=false", "--num-cpus", "2",
-         "--temp-dir", temp, "--disable-usage-stats"],
-        env=env(**ray_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while subprocess.run([RAY, "status", "--address", address], env=env(**ray_env),
-                         capture_output=True).returncode != 0:  # fmt: skip
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"ray head did not start:\n{proc.stdout.read()}")
-        time.sleep(1)
-    yield address
-    proc.terminate()  # --block: stopping `ray start` stops the head's processes
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with start_ray_head(ray_env) as address:
+        yield address
 
 
 def check_outputs(launch_dir: Path, n: int) -> None:

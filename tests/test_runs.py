@@ -291,3 +291,27 @@ def test_an_optuna_search_tags_its_best_trial(tmp_path):
     assert [x.data.tags.get("rnnexp.best") for x in children].count("true") == 1
     assert best.data.tags["rnnexp.best"] == "true"
     assert parent.data.tags["rnnexp.best_run"] == best.info.run_name
+
+
+@pytest.mark.parametrize("lr, status", [("choice(0.02,1000.0)", 0), ("interval(500,1000)", 1)])
+def test_a_search_with_blown_up_trials(tmp_path, lr, status):
+    """A trial that blows up is a search's result (FAILED, scored +inf): the search finishes
+    and exits 0 as long as some trial finished; when none did, it failed."""
+    r = rnnexp(
+        "search=optuna", "hydra.sweeper.n_trials=4", "corpus=elman", "train.steps=100",
+        "train.eval_every=50", f"optimizer.lr={lr}", cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == status, r.stderr
+    all_runs = runs(default_store(tmp_path))
+    (parent,) = [x for x in all_runs if x.info.run_name.startswith("sweep ")]
+    children = [x for x in all_runs if x is not parent]
+    failed = [c for c in children if c.info.status == "FAILED"]
+    assert len(children) == 4 and failed
+    if status == 0:
+        assert parent.info.status == "FINISHED"
+        assert parent.data.tags["rnnexp.failed_trials"] == str(len(failed))
+        assert f"rnnexp: {len(failed)} trials of the search failed" in r.stderr
+        assert "optimizer.lr=0.02" in parent.data.tags["rnnexp.best_run"].split(",")
+    else:
+        assert parent.info.status == "FAILED" and len(failed) == 4
+        assert "rnnexp: error: sweep jobs failed" in r.stderr
