@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp import experiment
 from rnnexp.errors import RnnexpError
 from rnnexp.preflight import check_command_line
-from rnnexp.settings import Settings
+from rnnexp.settings import Settings, override_key
 from rnnexp.sweep import SweepTracking
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def _resume_target(s: Settings, launch_dir: Path, overrides: list[str]) -> tuple
     """The settings a run was started with, and its folder, from resume=<folder or run id>."""
     from rnnexp.tracking import RUN_ID, resolve_uri
 
-    extra = [o for o in overrides if o.split("=")[0].lstrip("+~") not in ("resume", "tracking.uri")]
+    extra = [o for o in overrides if override_key(o) not in ("resume", "tracking.uri")]
     if extra:  # MLflow refuses changed params, and the run must stay the run it was
         raise RnnexpError(f"resume continues a run with its own config: drop {' '.join(extra)}")
     folder = Path(s.resume).expanduser()

@@ -23,7 +23,7 @@ from rnnexp.generated import GENERATORS
 from rnnexp.loop import Interrupted, LoopState, train_loop
 from rnnexp.model import CharRNN, ModelConfig
 from rnnexp.optim import make_optimizer
-from rnnexp.settings import ModelSettings, Settings
+from rnnexp.settings import ModelSettings, Settings, override_key
 from rnnexp.tracking import (
     MlflowRun,
     NullRun,
@@ -223,7 +223,7 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
         uri, experiment_id, parent = ids["uri"], ids["experiment_id"], ids["parent_run_id"]
         # named by what varies across the sweep; every override is in the rnnexp.overrides tag
         swept = set(ids["swept"])
-        name = ",".join(o for o in launch.overrides if o.split("=")[0].lstrip("+~") in swept)
+        name = ",".join(o for o in launch.overrides if override_key(o) in swept)
         name = name or launch.run_name
     else:
         uri = resolve_uri(s.tracking.uri, launch.launch_dir)

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.errors import RnnexpError
-from rnnexp.settings import Settings
+from rnnexp.settings import Settings, override_key
 
 GROUPS = ("model", "corpus", "optimizer", "experiment", "search")
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
@@ -164,7 +164,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | Settings:
         cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
         key = getattr(cause, "full_key", None) or _full_key(cause)
         if isinstance(cause, ValidationError) and key:
-            value = next((o.split("=", 1)[1] for o in overrides if _key(o) == key), None)
+            value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == key), None)
             return (
                 f"{key}={value} is not {_type_name(key)}"
                 if value is not None
@@ -179,7 +179,9 @@ def _unknown_key_message(key: str, overrides: list[str], conf_dir: Path) -> str:
     """'unknown key train.stepz; valid keys of train: steps, ...', the valid keys read from
     the config composed without the offending override."""
     parent, _, _ = key.rpartition(".")
-    rest = [o for o in overrides if _key(o) != key and not _key(o).startswith(key + ".")]
+    rest = [
+        o for o in overrides if override_key(o) != key and not override_key(o).startswith(key + ".")
+    ]
     try:
         node = _compose(rest, conf_dir)
         for part in parent.split(".") if parent else []:
@@ -220,10 +222,6 @@ def _type_name(key: str) -> str:
     base = args[0] if args else node
     name = _TYPE_NAMES.get(base, getattr(base, "__name__", str(base)))
     return name + (" or null" if type(None) in typing.get_args(node) else "")
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _full_key(e: Exception) -> str:

@@ -75,3 +75,8 @@ class Settings:
     train: TrainSettings
     sample: SampleSettings
     tracking: TrackingSettings
+
+
+def override_key(override: str) -> str:
+    """The dotted key a command-line override sets: `+train.steps=5` -> `train.steps`."""
+    return override.split("=", 1)[0].lstrip("+~")

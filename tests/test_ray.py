@@ -8,7 +8,7 @@ that must stay empty: nothing of Ray's lands in the home folder.
 from __future__ import annotations
 
 import secrets
-import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +17,6 @@ import pytest
 from helpers import TINY, rnnexp, runs
 from ray_head import start_ray_head
 from test_runs import check_sweep
-
-RAY = str(Path(sys.executable).parent / "ray")
 
 
 @pytest.fixture
@@ -66,10 +64,17 @@ def test_a_sweep_on_a_ray_cluster_logs_to_a_server(tmp_path, ray_env, ray_head, 
     assert list(Path(ray_env["HOME"]).iterdir()) == []
 
 
-@pytest.mark.slow
-def test_a_sweep_on_a_local_ray(tmp_path, ray_env):
+@pytest.fixture
+def ray_temp():
+    """Ray's temp folder, short: its unix sockets live under it (108-byte path limit)."""
     temp = tempfile.mkdtemp(prefix="rnnexp-ray-")
-    r = rnnexp("-m", "hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={temp}", *SWEEP,
+    yield temp
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_local_ray(tmp_path, ray_env, ray_temp):
+    r = rnnexp("-m", "hydra/launcher=ray", f"+hydra.launcher.ray.init._temp_dir={ray_temp}", *SWEEP,
                cwd=tmp_path, timeout=600, **ray_env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     check_sweep(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}", 4, {"model.hidden_size"})
