@@ -12,6 +12,7 @@ The library (no Hydra here) works from a notebook as well as from the `rnnexp` e
     evaluate(model, val_ids).loss, sample(model, vocab, rng, 60, prime="1")
 """
 
+from rnnexp.checkpoint import load_model, save_model
 from rnnexp.corpora import CORPORA, Corpus, load_corpus
 from rnnexp.data import Streams, Vocab, split
 from rnnexp.errors import ConfigError, CorpusError, RnnexpError
@@ -40,8 +41,10 @@ __all__ = [
     "clip_grads",
     "evaluate",
     "load_corpus",
+    "load_model",
     "make_optimizer",
     "preset",
     "sample",
+    "save_model",
     "split",
 ]

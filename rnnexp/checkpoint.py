@@ -5,16 +5,16 @@ allow_pickle=False and checked against each other: neither code nor a mismatched
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from rnnexp.atomic import atomic_write
 from rnnexp.data import Vocab
 from rnnexp.errors import RnnexpError
-from rnnexp.model import CharRNN, ModelConfig, init_params
+from rnnexp.model import CharRNN, ModelConfig, param_shapes
 
 FORMAT = "rnnexp-model-1"
 
@@ -25,8 +25,8 @@ def save_model(directory: Path, model: CharRNN, vocab: Vocab, start: str) -> Pat
     training stream began with, so the natural seed for unprimed samples."""
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "config": asdict(model.config), "vocab": vocab.chars, "start": start}
-    _atomic(directory / "model.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
-    _atomic(directory / "model.npz", lambda f: np.savez(f, **model.params))
+    atomic_write(directory / "model.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    atomic_write(directory / "model.npz", lambda f: np.savez(f, **model.params))
     return directory
 
 
@@ -38,7 +38,7 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
         meta = json.loads((directory / "model.json").read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
-        config = ModelConfig(**meta["config"])
+        config = ModelConfig(**meta["config"])  # checked: a size this machine can hold
         vocab = Vocab(meta["vocab"])
         start = meta["start"]
         if len(start) != 1 or start not in vocab.index:
@@ -52,30 +52,20 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
             f"{directory}: vocabulary has {len(vocab)} characters, "
             f"the model expects {config.vocab_size}"
         )
-    expected = init_params(config, np.random.default_rng(0))
+    expected = param_shapes(config)  # nothing allocated for what the json merely claims
     if params.keys() != expected.keys():
         raise RnnexpError(
             f"{directory}: parameters {sorted(params)} do not match the config's {sorted(expected)}"
         )
-    for k, v in expected.items():
-        if params[k].shape != v.shape or params[k].dtype != v.dtype:
+    for k, shape in expected.items():
+        if params[k].shape != shape or params[k].dtype != np.dtype(config.dtype):
             raise RnnexpError(
                 f"{directory}: parameter {k} is {params[k].dtype}{params[k].shape}, "
-                f"the config says {v.dtype}{v.shape}"
+                f"the config says {config.dtype}{shape}"
             )
     model = CharRNN(config, np.random.default_rng(0))
     model.params = params
     return model, vocab, start
-
-
-def _atomic(path: Path, write) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 CHECKPOINT = "rnnexp-checkpoint-1"
@@ -85,7 +75,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Pa
     """arrays (a Trainer's state_dict and more) and JSON-able meta in one npz, atomically: a
     crash while writing leaves the previous checkpoint whole."""
     doc = json.dumps({"format": CHECKPOINT, **meta})
-    _atomic(path, lambda f: np.savez(f, __meta__=np.array(doc), **arrays))
+    atomic_write(path, lambda f: np.savez(f, __meta__=np.array(doc), **arrays))
     return path
 
 

@@ -8,7 +8,9 @@ which Hydra's sweepers minimise.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -19,10 +21,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp import experiment
+from rnnexp import experiment, rundir
 from rnnexp.errors import RnnexpError
-from rnnexp.preflight import check_command_line
+from rnnexp.preflight import Plan, check_command_line
 from rnnexp.settings import Settings, override_key
+from rnnexp.store import resolve_uri
 from rnnexp.sweep import SweepTracking
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +55,47 @@ def flatten(node: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _resume_target(s: Settings, launch_dir: Path, overrides: list[str]) -> tuple[Settings, Path]:
-    """The settings a run was started with, and its folder, from resume=<folder or run id>."""
-    from rnnexp.tracking import RUN_ID, resolve_uri
+def _quote(value: str) -> str:
+    """`value` as a quoted string of Hydra's override grammar, taken literally."""
+    value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return "'" + value.replace("${", "\\${") + "'"
+
+
+def expand_home(argv: list[str]) -> list[str]:
+    """`corpus.path=~/my_text.txt`, as typed into bash (which expands ~ only at the start of a
+    word): quoted for Hydra, whose grammar rejects a bare ~; the path is expanded where it is
+    read."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        home = value == "~" or value.startswith("~/")
+        out.append(f"{key}={_quote(value)}" if eq and home and not key.startswith("-") else arg)
+    return out
+
+
+def take_credentials(argv: list[str]) -> list[str]:
+    """A password in tracking.uri (or $MLFLOW_TRACKING_URI) moves into the environment
+    variables its client reads, before Hydra records the command line anywhere."""
+    from rnnexp.store import move_credentials
+
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if env_uri:
+        clean, env = move_credentials(env_uri)
+        os.environ.update(env | {"MLFLOW_TRACKING_URI": clean})
+    out = []
+    for arg in argv:
+        if override_key(arg) == "tracking.uri" and "@" in arg:
+            key, _, value = arg.partition("=")
+            clean, env = move_credentials(value.strip("'\""))
+            os.environ.update(env)
+            arg = f"{key}={_quote(clean)}" if env else arg
+        out.append(arg)
+    return out
+
+
+def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
+    """The folder of the run that resume=<folder or MLflow run id> continues."""
+    from rnnexp.tracking import RUN_ID, get_run_tags
 
     extra = [o for o in overrides if override_key(o) not in ("resume", "tracking.uri")]
     if extra:  # MLflow refuses changed params, and the run must stay the run it was
@@ -63,22 +104,52 @@ def _resume_target(s: Settings, launch_dir: Path, overrides: list[str]) -> tuple
     if not folder.is_dir():
         if not RUN_ID.fullmatch(s.resume):
             raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
+        hint = "resume from the folder the run was launched from, or set tracking.uri"
         uri = resolve_uri(s.tracking.uri, launch_dir)
-        try:
-            tags = MlflowClient(uri).get_run(s.resume).data.tags
-        except MlflowException as e:
-            raise RnnexpError(f"run {s.resume} in {uri}: {e.message}") from None
-        folder = Path(tags.get("rnnexp.output_dir", ""))
-    saved = folder / ".hydra" / "config.yaml"
-    if not saved.is_file():
+        folder = Path(get_run_tags(uri, s.resume, hint).get("rnnexp.output_dir", ""))
+    if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
     if not (folder / experiment.CHECKPOINT_FILE).is_file():
         raise RnnexpError(f"{folder} has no {experiment.CHECKPOINT_FILE} to resume from")
-    original = OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.load(saved))
-    return OmegaConf.to_object(original), folder
+    return folder.resolve()
+
+
+def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
+    """The folder this command writes into, claimed before Hydra writes anything there; the
+    Hydra overrides that point the run (or the sweep) at it."""
+    if plan.settings.resume:
+        if plan.multirun:
+            raise RnnexpError("resume continues one run: drop -m")
+        folder = resume_folder(plan.settings, plan.overrides, launch_dir)
+        rundir.hold(folder)
+        # the run's own folder and log; its .hydra/ keeps the config it was started with
+        return [f"hydra.run.dir={_quote(str(folder))}", "hydra.output_subdir=null"]
+    wanted = launch_dir / plan.folder
+    try:
+        folder = rundir.claim(wanted) if plan.named else rundir.claim_fresh(wanted)
+    except OSError as e:
+        raise RnnexpError(f"cannot create the output folder {wanted}: {e.strerror}") from None
+    rundir.remove_stale_temporaries(folder)
+    key = "hydra.sweep.dir" if plan.multirun else "hydra.run.dir"
+    return [f"{key}={_quote(str(folder))}"]
+
+
+def print_help(plan: Plan, conf_dir: Path) -> None:
+    """`rnnexp --help`: conf/hydra/help/rnnexp.yaml filled in, composed once (Hydra's own help
+    composes the config once per option of every group, including its own: over a second)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose("config", overrides=plan.overrides, return_hydra_config=True)
+    groups = {
+        g: sorted(p.stem for p in (conf_dir / g).glob("*.yaml"))
+        for g in ("corpus", "model", "optimizer", "search")
+    }
+    groups["experiment"] = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+    listing = "\n".join(f"{g}: {', '.join(groups[g])}" for g in sorted(groups))
+    config = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
+    text = str(cfg.hydra.help.template)  # header and footer are interpolated in it
+    print(text.replace("$APP_CONFIG_GROUPS", listing + "\n").replace("$CONFIG", config))
 
 
 def _threads_per_job(hc) -> int | None:
@@ -102,24 +173,25 @@ def task(cfg: DictConfig) -> float:
     launch_dir = Path(hc.runtime.cwd)
     overrides = list(hc.overrides.task)
     settings = OmegaConf.to_object(cfg)
-    if settings.resume:
-        try:
-            settings, folder = _resume_target(settings, launch_dir, overrides)
-        except RnnexpError as e:
-            print(f"rnnexp: error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        launch = experiment.Launch(folder, launch_dir, f"resume {folder}", resume=True,
-                                   threads=_threads_per_job(hc))  # fmt: skip
-        return _run(settings, launch)
+    uri = resolve_uri(settings.tracking.uri, launch_dir)  # this command's store
+    output_dir = Path(hc.runtime.output_dir)
+    threads = _threads_per_job(hc)
+    if settings.resume:  # main() pointed Hydra at the run's folder: its config, its store
+        saved = OmegaConf.load(output_dir / ".hydra" / "config.yaml")
+        original = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), saved))
+        launch = experiment.Launch(output_dir, launch_dir, f"resume {output_dir}", uri=uri,
+                                   resume=True, threads=threads)  # fmt: skip
+        return _run(original, launch)
     launch = experiment.Launch(
-        output_dir=Path(hc.runtime.output_dir),
+        output_dir=output_dir,
         launch_dir=launch_dir,
         run_name=",".join(overrides) or "defaults",
+        uri=uri,
         overrides=overrides,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),
         sweep_dir=launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
-        threads=_threads_per_job(hc),
+        threads=threads,
     )
     return _run(settings, launch)
 
@@ -141,10 +213,22 @@ def main() -> None:
     # conf/hydra/launcher/ray.yaml replaces the plugin's preset of the same name on purpose
     # (see that file); Hydra still merges it onto the plugin's schema, and warns that it does
     warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against")
-    error = check_command_line(sys.argv[1:], CONF_DIR)
-    if error:
-        print(f"rnnexp: error: {error}", file=sys.stderr)
+    # a log line that cannot be written (a full disk) must not print a traceback per line:
+    # the run reports the failure itself, in one line
+    logging.raiseExceptions = False
+    launch_dir = Path.cwd()
+    try:
+        argv = take_credentials(expand_home(sys.argv[1:]))
+        plan = check_command_line(argv, CONF_DIR)
+        if plan.help:
+            print_help(plan, CONF_DIR)
+            return
+        if plan.runs:
+            argv += claim_folder(plan, launch_dir)
+    except RnnexpError as e:
+        print(f"rnnexp: error: {e}", file=sys.stderr)
         sys.exit(2)
+    sys.argv[1:] = argv
     try:
         task()
     except KeyboardInterrupt as e:  # the run is already marked KILLED (and checkpointed)

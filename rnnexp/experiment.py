@@ -10,26 +10,27 @@ import json
 import logging
 import subprocess
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from rnnexp import rundir
 from rnnexp.checkpoint import load_checkpoint, save_checkpoint, save_model
 from rnnexp.corpora import Corpus, load_corpus
 from rnnexp.data import Vocab, split
 from rnnexp.errors import ConfigError, CorpusError, RnnexpError
 from rnnexp.generated import GENERATORS
-from rnnexp.loop import Interrupted, LoopState, train_loop
+from rnnexp.loop import Interrupted, LoopState, deferred_interrupts, train_loop
 from rnnexp.model import CharRNN, ModelConfig
 from rnnexp.optim import make_optimizer
 from rnnexp.settings import ModelSettings, Settings, override_key
+from rnnexp.store import redact, resolve_uri
 from rnnexp.tracking import (
     MlflowRun,
     NullRun,
     find_sweep_parent,
     open_experiment,
-    resolve_uri,
 )
 from rnnexp.train import Trainer, check_train_args
 
@@ -45,6 +46,8 @@ class Launch:
     output_dir: Path  # this run's folder: model, loss curve, log
     launch_dir: Path  # where the command was started: the default store lives under it
     run_name: str
+    uri: str = ""  # the tracking store this command names (resolve_uri); a sweep's job uses
+    # the one its launcher opened
     overrides: list[str] = field(default_factory=list)
     config_yaml: str = ""  # the resolved config, logged as an artifact
     params: dict[str, object] = field(default_factory=dict)  # the config as dotted keys
@@ -70,11 +73,23 @@ def validate(s: Settings) -> None:
     where reading it is cheap (generated, or a local file)."""
     check_values(s)
     if s.corpus.name in GENERATORS or s.corpus.name == "file":
-        _load(s.corpus)
+        check_corpus(s, _load(s.corpus))
+
+
+def check_corpus(s: Settings, corpus: Corpus) -> None:
+    """The settings that depend on the text itself."""
+    unseen = sorted(set(s.sample.prime) - set(corpus.text))
+    if unseen:
+        raise ConfigError(
+            f"sample.prime has characters that {corpus.name} never uses: {''.join(unseen)!r}; "
+            f"the model cannot read them"
+        )
 
 
 def check_values(s: Settings) -> None:
     """The checks that need no corpus."""
+    if s.seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0, got {s.seed}")
     model_config(s.model, vocab_size=1)
     make_optimizer(s.optimizer.name, s.optimizer.lr)
     check_train_args(s.train.clip, s.train.diverge_factor)
@@ -108,6 +123,7 @@ def build(s: Settings) -> Built:
     check_values(s)
     c = s.corpus
     corpus = _load(c)  # checks it too: read once here
+    check_corpus(s, corpus)
     vocab = Vocab.from_text(corpus.text)
     train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
     rng = np.random.default_rng(s.seed)  # the run's one source of randomness
@@ -134,21 +150,41 @@ def run(s: Settings, launch: Launch) -> float:
     """Train one experiment, tracked; return its final validation loss (nats/char)."""
     from threadpoolctl import threadpool_limits
 
+    if not launch.uri:
+        launch = replace(launch, uri=resolve_uri(s.tracking.uri, launch.launch_dir))
     threads = s.threads or launch.threads
     with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
         return _run(s, launch)
 
 
 def _run(s: Settings, launch: Launch) -> float:
-    b = build(s)
+    rundir.hold(launch.output_dir)  # no other process writes here while this run lives
+    rundir.remove_stale_temporaries(launch.output_dir)
     path = launch.output_dir / CHECKPOINT_FILE
+    if not launch.resume and path.exists():
+        raise RnnexpError(
+            f"{launch.output_dir} holds another run's {CHECKPOINT_FILE}: choose another "
+            f"folder, or continue that run with resume={launch.output_dir}"
+        )
+    b = build(s)
+    # SIGINT/SIGTERM wait for the end of a step (or of the final artifacts), so a checkpoint
+    # and the run's status always say where it stopped
+    with deferred_interrupts() as interrupt:
+        val_loss = _track(s, b, launch, path, interrupt)
+    if interrupt["signum"] is not None:  # arrived after the last step: the run is complete
+        raise Interrupted(interrupt["signum"], b.trainer.step)
+    return val_loss
+
+
+def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -> float:
+    """The tracked part of a run: open (or reopen) its tracking run, train, save, close."""
     if launch.resume:
-        state, tracked = _restore(b, path, launch.track)
-        if b.trainer.step >= s.train.steps:
-            tracked.finish("FINISHED")
+        state, tracked, was = _restore(b, path, launch)
+        if b.trainer.step >= s.train.steps and was == "FINISHED":
             raise RnnexpError(
                 f"{launch.output_dir} finished all {s.train.steps} steps: nothing to resume"
             )
+        tracked.reopen()
     else:
         state = LoopState()
         tracked = open_run(s, launch, b.corpus) if launch.track else NullRun()
@@ -180,10 +216,12 @@ def _run(s: Settings, launch: Launch) -> float:
             }
             save_checkpoint(path, b.trainer.state_dict(), meta)
 
-        val_loss = train_loop(s, b, tracked, state, checkpoint)
+        if b.trainer.step < s.train.steps:
+            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt)
+        # else: killed after its last checkpoint, before its model was saved: finish that
         finish_artifacts(s, b, tracked, launch.output_dir, state)
         status = "FINISHED"
-        return val_loss
+        return state.val_loss
     except Interrupted as e:
         status = "KILLED"
         error = f"stopped by {e}; continue with: rnnexp resume={launch.output_dir}"
@@ -192,15 +230,28 @@ def _run(s: Settings, launch: Launch) -> float:
     except KeyboardInterrupt:
         status, error = "KILLED", "interrupted (Ctrl-C twice: no checkpoint of the last step)"
         raise
+    except OSError as e:  # disk full, read-only folder: one line, and the run is FAILED
+        where = f" ({e.filename})" if e.filename else ""
+        error = f"cannot write the run's files: {e.strerror or e}{where}"
+        raise RnnexpError(
+            f"{error}; the last checkpoint is whole: free space, then rnnexp "
+            f"resume={launch.output_dir}"
+        ) from None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         raise
     finally:
-        tracked.finish(status, error)
+        try:
+            tracked.finish(status, error)
+        except RnnexpError:
+            if status == "FINISHED":
+                raise
+            # the store failed too (a full disk): the error in flight is the one to report
 
 
-def _restore(b: Built, path: Path, track: bool) -> tuple[LoopState, MlflowRun | NullRun]:
-    """Put a built run back where its checkpoint left it; reopen its MLflow run."""
+def _restore(b: Built, path: Path, launch: Launch) -> tuple[LoopState, MlflowRun | NullRun, str]:
+    """Put a built run back where its checkpoint left it; its tracking run (not yet
+    reopened) and that run's status (FINISHED when nothing is left to do)."""
     arrays, meta = load_checkpoint(path)
     if meta["corpus_sha256"] != b.corpus.sha256:
         raise CorpusError(f"the corpus text changed since {path} was written: cannot resume")
@@ -210,23 +261,30 @@ def _restore(b: Built, path: Path, track: bool) -> tuple[LoopState, MlflowRun | 
         raise RnnexpError(f"checkpoint {path} does not fit the run's config: {e}") from None
     b.rng.bit_generator.state = meta["rng"]
     state = LoopState(**meta["loop"])
-    if not track or not meta.get("run_id"):
-        return state, NullRun()
-    return state, MlflowRun.reopen(meta["uri"], meta["run_id"])
+    if not launch.track or not meta.get("run_id"):
+        done = (launch.output_dir / "model" / "model.npz").exists()
+        return state, NullRun(), "FINISHED" if done else "KILLED"
+    if meta["uri"] != launch.uri:  # never write to a store the user did not name
+        raise RnnexpError(
+            f"{launch.output_dir} is tracked in {redact(meta['uri'])}, not in this command's "
+            f"store {redact(launch.uri)}: resume it with tracking.uri={redact(meta['uri'])}"
+        )
+    tracked = MlflowRun(meta["uri"], meta["run_id"])
+    return state, tracked, tracked.status()
 
 
 def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
     """A sweep's job logs under the ids its launcher stored; a single run opens its own."""
     name = launch.run_name
     if launch.sweep_dir is not None:
-        ids = sweep_ids(s, launch.sweep_dir, launch.launch_dir)
+        ids = sweep_ids(launch.uri, s.tracking.experiment, launch.sweep_dir)
         uri, experiment_id, parent = ids["uri"], ids["experiment_id"], ids["parent_run_id"]
         # named by what varies across the sweep; every override is in the rnnexp.overrides tag
         swept = set(ids["swept"])
         name = ",".join(o for o in launch.overrides if override_key(o) in swept)
         name = name or launch.run_name
     else:
-        uri = resolve_uri(s.tracking.uri, launch.launch_dir)
+        uri = launch.uri
         experiment_id, parent = open_experiment(uri, s.tracking.experiment), None
     tags = run_tags(launch.overrides) | {
         "rnnexp.corpus": corpus.name,
@@ -236,15 +294,14 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
     return MlflowRun.start(uri, experiment_id, name, tags, parent)
 
 
-def sweep_ids(s: Settings, sweep_dir: Path, launch_dir: Path) -> dict:
+def sweep_ids(uri: str, experiment: str, sweep_dir: Path) -> dict:
     """uri, experiment_id, parent_run_id and swept keys of a sweep's job, from the file its
     launcher wrote in the sweep folder; a job on another machine of a cluster, where that
     folder is not, asks the tracking server for the running parent tagged with the folder."""
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
         return json.loads(path.read_text())
-    uri = resolve_uri(s.tracking.uri, launch_dir)
-    experiment_id = open_experiment(uri, s.tracking.experiment)
+    experiment_id = open_experiment(uri, experiment)
     parent = find_sweep_parent(uri, experiment_id, str(sweep_dir))
     swept = parent.data.tags.get("rnnexp.swept", "")
     return {
@@ -272,7 +329,9 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -
     tracked.log_artifact(model_dir / "model.npz", "model")
     tracked.log_artifact(model_dir / "model.json", "model")
     m, o = s.model, s.optimizer
-    title = f"{m.name} H{m.hidden_size} on {b.corpus.name}, {o.name} lr {o.lr}"
+    depth = f"{m.layers} {m.activation} layer{'s' if m.layers > 1 else ''}"
+    context = "" if m.bptt else ", context units (no BPTT)"
+    title = f"{m.name}: {depth} H{m.hidden_size}{context} on {b.corpus.name}, {o.name} lr {o.lr:g}"
     png = loss_curve(
         output_dir / "loss_curve.png",
         state.train,

@@ -56,16 +56,12 @@ def model_dir(source: str, tracking_uri: str | None, scratch: Path) -> Path:
     if not RUN_ID.fullmatch(source):
         raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the text
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from rnnexp.tracking import resolve_uri
+    from rnnexp.store import resolve_uri
+    from rnnexp.tracking import download_artifacts
 
     uri = resolve_uri(tracking_uri, Path.cwd())
-    try:
-        return Path(MlflowClient(uri).download_artifacts(source, "model", str(scratch)))
-    except MlflowException as e:
-        raise RnnexpError(f"run {source} in {uri}: {e.message}") from None
+    hint = "run this from the folder the run was launched from, or pass --tracking-uri"
+    return download_artifacts(uri, source, "model", scratch, hint)
 
 
 def main(argv: list[str] | None = None) -> int:

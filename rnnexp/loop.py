@@ -68,10 +68,12 @@ def deferred_interrupts() -> Iterator[dict]:
             signal.signal(s, h)
 
 
-def train_loop(s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState], None]) -> float:
+def train_loop(
+    s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState], None], interrupt: dict
+) -> float:
     """Train b.trainer from its current step to s.train.steps; return the last val loss.
     `checkpoint(state)` is called every train.checkpoint_every steps, at the end and on an
-    interrupt, always between steps."""
+    interrupt (`interrupt["signum"]` set by deferred_interrupts), always between steps."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -87,7 +89,7 @@ def train_loop(s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState]
     bar = tqdm(total=t.steps, initial=trainer.step, unit="step",
                disable=not sys.stderr.isatty(), dynamic_ncols=True)  # fmt: skip
     loop_start = time.perf_counter()
-    with bar, logging_redirect_tqdm(), deferred_interrupts() as interrupt:
+    with bar, logging_redirect_tqdm():
         for step in range(first, t.steps + 1):
             start = time.perf_counter()
             r = trainer.train_step()
@@ -99,7 +101,11 @@ def train_loop(s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState]
                 trainer.check_finite()  # a NaN weight shows in the loss late, if ever
                 loss = state.window_loss / state.window_steps
                 rate = state.window_steps * chars_per_step / state.window_time
-                metrics = {"train/loss": loss, "train/smooth_loss": r.smooth_loss}
+                metrics = {
+                    "train/loss": loss,
+                    "train/smooth_loss": r.smooth_loss,  # min-char-rnn's: nats per chunk
+                    "train/smooth_loss_per_char": r.smooth_loss / t.seq_length,  # comparable
+                }
                 tracked.log_metrics(metrics | {"perf/chars_per_s": rate}, step)
                 state.train.append((step, loss))
                 bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{rate:,.0f}")

@@ -14,6 +14,8 @@ and no gradient flows through it. Rows are batch entries, so weights are (in, ou
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +55,30 @@ class ModelConfig:
             raise ConfigError(
                 f"model.init_scale must be a positive number, got {self.init_scale!r}"
             )
+        _check_fits_in_memory(self)
+
+
+def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter, by key, without allocating any."""
+    V, H = config.vocab_size, config.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    for l in range(config.layers):
+        shapes |= {f"l{l}.Wxh": (V if l == 0 else H, H), f"l{l}.Whh": (H, H), f"l{l}.bh": (H,)}
+    return shapes | {"Why": (H, V), "by": (V,)}
+
+
+def _check_fits_in_memory(config: ModelConfig) -> None:
+    """Refuse, before allocating, a model whose parameters, gradients, optimizer state and
+    float64 initial draw (4 copies) cannot fit in this machine's memory."""
+    n = sum(math.prod(shape) for shape in param_shapes(config).values())
+    need = 4 * n * max(np.dtype(config.dtype).itemsize, 8)
+    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > have:
+        raise ConfigError(
+            f"model.hidden_size={config.hidden_size} with {config.layers} layer(s) has "
+            f"{n:,} parameters: about {need / 2**30:,.0f} GiB with gradients and optimizer "
+            f"state, more than this machine's {have / 2**30:,.0f} GiB"
+        )
 
 
 # The three models of the notebooks are settings of the one core.
@@ -309,15 +335,12 @@ def _scatter_add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> N
 
 def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
     """Weights N(0, 1) * init_scale, biases zero (min-char-rnn's initialisation)."""
-    V, H, s, dt = config.vocab_size, config.hidden_size, config.init_scale, config.dtype
-    params: Params = {}
-    for l in range(config.layers):
-        params[f"l{l}.Wxh"] = (rng.standard_normal((V if l == 0 else H, H)) * s).astype(dt)
-        params[f"l{l}.Whh"] = (rng.standard_normal((H, H)) * s).astype(dt)
-        params[f"l{l}.bh"] = np.zeros(H, dt)
-    params["Why"] = (rng.standard_normal((H, V)) * s).astype(dt)
-    params["by"] = np.zeros(V, dt)
-    return params
+    s, dt = config.init_scale, config.dtype
+    # drawn in key order (Wxh, Whh, bh per layer, then Why, by): the same draws as always
+    return {
+        k: np.zeros(shape, dt) if len(shape) == 1 else (rng.standard_normal(shape) * s).astype(dt)
+        for k, shape in param_shapes(config).items()
+    }
 
 
 def _softmax_xent(

@@ -23,9 +23,17 @@ def clip_grads(grads: Params, clip: float | None) -> None:
         np.clip(g, -clip, clip, out=g)
 
 
+MAX_LR = 1e6  # a step of lr x a gradient entry (clipped to 5) beyond millions only blows up
+
+
 def _check_lr(lr: float) -> float:
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not np.isfinite(lr) or lr <= 0:
         raise ConfigError(f"optimizer.lr must be a positive number, got {lr!r}")
+    if lr > MAX_LR:
+        raise ConfigError(
+            f"optimizer.lr={lr:.3g} is over {MAX_LR:g}: every step would move the weights by "
+            f"millions; rates that learn are near 0.001-0.1"
+        )
     return float(lr)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from rnnexp.atomic import atomic_write
+
 Points = list[tuple[int, float]]  # (step, nats/char)
 
 
@@ -30,28 +32,39 @@ def loss_curve(path: Path, train: Points, val: Points, floor: float | None, titl
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))  # MLflow may copy it any time
     plt.close(fig)
     return path
 
 
-def compare_curves(path: Path, series: dict[str, Points], title: str) -> Path:
-    """Save one PNG with a validation curve per run (name -> points)."""
+def compare_curves(
+    path: Path, series: dict[str, Points], title: str, failed: dict[str, str] | None = None
+) -> Path:
+    """Save one PNG with a validation curve per run (name -> points); the runs in `failed`
+    (name -> reason) are drawn dashed, marked FAILED with their reason, points or not."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    failed = failed or {}
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for name, points in sorted(series.items()):
-        ax.plot(*_xy(points), "o-", markersize=3, linewidth=1, label=name)
+        if name in failed:
+            reason = textwrap.shorten(failed[name], 70, placeholder="…")
+            line = ax.plot(*_xy(points), "x--", markersize=4, linewidth=1, color="tab:red")
+            line[0].set_label(f"{name}: FAILED ({reason})")
+        else:
+            ax.plot(*_xy(points), "o-", markersize=3, linewidth=1, label=name)
     ax.set_xlabel("step")
     ax.set_ylabel("val/loss (nats per character)")
     ax.set_title(textwrap.fill(title, 95), fontsize=9)  # long override lists wrap
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    legend = ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path)
+    # the legend also as the PNG's Description text: readable without looking at the image
+    labels = "\n".join(t.get_text() for t in legend.get_texts())
+    atomic_write(path, lambda f: fig.savefig(f, format="png", metadata={"Description": labels}))
     plt.close(fig)
     return path
 

@@ -21,63 +21,109 @@ GROUPS = ("model", "corpus", "optimizer", "experiment", "search")
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 
-def check_command_line(argv: list[str], conf_dir: Path) -> str | None:
-    """None if every job the command line asks for composes into valid Settings, else the
-    first problem as one line."""
+@dataclasses.dataclass
+class Plan:
+    """What a command line that passed its checks will do."""
+
+    runs: bool = False  # False: help, --cfg, --info, …: nothing is trained or written
+    help: bool = False  # --help: rnnexp's own help
+    multirun: bool = False  # -m, or a config that sets hydra.mode: MULTIRUN (a search)
+    settings: Settings | None = None  # the first job's
+    folder: str = ""  # hydra.run.dir (a run) or hydra.sweep.dir (a sweep), resolved
+    named: bool = False  # the user set that folder's key: it is taken as named, not renumbered
+    overrides: list[str] = dataclasses.field(default_factory=list)
+
+
+def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
+    """The Plan of a command line whose every job composes into valid Settings; else
+    RnnexpError with the first problem as one line."""
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
     args, _ = get_args_parser().parse_known_args(argv)
-    if args.help or args.hydra_help or args.info or args.shell_completion:
-        return None
+    if args.hydra_help or args.info or args.shell_completion:
+        return Plan()
     if args.config_path or args.config_name or args.config_dir or args.experimental_rerun:
-        return None  # another config than ours: Hydra checks it
-    try:
-        parsed = OverridesParser.create().parse_overrides(args.overrides)
-    except OverrideParseException as e:
-        return f"cannot read the command line: {_first_line(e)}"
+        return Plan()  # another config than ours: Hydra checks it
+    parsed = []
+    for line in args.overrides:
+        try:
+            parsed += OverridesParser.create().parse_overrides([line])
+        except OverrideParseException as e:
+            key, eq, value = line.partition("=")
+            quoted = f"{key}='{value}'" if eq else f"'{line}'"
+            raise RnnexpError(
+                f"cannot read {line!r}: {_first_line(e)}; for a value with spaces or special "
+                f'characters, quote it for Hydra inside quotes for the shell: "{quoted}"'
+            ) from None
     for o in parsed:
         if o.is_sweep_override() and o.get_key_element().lstrip("+~").startswith("hydra."):
             key = o.get_key_element().lstrip("+~")
-            return (
+            raise RnnexpError(
                 f"{o.input_line}: Hydra cannot sweep its own keys; give a search space on the "
                 f"key itself ({key.removeprefix('hydra.sweeper.params.')}=...)"
             )
     sweeps = [o for o in parsed if o.is_sweep_override()]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    if sweeps and not args.multirun and not _multirun_by_config(fixed, conf_dir):
-        return f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
+    multirun = args.multirun or _multirun_by_config(fixed, conf_dir)
+    if sweeps and not multirun:
+        raise RnnexpError(
+            f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
+        )
+    _check_repeated(parsed)
     first = None
     jobs = _jobs(parsed)
     for overrides in jobs:
         checked = _check(overrides, conf_dir)
         if isinstance(checked, str):
-            return checked
+            raise RnnexpError(checked)
         first = first or checked
-    if args.cfg:  # nothing will run: no store needed
-        return None
-    if args.multirun:
-        error = _check_launcher(jobs[0], first, conf_dir)
+    if args.cfg or args.help:  # nothing will run: no store needed
+        return Plan(help=args.help, settings=first, overrides=list(args.overrides))
+    hydra_cfg = _compose(jobs[0], conf_dir, hydra=True).hydra
+    if multirun:
+        error = _check_launcher(hydra_cfg, first)
         if error:
-            return error
-    return _check_store(first)
+            raise RnnexpError(error)
+    error = _check_store(first)
+    if error:
+        raise RnnexpError(error)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    return Plan(
+        runs=True,
+        multirun=multirun,
+        settings=first,
+        folder=str(OmegaConf.select(hydra_cfg, key.removeprefix("hydra."))),
+        named=any(override_key(o) == key for o in fixed),
+        overrides=list(args.overrides),
+    )
 
 
-def _check_launcher(overrides: list[str], settings: Settings, conf_dir: Path) -> str | None:
+def _check_repeated(parsed: list) -> None:
+    """A key given twice: Hydra keeps the last value silently, and a later error would quote
+    the wrong one."""
+    seen: dict[str, str] = {}
+    for o in parsed:
+        key = o.get_key_element().lstrip("+~")
+        if key in seen:
+            raise RnnexpError(f"{key} is given twice ({seen[key]} and {o.input_line}): keep one")
+        seen[key] = o.input_line
+
+
+def _check_launcher(hydra_cfg: DictConfig, settings: Settings) -> str | None:
     """hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
     tracking server (a local sqlite file is out of reach of other machines)."""
     from urllib.parse import urlparse
 
-    from rnnexp.tracking import resolve_uri
+    from rnnexp.store import resolve_uri
 
-    cfg = _compose(overrides, conf_dir, hydra=True)
-    if cfg.hydra.runtime.choices.get("hydra/launcher") != "ray":
+    if hydra_cfg.runtime.choices.get("hydra/launcher") != "ray":
         return None
     if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
         return 'hydra/launcher=ray needs the Ray extra: pip install -e ".[ray]"'
     # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
-    address = OmegaConf.select(cfg, "hydra.launcher.ray.init.address") or os.environ.get(
+    address = OmegaConf.select(hydra_cfg, "launcher.ray.init.address") or os.environ.get(
         "RAY_ADDRESS"
     )
     uri = resolve_uri(settings.tracking.uri, Path.cwd())
@@ -92,7 +138,7 @@ def _check_launcher(overrides: list[str], settings: Settings, conf_dir: Path) ->
 
 def _check_store(settings: Settings) -> str | None:
     """The tracking store answers, before the first step rather than at the end."""
-    from rnnexp.tracking import check_store, resolve_uri
+    from rnnexp.store import check_store, resolve_uri
 
     try:
         check_store(resolve_uri(settings.tracking.uri, Path.cwd()))

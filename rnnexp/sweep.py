@@ -52,7 +52,8 @@ class SweepTracking(Callback):
             cls.active = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.tracking import MlflowRun, open_experiment, resolve_uri
+        from rnnexp.store import resolve_uri
+        from rnnexp.tracking import MlflowRun, open_experiment
 
         launch_dir = Path(config.hydra.runtime.cwd)
         sweep_dir = launch_dir / str(config.hydra.sweep.dir)
@@ -122,20 +123,34 @@ class SweepTracking(Callback):
 
     @staticmethod
     def _compare(parent, children, sweep_dir: Path) -> None:
-        """The children's validation curves in one figure, an artifact of the parent run."""
+        """The children's validation curves in one figure, an artifact of the parent run;
+        a job that failed is drawn as failed, with its reason."""
         from rnnexp.plots import compare_curves
 
         # label each curve by what varies across the sweep, not the overrides all jobs share
         names = {c.info.run_id: c.info.run_name.split(",") for c in children}
         shared = set.intersection(*(set(n) for n in names.values())) if names else set()
-        series = {}
+        series, failed = {}, {}
         for c in children:
             history = parent.client.get_metric_history(c.info.run_id, "val/loss")
             points = sorted((m.step, m.value) for m in history)
-            label = ",".join(o for o in names[c.info.run_id] if o not in shared) or "run"
-            if points:
-                series[label] = points
-        if series:
-            common = ",".join(o for o in next(iter(names.values())) if o in shared)
+            label = ",".join(short(o) for o in names[c.info.run_id] if o not in shared) or "run"
+            series[label] = points
+            if c.info.status != "FINISHED":
+                failed[label] = c.data.tags.get("rnnexp.error") or c.info.status
+        if children:
+            common = ",".join(short(o) for o in next(iter(names.values())) if o in shared)
             title = f"validation loss of {len(series)} runs" + (f" ({common})" if common else "")
-            parent.log_artifact(compare_curves(sweep_dir / "comparison.png", series, title))
+            figure = compare_curves(sweep_dir / "comparison.png", series, title, failed)
+            parent.log_artifact(figure)
+
+
+def short(override: str) -> str:
+    """`optimizer.lr=0.012345678901234567` -> `optimizer.lr=0.0123`: a label, not a record (the
+    exact value is in the run's params)."""
+    key, eq, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.3g}" if eq and len(value) > 6 and "." in value else override

@@ -9,54 +9,25 @@ one, so processes opening a fresh store together can corrupt it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import functools
+import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
+from rnnexp.atomic import temporary_name
 from rnnexp.errors import RnnexpError
+from rnnexp.store import redact, sqlite_path, store_lock
+
+# MLflow logs each store error with its traceback before raising it; rnnexp reports it as
+# one line (store_errors)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
-
-
-def resolve_uri(uri: str | None, launch_dir: Path) -> str:
-    """tracking.uri if set, else $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db under the
-    launch dir; a relative sqlite path is made absolute against the launch dir."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
-    if not uri:
-        return f"sqlite:///{(launch_dir / 'outputs' / 'mlflow.db').resolve()}"
-    path = sqlite_path(uri)
-    if path is not None and not path.is_absolute():
-        return f"sqlite:///{(launch_dir / path).resolve()}"
-    return uri
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a sqlite URI (sqlite:///rel.db or sqlite:////abs.db), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(unquote(uri[len("sqlite:///") :]))
-
-
-@contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """Exclusive lock around opening a local sqlite store; other stores need none."""
-    path = sqlite_path(uri)
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _client(uri: str):
@@ -69,7 +40,8 @@ def open_experiment(uri: str, name: str) -> str:
     """Create the store (if new) and the experiment (if new); return the experiment id."""
     from mlflow.exceptions import MlflowException
 
-    with _store_lock(uri):
+    with store_lock(uri):
+        _create_whole(uri)
         client = _client(uri)
         try:
             experiment = client.get_experiment_by_name(name)
@@ -89,6 +61,24 @@ def open_experiment(uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def _create_whole(uri: str) -> None:
+    """A new sqlite store is built under a temporary name and renamed into place (under the
+    store lock): a creation cut off (disk full, a kill) leaves no half-built store behind."""
+    path = sqlite_path(uri)
+    if path is None or path.exists():
+        return
+    tmp = temporary_name(path)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines, one per migration
+    try:
+        _client(f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates every table
+        os.replace(tmp, path)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RnnexpError(f"cannot create the tracking store {path}: {first}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str):
     """The running parent run (an mlflow Run) of the sweep whose folder is `sweep_dir`."""
     quote = '"' if "'" in sweep_dir else "'"
@@ -103,6 +93,37 @@ def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str):
     return runs[0]
 
 
+def _existing_store(uri: str, what: str, hint: str):
+    """A client for a store that must already exist: a look-up never creates one (MLflow
+    makes a fresh sqlite file on first contact)."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise RnnexpError(f"{what}: there is no MLflow store at {path}; {hint}")
+    return _client(uri)
+
+
+def get_run_tags(uri: str, run_id: str, hint: str) -> dict[str, str]:
+    """The tags of run `run_id` in the store at `uri` (which must exist)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _existing_store(uri, f"run {run_id}", hint)
+    try:
+        return client.get_run(run_id).data.tags
+    except MlflowException as e:
+        raise RnnexpError(f"run {run_id} in {redact(uri)}: {e.message}; {hint}") from None
+
+
+def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -> Path:
+    """Artifact `path` of run `run_id` (a file or folder), downloaded into `dst`."""
+    from mlflow.exceptions import MlflowException
+
+    client = _existing_store(uri, f"run {run_id}", hint)
+    try:
+        return Path(client.download_artifacts(run_id, path, str(dst)))
+    except MlflowException as e:
+        raise RnnexpError(f"run {run_id} in {redact(uri)}: {e.message}; {hint}") from None
+
+
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
     not in ./mlruns of whatever the cwd is; a server decides for itself."""
@@ -113,6 +134,32 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     return (path.parent / "mlartifacts" / slug).resolve().as_uri()
 
 
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """A store that fails mid-run (disk full, server gone) is one line, not MLflow's
+    tracebacks: MlflowException, and OSError from copying artifacts, become RnnexpError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as e:
+        root: BaseException = e  # the database's or the file system's own words
+        while getattr(root, "orig", None) or root.__cause__:
+            root = getattr(root, "orig", None) or root.__cause__
+        text = str(root).strip()
+        first = text.splitlines()[0] if text else type(root).__name__
+        raise RnnexpError(f"the tracking store {redact(uri)} failed: {first}") from None
+
+
+def _in_store(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with store_errors(self.uri):
+            return method(self, *args, **kwargs)
+
+    return wrapped
+
+
 class MlflowRun:
     """One MLflow run, written through MlflowClient (no global active run, no MLFLOW_RUN_ID)."""
 
@@ -121,6 +168,7 @@ class MlflowRun:
         self.run_id = run_id
         self.client = _client(uri)
         self._metrics: list = []
+        self._logged: dict[str, int] = {}  # metric -> last step the store already has
 
     @classmethod
     def start(
@@ -134,24 +182,33 @@ class MlflowRun:
         tags = dict(tags)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shows the run nested in the UI
-        with _store_lock(uri):
+        with store_lock(uri), store_errors(uri):
             run = _client(uri).create_run(experiment_id, tags=tags, run_name=run_name)
         return cls(uri, run.info.run_id)
 
-    @classmethod
-    def reopen(cls, uri: str, run_id: str) -> MlflowRun:
-        """An existing run, set RUNNING again to be continued (resume)."""
+    def status(self) -> str:
+        """RUNNING, FINISHED, FAILED or KILLED, as the store has it."""
         from mlflow.exceptions import MlflowException
 
-        run = cls(uri, run_id)
         try:
-            run.client.update_run(run_id, status="RUNNING")
+            return self.client.get_run(self.run_id).info.status
         except MlflowException as e:
             raise RnnexpError(
-                f"cannot continue MLflow run {run_id} in {uri}: {e.message}"
+                f"cannot continue MLflow run {self.run_id} in {redact(self.uri)}: {e.message}"
             ) from None
-        return run
 
+    @_in_store
+    def reopen(self) -> None:
+        """Set the run RUNNING again to continue it (resume). Metric points it already holds
+        are not logged twice: steps trained again after a crash skip up to the last step
+        the store has for each metric."""
+        run = self.client.get_run(self.run_id)
+        for key in run.data.metrics:
+            history = self.client.get_metric_history(self.run_id, key)
+            self._logged[key] = max((m.step for m in history), default=-1)
+        self.client.update_run(self.run_id, status="RUNNING")
+
+    @_in_store
     def log_params(self, params: dict[str, object]) -> None:
         from mlflow.entities import Param
 
@@ -159,6 +216,7 @@ class MlflowRun:
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 
+    @_in_store
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
@@ -170,22 +228,27 @@ class MlflowRun:
 
         now = int(time.time() * 1000)
         for k, v in metrics.items():
-            self._metrics.append(Metric(k, float(v), now, step))
+            if step > self._logged.get(k, -1):
+                self._metrics.append(Metric(k, float(v), now, step))
         if len(self._metrics) >= MAX_METRICS_PER_BATCH:
             self.flush()
 
+    @_in_store
     def flush(self) -> None:
         while self._metrics:
             batch = self._metrics[:MAX_METRICS_PER_BATCH]
             self.client.log_batch(self.run_id, metrics=batch)
             del self._metrics[: len(batch)]
 
+    @_in_store
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    @_in_store
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
 
+    @_in_store
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Flush, record the error (if any) as a tag, and close with FINISHED/FAILED/KILLED."""
         self.flush()
@@ -199,6 +262,8 @@ class NullRun:
 
     run_id = None
 
+    def status(self) -> str: ...
+    def reopen(self) -> None: ...
     def log_params(self, params: dict[str, object]) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
@@ -206,36 +271,3 @@ class NullRun:
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None: ...
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None: ...
-
-
-def check_store(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, before a run starts, if the store cannot be used: a server that does not
-    answer /health within `timeout` (MLflow itself would retry for minutes), or a sqlite file
-    that cannot be created or is not a database. Other stores are left to MLflow."""
-    if urlparse(uri).scheme in ("http", "https"):
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
-                if r.status == 200:
-                    return
-                reason = f"HTTP {r.status}"
-        except OSError as e:  # refused, unreachable, timed out, HTTP errors
-            reason = str(getattr(e, "reason", e))
-        raise RnnexpError(
-            f"cannot reach the MLflow tracking server {uri} ({reason}); "
-            f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another store"
-        )
-    path = sqlite_path(uri)
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RnnexpError(f"cannot create the folder of the tracking store {path}: {e}") from None
-    if not os.access(path.parent, os.W_OK):
-        raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
-    if path.exists() and path.stat().st_size > 0:
-        with open(path, "rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                raise RnnexpError(f"tracking store {path} is not an sqlite database")

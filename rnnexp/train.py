@@ -89,7 +89,7 @@ class Trainer:
         self.recent_loss = 0.9 * self.recent_loss + 0.1 * loss / T
         if self.diverge_at is not None and self.recent_loss > self.diverge_at:
             raise DivergedError(
-                f"loss per character averages {self.recent_loss:.1f} nats at step {self.step}, "
+                f"loss per character averages {self.recent_loss:.3g} nats at step {self.step}, "
                 f"over {self.diverge_factor:g}x the uniform "
                 f"guess ln V = {math.log(self.model.config.vocab_size):.2f}: the run has blown up; "
                 f"lower optimizer.lr (or clip harder with sgd)"

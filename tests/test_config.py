@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rnnexp.cli import CONF_DIR, EXPERIMENTS_DIR, flatten, register_configs
+from rnnexp.errors import RnnexpError
 from rnnexp.experiment import validate
 from rnnexp.preflight import check_command_line
 from rnnexp.settings import Settings
@@ -150,9 +151,10 @@ def test_params_are_the_flattened_config():
     ],
 )
 def test_command_line_mistakes_are_one_clear_line(args, message):
-    error = check_command_line(args, CONF_DIR)
-    assert error is not None and error.startswith(message), error
-    assert "\n" not in error
+    with pytest.raises(RnnexpError) as e:
+        check_command_line(args, CONF_DIR)
+    assert str(e.value).startswith(message), e.value
+    assert "\n" not in str(e.value)
 
 
 def test_good_command_lines_pass():
@@ -165,7 +167,7 @@ def test_good_command_lines_pass():
         ["train.clip=null", "corpus=elman", "corpus.options.seed=4"],
         ["search=optuna", "optimizer.lr=tag(log,interval(0.01,0.05))", "seed=1,2"],
     ):
-        assert check_command_line(args, CONF_DIR) is None, args
+        check_command_line(args, CONF_DIR)  # raises RnnexpError on a mistake
 
 
 def test_a_mistake_exits_2_with_one_line_and_nothing_written(tmp_path):

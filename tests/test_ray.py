@@ -98,24 +98,21 @@ def test_a_ray_cluster_with_a_local_store_is_refused(tmp_path, how):
 
 def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     """A job on another machine has no sweep folder: it finds the parent by the folder's tag."""
-    from test_config import settings
-
     from rnnexp.errors import RnnexpError
     from rnnexp.experiment import sweep_ids
     from rnnexp.tracking import MlflowRun, open_experiment
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    s = settings(f"tracking.uri={uri}")
     exp = open_experiment(uri, "rnnexp")
     sweep_dir = tmp_path / "elsewhere" / "outputs" / "multiruns" / "x"  # never created
     other = MlflowRun.start(uri, exp, "sweep other", {"rnnexp.sweep_dir": str(tmp_path / "o")})
     tags = {"rnnexp.sweep_dir": str(sweep_dir), "rnnexp.swept": "model,seed"}
     parent = MlflowRun.start(uri, exp, "sweep", tags)
-    assert sweep_ids(s, sweep_dir, tmp_path) == {
+    assert sweep_ids(uri, "rnnexp", sweep_dir) == {
         "uri": uri, "experiment_id": exp, "parent_run_id": parent.run_id, "swept": ["model", "seed"]
     }  # fmt: skip
     assert parent.run_id != other.run_id
     parent.finish("FINISHED", None)  # a finished sweep is no job's parent
     with pytest.raises(RnnexpError, match="no running sweep"):
-        sweep_ids(s, sweep_dir, tmp_path)
+        sweep_ids(uri, "rnnexp", sweep_dir)
     assert len(runs(uri)) == 2

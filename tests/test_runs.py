@@ -54,6 +54,9 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
         25,
         30,
     ]
+    per_chunk = history(uri, run.info.run_id, "train/smooth_loss")
+    per_char = history(uri, run.info.run_id, "train/smooth_loss_per_char")
+    assert per_char == [(s, pytest.approx(v / 25)) for s, v in per_chunk]  # T = 25
     assert [s for s, _ in history(uri, run.info.run_id, "perf/chars_per_s")] == [
         5,
         10,
@@ -183,15 +186,32 @@ def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
     (parent,) = [r for r in all_runs if r.info.run_name.startswith("sweep ")]
     assert parent.info.status == "FAILED"
     assert "optimizer=sgd" in parent.data.tags["rnnexp.error"]
+    from mlflow import MlflowClient
+    from PIL import Image
+
+    png = MlflowClient(default_store(tmp_path)).download_artifacts(
+        parent.info.run_id, "comparison.png", str(tmp_path)
+    )
+    labels = Image.open(png).text["Description"].splitlines()  # the figure's legend
+    assert labels[0] == "optimizer=adagrad"
+    assert labels[1].startswith("optimizer=sgd: FAILED (DivergedError: loss per character")
+
+
+def test_sweep_labels_round_long_numbers():
+    from rnnexp.sweep import short
+
+    assert short("optimizer.lr=0.012345678901234567") == "optimizer.lr=0.0123"
+    assert short("model.hidden_size=128") == "model.hidden_size=128"
+    assert short("model=rnn") == "model=rnn" and short("optimizer.lr=0.1") == "optimizer.lr=0.1"
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["optimizer=sgd"], "loss per character averages 9.7 nats at step 18, over 3x"),
+        (["optimizer=sgd"], "loss per character averages 9.67 nats at step 18, over 3x"),
         (
             ["optimizer=sgd", "optimizer.lr=1000", "train.clip=null"],
-            "loss per character averages 411.5 nats at step 2, over 3x",
+            "loss per character averages 411 nats at step 2, over 3x",
         ),
     ],
 )

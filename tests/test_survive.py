@@ -49,6 +49,12 @@ BAD = [  # (overrides, what the one line must say)
     (["corpus=file", "corpus.path={tmp}/latin1.txt"], "corpus file is not UTF-8 text: "),
     (["corpus=file", "corpus.path={tmp}/short.txt"], "training text of 5 characters is too short"),
     (["tracking.uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server http://127"),
+    (["seed=-1"], "seed must be a whole number >= 0, got -1"),
+    (["model.hidden_size=200000"], "model.hidden_size=200000 with 1 layer(s) has 40,000,600,001 "),
+    (["sample.prime=XYZ"], "sample.prime has characters that fizzbuzz never uses: 'XYZ'"),
+    (["optimizer.lr=1e300"], "optimizer.lr=1e+300 is over 1e+06: every step would move"),
+    (["train.steps=50", "train.steps=abc"], "train.steps is given twice (train.steps=50 and "),
+    (["corpus.path=a b("], "cannot read 'corpus.path=a b(': "),
 ]
 
 
@@ -161,8 +167,8 @@ def test_a_corrupted_checkpoint_is_refused(tmp_path):
     assert r.returncode == 2
     (line,) = r.stderr.strip().splitlines()
     assert line == (
-        "rnnexp: error: checkpoint outputs/cut/checkpoint.npz is corrupted or not an rnnexp "
-        "checkpoint: File is not a zip file"
+        f"rnnexp: error: checkpoint {tmp_path}/outputs/cut/checkpoint.npz is corrupted or not "
+        "an rnnexp checkpoint: File is not a zip file"
     )
     assert ckpt.stat().st_size == 1000  # refused, not replaced
 

@@ -1,0 +1,168 @@
+"""The tracking store: where it is (tracking.uri, $MLFLOW_TRACKING_URI, or sqlite
+outputs/mlflow.db under the launch dir), whether it answers, and how its URI is shown.
+
+Plain Python, no MLflow: the entrypoint checks a store in well under a second, and the
+password of a URI is moved into the environment before anything records the URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
+
+from rnnexp.errors import RnnexpError
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
+
+
+def resolve_uri(uri: str | None, launch_dir: Path) -> str:
+    """tracking.uri if set, else $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db under the
+    launch dir; a relative sqlite path is made absolute against the launch dir."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if not uri:
+        return f"sqlite:///{(launch_dir / 'outputs' / 'mlflow.db').resolve()}"
+    path = sqlite_path(uri)
+    if path is not None and not path.is_absolute():
+        return f"sqlite:///{(launch_dir / path).resolve()}"
+    return uri
+
+
+def redact(uri: str) -> str:
+    """The URI with its password, if any, shown as *** (as MLflow and SQLAlchemy print them)."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def move_credentials(uri: str) -> tuple[str, dict[str, str]]:
+    """(the URI without its password, the environment variables that carry it instead), so
+    a password never enters the config, the run's params and tags, or Hydra's files.
+    http(s): MLflow reads MLFLOW_TRACKING_USERNAME and _PASSWORD; postgresql: libpq reads
+    PGPASSWORD. Other stores take the password from their own configuration files."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri, {}
+    host = parts.netloc.rpartition("@")[2]
+    password = unquote(parts.password)
+    if parts.scheme in ("http", "https"):
+        env = {"MLFLOW_TRACKING_USERNAME": unquote(parts.username or ""),
+               "MLFLOW_TRACKING_PASSWORD": password}  # fmt: skip
+        return parts._replace(netloc=host).geturl(), env
+    if parts.scheme.split("+")[0] == "postgresql":
+        user = f"{parts.username}@" if parts.username else ""
+        return parts._replace(netloc=user + host).geturl(), {"PGPASSWORD": password}
+    raise RnnexpError(
+        f"tracking store {redact(uri)}: a password in a {parts.scheme} URI would be recorded; "
+        f"keep it in the database client's own configuration instead"
+    )
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite URI (sqlite:///rel.db or sqlite:////abs.db), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri[len("sqlite:///") :]))
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Exclusive lock around opening a local sqlite store; other stores need none."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with one line, before a run starts, if the store cannot be used: a server
+    that does not answer /health within `timeout`, a database server that does not accept a
+    connection (MLflow itself retries either for minutes), a sqlite file that cannot be
+    created, or one that is not a whole MLflow store. Nothing is changed."""
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme in ("http", "https"):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+                if r.status == 200:
+                    return
+                reason = f"HTTP {r.status}"
+        except OSError as e:  # refused, unreachable, timed out, HTTP errors
+            reason = str(getattr(e, "reason", e))
+        raise RnnexpError(
+            f"cannot reach the MLflow tracking server {redact(uri)} ({reason}); "
+            f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another store"
+        )
+    if scheme in DEFAULT_PORTS:
+        parts = urlparse(uri)
+        address = (parts.hostname or "localhost", parts.port or DEFAULT_PORTS[scheme])
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            raise RnnexpError(
+                f"cannot reach the {scheme} tracking store {redact(uri)} ({reason}); start "
+                f"the database server, or set tracking.uri (or MLFLOW_TRACKING_URI) elsewhere"
+            ) from None
+        return
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    folder = path.parent  # made when the store is created: a check creates nothing
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RnnexpError(f"cannot create the tracking store {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK) or _read_only_mount(folder):
+        raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
+    if path.exists():
+        problem = sqlite_problem(path)
+        if problem:
+            raise RnnexpError(
+                f"tracking store {path} is damaged ({problem}); it was left as it is: move it "
+                f"aside (mv {path} {path}.damaged) to start a new store, or set tracking.uri"
+            )
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """What keeps a file from being a whole MLflow sqlite store, or None. A store whose
+    creation was cut off has some tables but no schema version (MLflow stamps it last)."""
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            return "not an sqlite database"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        ) as db:
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                return f"sqlite integrity check: {check}"
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            if (
+                "alembic_version" not in tables
+                or not db.execute("SELECT version_num FROM alembic_version").fetchone()
+            ):
+                return "its tables were never completed: no schema version"
+    except sqlite3.Error as e:
+        return f"sqlite: {e}"
+    return None
+
+
+def _read_only_mount(folder: Path) -> bool:
+    """os.access says yes to root on a read-only file system; statvfs knows."""
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)

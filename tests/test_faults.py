@@ -1,0 +1,172 @@
+"""Faults lose nothing and say one line: a store whose creation is cut off or that is damaged,
+a database that does not answer, a resume aimed at another store, a look-up in the wrong
+folder, a kill between the last checkpoint and the saved model."""
+
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import free_port
+from helpers import TINY, artifacts, env, history, rnnexp, runs, sample_cmd
+
+
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+
+
+def one_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_a_store_whose_creation_is_cut_off_is_not_left_half_built(tmp_path):
+    def small_files():  # as `ulimit -f 300`: no file may grow past 300 KiB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, 300 * 1024))
+
+    cut = subprocess.run([sys.executable, "-m", "rnnexp", *TINY], cwd=tmp_path, env=env(),
+                         capture_output=True, text=True, preexec_fn=small_files)  # fmt: skip
+    assert cut.returncode == 2
+    assert one_line(cut).startswith(
+        f"rnnexp: error: cannot create the tracking store {tmp_path}/outputs/mlflow.db: "
+    )
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+    assert not list((tmp_path / "outputs").glob(".*.tmp"))
+    again = rnnexp(*TINY, cwd=tmp_path)  # the next run creates it whole
+    assert again.returncode == 0, again.stderr
+    assert [r.info.status for r in runs(store(tmp_path))] == ["FINISHED"]
+
+
+@pytest.mark.parametrize("damage", ["half-built", "not a database"])
+def test_a_damaged_store_is_named_and_left_alone(tmp_path, damage):
+    db = tmp_path / "outputs" / "mlflow.db"
+    db.parent.mkdir()
+    if damage == "half-built":  # tables made, the schema version never stamped
+        with sqlite3.connect(db) as c:
+            c.execute("CREATE TABLE spans (id INTEGER)")
+    else:
+        db.write_bytes(b"these are my notes, not a database\n" * 100)
+    before = db.read_bytes()
+    r = rnnexp(*TINY, cwd=tmp_path)
+    assert r.returncode == 2
+    reason = "its tables were never completed" if damage == "half-built" else "not an sqlite"
+    assert (
+        one_line(r).startswith(f"rnnexp: error: tracking store {db} is damaged ({reason}")
+        and f"mv {db} {db}.damaged" in r.stderr
+    )
+    assert db.read_bytes() == before
+
+
+def test_an_unreachable_database_store_fails_fast(tmp_path):
+    uri = f"postgresql://rnnexp:s3cr3t-pw@127.0.0.1:{free_port()}/mlflow"
+    start = time.monotonic()
+    r = rnnexp(*TINY, f"tracking.uri={uri}", cwd=tmp_path)
+    assert time.monotonic() - start < 15
+    assert r.returncode == 2
+    assert one_line(r).startswith(
+        "rnnexp: error: cannot reach the postgresql tracking store postgresql://rnnexp@127.0.0.1:"
+    )
+    assert "s3cr3t-pw" not in r.stderr + r.stdout
+    assert not (tmp_path / "outputs" / "runs").exists() or not any(
+        (tmp_path / "outputs" / "runs").iterdir()
+    )
+
+
+def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", "train.steps=8000", "hydra.run.dir=outputs/cut"],
+        cwd=theirs, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log, deadline = theirs / "outputs" / "cut" / "rnnexp.log", time.monotonic() + 60
+    while not (log.exists() and "BLAS threads" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    their_db = theirs / "outputs" / "mlflow.db"
+    before = their_db.read_bytes()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    r = rnnexp(f"resume={theirs}/outputs/cut", cwd=mine)
+    assert r.returncode == 2
+    assert one_line(r) == (
+        f"rnnexp: error: {theirs}/outputs/cut is tracked in sqlite:///{their_db}, not in this "
+        f"command's store sqlite:///{mine}/outputs/mlflow.db: resume it with "
+        f"tracking.uri=sqlite:///{their_db}"
+    )
+    assert their_db.read_bytes() == before and not (mine / "outputs" / "mlflow.db").exists()
+    ok = rnnexp(f"resume={theirs}/outputs/cut", f"tracking.uri=sqlite:///{their_db}", cwd=mine)
+    assert ok.returncode == 0, ok.stderr
+    (run,) = runs(f"sqlite:///{their_db}")
+    assert run.info.status == "FINISHED"
+    for key in ("train/loss", "perf/chars_per_s", "val/loss"):  # each step once
+        steps = [s for s, _ in history(f"sqlite:///{their_db}", run.info.run_id, key)]
+        assert steps == sorted(set(steps)), key
+
+
+def test_a_look_up_never_creates_a_store(tmp_path):
+    r = sample_cmd("0123456789abcdef0123456789abcdef", cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line(r) == (
+        f"rnnexp-sample: error: run 0123456789abcdef0123456789abcdef: there is no MLflow store "
+        f"at {tmp_path}/outputs/mlflow.db; run this from the folder the run was launched from, "
+        f"or pass --tracking-uri"
+    )
+    r = rnnexp("resume=0123456789abcdef0123456789abcdef", cwd=tmp_path)
+    assert r.returncode == 2 and "there is no MLflow store at" in one_line(r)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_signal_after_the_last_step_still_saves_the_model(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", *TINY, "hydra.run.dir=outputs/end"],
+        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log, deadline = tmp_path / "outputs" / "end" / "rnnexp.log", time.monotonic() + 60
+    # the loop is done, the final checkpoint written; the model and plot are being saved
+    while not (log.exists() and "trained 30 steps" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    (run,) = runs(store(tmp_path))
+    assert run.info.status == "FINISHED"  # complete: nothing was left undone
+    assert "model/model.npz" in artifacts(store(tmp_path), run.info.run_id)
+    assert (tmp_path / "outputs" / "end" / "model" / "model.npz").is_file()
+
+
+def test_resume_finishes_a_run_killed_before_its_model_was_saved(tmp_path):
+    from mlflow import MlflowClient
+
+    done = rnnexp(*TINY, "hydra.run.dir=outputs/end", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "outputs" / "end"
+    saved = (folder / "model" / "model.npz").read_bytes()
+    # what a kill -9 right after the final checkpoint leaves: no model, no plot, RUNNING
+    (run,) = runs(store(tmp_path))
+    client = MlflowClient(store(tmp_path))
+    logged = Path(urlparse(run.info.artifact_uri).path)
+    for f in ("model/model.npz", "model/model.json", "loss_curve.png"):
+        (folder / f).unlink()
+        (logged / f).unlink()
+    client.update_run(run.info.run_id, status="RUNNING")
+    r = rnnexp("resume=outputs/end", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (folder / "model" / "model.npz").read_bytes() == saved
+    (run,) = runs(store(tmp_path))
+    assert run.info.status == "FINISHED"
+    assert {"model/model.npz", "model/model.json", "loss_curve.png"} <= set(
+        artifacts(store(tmp_path), run.info.run_id)
+    )
+    again = rnnexp("resume=outputs/end", cwd=tmp_path)
+    assert again.returncode == 2 and "nothing to resume" in one_line(again)
+    assert runs(store(tmp_path))[0].info.status == "FINISHED"

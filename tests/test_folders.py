@@ -1,0 +1,113 @@
+"""Every run and every sweep writes into a folder of its own, whatever the timing: commands
+launched at the same moment, a folder named twice, a folder resumed while it runs."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from helpers import TINY, artifacts, env, rnnexp, runs
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+
+
+def launch(tmp_path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rnnexp", *args], cwd=tmp_path, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_eight_runs_started_at_once_get_eight_folders(tmp_path):
+    procs = [launch(tmp_path, *TINY, f"seed={i}") for i in range(8)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    folders = sorted((tmp_path / "outputs" / "runs").iterdir())
+    assert len(folders) == 8
+    by_folder = {str(r.data.tags["rnnexp.output_dir"]): r for r in runs(store(tmp_path))}
+    assert sorted(by_folder) == [str(f) for f in folders]  # one run per folder
+    for folder in folders:
+        run = by_folder[str(folder)]
+        seed = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())["seed"]
+        assert str(seed) == run.data.params["seed"]  # the folder's config is its run's
+        log = (folder / "rnnexp.log").read_text()
+        assert log.count("BLAS threads") == 1 and run.info.run_id in log  # one run's log
+        assert (folder / "loss_curve.png").read_bytes().startswith(PNG)
+        assert "loss_curve.png" in artifacts(store(tmp_path), run.info.run_id)
+    for f in folders:  # named by their start time, a suffix where that second was taken
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(_[2-8])?", f.name), f.name
+
+
+def test_two_sweeps_started_at_once_keep_their_own_jobs(tmp_path):
+    procs = [launch(tmp_path, "-m", *TINY, f"seed={2 * i},{2 * i + 1}") for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err  # neither names the other's jobs as failed
+    sweeps = sorted((tmp_path / "outputs" / "multiruns").iterdir())
+    assert len(sweeps) == 2
+    all_runs = runs(store(tmp_path))
+    parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    for parent in parents:
+        children = [r for r in all_runs
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]  # fmt: skip
+        assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
+        folder = parent.data.tags["rnnexp.sweep_dir"]
+        assert {c.data.tags["rnnexp.output_dir"] for c in children} == {
+            f"{folder}/0",
+            f"{folder}/1",
+        }
+        seeds = {c.data.params["seed"] for c in children}
+        assert seeds in ({"0", "1"}, {"2", "3"})
+
+
+def test_a_folder_that_holds_a_run_is_never_written_into(tmp_path):
+    first = rnnexp(*TINY, "hydra.run.dir=outputs/mine", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    config = (tmp_path / "outputs" / "mine" / ".hydra" / "config.yaml").read_bytes()
+    log = (tmp_path / "outputs" / "mine" / "rnnexp.log").read_bytes()
+    again = rnnexp(*TINY, "seed=7", "hydra.run.dir=outputs/mine", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines() == [
+        f"rnnexp: error: {tmp_path}/outputs/mine already holds a run (.hydra): choose another "
+        f"folder, or continue that run with resume={tmp_path}/outputs/mine"
+    ]
+    assert (tmp_path / "outputs" / "mine" / ".hydra" / "config.yaml").read_bytes() == config
+    assert (tmp_path / "outputs" / "mine" / "rnnexp.log").read_bytes() == log
+    assert len(runs(store(tmp_path))) == 1
+
+
+def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_path):
+    proc = launch(tmp_path, "train.steps=20000", "hydra.run.dir=outputs/cut")
+    log, deadline = tmp_path / "outputs" / "cut" / "rnnexp.log", time.monotonic() + 60
+    while not (log.exists() and "BLAS threads" in log.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    busy = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert busy.returncode == 2
+    assert (
+        f"{tmp_path}/outputs/cut is in use by a running rnnexp (pid {proc.pid} on " in busy.stderr
+    )
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    stale = tmp_path / "outputs" / "cut" / ".checkpoint.npz.999999.tmp"  # a dead writer's
+    stale.write_bytes(b"half a checkpoint")
+    resumed = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir() if p.is_dir()) == [
+        "cut",
+        "mlartifacts",
+    ]  # no stray outputs/runs/<now>/ of the resume
+    text = log.read_text()
+    assert "stopped by SIGTERM" in text and "resumed at step" in text  # one log, both parts
+    saved = yaml.safe_load((tmp_path / "outputs" / "cut" / ".hydra" / "config.yaml").read_text())
+    assert saved["resume"] is None and saved["train"]["steps"] == 20000  # the run's own config

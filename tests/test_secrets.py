@@ -1,0 +1,55 @@
+"""A password in a tracking URI is never printed or written: not in the run's params, tags or
+name, not in Hydra's files or the log, not in an error message."""
+
+from pathlib import Path
+
+from helpers import TINY, rnnexp, runs
+
+from rnnexp.store import move_credentials, redact
+
+PASSWORD = "pa55-W0rd-xyzzy"
+
+
+def leaks(folder: Path) -> list[str]:
+    """Files under `folder` whose bytes contain the password."""
+    return [
+        str(p) for p in folder.rglob("*") if p.is_file() and PASSWORD.encode() in p.read_bytes()
+    ]
+
+
+def test_uris_are_shown_with_the_password_masked():
+    assert (
+        redact(f"postgresql://me:{PASSWORD}@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
+    )
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    clean, env = move_credentials(f"https://me:{PASSWORD}@mlflow.example:443")
+    assert clean == "https://mlflow.example:443"
+    assert env == {"MLFLOW_TRACKING_USERNAME": "me", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    clean, env = move_credentials(f"postgresql+psycopg://me:{PASSWORD}@db/mlflow")
+    assert clean == "postgresql+psycopg://me@db/mlflow" and env == {"PGPASSWORD": PASSWORD}
+
+
+def test_a_refused_server_uri_is_reported_without_its_password(tmp_path):
+    r = rnnexp(*TINY, f"tracking.uri=http://me:{PASSWORD}@127.0.0.1:9", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("rnnexp: error: cannot reach the MLflow tracking server http://")
+    assert PASSWORD not in r.stdout + r.stderr
+    assert not leaks(tmp_path)
+
+
+def test_a_run_with_a_password_in_its_uri_records_it_nowhere(tmp_path, mlflow_server):
+    host = mlflow_server.removeprefix("http://")
+    uri = f"http://me:{PASSWORD}@{host}"
+    r = rnnexp(*TINY, f"tracking.uri={uri}", "tracking.experiment=secret", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert PASSWORD not in r.stdout + r.stderr
+    (run,) = runs(mlflow_server, "secret")
+    recorded = [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
+    assert not [v for v in recorded if PASSWORD in v]
+    assert run.data.params["tracking.uri"] == mlflow_server  # the URI, less the password
+    assert not leaks(tmp_path)  # .hydra/*.yaml, rnnexp.log, checkpoint, model
+
+    sweep = rnnexp("-m", *TINY, "seed=0,1", cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert sweep.returncode == 0, sweep.stderr
+    assert PASSWORD not in sweep.stdout + sweep.stderr
+    assert not leaks(tmp_path)
