@@ -1,0 +1,110 @@
+"""Full and read-only disks, for real: small tmpfs mounts (root only; skipped elsewhere). A
+full disk ends the run with one line, FAILED where the store can still be written, and no
+temporary file left behind; a read-only output folder is one line before anything runs."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import TINY, env, rnnexp, runs
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) -> a tmpfs of `size` at a new folder; unmounted after the test."""
+    mounted = []
+
+    def mount(size: str, read_only: bool = False) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                           capture_output=True, text=True)  # fmt: skip
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
+        mounted.append(point)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        return point
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small disk needs root")
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of `disk`."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (65536, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def one_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_a_full_output_disk_fails_the_run_in_one_line_and_leaves_no_temporary_file(
+    tmp_path, small_disk
+):
+    disk = small_disk("2m")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", "train.steps=5000", "train.checkpoint_every=200",
+         f"hydra.run.dir={disk}/run"],
+        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    checkpoint, deadline = disk / "run" / "checkpoint.npz", time.monotonic() + 60
+    while not checkpoint.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    fill(disk)  # the next checkpoint finds no room
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("rnnexp: error: cannot write the run's files: No space left")
+    assert f"resume={disk}/run" in lines[0]
+    assert not list((disk / "run").glob(".*.tmp"))
+    (run,) = runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    assert run.info.status == "FAILED" and "No space left" in run.data.tags["rnnexp.error"]
+    (disk / "filler").unlink()  # room again: the run continues from its last whole checkpoint
+    resumed = rnnexp(f"resume={disk}/run", cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")[0].info.status == "FINISHED"
+
+
+def test_a_full_store_disk_is_one_line(tmp_path, small_disk):
+    disk = small_disk("4m")
+    uri = f"tracking.uri=sqlite:///{disk}/mlflow.db"
+    assert rnnexp(*TINY, uri, cwd=tmp_path).returncode == 0  # the store exists
+    fill(disk)
+    r = rnnexp(*TINY, uri, cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line(r) == (
+        f"rnnexp: error: the tracking store sqlite:///{disk}/mlflow.db failed: database or "
+        f"disk is full"
+    )
+    (disk / "filler").unlink()
+    assert [r.info.status for r in runs(f"sqlite:///{disk}/mlflow.db")] == ["FINISHED"]
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, small_disk):
+    disk = small_disk("1m", read_only=True)
+    r = rnnexp(*TINY, f"hydra.run.dir={disk}/run", cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line(r) == (
+        f"rnnexp: error: cannot create the output folder {disk}/run: Read-only file system"
+    )
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()

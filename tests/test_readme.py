@@ -1,0 +1,193 @@
+"""Every shell command and Python block of the README, run for real (on tiny step counts, in a
+temporary folder with its own store), so the README cannot drift from the code.
+
+A command that cannot run here is listed in NOT_RUN with the test that covers it instead;
+a README command that is neither run nor listed fails the test."""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, free_port
+from helpers import env, runs
+
+README = ROOT / "README.md"
+# what each run is shortened to; a README override of these keys is replaced, not repeated
+TINY = {
+    "train.steps": "20",
+    "train.log_every": "5",
+    "train.eval_every": "10",
+    "train.sample_every": "10",
+    "train.sample_length": "20",
+    "train.checkpoint_every": "10",
+    "hydra.sweeper.n_trials": "2",  # a search: two trials
+}
+NOT_RUN = {  # README command (start) -> why it is not run here, and what covers it
+    "make run": "the main job itself: CI runs `make test`, and this test runs `rnnexp`",
+    "make test": "this test is part of it",
+    ".venv/bin/pip install": "the test extras install every extra the README names",
+    "sudo ": "installs system packages and database users: `make system-deps`, tests/pg.py",
+    "export RAY_AUTH_MODE": "a Ray cluster's shell set-up: tests/test_ray.py sets the same",
+    "ray start": "a Ray cluster: tests/test_ray.py starts a real head on 127.0.0.1",
+    "rnnexp -m hydra/launcher=ray": "Ray: tests/test_ray.py runs both forms (slow)",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server": (
+        "the PostgreSQL team server: tests/test_team_server.py runs it for real (slow)"
+    ),
+    "rnnexp -m seed=0,1,2,3 tracking.uri=http://127.0.0.1:5000": (
+        "needs the team server above: tests/test_team_server.py runs this sweep against it"
+    ),
+    "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/": (
+        "a benchmark of minutes: tests/test_benchmarks.py runs each on tiny settings"
+    ),
+    "RNNEXP_UI_SCREENSHOT=": "the UI test itself: tests/test_ui.py (slow)",
+}
+# commands the README shows that still fail: each names the issue that fixes it. Strict: one
+# that starts to pass must leave this list
+KNOWN_FAILING = {
+    "rnnexp -m model=srn,rnn,stacked2 optimizer=sgd,adagrad train.steps=2000": (
+        "issue 13: plain SGD's default rate blows up rnn and stacked2"
+    ),
+}
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.M | re.S)
+
+
+def commands() -> list[str]:
+    """Each shell command of the README, continuation lines joined, comments dropped."""
+    out = []
+    for block in blocks("sh"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                out.append(shlex.join(words))
+    return out
+
+
+def skipped(command: str) -> str | None:
+    return next((why for start, why in NOT_RUN.items() if command.startswith(start)), None)
+
+
+def tiny(words: list[str]) -> list[str]:
+    """A run's words with the TINY values in place of (or added to) the README's."""
+    if any(w in ("--help", "--cfg", "-h") or w.startswith("resume=") for w in words):
+        return words
+    kept = [w for w in words if w.split("=", 1)[0] not in TINY]
+    search = any(w.startswith("search=") for w in words)
+    return kept + [f"{k}={v}" for k, v in TINY.items() if search or not k.startswith("hydra.")]
+
+
+class Session:
+    """A user's shell in a fresh folder: HOME is there too (for ~/my_text.txt)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.env = env(HOME=str(folder), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        self.first_run: Path | None = None  # the folder of the first run, for placeholders
+
+    def store(self) -> str:
+        return f"sqlite:///{self.folder / 'outputs' / 'mlflow.db'}"
+
+    def placeholders(self, words: list[str]) -> list[str]:
+        """The README's example run folder and run id -> this session's first run."""
+        run = next(r for r in runs(self.store()) if r.data.tags["rnnexp.output_dir"] == str(
+            self.first_run))  # fmt: skip
+        out = []
+        for w in words:
+            w = re.sub(r"outputs/runs/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", str(self.first_run), w)
+            out.append(re.sub(r"\b[0-9a-f]{32}\b", run.info.run_id, w))
+        return out
+
+    def run(self, command: str) -> subprocess.CompletedProcess:
+        words = shlex.split(command)
+        assign = [w for w in words if re.fullmatch(r"[A-Z_]+=.*", w)]
+        words = words[len(assign) :] if words[: len(assign)] == assign else words
+        extra = dict(a.split("=", 1) for a in assign)
+        if words[0] in ("rnnexp", "python"):
+            if words[:3] == ["python", "-m", "rnnexp"] and words[3:] == ["..."]:
+                words = ["python", "-m", "rnnexp", "--cfg", "job"]  # "the same entrypoint"
+            if words[0] == "python":
+                words = [sys.executable, *words[1:]]
+            words = tiny(self.placeholders(words) if self.first_run else words)
+        elif words[0] == "rnnexp-sample":
+            words = self.placeholders(words)
+            (self.folder / "opening.txt").write_text("1\n2\nFizz\n")  # fizzbuzz's characters
+        before = set(self.folder.glob("outputs/runs/*"))
+        r = subprocess.run(words, cwd=self.folder, env={**self.env, **extra},
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+        new = sorted(set(self.folder.glob("outputs/runs/*")) - before)
+        if self.first_run is None and new and r.returncode == 0:
+            self.first_run = new[0]
+        return r
+
+    def serve(self, command: str) -> None:
+        """`mlflow ui ...`: started, answering on its port, stopped."""
+        port = str(free_port())
+        words = [port if w == "5000" else w for w in shlex.split(command)]
+        assign = dict(w.split("=", 1) for w in words if re.fullmatch(r"[A-Z_]+=.*", w))
+        words = [w for w in words if not re.fullmatch(r"[A-Z_]+=.*", w)]
+        proc = subprocess.Popen(words, cwd=self.folder, env={**self.env, **assign},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                        return
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, command
+                    time.sleep(0.5)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def test_every_readme_command_is_run_or_accounted_for():
+    for command in commands():
+        runnable = command.split()[0] in ("rnnexp", "rnnexp-sample", "python") or (
+            "mlflow ui" in command
+        )
+        assert runnable or skipped(command), f"README command neither run nor listed: {command}"
+    for start in [*NOT_RUN, *KNOWN_FAILING]:
+        assert any(c.startswith(start) for c in commands()), f"no longer in the README: {start}"
+
+
+@pytest.mark.slow
+def test_every_readme_command_works(tmp_path):
+    session = Session(tmp_path)
+    (tmp_path / "my_text.txt").write_text(
+        "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(200))
+    )
+    for command in commands():
+        if skipped(command):
+            continue
+        if "mlflow ui" in command:
+            session.serve(command)
+            continue
+        r = session.run(command)
+        known = next((w for c, w in KNOWN_FAILING.items() if command.startswith(c)), None)
+        if known:
+            assert r.returncode == 1, f"{command} now works: drop it from KNOWN_FAILING ({known})"
+            continue
+        if "resume=" in command:  # the session's runs are finished: found, nothing left to do
+            assert r.returncode == 2 and "nothing to resume" in r.stderr, (command, r.stderr)
+            continue
+        assert r.returncode == 0, f"{command}\n{r.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_every_readme_python_block_works(tmp_path):
+    code = "\n\n".join(blocks("python"))
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env(),
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "outputs" / "my_model" / "model.npz").is_file()
