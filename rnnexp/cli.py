@@ -135,20 +135,17 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
 
 
 def print_help(plan: Plan, conf_dir: Path) -> None:
-    """`rnnexp --help`: conf/hydra/help/rnnexp.yaml filled in, composed once (Hydra's own help
-    composes the config once per option of every group, including its own: over a second)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose("config", overrides=plan.overrides, return_hydra_config=True)
+    """`rnnexp --help`: conf/hydra/help/rnnexp.yaml filled in with the config the checks
+    composed (Hydra's own help composes it once per option of every group, its own
+    included: over a second)."""
     groups = {
         g: sorted(p.stem for p in (conf_dir / g).glob("*.yaml"))
         for g in ("corpus", "model", "optimizer", "search")
     }
     groups["experiment"] = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
     listing = "\n".join(f"{g}: {', '.join(groups[g])}" for g in sorted(groups))
-    config = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
-    text = str(cfg.hydra.help.template)  # header and footer are interpolated in it
+    config = OmegaConf.to_yaml(plan.config)
+    text = plan.help_template
     print(text.replace("$APP_CONFIG_GROUPS", listing + "\n").replace("$CONFIG", config))
 
 
@@ -222,6 +219,9 @@ def main() -> None:
         plan = check_command_line(argv, CONF_DIR)
         if plan.help:
             print_help(plan, CONF_DIR)
+            return
+        if plan.print_config:
+            sys.stdout.write(OmegaConf.to_yaml(plan.config))
             return
         if plan.runs:
             argv += claim_folder(plan, launch_dir)

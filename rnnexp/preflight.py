@@ -12,7 +12,7 @@ import re
 import typing
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnexp.errors import RnnexpError
 from rnnexp.settings import Settings, override_key
@@ -27,11 +27,14 @@ class Plan:
 
     runs: bool = False  # False: help, --cfg, --info, …: nothing is trained or written
     help: bool = False  # --help: rnnexp's own help
+    print_config: bool = False  # --cfg job: print `config`
     multirun: bool = False  # -m, or a config that sets hydra.mode: MULTIRUN (a search)
     settings: Settings | None = None  # the first job's
     folder: str = ""  # hydra.run.dir (a run) or hydra.sweep.dir (a sweep), resolved
     named: bool = False  # the user set that folder's key: it is taken as named, not renumbered
     overrides: list[str] = dataclasses.field(default_factory=list)
+    config: DictConfig | None = None  # the first job's
+    help_template: str = ""  # conf/hydra/help/rnnexp.yaml's, header and footer filled in
 
 
 def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
@@ -64,26 +67,32 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
                 f"{o.input_line}: Hydra cannot sweep its own keys; give a search space on the "
                 f"key itself ({key.removeprefix('hydra.sweeper.params.')}=...)"
             )
+    _check_repeated(parsed)
     sweeps = [o for o in parsed if o.is_sweep_override()]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    multirun = args.multirun or _multirun_by_config(fixed, conf_dir)
+    jobs = _jobs(parsed)
+    checked = [_check(jobs[0], conf_dir)]
+    if isinstance(checked[0], str):
+        raise RnnexpError(checked[0])
+    first, config, hydra = checked[0]
+    # -m, or a config that sets hydra.mode: MULTIRUN itself (a search preset does)
+    multirun = args.multirun or hydra["mode"] == "RunMode.MULTIRUN"
     if sweeps and not multirun:
         raise RnnexpError(
             f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
         )
-    _check_repeated(parsed)
-    first = None
-    jobs = _jobs(parsed)
-    for overrides in jobs:
-        checked = _check(overrides, conf_dir)
-        if isinstance(checked, str):
-            raise RnnexpError(checked)
-        first = first or checked
+    for overrides in jobs[1:]:
+        problem = _check(overrides, conf_dir)
+        if isinstance(problem, str):
+            raise RnnexpError(problem)
     if args.cfg or args.help:  # nothing will run: no store needed
-        return Plan(help=args.help, settings=first, overrides=list(args.overrides))
-    hydra_cfg = _compose(jobs[0], conf_dir, hydra=True).hydra
+        if args.cfg == "job" and not args.package:  # printed here: no second composition
+            if args.resolve:
+                OmegaConf.resolve(config)
+            return Plan(print_config=True, settings=first, config=config)
+        return Plan(help=args.help, settings=first, config=config, help_template=hydra["help"])
     if multirun:
-        error = _check_launcher(hydra_cfg, first)
+        error = _check_launcher(hydra["launcher"], hydra["ray_address"], first)
         if error:
             raise RnnexpError(error)
     error = _check_store(first)
@@ -94,9 +103,10 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
         runs=True,
         multirun=multirun,
         settings=first,
-        folder=str(OmegaConf.select(hydra_cfg, key.removeprefix("hydra."))),
+        folder=hydra["sweep_dir" if multirun else "run_dir"],
         named=any(override_key(o) == key for o in fixed),
         overrides=list(args.overrides),
+        config=config,
     )
 
 
@@ -111,21 +121,19 @@ def _check_repeated(parsed: list) -> None:
         seen[key] = o.input_line
 
 
-def _check_launcher(hydra_cfg: DictConfig, settings: Settings) -> str | None:
+def _check_launcher(launcher: str | None, address: str | None, settings: Settings) -> str | None:
     """hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
     tracking server (a local sqlite file is out of reach of other machines)."""
     from urllib.parse import urlparse
 
     from rnnexp.store import resolve_uri
 
-    if hydra_cfg.runtime.choices.get("hydra/launcher") != "ray":
+    if launcher != "ray":
         return None
     if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
         return 'hydra/launcher=ray needs the Ray extra: pip install -e ".[ray]"'
     # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
-    address = OmegaConf.select(hydra_cfg, "launcher.ray.init.address") or os.environ.get(
-        "RAY_ADDRESS"
-    )
+    address = address or os.environ.get("RAY_ADDRESS")
     uri = resolve_uri(settings.tracking.uri, Path.cwd())
     if address and address != "local" and urlparse(uri).scheme not in ("http", "https"):
         return (
@@ -145,14 +153,6 @@ def _check_store(settings: Settings) -> str | None:
     except RnnexpError as e:
         return str(e)
     return None
-
-
-def _multirun_by_config(fixed: list[str], conf_dir: Path) -> bool:
-    """True when the config itself sets hydra.mode: MULTIRUN (a search preset does)."""
-    try:
-        return str(_compose(fixed, conf_dir, hydra=True).hydra.mode) == "RunMode.MULTIRUN"
-    except Exception:
-        return False
 
 
 def _jobs(parsed: list) -> list[list[str]]:
@@ -180,21 +180,33 @@ def _compose(overrides: list[str], conf_dir: Path, hydra: bool = False) -> DictC
         return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
-def _check(overrides: list[str], conf_dir: Path) -> str | Settings:
-    """The job's Settings if it composes and validates, else the problem as one line."""
+def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictConfig, dict]:
+    """The job's Settings, its config and a few values of Hydra's node if it composes and
+    validates, else the problem as one line. One composition per job: each costs ~0.1 s."""
     from hydra.errors import MissingConfigException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
     from rnnexp.experiment import validate
 
     try:
-        cfg = _compose(overrides, conf_dir)
+        cfg = _compose(overrides, conf_dir, hydra=True)
+        h = cfg.hydra
+        hydra = {  # what the checks and the entrypoint need of Hydra's node, as plain values
+            "mode": str(h.mode),
+            "run_dir": str(h.run.dir),
+            "sweep_dir": str(h.sweep.dir),
+            "launcher": h.runtime.choices.get("hydra/launcher"),
+            "ray_address": OmegaConf.select(h, "launcher.ray.init.address"),
+            "help": str(h.help.template),
+        }
+        with open_dict(cfg):
+            del cfg["hydra"]  # the job's config alone, typed by the Settings schema
         unknown = _unknown_key(cfg, Settings)
         if unknown:
             return _unknown_key_message(unknown, overrides, conf_dir)
         settings = OmegaConf.to_object(cfg)
         validate(settings)
-        return settings
+        return settings, cfg, hydra
     except MissingConfigException as e:
         group, _, name = (e.missing_cfg_file or "").rpartition("/")
         if e.options is not None and group:

@@ -29,3 +29,9 @@ def test_throughput_benchmark_runs():
 def test_sampling_benchmark_runs():
     out = run("benchmarks/sampling.py", "--chars", "50", "--repeats", "1")
     assert "rnn H512 float64:" in out and "chars/s" in out
+
+
+def test_startup_benchmark_runs():
+    out = run("benchmarks/startup.py", "--repeats", "1")
+    assert "rnnexp --help" in out and "imports mlflow: False" in out
+    assert "imports mlflow: True" not in out
