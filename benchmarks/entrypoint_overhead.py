@@ -32,7 +32,7 @@ sys.path.insert(0, {str(HERE.parent)!r})
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from rnnexp.cli import CONF_DIR, register_configs
-from rnnexp.experiment import build
+from rnnexp.build import build
 register_configs()
 with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
     s = OmegaConf.to_object(compose("config", overrides=["experiment={preset}"]))

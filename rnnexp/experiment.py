@@ -1,5 +1,6 @@
-"""One experiment from its settings: build corpus, model and optimizer; train with periodic
-logging, evaluation and samples; record everything in a tracking run; save the model.
+"""One experiment's run, start to end: its folder held, its parts built (rnnexp/build.py),
+its tracking run opened (or reopened to resume), trained with periodic metrics, evaluation,
+samples and checkpoints, its model and loss curve saved, the run closed with its status.
 
 Plain values in (Settings, Launch), the final validation loss out: no Hydra here.
 """
@@ -13,18 +14,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from rnnexp import rundir
+from rnnexp.build import Built, build
 from rnnexp.checkpoint import load_checkpoint, save_checkpoint, save_model
-from rnnexp.corpora import Corpus, load_corpus
-from rnnexp.data import Vocab, split
-from rnnexp.errors import ConfigError, CorpusError, RnnexpError
-from rnnexp.generated import GENERATORS
+from rnnexp.corpora import Corpus
+from rnnexp.errors import CorpusError, RnnexpError
 from rnnexp.loop import Interrupted, LoopState, deferred_interrupts, train_loop
-from rnnexp.model import CharRNN, ModelConfig
-from rnnexp.optim import make_optimizer
-from rnnexp.settings import ModelSettings, Settings, override_key
+from rnnexp.settings import Settings, override_key
 from rnnexp.store import redact, resolve_uri
 from rnnexp.tracking import (
     MlflowRun,
@@ -32,7 +28,6 @@ from rnnexp.tracking import (
     find_sweep_parent,
     open_experiment,
 )
-from rnnexp.train import Trainer, check_train_args
 
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
@@ -55,95 +50,6 @@ class Launch:
     track: bool = True  # False: NullRun, nothing recorded
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
     resume: bool = False  # continue the run in output_dir from its checkpoint
-
-
-@dataclass
-class Built:
-    corpus: Corpus
-    vocab: Vocab
-    train_ids: np.ndarray
-    val_ids: np.ndarray
-    model: CharRNN
-    trainer: Trainer
-    rng: np.random.Generator
-
-
-def validate(s: Settings) -> None:
-    """Every check that runs up front, for each job of a sweep: the values, and the corpus
-    where reading it is cheap (generated, or a local file)."""
-    check_values(s)
-    if s.corpus.name in GENERATORS or s.corpus.name == "file":
-        check_corpus(s, _load(s.corpus))
-
-
-def check_corpus(s: Settings, corpus: Corpus) -> None:
-    """The settings that depend on the text itself."""
-    unseen = sorted(set(s.sample.prime) - set(corpus.text))
-    if unseen:
-        raise ConfigError(
-            f"sample.prime has characters that {corpus.name} never uses: {''.join(unseen)!r}; "
-            f"the model cannot read them"
-        )
-
-
-def check_values(s: Settings) -> None:
-    """The checks that need no corpus."""
-    if s.seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {s.seed}")
-    model_config(s.model, vocab_size=1)
-    make_optimizer(s.optimizer.name, s.optimizer.lr)
-    check_train_args(s.train.clip, s.train.diverge_factor)
-    t = s.train
-    keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
-    for key in (*keys, "sample_length", "checkpoint_every"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
-    if t.sample_every < 0:
-        raise ConfigError(f"train.sample_every must be >= 0 (0: no samples), got {t.sample_every}")
-    if not 0 < s.corpus.val_fraction < 1:
-        raise ConfigError(f"corpus.val_fraction must be in (0, 1), got {s.corpus.val_fraction}")
-    if not s.sample.temperature >= 0:
-        raise ConfigError(f"sample.temperature must be >= 0, got {s.sample.temperature}")
-    if s.threads is not None and s.threads < 1:
-        raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
-
-
-def model_config(m: ModelSettings, vocab_size: int) -> ModelConfig:
-    return ModelConfig(
-        vocab_size, m.hidden_size, m.layers, m.activation, m.bptt, m.init_scale, m.dtype
-    )
-
-
-def _load(c) -> Corpus:
-    return load_corpus(c.name, path=c.path, max_chars=c.max_chars, **c.options)
-
-
-def build(s: Settings) -> Built:
-    """Everything a run needs, checked, before anything is logged."""
-    check_values(s)
-    c = s.corpus
-    corpus = _load(c)  # checks it too: read once here
-    check_corpus(s, corpus)
-    vocab = Vocab.from_text(corpus.text)
-    train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
-    rng = np.random.default_rng(s.seed)  # the run's one source of randomness
-    model = CharRNN(model_config(s.model, len(vocab)), rng)
-    optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr)
-    trainer = Trainer(
-        model,
-        optimizer,
-        train_ids,
-        seq_length=s.train.seq_length,
-        batch_size=s.train.batch_size,
-        clip=s.train.clip,
-        diverge_factor=s.train.diverge_factor,
-    )
-    if len(val_ids) < 2:
-        raise CorpusError(
-            f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "
-            f"(raise corpus.val_fraction or use a longer text)"
-        )
-    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng)
 
 
 def run(s: Settings, launch: Launch) -> float:

@@ -56,10 +56,11 @@ def model_dir(source: str, tracking_uri: str | None, scratch: Path) -> Path:
     if not RUN_ID.fullmatch(source):
         raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the text
-    from rnnexp.store import resolve_uri
+    from rnnexp.store import move_credentials, resolve_uri
     from rnnexp.tracking import download_artifacts
 
-    uri = resolve_uri(tracking_uri, Path.cwd())
+    uri, credentials = move_credentials(resolve_uri(tracking_uri, Path.cwd()))
+    os.environ.update(credentials)  # the password is read from there, and never printed
     hint = "run this from the folder the run was launched from, or pass --tracking-uri"
     return download_artifacts(uri, source, "model", scratch, hint)
 

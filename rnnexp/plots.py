@@ -32,7 +32,8 @@ def loss_curve(path: Path, train: Points, val: Points, floor: float | None, titl
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))  # MLflow may copy it any time
+    # MLflow may copy it at any time: written whole; the title also as the PNG's Title text
+    atomic_write(path, lambda f: fig.savefig(f, format="png", metadata={"Title": title}))
     plt.close(fig)
     return path
 

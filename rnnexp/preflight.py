@@ -186,7 +186,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
     from hydra.errors import MissingConfigException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
-    from rnnexp.experiment import validate
+    from rnnexp.build import validate
 
     try:
         cfg = _compose(overrides, conf_dir, hydra=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # a few steps of everything: logging, evaluation, samples
@@ -40,6 +41,20 @@ def rnnexp(*args: str, cwd: Path, timeout: float = 180, **extra_env: str):
         text=True,
         timeout=timeout,
     )
+
+
+def launch(*args: str, cwd: Path) -> subprocess.Popen:
+    """`python -m rnnexp ARGS` started in `cwd`, not waited for."""
+    return subprocess.Popen([sys.executable, "-m", "rnnexp", *args], cwd=cwd, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for(proc: subprocess.Popen, path: Path, text: str = "", timeout: float = 60) -> None:
+    """Until `path` exists (and holds `text`), while `proc` runs."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text(errors="replace")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
 
 
 def sample_cmd(*args: str, cwd: Path, timeout: float = 120):

@@ -10,9 +10,9 @@ from helpers import env, rnnexp
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from rnnexp.build import validate
 from rnnexp.cli import CONF_DIR, EXPERIMENTS_DIR, flatten, register_configs
 from rnnexp.errors import RnnexpError
-from rnnexp.experiment import validate
 from rnnexp.preflight import check_command_line
 from rnnexp.settings import Settings
 

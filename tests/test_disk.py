@@ -4,12 +4,10 @@ temporary file left behind; a read-only output folder is one line before anythin
 
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import TINY, env, rnnexp, runs
+from helpers import TINY, launch, rnnexp, runs, wait_for
 
 
 @pytest.fixture
@@ -56,19 +54,14 @@ def one_line(r) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_full_output_disk_fails_the_run_in_one_line_and_leaves_no_temporary_file(
     tmp_path, small_disk
 ):
     disk = small_disk("2m")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnexp", "train.steps=5000", "train.checkpoint_every=200",
-         f"hydra.run.dir={disk}/run"],
-        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    checkpoint, deadline = disk / "run" / "checkpoint.npz", time.monotonic() + 60
-    while not checkpoint.exists():
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
+    proc = launch("train.steps=5000", "train.checkpoint_every=200", f"hydra.run.dir={disk}/run",
+                  cwd=tmp_path)  # fmt: skip
+    wait_for(proc, disk / "run" / "checkpoint.npz")
     fill(disk)  # the next checkpoint finds no room
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
@@ -85,6 +78,7 @@ def test_a_full_output_disk_fails_the_run_in_one_line_and_leaves_no_temporary_fi
     assert runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")[0].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_a_full_store_disk_is_one_line(tmp_path, small_disk):
     disk = small_disk("4m")
     uri = f"tracking.uri=sqlite:///{disk}/mlflow.db"

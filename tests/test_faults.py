@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import free_port
-from helpers import TINY, artifacts, env, history, rnnexp, runs, sample_cmd
+from helpers import TINY, artifacts, env, history, launch, rnnexp, runs, sample_cmd, wait_for
 
 
 def store(tmp_path) -> str:
@@ -81,14 +81,8 @@ def test_an_unreachable_database_store_fails_fast(tmp_path):
 def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnexp", "train.steps=8000", "hydra.run.dir=outputs/cut"],
-        cwd=theirs, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    log, deadline = theirs / "outputs" / "cut" / "rnnexp.log", time.monotonic() + 60
-    while not (log.exists() and "BLAS threads" in log.read_text()):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
+    proc = launch("train.steps=8000", "hydra.run.dir=outputs/cut", cwd=theirs)
+    wait_for(proc, theirs / "outputs" / "cut" / "rnnexp.log", "BLAS threads")
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     their_db = theirs / "outputs" / "mlflow.db"
@@ -126,15 +120,9 @@ def test_a_look_up_never_creates_a_store(tmp_path):
 
 
 def test_a_signal_after_the_last_step_still_saves_the_model(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnexp", *TINY, "hydra.run.dir=outputs/end"],
-        cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    log, deadline = tmp_path / "outputs" / "end" / "rnnexp.log", time.monotonic() + 60
+    proc = launch(*TINY, "hydra.run.dir=outputs/end", cwd=tmp_path)
     # the loop is done, the final checkpoint written; the model and plot are being saved
-    while not (log.exists() and "trained 30 steps" in log.read_text()):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.005)
+    wait_for(proc, tmp_path / "outputs" / "end" / "rnnexp.log", "trained 30 steps")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -170,3 +158,38 @@ def test_resume_finishes_a_run_killed_before_its_model_was_saved(tmp_path):
     again = rnnexp("resume=outputs/end", cwd=tmp_path)
     assert again.returncode == 2 and "nothing to resume" in one_line(again)
     assert runs(store(tmp_path))[0].info.status == "FINISHED"
+
+
+def test_a_kill_mid_run_resumes_without_logging_any_step_twice(tmp_path):
+    proc = launch("train.steps=6000", "train.checkpoint_every=2000", "train.eval_every=200",
+                  "hydra.run.dir=outputs/cut", cwd=tmp_path)  # fmt: skip
+    # past the first checkpoint (2000), with later points already in the store
+    wait_for(proc, tmp_path / "outputs" / "cut" / "rnnexp.log", "step 2600/6000")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(store(tmp_path))
+    assert run.info.status == "FINISHED"
+    for key in ("train/loss", "train/smooth_loss", "perf/chars_per_s", "val/loss", "val/bpc"):
+        steps = [s for s, _ in history(store(tmp_path), run.info.run_id, key)]
+        assert len(steps) == len(set(steps)), f"{key} has steps logged twice"
+        assert max(steps) == 6000
+
+
+def test_a_model_file_claiming_an_impossible_size_is_refused_before_allocating(tmp_path):
+    import json
+
+    import numpy as np
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    config = {"vocab_size": 3, "hidden_size": 1_000_000, "layers": 1, "activation": "tanh",
+              "bptt": True, "init_scale": 0.01, "dtype": "float64"}  # fmt: skip
+    meta = {"format": "rnnexp-model-1", "config": config, "vocab": ["a", "b", "c"], "start": "a"}
+    (folder / "model.json").write_text(json.dumps(meta))
+    np.savez(folder / "model.npz", by=np.zeros(3))
+    r = sample_cmd(str(folder), cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line(r).startswith(f"rnnexp-sample: error: cannot load a model from {folder}: ")
+    assert "GiB" in r.stderr and "more than this machine's" in r.stderr

@@ -3,13 +3,10 @@ launched at the same moment, a folder named twice, a folder resumed while it run
 
 import re
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import yaml
-from helpers import TINY, artifacts, env, rnnexp, runs
+from helpers import TINY, artifacts, launch, rnnexp, runs, wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -18,14 +15,9 @@ def store(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
 
 
-def launch(tmp_path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rnnexp", *args], cwd=tmp_path, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
 @pytest.mark.slow
 def test_eight_runs_started_at_once_get_eight_folders(tmp_path):
-    procs = [launch(tmp_path, *TINY, f"seed={i}") for i in range(8)]
+    procs = [launch(*TINY, f"seed={i}", cwd=tmp_path) for i in range(8)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -46,7 +38,7 @@ def test_eight_runs_started_at_once_get_eight_folders(tmp_path):
 
 
 def test_two_sweeps_started_at_once_keep_their_own_jobs(tmp_path):
-    procs = [launch(tmp_path, "-m", *TINY, f"seed={2 * i},{2 * i + 1}") for i in range(2)]
+    procs = [launch("-m", *TINY, f"seed={2 * i},{2 * i + 1}", cwd=tmp_path) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err  # neither names the other's jobs as failed
@@ -85,11 +77,9 @@ def test_a_folder_that_holds_a_run_is_never_written_into(tmp_path):
 
 
 def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_path):
-    proc = launch(tmp_path, "train.steps=20000", "hydra.run.dir=outputs/cut")
-    log, deadline = tmp_path / "outputs" / "cut" / "rnnexp.log", time.monotonic() + 60
-    while not (log.exists() and "BLAS threads" in log.read_text()):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
+    proc = launch("train.steps=20000", "hydra.run.dir=outputs/cut", cwd=tmp_path)
+    log = tmp_path / "outputs" / "cut" / "rnnexp.log"
+    wait_for(proc, log, "BLAS threads")
     busy = rnnexp("resume=outputs/cut", cwd=tmp_path)
     assert busy.returncode == 2
     assert (

@@ -82,6 +82,10 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
     for f in ("model/model.npz", "model/model.json", "loss_curve.png", "rnnexp.log"):
         assert (out / f).is_file(), f
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    title = Image.open(out / "loss_curve.png").text["Title"]
+    assert title == "rnn: 1 tanh layer H100 on elman, adagrad lr 0.1"
     # artifacts beside the store, not in ./mlruns of the cwd
     assert not (tmp / "mlruns").exists() and (tmp / "outputs" / "mlartifacts").is_dir()
 

@@ -1,0 +1,109 @@
+"""An experiment's parts from its settings, checked before anything is logged: corpus,
+vocabulary, splits, model, optimizer and trainer, and the run's one random generator.
+
+`validate` runs the same checks up front, for every job of a sweep, where that is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnexp.corpora import Corpus, load_corpus
+from rnnexp.data import Vocab, split
+from rnnexp.errors import ConfigError, CorpusError
+from rnnexp.generated import GENERATORS
+from rnnexp.model import CharRNN, ModelConfig
+from rnnexp.optim import make_optimizer
+from rnnexp.settings import ModelSettings, Settings
+from rnnexp.train import Trainer, check_train_args
+
+
+@dataclass
+class Built:
+    corpus: Corpus
+    vocab: Vocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    model: CharRNN
+    trainer: Trainer
+    rng: np.random.Generator
+
+
+def validate(s: Settings) -> None:
+    """Every check that runs up front, for each job of a sweep: the values, and the corpus
+    where reading it is cheap (generated, or a local file)."""
+    check_values(s)
+    if s.corpus.name in GENERATORS or s.corpus.name == "file":
+        check_corpus(s, _load(s.corpus))
+
+
+def check_corpus(s: Settings, corpus: Corpus) -> None:
+    """The settings that depend on the text itself."""
+    unseen = sorted(set(s.sample.prime) - set(corpus.text))
+    if unseen:
+        raise ConfigError(
+            f"sample.prime has characters that {corpus.name} never uses: {''.join(unseen)!r}; "
+            f"the model cannot read them"
+        )
+
+
+def check_values(s: Settings) -> None:
+    """The checks that need no corpus."""
+    if s.seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0, got {s.seed}")
+    model_config(s.model, vocab_size=1)
+    make_optimizer(s.optimizer.name, s.optimizer.lr)
+    check_train_args(s.train.clip, s.train.diverge_factor)
+    t = s.train
+    keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
+    for key in (*keys, "sample_length", "checkpoint_every"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.sample_every < 0:
+        raise ConfigError(f"train.sample_every must be >= 0 (0: no samples), got {t.sample_every}")
+    if not 0 < s.corpus.val_fraction < 1:
+        raise ConfigError(f"corpus.val_fraction must be in (0, 1), got {s.corpus.val_fraction}")
+    if not s.sample.temperature >= 0:
+        raise ConfigError(f"sample.temperature must be >= 0, got {s.sample.temperature}")
+    if s.threads is not None and s.threads < 1:
+        raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
+
+
+def model_config(m: ModelSettings, vocab_size: int) -> ModelConfig:
+    return ModelConfig(
+        vocab_size, m.hidden_size, m.layers, m.activation, m.bptt, m.init_scale, m.dtype
+    )
+
+
+def _load(c) -> Corpus:
+    return load_corpus(c.name, path=c.path, max_chars=c.max_chars, **c.options)
+
+
+def build(s: Settings) -> Built:
+    """Everything a run needs, checked, before anything is logged."""
+    check_values(s)
+    c = s.corpus
+    corpus = _load(c)  # checks it too: read once here
+    check_corpus(s, corpus)
+    vocab = Vocab.from_text(corpus.text)
+    train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
+    rng = np.random.default_rng(s.seed)  # the run's one source of randomness
+    model = CharRNN(model_config(s.model, len(vocab)), rng)
+    optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr)
+    trainer = Trainer(
+        model,
+        optimizer,
+        train_ids,
+        seq_length=s.train.seq_length,
+        batch_size=s.train.batch_size,
+        clip=s.train.clip,
+        diverge_factor=s.train.diverge_factor,
+    )
+    if len(val_ids) < 2:
+        raise CorpusError(
+            f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "
+            f"(raise corpus.val_fraction or use a longer text)"
+        )
+    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng)
