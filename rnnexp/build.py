@@ -73,7 +73,14 @@ def check_values(s: Settings) -> None:
 
 def model_config(m: ModelSettings, vocab_size: int) -> ModelConfig:
     return ModelConfig(
-        vocab_size, m.hidden_size, m.layers, m.activation, m.bptt, m.init_scale, m.dtype
+        vocab_size,
+        m.hidden_size,
+        layers=m.layers,
+        cell=m.cell,
+        activation=m.activation,
+        bptt=m.bptt,
+        init_scale=m.init_scale,
+        dtype=m.dtype,
     )
 
 

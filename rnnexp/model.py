@@ -1,15 +1,17 @@
-"""One BPTT core for all models: a stack of simple recurrent layers with a softmax readout.
+"""One network around interchangeable cells: the input gather for layer 0, the stacking,
+the softmax readout and the loss are written here once; each layer's recurrence is a cell
+(rnnexp/cells/: `rnn` for min-char-rnn's tanh and Elman's sigmoid units, `lstm`, `gru`).
 
-For layer l (layer 0 reads characters, layer l > 0 reads the layer below), step t, activation f:
+For layer l (layer 0 reads characters, layer l > 0 reads the layer below), step t:
 
-    h_t^l = f(x_t^l Wxh^l + h_{t-1}^l Whh^l + bh^l)     x_t^0 = one_hot(c_t): a row of Wxh^0
-    y_t   = h_t^top Why + by                           logits over the vocabulary
+    a_t^l = x_t^l Wxh^l + bh^l           x_t^0 = one_hot(c_t): a row of Wxh^0, gathered
+    h_t^l = cell(a_t^l, state_{t-1}^l)   (rnnexp/cells/*.py give each cell's equations)
+    y_t   = h_t^top Why + by             logits over the vocabulary
     loss  = mean over streams of sum_t -log softmax(y_t)[c_{t+1}]   (summed over the chunk)
 
-f is tanh (`rnn`, `stacked2`) or the logistic sigmoid (`srn`). Backward runs BPTT through the
-whole chunk, or none (Elman 1990): h_{t-1} is then a context copy fed as a constant input,
-and no gradient flows through it. Rows are batch entries, so weights are (in, out): Wxh^0 is
-(V, H), the transpose of min-char-rnn's (H, V).
+Everything outside the recurrences (the input projections of all gates, the readout, the
+loss and their gradients) is one gather or GEMM per chunk. Rows are batch entries, so
+weights are (in, out): Wxh^0 is (V, G), the transpose of min-char-rnn's (H, V).
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnexp.cells import CELLS, make_cell
+from rnnexp.cells.ops import xty
+from rnnexp.cells.rnn import ACTIVATIONS
 from rnnexp.errors import ConfigError
 from rnnexp.params import FlatParams
 
 Params = dict[str, np.ndarray]
-State = list[np.ndarray]  # one (B, H) hidden state per layer
+# the carried state: the (B, H) arrays of every layer in order, its cell's parts each
+# (h for rnn and gru, h then c for lstm)
+State = list[np.ndarray]
 
-ACTIVATIONS = ("tanh", "sigmoid")
 DTYPES = ("float32", "float64")
 
 
@@ -35,8 +41,9 @@ class ModelConfig:
     vocab_size: int
     hidden_size: int
     layers: int = 1
-    activation: str = "tanh"  # "tanh" | "sigmoid"
-    bptt: bool = True  # False: Elman's context units, no gradient through h_{t-1}
+    cell: str = "rnn"  # rnn | lstm | gru (rnnexp/cells)
+    activation: str = "tanh"  # rnn only: tanh | sigmoid
+    bptt: bool = True  # rnn only; False: Elman's context units, no gradient through h_{t-1}
     init_scale: float = 0.01  # weights ~ N(0, 1) * init_scale, biases 0, as the notebooks
     dtype: str = "float64"
 
@@ -45,9 +52,16 @@ class ModelConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.{key} must be a whole number >= 1, got {value!r}")
+        if self.cell not in CELLS:
+            raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(
                 f"unknown model.activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
+        if self.cell != "rnn" and (self.activation != "tanh" or not self.bptt):
+            raise ConfigError(
+                f"model.activation and model.bptt are options of the rnn cell; {self.cell} has "
+                f"its own gates and always backpropagates through the chunk"
             )
         if str(self.dtype) not in DTYPES:
             raise ConfigError(f"unknown model.dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
@@ -57,13 +71,18 @@ class ModelConfig:
             )
         _check_fits_in_memory(self)
 
+    def make_cells(self) -> list:
+        options = {"activation": self.activation, "bptt": self.bptt} if self.cell == "rnn" else {}
+        return [make_cell(self.cell, self.hidden_size, **options) for _ in range(self.layers)]
+
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The shape of every parameter, by key, without allocating any."""
+    """The shape of every parameter, by key (`l{l}.` + the cell's keys, then Why, by),
+    without allocating any."""
     V, H = config.vocab_size, config.hidden_size
     shapes: dict[str, tuple[int, ...]] = {}
-    for l in range(config.layers):
-        shapes |= {f"l{l}.Wxh": (V if l == 0 else H, H), f"l{l}.Whh": (H, H), f"l{l}.bh": (H,)}
+    for l, cell in enumerate(config.make_cells()):
+        shapes |= {f"l{l}.{k}": s for k, s in cell.param_shapes(V if l == 0 else H).items()}
     return shapes | {"Why": (H, V), "by": (V,)}
 
 
@@ -81,69 +100,68 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
         )
 
 
-# The three models of the notebooks are settings of the one core.
+# The models of the notebooks, and the gated cells, as settings of the one network.
 PRESETS: dict[str, dict] = {
-    "rnn": dict(layers=1, activation="tanh", bptt=True),  # min-char-rnn
-    "stacked2": dict(layers=2, activation="tanh", bptt=True),  # two tanh layers, both carried
-    "srn": dict(layers=1, activation="sigmoid", bptt=False),  # Elman's simple recurrent net
+    "rnn": dict(layers=1, cell="rnn", activation="tanh", bptt=True),  # min-char-rnn
+    "stacked2": dict(layers=2, cell="rnn", activation="tanh", bptt=True),  # both carried
+    "srn": dict(layers=1, cell="rnn", activation="sigmoid", bptt=False),  # Elman's SRN
+    "lstm": dict(layers=1, cell="lstm"),
+    "gru": dict(layers=1, cell="gru"),
 }
 
 
 def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelConfig:
-    """The ModelConfig of a named model (`rnn`, `stacked2`, `srn`), with optional overrides."""
+    """The ModelConfig of a named model (see PRESETS), with optional overrides."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(PRESETS))}")
     return ModelConfig(vocab_size, hidden_size, **{**PRESETS[name], **overrides})
 
 
-def _activate(a: np.ndarray, kind: str, out: np.ndarray) -> np.ndarray:
-    """out = f(a); `a` may be overwritten."""
-    if kind == "tanh":
-        return np.tanh(a, out=out)
-    # sigmoid(a) = (1 + tanh(a/2)) / 2: no overflow in exp for large |a|
-    np.multiply(a, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1.0
-    out *= 0.5
-    return out
-
-
-def _derivative(h: np.ndarray, kind: str, out: np.ndarray) -> np.ndarray:
-    """out = f'(a), written in terms of h = f(a)."""
-    if kind == "tanh":
-        np.multiply(h, h, out=out)  # 1 - h^2
-        return np.subtract(1.0, out, out=out)
-    np.subtract(1.0, h, out=out)  # h (1 - h)
-    out *= h
-    return out
+def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
+    """Each layer's parameters as its cell initialises them, then the readout: weights
+    N(0, 1) * init_scale, biases zero, drawn in key order."""
+    s, dt, V, H = config.init_scale, config.dtype, config.vocab_size, config.hidden_size
+    params: Params = {}
+    for l, cell in enumerate(config.make_cells()):
+        shapes = cell.param_shapes(V if l == 0 else H)
+        params |= {f"l{l}.{k}": v for k, v in cell.init(shapes, rng, s, dt).items()}
+    params["Why"] = (rng.standard_normal((H, V)) * s).astype(dt)
+    params["by"] = np.zeros(V, dt)
+    return params
 
 
 class _Workspace:
     """Buffers for one (B, T) chunk shape, reused step after step: a training step then
     allocates nothing large (fresh large arrays cost page faults every time)."""
 
-    def __init__(self, config: ModelConfig, B: int, T: int):
+    def __init__(self, config: ModelConfig, cells: list, B: int, T: int):
         H, V, dt = config.hidden_size, config.vocab_size, np.dtype(config.dtype)
-        self.hs = [np.empty((T + 1, B, H), dt) for _ in range(config.layers)]  # h_0 .. h_T
-        self.a = np.empty((T, B, H), dt)  # pre-activations of the current layer
+        self.a = np.empty((T, B, cells[0].gates * H), dt)  # projected inputs, layer by layer
+        self.cells = [cell.workspace(B, T, dt) for cell in cells]  # each layer's own
         self.logits = np.empty((T * B, V), dt)  # then probs, then dy
         self.dh = np.empty((T, B, H), dt)  # gradient reaching h_t from outside the recurrence
-        self.dhraw = np.empty((T, B, H), dt)  # gradient at the pre-activations
-        self.deriv = np.empty((T, B, H), dt)  # f'(a_t)
-        self.tmp = np.empty((B, H), dt)
         self.rows = np.arange(T * B)
-        self.WhhT: np.ndarray | None = None  # a contiguous Whh.T, for large batches
 
 
 class CharRNN:
     """Parameters plus the math. `params` and the grads it returns share keys:
-    `l{l}.Wxh`, `l{l}.Whh`, `l{l}.bh` per layer, then `Why`, `by`. Both are FlatParams:
-    views into one buffer each, so optimizers update everything in a few calls."""
+    `l{l}.Wxh`, `l{l}.Whh`, `l{l}.bh` (and a cell's own) per layer, then `Why`, `by`. Both
+    are FlatParams: views into one buffer each, so optimizers update everything in a few
+    calls."""
 
     def __init__(self, config: ModelConfig, rng: np.random.Generator):
         self.config = config
+        self.cells = config.make_cells()
         self._params = FlatParams.of(init_params(config, rng), config.dtype)
+        self._layers = self._layer_views(self._params)
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
+
+    def _layer_views(self, p: FlatParams) -> list[dict[str, np.ndarray]]:
+        """Each layer's parameters under its cell's local keys (views, not copies)."""
+        return [
+            {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith(f"l{l}.")}
+            for l in range(self.config.layers)
+        ]
 
     @property
     def params(self) -> FlatParams:
@@ -164,11 +182,17 @@ class CharRNN:
         return np.dtype(self.config.dtype)
 
     def zero_state(self, batch_size: int) -> State:
-        """Hidden states of all layers at the start of a stream, each (B, H)."""
-        return [
-            np.zeros((batch_size, self.config.hidden_size), self.dtype)
-            for _ in range(self.config.layers)
-        ]
+        """The carried state at the start of a stream: every layer's parts, each (B, H)."""
+        H = self.config.hidden_size
+        return [np.zeros((batch_size, H), self.dtype) for c in self.cells for _ in c.parts]
+
+    def _split(self, state: State) -> list[State]:
+        """The flat state as one list of parts per layer."""
+        out, i = [], 0
+        for cell in self.cells:
+            out.append(state[i : i + len(cell.parts)])
+            i += len(cell.parts)
+        return out
 
     def new_grads(self) -> FlatParams:
         """A gradient buffer for loss_and_grads(..., grads=) to fill step after step."""
@@ -179,51 +203,43 @@ class CharRNN:
         if ws is None:
             if len(self._workspaces) >= 4:  # evaluation's last short chunk adds shapes
                 self._workspaces.clear()
-            ws = self._workspaces[(B, T)] = _Workspace(self.config, B, T)
+            ws = self._workspaces[(B, T)] = _Workspace(self.config, self.cells, B, T)
         return ws
 
-    def _forward(self, inputs: np.ndarray, hprev: State) -> tuple[list[np.ndarray], np.ndarray]:
-        """inputs (B, T) ints, hprev per layer (B, H).
-        Returns per-layer states hs[l] (T+1, B, H) with hs[l][0] = hprev[l], and logits (T*B, V),
-        rows in time-major order (row t*B + b is stream b at step t). Both are workspace
-        buffers, overwritten by the next call with the same shape."""
-        c, p = self.config, self._params
+    def _forward(self, inputs: np.ndarray, hprev: State) -> tuple[State, np.ndarray, _Workspace]:
+        """inputs (B, T) ints, hprev the carried state. Returns the state after the chunk
+        (views into workspace buffers), the logits (T*B, V) in time-major rows (row t*B + b
+        is stream b at step t), and the workspace, overwritten by the next call of that
+        shape."""
         B, T = inputs.shape
-        H = c.hidden_size
+        H = self.config.hidden_size
         ws = self._workspace(B, T)
-        a, tmp, dot = ws.a, ws.tmp, np.dot
-        below = None
-        for l in range(c.layers):
+        a, below, last = ws.a, None, []
+        for l, (cell, p, state) in enumerate(zip(self.cells, self._layers, self._split(hprev),
+                                                 strict=True)):  # fmt: skip
             # everything that does not depend on the recurrence: one gather or GEMM per chunk
-            if l == 0:  # rows of Wxh, never a one-hot product: (T, B, H)
+            if l == 0:  # rows of Wxh, never a one-hot product: (T, B, G)
                 # ids come from a Vocab, so in range; mode="clip" skips the bounds-checking
                 # copy that "raise" makes with out=, 4-5x faster
-                np.take(p["l0.Wxh"], inputs.T, axis=0, out=a, mode="clip")
+                np.take(p["Wxh"], inputs.T, axis=0, out=a, mode="clip")
             else:
-                np.matmul(below.reshape(T * B, H), p[f"l{l}.Wxh"], out=a.reshape(T * B, H))
-            a += p[f"l{l}.bh"]
-            h = ws.hs[l]
-            h[0] = hprev[l]
-            Whh, act = p[f"l{l}.Whh"], c.activation
-            for t in range(T):  # the recurrence: the only step-by-step part
-                dot(h[t], Whh, out=tmp)  # np.dot: the least call overhead for these shapes
-                tmp += a[t]
-                _activate(tmp, act, out=h[t + 1])
-            below = h[1:]
-        logits = np.matmul(below.reshape(T * B, H), p["Why"], out=ws.logits)  # (T*B, V)
-        logits += p["by"]
-        return ws.hs, logits
+                np.matmul(below.reshape(T * B, H), p["Wxh"], out=a.reshape(T * B, -1))
+            a += p["bh"]
+            last += cell.forward(p, a, state, ws.cells[l])  # the only step-by-step part
+            below = ws.cells[l].hs[1:]
+        logits = np.matmul(below.reshape(T * B, H), self._params["Why"], out=ws.logits)
+        logits += self._params["by"]
+        return last, logits, ws
 
     def advance(self, inputs: np.ndarray, hprev: State) -> State:
-        """Feed inputs (B, T) ints through the layers; the state after the last (B, H) each."""
-        hs, _ = self._forward(inputs, hprev)
-        return [h[-1].copy() for h in hs]
+        """Feed inputs (B, T) ints through the layers; the state after the last."""
+        return [x.copy() for x in self._forward(inputs, hprev)[0]]
 
     def loss(self, inputs: np.ndarray, targets: np.ndarray, hprev: State) -> tuple[float, State]:
         """Forward only: (summed chunk loss averaged over streams, next state)."""
-        hs, logits = self._forward(inputs, hprev)
-        loss = _softmax_xent(logits, targets, self._workspace(*inputs.shape).rows, grad=False)[0]
-        return loss / inputs.shape[0], [h[-1].copy() for h in hs]
+        last, logits, ws = self._forward(inputs, hprev)
+        loss = _softmax_xent(logits, targets, ws.rows, grad=False)[0]
+        return loss / inputs.shape[0], [x.copy() for x in last]
 
     def loss_and_grads(
         self,
@@ -232,82 +248,64 @@ class CharRNN:
         hprev: State,
         grads: FlatParams | None = None,
     ) -> tuple[float, FlatParams, State]:
-        """inputs, targets (B, T) ints; hprev per layer (B, H).
+        """inputs, targets (B, T) ints; hprev the carried state.
         Returns the loss (nats summed over the chunk, mean over the B streams), gradients
         under the keys of `params` (written into `grads` when given, see new_grads), and the
-        last hidden state of each layer (B, H)."""
-        c, p = self.config, self._params
+        state after the chunk."""
+        p = self._params
         B, T = inputs.shape
-        H = c.hidden_size
+        H = self.config.hidden_size
         g = self.new_grads() if grads is None else grads
-        ws = self._workspace(B, T)
-        hs, logits = self._forward(inputs, hprev)
+        last, logits, ws = self._forward(inputs, hprev)
         loss, dy = _softmax_xent(logits, targets, ws.rows)  # dy (T*B, V) = probs - one_hot
         dy /= B
 
-        top = hs[-1][1:].reshape(T * B, H)
-        _xty(top, dy, out=g["Why"])
+        top = ws.cells[-1].hs[1:].reshape(T * B, H)
+        xty(top, dy, out=g["Why"])
         np.sum(dy, axis=0, out=g["by"])
         dh, dh2 = ws.dh, ws.dh.reshape(T * B, H)
         np.matmul(dy, p["Why"].T, out=dh2)  # dloss/dh_t of the top layer, from the readout
-        for l in reversed(range(c.layers)):
-            Whh = p[f"l{l}.Whh"]
-            dhraw = self._backward_recurrence(dh, hs[l], Whh, ws).reshape(T * B, H)
-            _xty(hs[l][:-1].reshape(T * B, H), dhraw, out=g[f"l{l}.Whh"])
-            np.sum(dhraw, axis=0, out=g[f"l{l}.bh"])
+        layer_grads = self._layer_views(g)
+        for l in reversed(range(self.config.layers)):
+            da = self.cells[l].backward(self._layers[l], dh, ws.cells[l], layer_grads[l])
+            da2 = da.reshape(T * B, -1)
+            np.sum(da2, axis=0, out=layer_grads[l]["bh"])
             if l > 0:
-                below = hs[l - 1][1:].reshape(T * B, H)
-                _xty(below, dhraw, out=g[f"l{l}.Wxh"])
-                # into the layer below through this layer's activation derivative (in dhraw):
-                # the notebook's two-layer net skipped it
-                np.matmul(dhraw, p[f"l{l}.Wxh"].T, out=dh2)
+                below = ws.cells[l - 1].hs[1:].reshape(T * B, H)
+                xty(below, da2, out=layer_grads[l]["Wxh"])
+                # into the layer below through this layer's gates (in da): the notebook's
+                # two-layer net skipped the activation derivative here
+                np.matmul(da2, self._layers[l]["Wxh"].T, out=dh2)
             else:
-                _scatter_add_rows(g["l0.Wxh"], inputs.T.reshape(-1), dhraw)
-        return loss / B, g, [h[-1].copy() for h in hs]
+                _scatter_add_rows(g["l0.Wxh"], inputs.T.reshape(-1), da2)
+        return loss / B, g, [x.copy() for x in last]
 
-    def _backward_recurrence(
-        self, dh: np.ndarray, h: np.ndarray, Whh: np.ndarray, ws: _Workspace | None = None
-    ) -> np.ndarray:
-        """dh (T, B, H): gradient reaching h_t from outside the recurrence; h (T+1, B, H).
-        Returns dhraw (T, B, H), the gradient at the pre-activations."""
-        if ws is None:
-            ws = _Workspace(self.config, dh.shape[1], dh.shape[0])
-        deriv, dhraw = ws.deriv, ws.dhraw
-        _derivative(h[1:], self.config.activation, out=deriv)
-        if not self.config.bptt:
-            return np.multiply(dh, deriv, out=dhraw)  # context units are constants
-        WhhT, tmp, dot, multiply = Whh.T, ws.tmp, np.dot, np.multiply
-        T, B = dh.shape[:2]
-        if B >= 16:  # a GEMM against a transposed view runs ~13 % slower than a contiguous one
-            WhhT = ws.WhhT if ws.WhhT is not None else np.empty_like(Whh)
-            ws.WhhT = np.copyto(WhhT, Whh.T) or WhhT
-        multiply(dh[T - 1], deriv[T - 1], out=dhraw[T - 1])
-        for t in range(T - 2, -1, -1):
-            dot(dhraw[t + 1], WhhT, out=tmp)  # dhnext
-            tmp += dh[t]
-            multiply(tmp, deriv[t], out=dhraw[t])
-        return dhraw
+    def stepper(self):
+        """step(x, state) -> logits (1, V): one character through every layer, updating the
+        carried state (a list of (1, H) arrays) in place, with each cell's own step: the
+        code the chunk forward runs. Buffers are made once, for sampling's tight loop."""
+        cells, layers, H = self.cells, self._layers, self.config.hidden_size
+        Why, by = self._params["Why"], self._params["by"]
+        a = np.empty((1, cells[0].gates * H), self.dtype)
+        scratch = [cell.workspace(1, 1, self.dtype) for cell in cells]
+        logits = np.empty((1, self.config.vocab_size), self.dtype)
 
-    def step(self, ix: np.ndarray, h: State) -> tuple[np.ndarray, State]:
-        """One character per stream: ix (B,) ints, h per layer (B, H) -> logits (B, V), new h."""
-        c, p = self.config, self._params
-        x = None
-        out = []
-        for l in range(c.layers):  # as _forward does it: h Whh + (x Wxh + bh), with np.dot
-            a = p["l0.Wxh"][ix] if l == 0 else np.dot(x, p[f"l{l}.Wxh"])
-            a += p[f"l{l}.bh"]
-            a = np.dot(h[l], p[f"l{l}.Whh"]) + a
-            x = _activate(a, c.activation, out=a)
-            out.append(x)
-        return np.dot(x, p["Why"]) + p["by"], out
+        def step(x: int, state: State) -> np.ndarray:
+            below = None
+            for l, (cell, p, parts) in enumerate(zip(cells, layers, self._split(state),
+                                                     strict=True)):  # fmt: skip
+                if l == 0:
+                    np.add(p["Wxh"][x], p["bh"], out=a[0])
+                else:
+                    np.dot(below, p["Wxh"], out=a)
+                    np.add(a, p["bh"], out=a)
+                cell.step(p, a, parts, parts, scratch[l].scratch)  # in place: a step reads
+                below = parts[0]  # the old state before it writes the new one
+            np.dot(below, Why, out=logits)
+            np.add(logits, by, out=logits)
+            return logits
 
-
-def _xty(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = x.T @ y for x (N, I), y (N, J); for N = 1 an outer product (the same products:
-    a GEMM with one term per sum is slower here than a broadcast multiply)."""
-    if x.shape[0] == 1:
-        return np.multiply(x[0][:, None], y[0][None, :], out=out)
-    return np.matmul(x.T, y, out=out)
+        return step
 
 
 def _scatter_add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:
@@ -331,16 +329,6 @@ def _scatter_add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> N
     bounds = np.searchsorted(sorted_index, np.arange(len(out) + 1))
     for v in np.flatnonzero(bounds[1:] > bounds[:-1]):
         np.sum(sorted_rows[bounds[v] : bounds[v + 1]], axis=0, out=out[v])
-
-
-def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
-    """Weights N(0, 1) * init_scale, biases zero (min-char-rnn's initialisation)."""
-    s, dt = config.init_scale, config.dtype
-    # drawn in key order (Wxh, Whh, bh per layer, then Why, by): the same draws as always
-    return {
-        k: np.zeros(shape, dt) if len(shape) == 1 else (rng.standard_normal(shape) * s).astype(dt)
-        for k, shape in param_shapes(config).items()
-    }
 
 
 def _softmax_xent(

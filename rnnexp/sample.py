@@ -6,7 +6,7 @@ import numpy as np
 
 from rnnexp.data import Vocab
 from rnnexp.errors import ConfigError
-from rnnexp.model import CharRNN, State, _activate
+from rnnexp.model import CharRNN, State
 
 
 def sample(
@@ -39,32 +39,14 @@ def sample(
 
 
 def _generate(
-    model: CharRNN, h: list[np.ndarray], x: int, length: int, temperature: float, rng
+    model: CharRNN, h: State, x: int, length: int, temperature: float, rng
 ) -> list[int]:
-    """The per-character loop, lean: buffers made once, the input rows of layer 0 with their
-    bias added once, the same calls in the same order as CharRNN._forward. h: (1, H) each."""
-    c, p = model.config, model.params
-    L, V = c.layers, c.vocab_size
-    table = p["l0.Wxh"] + p["l0.bh"]  # (V, H): x Wxh + bh for every character x
-    Whh = [p[f"l{l}.Whh"] for l in range(L)]
-    Wxh = [None] + [p[f"l{l}.Wxh"] for l in range(1, L)]
-    bh = [None] + [p[f"l{l}.bh"] for l in range(1, L)]
-    Why, by = p["Why"], p["by"]
-    tmp, below = np.empty_like(h[0]), np.empty_like(h[0])
-    logits, z, cdf = np.empty((1, V), model.dtype), np.empty(V), np.empty(V)
-    dot, act, out = np.dot, c.activation, []
+    """The per-character loop: the model's stepper (each cell's own step, buffers made
+    once), then an inverse-CDF draw. h: (1, H) each, updated in place."""
+    step, V = model.stepper(), model.config.vocab_size
+    z, cdf, out = np.empty(V), np.empty(V), []
     for _ in range(length):
-        for l in range(L):
-            dot(h[l], Whh[l], out=tmp)
-            if l == 0:
-                tmp += table[x]
-            else:
-                dot(h[l - 1], Wxh[l], out=below)
-                below += bh[l]
-                tmp += below
-            _activate(tmp, act, out=h[l])
-        dot(h[-1], Why, out=logits)
-        logits += by
+        logits = step(x, h)
         if temperature == 0:
             x = int(logits.argmax())
         else:

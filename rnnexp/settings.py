@@ -13,11 +13,12 @@ from typing import Any
 
 @dataclass
 class ModelSettings:
-    name: str  # preset label: rnn | stacked2 | srn
+    name: str  # preset label: rnn | stacked2 | srn | lstm | gru
+    cell: str  # rnn | lstm | gru (rnnexp/cells)
     hidden_size: int
     layers: int
-    activation: str  # tanh | sigmoid
-    bptt: bool
+    activation: str  # rnn cell: tanh | sigmoid
+    bptt: bool  # rnn cell
     init_scale: float
     dtype: str  # float64 | float32
 

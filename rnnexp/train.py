@@ -107,7 +107,7 @@ class Trainer:
         the same data, load_state_dict continues the run exactly where it was."""
         state = {f"param.{k}": v.copy() for k, v in self.model.params.items()}
         state |= {f"opt.{k}": v for k, v in self.optimizer.state_dict().items()}
-        state |= {f"h.{l}": h.copy() for l, h in enumerate(self.hprev)}
+        state |= {f"h.{i}": h.copy() for i, h in enumerate(self.hprev)}  # h (and c) per layer
         state["scalars"] = np.array(
             [self.step, self.streams.pos, self.smooth_loss, self.recent_loss]
         )
@@ -116,7 +116,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.model.params = {k[6:]: v for k, v in state.items() if k.startswith("param.")}
         self.optimizer.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt.")})
-        hprev = [state[f"h.{l}"] for l in range(self.model.config.layers)]
+        hprev = [state[f"h.{i}"] for i in range(len(self.hprev))]  # every carried part
         if any(h.shape != s.shape for h, s in zip(hprev, self.hprev, strict=True)):
             raise ValueError("hidden states do not match the batch size and model")
         self.hprev = [h.astype(self.model.dtype) for h in hprev]

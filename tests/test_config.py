@@ -31,7 +31,7 @@ def settings(*overrides: str) -> Settings:
 
 def test_the_groups_hold_what_the_docs_promise():
     assert GROUP_OPTIONS == {
-        "model": ["rnn", "srn", "stacked2"],
+        "model": ["gru", "lstm", "rnn", "srn", "stacked2"],
         "corpus": ["alice", "elman", "file", "fizzbuzz", "kafka", "sevenths", "shakespeare"],
         "optimizer": ["adagrad", "sgd"],
     }
@@ -104,7 +104,7 @@ def test_params_are_the_flattened_config():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["model=rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
+        (["model=rnm"], "unknown model 'rnm'; valid: gru, lstm, rnn, srn, stacked2"),
         (["corpus=kafak"], "unknown corpus 'kafak'; valid: alice, elman, file, fizzbuzz, kafka, "),
         (["optimizer=adam"], "unknown optimizer 'adam'; valid: adagrad, sgd"),
         (["experiment=nope"], "unknown experiment 'nope'; valid: basic_rnn_alice, "),
@@ -139,7 +139,7 @@ def test_params_are_the_flattened_config():
         (["corpus=file", "corpus.path=/no/such.txt"], "corpus file not found: /no/such.txt"),
         (["corpus=fizzbuzz", "corpus.options.n=0"], "fizzbuzz n must be a whole number >= 1"),
         (["model=srn,rnn"], "model=srn,rnn is a sweep: add -m (--multirun)"),
-        (["-m", "model=srn,rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
+        (["-m", "model=srn,rnm"], "unknown model 'rnm'; valid: gru, lstm, rnn, srn, stacked2"),
         (["-m", "train.steps=10,abc"], "train.steps=abc is not a whole number"),
         (["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; valid: basic, joblib"),
         (["search=grid"], "unknown search 'grid'; valid: optuna"),
@@ -174,7 +174,7 @@ def test_a_mistake_exits_2_with_one_line_and_nothing_written(tmp_path):
     r = rnnexp("model=rnm", "train.steps=5", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "rnnexp: error: unknown model 'rnm'; valid: rnn, srn, stacked2"
+        "rnnexp: error: unknown model 'rnm'; valid: gru, lstm, rnn, srn, stacked2"
     ]
     assert "Traceback" not in r.stderr + r.stdout
     assert not (tmp_path / "outputs").exists()  # no store, no run folder
@@ -193,7 +193,7 @@ def test_cfg_and_help_are_fast_and_do_not_import_mlflow(tmp_path):
     )
     help_text = rnnexp("--help", cwd=tmp_path).stdout
     for line in (
-        "model: rnn, srn, stacked2",
+        "model: gru, lstm, rnn, srn, stacked2",
         "optimizer: adagrad, sgd",
         "corpus: alice, elman, file, fizzbuzz, kafka, sevenths, shakespeare",
         "experiment: basic_rnn_alice, basic_rnn_fizzbuzz",

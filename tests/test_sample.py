@@ -57,9 +57,9 @@ def test_step_by_step_follows_the_chunked_forward_pass(name):
     vocab = Vocab("124578")
     model = CharRNN(preset(name, 6, 16, init_scale=0.5), np.random.default_rng(0))
     ids = vocab.encode("142857142857")
-    h = model.zero_state(1)
+    h, step = model.zero_state(1), model.stepper()
     for i in ids:
-        _, h = model.step(np.array([i]), h)
+        step(int(i), h)
     want = model.advance(ids[None], model.zero_state(1))
     assert h[0].tobytes() == want[0].tobytes()
     np.testing.assert_allclose(h[-1], want[-1], rtol=1e-13, atol=1e-15)

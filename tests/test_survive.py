@@ -30,7 +30,7 @@ def files(tmp_path) -> dict[str, str]:
 
 
 BAD = [  # (overrides, what the one line must say)
-    (["model=rnm"], "unknown model 'rnm'; valid: rnn, srn, stacked2"),
+    (["model=rnm"], "unknown model 'rnm'; valid: gru, lstm, rnn, srn, stacked2"),
     (["corpus=shakespear"], "unknown corpus 'shakespear'; valid: alice, elman, file, "),
     (["optimizer=adam"], "unknown optimizer 'adam'; valid: adagrad, sgd"),
     (["train.stpes=5"], "unknown key 'train.stpes'; valid keys of train: "),

@@ -1,0 +1,107 @@
+"""The GRU cell as PyTorch and cuDNN compute it (`nn.GRU`), the reset gate applied after the
+recurrent product (Cho et al. 2014 apply it before: r ⊙ h_{t-1} is multiplied by W_hn). This
+variant is chosen because it is the one people train and compare against, its weights copy
+over from `nn.GRU` as they are, and its three recurrent products are one GEMM per step:
+
+    hh = h_{t-1} Whh                        a_t = x_t Wxh + bh (3H wide), from the network
+    r = σ(a^r + hh^r)   u = σ(a^u + hh^u)
+    n = tanh(a^n + r ⊙ (hh^n + bhn))
+    h_t = (1 - u) ⊙ n + u ⊙ h_{t-1}
+
+Gates in PyTorch's order r, z (u here), n. bh holds b_ir + b_hr, b_iz + b_hz and b_in; bhn
+is b_hn, which sits inside the reset product and so cannot be folded into bh.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from rnnexp.cells.ops import init_weights, sigmoid, xty
+
+
+class GRU:
+    gates = 3
+    parts = ("h",)
+
+    def __init__(self, hidden_size: int):
+        self.H = hidden_size
+
+    def param_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        H = self.H
+        return {"Wxh": (n_in, 3 * H), "Whh": (H, 3 * H), "bh": (3 * H,), "bhn": (H,)}
+
+    def init(self, shapes: dict, rng: np.random.Generator, scale: float, dtype) -> dict:
+        return init_weights(shapes, rng, scale, dtype)
+
+    def workspace(self, B: int, T: int, dtype) -> SimpleNamespace:
+        H = self.H
+        return SimpleNamespace(
+            hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
+            hh=np.empty((T, B, 3 * H), dtype),  # r, u after σ; then hh^n + bhn
+            ns=np.empty((T, B, H), dtype),  # n_t
+            da=np.empty((T, B, 3 * H), dtype),  # gradient at a_t
+            dhh=np.empty((T, B, 3 * H), dtype),  # gradient at hh_t
+            dh=np.empty((B, H), dtype),
+            tmp=np.empty((B, H), dtype),
+            scratch=(np.empty((B, 3 * H), dtype), np.empty((B, H), dtype)),
+        )
+
+    def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
+        """state [h] -> out [h], each (B, H); scratch (B, 3H), (B, H) keeps r, u, hh^n + bhn
+        and n after the step."""
+        H = self.H
+        hh, n = scratch
+        h = state[0]
+        np.dot(h, p["Whh"], out=hh)
+        rz = hh[:, : 2 * H]
+        rz += a_t[:, : 2 * H]
+        sigmoid(rz, out=rz)  # r, u
+        hn = hh[:, 2 * H :]
+        hn += p["bhn"]
+        np.multiply(hh[:, :H], hn, out=n)
+        n += a_t[:, 2 * H :]
+        np.tanh(n, out=n)
+        new = out[0]
+        np.subtract(h, n, out=new)  # h_t = n + u (h_{t-1} - n)
+        new *= hh[:, H : 2 * H]
+        new += n
+
+    def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
+        h, hh, ns, step = ws.hs, ws.hh, ws.ns, self.step
+        h[0] = state[0]
+        for t in range(a.shape[0]):
+            step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t]))
+        return [h[-1]]
+
+    def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
+        T, B, H = dh.shape
+        hs, hh, ns, da, dhh = ws.hs, ws.hh, ws.ns, ws.da, ws.dhh
+        WhhT, dh_t, tmp = p["Whh"].T, ws.dh, ws.tmp
+        dh_t.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
+        for t in range(T - 1, -1, -1):
+            r, u, hn, n = hh[t][:, :H], hh[t][:, H : 2 * H], hh[t][:, 2 * H :], ns[t]
+            dar, dau, dan = da[t][:, :H], da[t][:, H : 2 * H], da[t][:, 2 * H :]
+            dhn = dhh[t][:, 2 * H :]
+            dh_t += dh[t]
+            np.subtract(hs[t], n, out=dau)  # dL/du = dh (h_{t-1} - n)
+            dau *= dh_t
+            np.subtract(1.0, u, out=tmp)  # dL/dn = dh (1 - u), then through tanh
+            tmp *= dh_t
+            np.multiply(n, n, out=dan)
+            np.subtract(1.0, dan, out=dan)
+            dan *= tmp
+            np.multiply(dan, r, out=dhn)  # at hh^n + bhn
+            np.multiply(dan, hn, out=dar)  # at r, then through σ
+            for d, s in ((dar, r), (dau, u)):
+                np.subtract(1.0, s, out=tmp)
+                tmp *= s
+                d *= tmp
+            dhh[t][:, : 2 * H] = da[t][:, : 2 * H]  # r and u see a_t and hh_t alike
+            dh_t *= u  # on to h_{t-1}: directly through u ⊙ h_{t-1} ...
+            np.dot(dhh[t], WhhT, out=tmp)
+            dh_t += tmp  # ... and through the recurrent product
+        xty(hs[:-1].reshape(T * B, H), dhh.reshape(T * B, 3 * H), out=g["Whh"])
+        np.sum(dhh[:, :, 2 * H :].reshape(T * B, H), axis=0, out=g["bhn"])
+        return da
