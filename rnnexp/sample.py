@@ -38,9 +38,7 @@ def sample(
     return prime + vocab.decode(_generate(model, h, x, length, temperature, rng))
 
 
-def _generate(
-    model: CharRNN, h: State, x: int, length: int, temperature: float, rng
-) -> list[int]:
+def _generate(model: CharRNN, h: State, x: int, length: int, temperature: float, rng) -> list[int]:
     """The per-character loop: the model's stepper (each cell's own step, buffers made
     once), then an inverse-CDF draw. h: (1, H) each, updated in place."""
     step, V = model.stepper(), model.config.vocab_size

@@ -35,3 +35,10 @@ def test_startup_benchmark_runs():
     out = run("benchmarks/startup.py", "--repeats", "1")
     assert "rnnexp --help" in out and "imports mlflow: False" in out
     assert "imports mlflow: True" not in out
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs tiny shakespeare in ../shared/corpora")
+def test_cells_benchmark_runs():
+    pytest.importorskip("torch")
+    out = run("benchmarks/cells.py", "--seconds", "0.05", "--repeats", "1", "--cells", "gru")
+    assert "gru    256  64  32 float32" in out and "x" in out.splitlines()[-1]

@@ -78,6 +78,7 @@ def test_an_unreachable_database_store_fails_fast(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
@@ -132,6 +133,7 @@ def test_a_signal_after_the_last_step_still_saves_the_model(tmp_path):
     assert (tmp_path / "outputs" / "end" / "model" / "model.npz").is_file()
 
 
+@pytest.mark.slow
 def test_resume_finishes_a_run_killed_before_its_model_was_saved(tmp_path):
     from mlflow import MlflowClient
 
@@ -160,6 +162,7 @@ def test_resume_finishes_a_run_killed_before_its_model_was_saved(tmp_path):
     assert runs(store(tmp_path))[0].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_a_kill_mid_run_resumes_without_logging_any_step_twice(tmp_path):
     proc = launch("train.steps=6000", "train.checkpoint_every=2000", "train.eval_every=200",
                   "hydra.run.dir=outputs/cut", cwd=tmp_path)  # fmt: skip

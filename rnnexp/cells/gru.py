@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import init_weights, sigmoid, xty
+from rnnexp.cells.ops import gemm_buffers, init_weights, recurrent_product, sigmoid, xty
 
 
 class GRU:
@@ -41,20 +41,24 @@ class GRU:
             hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
             hh=np.empty((T, B, 3 * H), dtype),  # r, u after σ; then hh^n + bhn
             ns=np.empty((T, B, H), dtype),  # n_t
-            da=np.empty((T, B, 3 * H), dtype),  # gradient at a_t
+            du=np.empty((T, B, H), dtype),  # (h_{t-1} - n) u (1 - u): dL/du^pre per dh_t
+            dn=np.empty((T, B, H), dtype),  # (1 - u) (1 - n^2): dL/dn^pre per dh_t
+            dr=np.empty((T, B, H), dtype),  # (hh^n + bhn) r (1 - r): dL/dr^pre per dn^pre
             dhh=np.empty((T, B, 3 * H), dtype),  # gradient at hh_t
+            da=np.empty((T, B, 3 * H), dtype),  # gradient at a_t
             dh=np.empty((B, H), dtype),
+            WhhT=None,  # a contiguous Whh.T, for large batches
             tmp=np.empty((B, H), dtype),
-            scratch=(np.empty((B, 3 * H), dtype), np.empty((B, H), dtype)),
+            scratch=(np.empty((B, 3 * H), dtype), np.empty((B, H), dtype), None),
         )
 
     def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
         """state [h] -> out [h], each (B, H); scratch (B, 3H), (B, H) keeps r, u, hh^n + bhn
         and n after the step."""
         H = self.H
-        hh, n = scratch
+        hh, n, fast = scratch
         h = state[0]
-        np.dot(h, p["Whh"], out=hh)
+        recurrent_product(h, p["Whh"], hh, fast)
         rz = hh[:, : 2 * H]
         rz += a_t[:, : 2 * H]
         sigmoid(rz, out=rz)  # r, u
@@ -70,38 +74,44 @@ class GRU:
 
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
         h, hh, ns, step = ws.hs, ws.hh, ws.ns, self.step
+        fast = gemm_buffers(p["Whh"], ws, a.shape[1])
         h[0] = state[0]
         for t in range(a.shape[0]):
-            step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t]))
+            step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t], fast))
         return [h[-1]]
 
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
-        hs, hh, ns, da, dhh = ws.hs, ws.hh, ws.ns, ws.da, ws.dhh
-        WhhT, dh_t, tmp = p["Whh"].T, ws.dh, ws.tmp
+        hs, hh, ns, dhh, da = ws.hs, ws.hh, ws.ns, ws.dhh, ws.da
+        r, u, hn = hh[:, :, :H], hh[:, :, H : 2 * H], hh[:, :, 2 * H :]
+        # everything that does not depend on the gradient flowing back, for the whole chunk
+        # at once: the step loop below is then eight calls
+        du, dn, dr = ws.du, ws.dn, ws.dr
+        np.subtract(1.0, u, out=du)
+        du *= u
+        np.subtract(hs[:-1], ns, out=dn)
+        du *= dn  # (h_{t-1} - n) u (1 - u)
+        np.multiply(ns, ns, out=dn)
+        np.subtract(1.0, dn, out=dn)
+        np.subtract(1.0, u, out=dr)
+        dn *= dr  # (1 - u) (1 - n^2)
+        np.subtract(1.0, r, out=dr)
+        dr *= r
+        dr *= hn  # (hh^n + bhn) r (1 - r)
+        WhhT = ws.WhhT if B >= 16 else p["Whh"].T  # the forward's copy: the same weights
+        dh_t, tmp = ws.dh, ws.tmp
         dh_t.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
         for t in range(T - 1, -1, -1):
-            r, u, hn, n = hh[t][:, :H], hh[t][:, H : 2 * H], hh[t][:, 2 * H :], ns[t]
-            dar, dau, dan = da[t][:, :H], da[t][:, H : 2 * H], da[t][:, 2 * H :]
-            dhn = dhh[t][:, 2 * H :]
+            d_r, d_u, d_hn = dhh[t][:, :H], dhh[t][:, H : 2 * H], dhh[t][:, 2 * H :]
             dh_t += dh[t]
-            np.subtract(hs[t], n, out=dau)  # dL/du = dh (h_{t-1} - n)
-            dau *= dh_t
-            np.subtract(1.0, u, out=tmp)  # dL/dn = dh (1 - u), then through tanh
-            tmp *= dh_t
-            np.multiply(n, n, out=dan)
-            np.subtract(1.0, dan, out=dan)
-            dan *= tmp
-            np.multiply(dan, r, out=dhn)  # at hh^n + bhn
-            np.multiply(dan, hn, out=dar)  # at r, then through σ
-            for d, s in ((dar, r), (dau, u)):
-                np.subtract(1.0, s, out=tmp)
-                tmp *= s
-                d *= tmp
-            dhh[t][:, : 2 * H] = da[t][:, : 2 * H]  # r and u see a_t and hh_t alike
-            dh_t *= u  # on to h_{t-1}: directly through u ⊙ h_{t-1} ...
+            np.multiply(dh_t, du[t], out=d_u)  # at u's pre-activation: a^u and hh^u alike
+            np.multiply(dh_t, dn[t], out=da[t][:, 2 * H :])  # at n's: a^n ...
+            np.multiply(da[t][:, 2 * H :], r[t], out=d_hn)  # ... and hh^n + bhn, through r
+            np.multiply(da[t][:, 2 * H :], dr[t], out=d_r)  # at r's: a^r and hh^r alike
+            dh_t *= u[t]  # on to h_{t-1}: directly through u ⊙ h_{t-1} ...
             np.dot(dhh[t], WhhT, out=tmp)
             dh_t += tmp  # ... and through the recurrent product
+        da[:, :, : 2 * H] = dhh[:, :, : 2 * H]  # r and u see a_t and hh_t alike
         xty(hs[:-1].reshape(T * B, H), dhh.reshape(T * B, 3 * H), out=g["Whh"])
         np.sum(dhh[:, :, 2 * H :].reshape(T * B, H), axis=0, out=g["bhn"])
         return da

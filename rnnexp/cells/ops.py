@@ -29,3 +29,44 @@ def init_weights(shapes: dict, rng: np.random.Generator, scale: float, dtype) ->
         k: np.zeros(s, dtype) if len(s) == 1 else (rng.standard_normal(s) * scale).astype(dtype)
         for k, s in shapes.items()
     }
+
+
+def transposed(W: np.ndarray, ws, B: int) -> np.ndarray:
+    """W.T for the backward step's GEMM: a contiguous copy in ws.WhhT when B >= 16 (against
+    a transposed view the GEMM runs ~13 % slower there), the free view for small B."""
+    if B < 16:
+        return W.T
+    if ws.WhhT is None:
+        ws.WhhT = np.empty((W.shape[1], W.shape[0]), W.dtype)
+    np.copyto(ws.WhhT, W.T)
+    return ws.WhhT
+
+
+def gemm_buffers(Whh: np.ndarray, ws, B: int):
+    """For recurrent_product at B >= 16: (Whh.T contiguous, h.T, result.T) buffers, Whh.T
+    refreshed from the current weights (backward reuses it); None for small B."""
+    if B < 16:
+        return None
+    WhhT = transposed(Whh, ws, B)
+    if getattr(ws, "hT", None) is None:
+        ws.hT = np.empty((Whh.shape[0], B), Whh.dtype)
+        ws.zT = np.empty((Whh.shape[1], B), Whh.dtype)
+    return WhhT, ws.hT, ws.zT
+
+
+def recurrent_product(h, Whh, out, fast, add=None) -> None:
+    """out = h Whh (+ add): (B, H) x (H, G). With `fast` (gemm_buffers) it is computed as
+    (Whh.T h.T).T: OpenBLAS runs that shape ~30 % faster at B 32, H 256, G 4H (183 against
+    265 us), and the transpose back rides on the add."""
+    if fast is None:
+        np.dot(h, Whh, out=out)
+        if add is not None:
+            out += add
+        return
+    WhhT, hT, zT = fast
+    np.copyto(hT, h.T)
+    np.dot(WhhT, hT, out=zT)
+    if add is None:
+        np.copyto(out, zT.T)
+    else:
+        np.add(zT.T, add, out=out)
