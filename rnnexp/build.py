@@ -6,7 +6,7 @@ vocabulary, splits, model, optimizer and trainer, and the run's one random gener
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -14,9 +14,9 @@ from rnnexp.corpora import Corpus, load_corpus
 from rnnexp.data import Vocab, split
 from rnnexp.errors import ConfigError, CorpusError
 from rnnexp.generated import GENERATORS
-from rnnexp.model import CharRNN, ModelConfig
+from rnnexp.model import CharRNN
 from rnnexp.optim import make_optimizer
-from rnnexp.settings import ModelSettings, Settings
+from rnnexp.settings import Settings
 from rnnexp.train import Trainer, check_train_args
 
 
@@ -53,7 +53,6 @@ def check_values(s: Settings) -> None:
     """The checks that need no corpus."""
     if s.seed < 0:
         raise ConfigError(f"seed must be a whole number >= 0, got {s.seed}")
-    model_config(s.model, vocab_size=1)
     make_optimizer(s.optimizer.name, s.optimizer.lr)
     check_train_args(s.train.clip, s.train.diverge_factor)
     t = s.train
@@ -71,19 +70,6 @@ def check_values(s: Settings) -> None:
         raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
 
 
-def model_config(m: ModelSettings, vocab_size: int) -> ModelConfig:
-    return ModelConfig(
-        vocab_size,
-        m.hidden_size,
-        layers=m.layers,
-        cell=m.cell,
-        activation=m.activation,
-        bptt=m.bptt,
-        init_scale=m.init_scale,
-        dtype=m.dtype,
-    )
-
-
 def _load(c) -> Corpus:
     return load_corpus(c.name, path=c.path, max_chars=c.max_chars, **c.options)
 
@@ -97,7 +83,9 @@ def build(s: Settings) -> Built:
     vocab = Vocab.from_text(corpus.text)
     train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
     rng = np.random.default_rng(s.seed)  # the run's one source of randomness
-    model = CharRNN(model_config(s.model, len(vocab)), rng)
+    if s.model.vocab_size not in (0, len(vocab)):
+        raise ConfigError(f"model.vocab_size is the corpus's ({len(vocab)}): leave it unset")
+    model = CharRNN(replace(s.model, vocab_size=len(vocab)), rng)
     optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr)
     trainer = Trainer(
         model,

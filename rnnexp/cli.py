@@ -109,8 +109,6 @@ def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
         folder = Path(get_run_tags(uri, s.resume, hint).get("rnnexp.output_dir", ""))
     if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
-    if not (folder / experiment.CHECKPOINT_FILE).is_file():
-        raise RnnexpError(f"{folder} has no {experiment.CHECKPOINT_FILE} to resume from")
     return folder.resolve()
 
 
@@ -121,7 +119,9 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
         if plan.multirun:
             raise RnnexpError("resume continues one run: drop -m")
         folder = resume_folder(plan.settings, plan.overrides, launch_dir)
-        rundir.hold(folder)
+        rundir.hold(folder)  # first: a run still training there is "in use", whatever it has
+        if not (folder / experiment.CHECKPOINT_FILE).is_file():
+            raise RnnexpError(f"{folder} has no {experiment.CHECKPOINT_FILE} to resume from")
         # the run's own folder and log; its .hydra/ keeps the config it was started with
         return [f"hydra.run.dir={_quote(str(folder))}", "hydra.output_subdir=null"]
     wanted = launch_dir / plan.folder

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,21 +37,28 @@ State = list[np.ndarray]
 DTYPES = ("float32", "float64")
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True)
 class ModelConfig:
-    vocab_size: int
-    hidden_size: int
-    layers: int = 1
+    """The one description of a model: what conf/model/*.yaml set (the `model` node of the
+    settings), what `preset` reads, and what a saved model.json holds. vocab_size comes from
+    the corpus when the model is built (0 until then)."""
+
+    name: str = ""  # the preset it came from: the label runs are filed under
     cell: str = "rnn"  # rnn | lstm | gru (rnnexp/cells)
+    hidden_size: int = 100
+    layers: int = 1
     activation: str = "tanh"  # rnn only: tanh | sigmoid
     bptt: bool = True  # rnn only; False: Elman's context units, no gradient through h_{t-1}
     init_scale: float = 0.01  # weights ~ N(0, 1) * init_scale, biases 0, as the notebooks
     dtype: str = "float64"
+    vocab_size: int = 0  # set from the corpus's vocabulary
 
     def __post_init__(self) -> None:
+        """Every value checked here, where it is defined: from YAML, a notebook or a file."""
         for key in ("vocab_size", "hidden_size", "layers"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            least = 0 if key == "vocab_size" else 1  # 0: not known yet
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"model.{key} must be a whole number >= 1, got {value!r}")
         if self.cell not in CELLS:
             raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
@@ -79,7 +87,7 @@ class ModelConfig:
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The shape of every parameter, by key (`l{l}.` + the cell's keys, then Why, by),
     without allocating any."""
-    V, H = config.vocab_size, config.hidden_size
+    V, H = max(config.vocab_size, 1), config.hidden_size
     shapes: dict[str, tuple[int, ...]] = {}
     for l, cell in enumerate(config.make_cells()):
         shapes |= {f"l{l}.{k}": s for k, s in cell.param_shapes(V if l == 0 else H).items()}
@@ -100,21 +108,20 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
         )
 
 
-# The models of the notebooks, and the gated cells, as settings of the one network.
-PRESETS: dict[str, dict] = {
-    "rnn": dict(layers=1, cell="rnn", activation="tanh", bptt=True),  # min-char-rnn
-    "stacked2": dict(layers=2, cell="rnn", activation="tanh", bptt=True),  # both carried
-    "srn": dict(layers=1, cell="rnn", activation="sigmoid", bptt=False),  # Elman's SRN
-    "lstm": dict(layers=1, cell="lstm"),
-    "gru": dict(layers=1, cell="gru"),
-}
+MODELS_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # the presets, in YAML
+PRESETS = tuple(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))  # rnn, stacked2, srn, ...
 
 
 def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelConfig:
-    """The ModelConfig of a named model (see PRESETS), with optional overrides."""
+    """The ModelConfig of a named model, read from conf/model/NAME.yaml (the one place the
+    presets are written), with the vocabulary, H and optional overrides."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(PRESETS))}")
-    return ModelConfig(vocab_size, hidden_size, **{**PRESETS[name], **overrides})
+        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(PRESETS)}")
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(OmegaConf.load(MODELS_DIR / f"{name}.yaml"))
+    return ModelConfig(**{**values, "vocab_size": vocab_size, "hidden_size": hidden_size,
+                          **overrides})  # fmt: skip
 
 
 def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
@@ -137,6 +144,7 @@ class _Workspace:
     def __init__(self, config: ModelConfig, cells: list, B: int, T: int):
         H, V, dt = config.hidden_size, config.vocab_size, np.dtype(config.dtype)
         self.a = np.empty((T, B, cells[0].gates * H), dt)  # projected inputs, layer by layer
+        self.table = np.empty((V, cells[0].gates * H), dt)  # Wxh + bh of layer 0, per row
         self.cells = [cell.workspace(B, T, dt) for cell in cells]  # each layer's own
         self.logits = np.empty((T * B, V), dt)  # then probs, then dy
         self.dh = np.empty((T, B, H), dt)  # gradient reaching h_t from outside the recurrence
@@ -218,13 +226,15 @@ class CharRNN:
         for l, (cell, p, state) in enumerate(zip(self.cells, self._layers, self._split(hprev),
                                                  strict=True)):  # fmt: skip
             # everything that does not depend on the recurrence: one gather or GEMM per chunk
-            if l == 0:  # rows of Wxh, never a one-hot product: (T, B, G)
-                # ids come from a Vocab, so in range; mode="clip" skips the bounds-checking
-                # copy that "raise" makes with out=, 4-5x faster
-                np.take(p["Wxh"], inputs.T, axis=0, out=a, mode="clip")
+            if l == 0:  # rows of Wxh + bh, never a one-hot product: (T, B, G)
+                # the bias is added to the V rows, not to the T*B gathered ones (the same
+                # sums); ids come from a Vocab, so in range; mode="clip" skips the
+                # bounds-checking copy that "raise" makes with out=, 4-5x faster
+                np.add(p["Wxh"], p["bh"], out=ws.table)
+                np.take(ws.table, inputs.T, axis=0, out=a, mode="clip")
             else:
                 np.matmul(below.reshape(T * B, H), p["Wxh"], out=a.reshape(T * B, -1))
-            a += p["bh"]
+                a += p["bh"]
             last += cell.forward(p, a, state, ws.cells[l])  # the only step-by-step part
             below = ws.cells[l].hs[1:]
         logits = np.matmul(below.reshape(T * B, H), self._params["Why"], out=ws.logits)

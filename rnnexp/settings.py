@@ -10,17 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass
-class ModelSettings:
-    name: str  # preset label: rnn | stacked2 | srn | lstm | gru
-    cell: str  # rnn | lstm | gru (rnnexp/cells)
-    hidden_size: int
-    layers: int
-    activation: str  # rnn cell: tanh | sigmoid
-    bptt: bool  # rnn cell
-    init_scale: float
-    dtype: str  # float64 | float32
+from rnnexp.model import ModelConfig
 
 
 @dataclass
@@ -70,7 +60,7 @@ class Settings:
     seed: int
     threads: int | None  # BLAS threads; None: decided by the launch (Launch.threads)
     resume: str | None  # a run's output folder or MLflow run id to continue
-    model: ModelSettings
+    model: ModelConfig  # rnnexp/model.py: the model is described once
     corpus: CorpusSettings
     optimizer: OptimizerSettings
     train: TrainSettings
