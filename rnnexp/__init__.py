@@ -13,11 +13,12 @@ The library (no Hydra here) works from a notebook as well as from the `rnnexp` e
 """
 
 from rnnexp.checkpoint import load_model, save_model
+from rnnexp.config import PRESETS, ModelConfig, preset
 from rnnexp.corpora import CORPORA, Corpus, load_corpus
 from rnnexp.data import Streams, Vocab, split
 from rnnexp.errors import ConfigError, CorpusError, RnnexpError
 from rnnexp.evaluate import Evaluation, evaluate
-from rnnexp.model import PRESETS, CharRNN, ModelConfig, preset
+from rnnexp.model import CharRNN
 from rnnexp.optim import OPTIMIZERS, clip_grads, make_optimizer
 from rnnexp.sample import sample
 from rnnexp.train import DivergedError, StepResult, Trainer

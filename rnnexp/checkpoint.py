@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.atomic import atomic_write
+from rnnexp.config import ModelConfig, param_shapes
 from rnnexp.data import Vocab
 from rnnexp.errors import RnnexpError
-from rnnexp.model import CharRNN, ModelConfig, param_shapes
+from rnnexp.model import CharRNN
 
 FORMAT = "rnnexp-model-1"
 

@@ -16,112 +16,16 @@ weights are (in, out): Wxh^0 is (V, G), the transpose of min-char-rnn's (H, V).
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.ops import xty
-from rnnexp.cells.rnn import ACTIVATIONS
-from rnnexp.errors import ConfigError
+from rnnexp.config import ModelConfig
 from rnnexp.params import FlatParams
 
 Params = dict[str, np.ndarray]
 # the carried state: the (B, H) arrays of every layer in order, its cell's parts each
 # (h for rnn and gru, h then c for lstm)
 State = list[np.ndarray]
-
-DTYPES = ("float32", "float64")
-
-
-@dataclass(kw_only=True)
-class ModelConfig:
-    """The one description of a model: what conf/model/*.yaml set (the `model` node of the
-    settings), what `preset` reads, and what a saved model.json holds. vocab_size comes from
-    the corpus when the model is built (0 until then)."""
-
-    name: str = ""  # the preset it came from: the label runs are filed under
-    cell: str = "rnn"  # rnn | lstm | gru (rnnexp/cells)
-    hidden_size: int = 100
-    layers: int = 1
-    activation: str = "tanh"  # rnn only: tanh | sigmoid
-    bptt: bool = True  # rnn only; False: Elman's context units, no gradient through h_{t-1}
-    init_scale: float = 0.01  # weights ~ N(0, 1) * init_scale, biases 0, as the notebooks
-    dtype: str = "float64"
-    vocab_size: int = 0  # set from the corpus's vocabulary
-
-    def __post_init__(self) -> None:
-        """Every value checked here, where it is defined: from YAML, a notebook or a file."""
-        for key in ("vocab_size", "hidden_size", "layers"):
-            value = getattr(self, key)
-            least = 0 if key == "vocab_size" else 1  # 0: not known yet
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"model.{key} must be a whole number >= 1, got {value!r}")
-        if self.cell not in CELLS:
-            raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown model.activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
-            )
-        if self.cell != "rnn" and (self.activation != "tanh" or not self.bptt):
-            raise ConfigError(
-                f"model.activation and model.bptt are options of the rnn cell; {self.cell} has "
-                f"its own gates and always backpropagates through the chunk"
-            )
-        if str(self.dtype) not in DTYPES:
-            raise ConfigError(f"unknown model.dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        if not np.isfinite(self.init_scale) or self.init_scale <= 0:
-            raise ConfigError(
-                f"model.init_scale must be a positive number, got {self.init_scale!r}"
-            )
-        _check_fits_in_memory(self)
-
-    def make_cells(self) -> list:
-        options = {"activation": self.activation, "bptt": self.bptt} if self.cell == "rnn" else {}
-        return [make_cell(self.cell, self.hidden_size, **options) for _ in range(self.layers)]
-
-
-def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The shape of every parameter, by key (`l{l}.` + the cell's keys, then Why, by),
-    without allocating any."""
-    V, H = max(config.vocab_size, 1), config.hidden_size
-    shapes: dict[str, tuple[int, ...]] = {}
-    for l, cell in enumerate(config.make_cells()):
-        shapes |= {f"l{l}.{k}": s for k, s in cell.param_shapes(V if l == 0 else H).items()}
-    return shapes | {"Why": (H, V), "by": (V,)}
-
-
-def _check_fits_in_memory(config: ModelConfig) -> None:
-    """Refuse, before allocating, a model whose parameters, gradients, optimizer state and
-    float64 initial draw (4 copies) cannot fit in this machine's memory."""
-    n = sum(math.prod(shape) for shape in param_shapes(config).values())
-    need = 4 * n * max(np.dtype(config.dtype).itemsize, 8)
-    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > have:
-        raise ConfigError(
-            f"model.hidden_size={config.hidden_size} with {config.layers} layer(s) has "
-            f"{n:,} parameters: about {need / 2**30:,.0f} GiB with gradients and optimizer "
-            f"state, more than this machine's {have / 2**30:,.0f} GiB"
-        )
-
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # the presets, in YAML
-PRESETS = tuple(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))  # rnn, stacked2, srn, ...
-
-
-def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelConfig:
-    """The ModelConfig of a named model, read from conf/model/NAME.yaml (the one place the
-    presets are written), with the vocabulary, H and optional overrides."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(PRESETS)}")
-    from omegaconf import OmegaConf
-
-    values = OmegaConf.to_container(OmegaConf.load(MODELS_DIR / f"{name}.yaml"))
-    return ModelConfig(**{**values, "vocab_size": vocab_size, "hidden_size": hidden_size,
-                          **overrides})  # fmt: skip
 
 
 def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rnnexp.model import ModelConfig
+from rnnexp.config import ModelConfig
 
 
 @dataclass

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from gradcheck import max_relative_error, numerical_grads
 
-from rnnexp.model import CharRNN, _softmax_xent, preset
+from rnnexp.config import preset
+from rnnexp.model import CharRNN, _softmax_xent
 
 V, H, B, T = 7, 6, 3, 5
 
