@@ -31,8 +31,8 @@ import time, sys
 sys.path.insert(0, {str(HERE.parent)!r})
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from rnnexp.cli import CONF_DIR, register_configs
-from rnnexp.build import build
+from rnnexp.framework.cli import CONF_DIR, register_configs
+from rnnexp.framework.build import build
 register_configs()
 with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
     s = OmegaConf.to_object(compose("config", overrides=["experiment={preset}"]))

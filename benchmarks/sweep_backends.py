@@ -29,7 +29,7 @@ from helpers import env  # noqa: E402
 from pg import postgres  # noqa: E402
 from ray_head import start_ray_head  # noqa: E402
 
-from rnnexp.tracking import open_experiment  # noqa: E402
+from rnnexp.framework.tracking import open_experiment  # noqa: E402
 
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
            "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip

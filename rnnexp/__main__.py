@@ -2,6 +2,6 @@
 
 import sys
 
-from rnnexp.cli import main
+from rnnexp.framework.cli import main
 
 sys.exit(main())

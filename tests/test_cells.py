@@ -209,3 +209,19 @@ def test_a_sweep_over_cells_trains_saves_and_samples_each(tmp_path):
         assert c.info.status == "FINISHED"
         out = sample_cmd(c.data.tags["rnnexp.output_dir"], "--length", "20", cwd=tmp_path)
         assert out.returncode == 0 and len(out.stdout) == 22, out.stderr
+
+
+def test_the_engine_imports_no_framework():
+    # the library runs from a notebook: no Hydra, MLflow, figures or framework module loaded
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, rnnexp\n"
+        "m = rnnexp.CharRNN(rnnexp.preset('lstm', 5, 4), np.random.default_rng(0))\n"
+        "bad = [k for k in sys.modules if k.split('.')[0] in ('hydra', 'mlflow', 'matplotlib')"
+        " or k.startswith('rnnexp.framework')]\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

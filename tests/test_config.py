@@ -10,11 +10,11 @@ from helpers import env, rnnexp
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnexp.build import validate
-from rnnexp.cli import CONF_DIR, EXPERIMENTS_DIR, flatten, register_configs
 from rnnexp.errors import RnnexpError
-from rnnexp.preflight import check_command_line
-from rnnexp.settings import Settings
+from rnnexp.framework.build import validate
+from rnnexp.framework.cli import CONF_DIR, EXPERIMENTS_DIR, flatten, register_configs
+from rnnexp.framework.preflight import check_command_line
+from rnnexp.framework.settings import Settings
 
 register_configs()
 GROUP_OPTIONS = {

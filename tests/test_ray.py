@@ -99,8 +99,8 @@ def test_a_ray_cluster_with_a_local_store_is_refused(tmp_path, how):
 def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     """A job on another machine has no sweep folder: it finds the parent by the folder's tag."""
     from rnnexp.errors import RnnexpError
-    from rnnexp.experiment import sweep_ids
-    from rnnexp.tracking import MlflowRun, open_experiment
+    from rnnexp.framework.experiment import sweep_ids
+    from rnnexp.framework.tracking import MlflowRun, open_experiment
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
     exp = open_experiment(uri, "rnnexp")

@@ -202,7 +202,7 @@ def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
 
 
 def test_sweep_labels_round_long_numbers():
-    from rnnexp.sweep import short
+    from rnnexp.framework.sweep import short
 
     assert short("optimizer.lr=0.012345678901234567") == "optimizer.lr=0.0123"
     assert short("model.hidden_size=128") == "model.hidden_size=128"

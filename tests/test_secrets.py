@@ -5,7 +5,7 @@ from pathlib import Path
 
 from helpers import TINY, rnnexp, runs
 
-from rnnexp.store import move_credentials, redact
+from rnnexp.framework.store import move_credentials, redact
 
 PASSWORD = "pa55-W0rd-xyzzy"
 

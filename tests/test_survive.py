@@ -231,7 +231,7 @@ def test_no_pickle_on_any_load_path():
     import re
 
     calls = 0
-    for path in (ROOT / "rnnexp").glob("*.py"):
+    for path in (ROOT / "rnnexp").rglob("*.py"):
         text = path.read_text()
         assert "pickle.load" not in text and "allow_pickle=True" not in text, path
         for args in re.findall(r"np\.load\(([^)]*)\)", text):

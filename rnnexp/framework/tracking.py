@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rnnexp.atomic import temporary_name
 from rnnexp.errors import RnnexpError
-from rnnexp.store import redact, sqlite_path, store_lock
+from rnnexp.framework.store import redact, sqlite_path, store_lock
 
 # MLflow logs each store error with its traceback before raising it; rnnexp reports it as
 # one line (store_errors)

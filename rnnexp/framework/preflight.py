@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnexp.errors import RnnexpError
-from rnnexp.settings import Settings, override_key
+from rnnexp.framework.settings import Settings, override_key
 
 GROUPS = ("model", "corpus", "optimizer", "experiment", "search")
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
@@ -126,7 +126,7 @@ def _check_launcher(launcher: str | None, address: str | None, settings: Setting
     tracking server (a local sqlite file is out of reach of other machines)."""
     from urllib.parse import urlparse
 
-    from rnnexp.store import resolve_uri
+    from rnnexp.framework.store import resolve_uri
 
     if launcher != "ray":
         return None
@@ -146,7 +146,7 @@ def _check_launcher(launcher: str | None, address: str | None, settings: Setting
 
 def _check_store(settings: Settings) -> str | None:
     """The tracking store answers, before the first step rather than at the end."""
-    from rnnexp.store import check_store, resolve_uri
+    from rnnexp.framework.store import check_store, resolve_uri
 
     try:
         check_store(resolve_uri(settings.tracking.uri, Path.cwd()))
@@ -186,7 +186,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
     from hydra.errors import MissingConfigException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
-    from rnnexp.build import validate
+    from rnnexp.framework.build import validate
 
     try:
         cfg = _compose(overrides, conf_dir, hydra=True)

@@ -13,10 +13,10 @@ import numpy as np
 from rnnexp.corpora import Corpus, load_corpus
 from rnnexp.data import Vocab, split
 from rnnexp.errors import ConfigError, CorpusError
+from rnnexp.framework.settings import Settings
 from rnnexp.generated import GENERATORS
 from rnnexp.model import CharRNN
 from rnnexp.optim import make_optimizer
-from rnnexp.settings import Settings
 from rnnexp.train import Trainer, check_train_args
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp.experiment import SWEEP_FILE, run_tags
+from rnnexp.framework.experiment import SWEEP_FILE, run_tags
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
@@ -45,15 +45,15 @@ class SweepTracking(Callback):
     def interrupted(cls, status: str, reason: str) -> None:
         """The sweep stopped before its end (Ctrl-C, SIGTERM, an error in the sweeper), when
         Hydra calls no end callback: close the parent run with `status`."""
-        from rnnexp.tracking import MlflowRun
+        from rnnexp.framework.tracking import MlflowRun
 
         if cls.active:
             MlflowRun(cls.active["uri"], cls.active["parent_run_id"]).finish(status, reason)
             cls.active = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.store import resolve_uri
-        from rnnexp.tracking import MlflowRun, open_experiment
+        from rnnexp.framework.store import resolve_uri
+        from rnnexp.framework.tracking import MlflowRun, open_experiment
 
         launch_dir = Path(config.hydra.runtime.cwd)
         sweep_dir = launch_dir / str(config.hydra.sweep.dir)
@@ -80,7 +80,7 @@ class SweepTracking(Callback):
         SweepTracking.active = ids
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.tracking import MlflowRun
+        from rnnexp.framework.tracking import MlflowRun
 
         launch_dir = Path(config.hydra.runtime.cwd)
         path = launch_dir / str(config.hydra.sweep.dir) / SWEEP_FILE
@@ -125,7 +125,7 @@ class SweepTracking(Callback):
     def _compare(parent, children, sweep_dir: Path) -> None:
         """The children's validation curves in one figure, an artifact of the parent run;
         a job that failed is drawn as failed, with its reason."""
-        from rnnexp.plots import compare_curves
+        from rnnexp.framework.plots import compare_curves
 
         # label each curve by what varies across the sweep, not the overrides all jobs share
         names = {c.info.run_id: c.info.run_name.split(",") for c in children}

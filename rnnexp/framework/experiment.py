@@ -1,4 +1,4 @@
-"""One experiment's run, start to end: its folder held, its parts built (rnnexp/build.py),
+"""One experiment's run, start to end: its folder held, its parts built (rnnexp/framework/build.py),
 its tracking run opened (or reopened to resume), trained with periodic metrics, evaluation,
 samples and checkpoints, its model and loss curve saved, the run closed with its status.
 
@@ -14,15 +14,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rnnexp import rundir
-from rnnexp.build import Built, build
 from rnnexp.checkpoint import load_checkpoint, save_checkpoint, save_model
 from rnnexp.corpora import Corpus
 from rnnexp.errors import CorpusError, RnnexpError
-from rnnexp.loop import Interrupted, LoopState, deferred_interrupts, train_loop
-from rnnexp.settings import Settings, override_key
-from rnnexp.store import redact, resolve_uri
-from rnnexp.tracking import (
+from rnnexp.framework import rundir
+from rnnexp.framework.build import Built, build
+from rnnexp.framework.loop import Interrupted, LoopState, deferred_interrupts, train_loop
+from rnnexp.framework.settings import Settings, override_key
+from rnnexp.framework.store import redact, resolve_uri
+from rnnexp.framework.tracking import (
     MlflowRun,
     NullRun,
     find_sweep_parent,
@@ -230,7 +230,7 @@ def run_tags(overrides: list[str]) -> dict[str, str]:
 
 def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -> None:
     """The final model and the loss curve, in the output folder and as run artifacts."""
-    from rnnexp.plots import loss_curve
+    from rnnexp.framework.plots import loss_curve
 
     model_dir = save_model(output_dir / "model", b.model, b.vocab, b.corpus.text[0])
     tracked.log_artifact(model_dir / "model.npz", "model")
@@ -251,7 +251,7 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -
 
 def git_commit() -> str | None:
     """The commit of the rnnexp checkout running this, '-dirty' if it has local changes."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],

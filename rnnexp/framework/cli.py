@@ -2,7 +2,7 @@
 
 The only module that sees a DictConfig. It checks the command line first (one clear line for
 an unknown option, a misspelled key, a wrong type or a nonsense value, before anything runs),
-then hands plain Settings to rnnexp.experiment.run and returns the final validation loss,
+then hands plain Settings to rnnexp.framework.experiment.run and returns the final validation loss,
 which Hydra's sweepers minimise.
 """
 
@@ -21,14 +21,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp import experiment, rundir
 from rnnexp.errors import RnnexpError
-from rnnexp.preflight import Plan, check_command_line
-from rnnexp.settings import Settings, override_key
-from rnnexp.store import resolve_uri
-from rnnexp.sweep import SweepTracking
+from rnnexp.framework import experiment, rundir
+from rnnexp.framework.preflight import Plan, check_command_line
+from rnnexp.framework.settings import Settings, override_key
+from rnnexp.framework.store import resolve_uri
+from rnnexp.framework.sweep import SweepTracking
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 EXPERIMENTS_DIR = ROOT / "experiments"
 
@@ -76,7 +76,7 @@ def expand_home(argv: list[str]) -> list[str]:
 def take_credentials(argv: list[str]) -> list[str]:
     """A password in tracking.uri (or $MLFLOW_TRACKING_URI) moves into the environment
     variables its client reads, before Hydra records the command line anywhere."""
-    from rnnexp.store import move_credentials
+    from rnnexp.framework.store import move_credentials
 
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     if env_uri:
@@ -95,7 +95,7 @@ def take_credentials(argv: list[str]) -> list[str]:
 
 def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
     """The folder of the run that resume=<folder or MLflow run id> continues."""
-    from rnnexp.tracking import RUN_ID, get_run_tags
+    from rnnexp.framework.tracking import RUN_ID, get_run_tags
 
     extra = [o for o in overrides if override_key(o) not in ("resume", "tracking.uri")]
     if extra:  # MLflow refuses changed params, and the run must stay the run it was

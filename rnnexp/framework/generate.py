@@ -16,8 +16,8 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
+from rnnexp.framework.tracking import RUN_ID
 from rnnexp.sample import sample
-from rnnexp.tracking import RUN_ID
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,8 +56,8 @@ def model_dir(source: str, tracking_uri: str | None, scratch: Path) -> Path:
     if not RUN_ID.fullmatch(source):
         raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the text
-    from rnnexp.store import move_credentials, resolve_uri
-    from rnnexp.tracking import download_artifacts
+    from rnnexp.framework.store import move_credentials, resolve_uri
+    from rnnexp.framework.tracking import download_artifacts
 
     uri, credentials = move_credentials(resolve_uri(tracking_uri, Path.cwd()))
     os.environ.update(credentials)  # the password is read from there, and never printed
