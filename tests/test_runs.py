@@ -38,6 +38,7 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
     assert p["corpus.options.n_b"] == "3000" and p["tracking.uri"] == "null" and p["seed"] == "0"
     t = run.data.tags
     assert t["rnnexp.corpus"] == "elman" and len(t["rnnexp.corpus_sha256"]) == 64
+    assert t["rnnexp.vocab_size"] == "6" and p["model.vocab_size"] == "0"  # set by the corpus
     assert t["rnnexp.overrides"].startswith("train.steps=30 train.log_every=5")
     if (ROOT / ".git").exists():  # a checkout: the code version is on the run
         assert len(t["mlflow.source.git.commit"].removesuffix("-dirty")) == 40

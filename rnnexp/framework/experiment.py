@@ -97,8 +97,8 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
     status, error = "FAILED", None
     try:
         if not launch.resume:
-            # the config as composed, with the vocabulary size the corpus gave the model
-            tracked.log_params(launch.params | {"model.vocab_size": b.model.config.vocab_size})
+            tracked.log_params(launch.params)  # the config as composed (model.vocab_size 0)
+            tracked.set_tags({"rnnexp.vocab_size": str(b.model.config.vocab_size)})  # its V
             if launch.config_yaml:
                 tracked.log_text(launch.config_yaml, "config.yaml")
             if b.corpus.entropy_floor is not None:
