@@ -17,31 +17,17 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from throughput import _data, _timed, torch_step  # noqa: E402  (the same data and step)
+
 SETTINGS = [(256, 64, 32, "float32"), (256, 64, 1, "float32")]  # H, T, B, dtype: the targets'
 
 
-def _data():
-    sys.path.insert(0, str(HERE.parent))
-    from rnnexp import Vocab, load_corpus
-
-    text = load_corpus("shakespeare").text
-    vocab = Vocab.from_text(text)
-    return vocab.encode(text), len(vocab)
-
-
 def _rate(step, chars: int, seconds: float) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < min(0.5, seconds):  # warm-up
-        step()
-    steps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        step()
-        steps += 1
-    return steps * chars / elapsed
+    return _timed(step, chars, seconds, repeats=1)[0]
 
 
 def work(impl: str, cell: str, H: int, T: int, B: int, dtype: str, seconds: float) -> float:
@@ -56,34 +42,14 @@ def work(impl: str, cell: str, H: int, T: int, B: int, dtype: str, seconds: floa
                           batch_size=B)  # fmt: skip
         return _rate(trainer.train_step, B * T, seconds)
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(1)
     dt = {"float32": torch.float32, "float64": torch.float64}[dtype]
     torch.manual_seed(0)
     net = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](V, H, batch_first=True, dtype=dt)
     head = torch.nn.Linear(H, V, dtype=dt)
-    params = [*net.parameters(), *head.parameters()]
-    optimizer = torch.optim.Adagrad(params, lr=0.01)
-    S = len(ids) // B
-    streams = torch.from_numpy(ids[: B * S].reshape(B, S).copy())
-    state = {"p": 0, "h": None}
-
-    def step():
-        p = state["p"]
-        if p + T + 1 >= S:
-            p, state["h"] = 0, None
-        x, y = streams[:, p : p + T], streams[:, p + 1 : p + T + 1]
-        out, h = net(F.one_hot(x, V).to(dt), state["h"])
-        loss = F.cross_entropy(head(out).reshape(-1, V), y.reshape(-1), reduction="sum") / B
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_value_(params, 5.0)
-        optimizer.step()
-        state["h"] = tuple(s.detach() for s in h) if isinstance(h, tuple) else h.detach()
-        state["p"] = p + T
-
-    return _rate(step, B * T, seconds)
+    optimizer = torch.optim.Adagrad([*net.parameters(), *head.parameters()], lr=0.01)
+    return _rate(torch_step(net, head, optimizer, ids, V, B, T, dt), B * T, seconds)
 
 
 def measure(job: list, threads: int) -> float:

@@ -122,7 +122,6 @@ def work_classic(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> 
 
 def work_torch(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> dict:
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     ids, V = _data()
@@ -138,25 +137,38 @@ def work_torch(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> di
     optimizer = (
         torch.optim.SGD(params, lr=lr) if opt == "sgd" else torch.optim.Adagrad(params, lr=lr)
     )
+    step = torch_step(rnn, head, optimizer, ids, V, B, T, dt)
+    rates = _timed(step, B * T, seconds, repeats)
+    return dict(rates=rates, rss_mb=_rss_mb(), base_mb=base, V=V)
+
+
+def torch_step(net, head, optimizer, ids, V: int, B: int, T: int, dt):
+    """One PyTorch training step as rnnexp's: B streams, one-hot inputs, the chunk's summed
+    loss averaged over the streams, clip to 5, update; the state carried, zero (None) at the
+    start of the text. `net` is nn.RNN, nn.LSTM or nn.GRU (batch_first)."""
+    import torch
+    import torch.nn.functional as F
+
+    params = [p for m in (net, head) for p in m.parameters()]
     S = len(ids) // B
     streams = torch.from_numpy(ids[: B * S].reshape(B, S).copy())
-    state = {"p": 0, "h": torch.zeros(layers, B, H, dtype=dt)}
+    state = {"p": 0, "h": None}
 
     def step():
         p = state["p"]
         if p + T + 1 >= S:
-            p, state["h"] = 0, torch.zeros(layers, B, H, dtype=dt)
+            p, state["h"] = 0, None
         x, y = streams[:, p : p + T], streams[:, p + 1 : p + T + 1]
-        out, h = rnn(F.one_hot(x, V).to(dt), state["h"])
+        out, h = net(F.one_hot(x, V).to(dt), state["h"])
         loss = F.cross_entropy(head(out).reshape(-1, V), y.reshape(-1), reduction="sum") / B
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_value_(params, 5.0)
         optimizer.step()
-        state["h"], state["p"] = h.detach(), p + T
+        state["h"] = tuple(s.detach() for s in h) if isinstance(h, tuple) else h.detach()
+        state["p"] = p + T
 
-    rates = _timed(step, B * T, seconds, repeats)
-    return dict(rates=rates, rss_mb=_rss_mb(), base_mb=base, V=V)
+    return step
 
 
 def work_peak(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> dict:

@@ -8,6 +8,13 @@ class RnnexpError(Exception):
     """A user mistake (bad config value, unusable corpus, …); the message says what to change."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's text (its type's name when it has none): what a
+    one-line error quotes of a library's many-line message."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class ConfigError(RnnexpError, ValueError):
     """A hyperparameter or option that cannot work."""
 

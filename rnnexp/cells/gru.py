@@ -18,7 +18,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import gemm_buffers, init_weights, recurrent_product, sigmoid, xty
+from rnnexp.cells.ops import (
+    backward_transpose,
+    gemm_buffers,
+    init_weights,
+    recurrent_product,
+    sigmoid,
+    xty,
+)
 
 
 class GRU:
@@ -48,6 +55,7 @@ class GRU:
             da=np.empty((T, B, 3 * H), dtype),  # gradient at a_t
             dh=np.empty((B, H), dtype),
             WhhT=None,  # a contiguous Whh.T, for large batches
+            fast=None,  # the forward's gemm_buffers
             tmp=np.empty((B, H), dtype),
             scratch=(np.empty((B, 3 * H), dtype), np.empty((B, H), dtype), None),
         )
@@ -74,7 +82,7 @@ class GRU:
 
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
         h, hh, ns, step = ws.hs, ws.hh, ws.ns, self.step
-        fast = gemm_buffers(p["Whh"], ws, a.shape[1])
+        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
         h[0] = state[0]
         for t in range(a.shape[0]):
             step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t], fast))
@@ -87,18 +95,17 @@ class GRU:
         # everything that does not depend on the gradient flowing back, for the whole chunk
         # at once: the step loop below is then eight calls
         du, dn, dr = ws.du, ws.dn, ws.dr
-        np.subtract(1.0, u, out=du)
-        du *= u
+        np.subtract(1.0, u, out=dr)  # 1 - u, used twice
+        np.multiply(dr, u, out=du)
         np.subtract(hs[:-1], ns, out=dn)
         du *= dn  # (h_{t-1} - n) u (1 - u)
         np.multiply(ns, ns, out=dn)
         np.subtract(1.0, dn, out=dn)
-        np.subtract(1.0, u, out=dr)
         dn *= dr  # (1 - u) (1 - n^2)
         np.subtract(1.0, r, out=dr)
         dr *= r
         dr *= hn  # (hh^n + bhn) r (1 - r)
-        WhhT = ws.WhhT if B >= 16 else p["Whh"].T  # the forward's copy: the same weights
+        WhhT = backward_transpose(p["Whh"], ws)
         dh_t, tmp = ws.dh, ws.tmp
         dh_t.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
         for t in range(T - 1, -1, -1):

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import gemm_buffers, init_weights, recurrent_product, xty
+from rnnexp.cells.ops import backward_transpose, gemm_buffers, init_weights, recurrent_product, xty
 
 
 class LSTM:
@@ -55,6 +55,7 @@ class LSTM:
             by_dc=np.empty((K, B, 3, H), dtype),  # g, c_{t-1}, i: di, df, dg per dc_t
             dh=np.empty((B, H), dtype),
             WhhT=None,  # a contiguous Whh.T, for large batches
+            fast=None,  # the forward's gemm_buffers
             dc=np.empty((B, H), dtype),
             tmp=np.empty((B, H), dtype),
             scratch=(np.empty((B, 4 * H), dtype), np.empty((B, H), dtype), half, shift, None),
@@ -81,7 +82,7 @@ class LSTM:
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
         h, c, gates, tc, step = ws.hs, ws.cs, ws.gates, ws.tc, self.step
         _, _, half, shift, _ = ws.scratch
-        fast = gemm_buffers(p["Whh"], ws, a.shape[1])
+        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
         h[0], c[0] = state
         for t in range(a.shape[0]):
             scratch = (gates[t], tc[t], half, shift, fast)
@@ -91,7 +92,7 @@ class LSTM:
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
         tc, dz, f = ws.tc, ws.dz, ws.gates[:, :, H : 2 * H]
-        WhhT = ws.WhhT if B >= 16 else p["Whh"].T  # the forward's copy: the same weights
+        WhhT = backward_transpose(p["Whh"], ws)
         dh_t, dc, tmp = ws.dh, ws.dc, ws.tmp
         dc.fill(0)
         dh_t.fill(0)  # the gradient reaching h_T from the next chunk: none (truncated BPTT)

@@ -31,10 +31,13 @@ def init_weights(shapes: dict, rng: np.random.Generator, scale: float, dtype) ->
     }
 
 
+LARGE_BATCH = 16  # from here on a GEMM pays for a contiguous copy of its operand
+
+
 def transposed(W: np.ndarray, ws, B: int) -> np.ndarray:
-    """W.T for the backward step's GEMM: a contiguous copy in ws.WhhT when B >= 16 (against
-    a transposed view the GEMM runs ~13 % slower there), the free view for small B."""
-    if B < 16:
+    """W.T for the backward step's GEMM: a contiguous copy in ws.WhhT at a large batch
+    (against a transposed view the GEMM runs ~13 % slower there), the free view below it."""
+    if B < LARGE_BATCH:
         return W.T
     if ws.WhhT is None:
         ws.WhhT = np.empty((W.shape[1], W.shape[0]), W.dtype)
@@ -43,15 +46,21 @@ def transposed(W: np.ndarray, ws, B: int) -> np.ndarray:
 
 
 def gemm_buffers(Whh: np.ndarray, ws, B: int):
-    """For recurrent_product at B >= 16: (Whh.T contiguous, h.T, result.T) buffers, Whh.T
-    refreshed from the current weights (backward reuses it); None for small B."""
-    if B < 16:
+    """For recurrent_product at a large batch: (Whh.T contiguous, h.T, result.T) buffers,
+    Whh.T refreshed from the current weights (backward reuses it); None below it."""
+    if B < LARGE_BATCH:
         return None
     WhhT = transposed(Whh, ws, B)
     if getattr(ws, "hT", None) is None:
         ws.hT = np.empty((Whh.shape[0], B), Whh.dtype)
         ws.zT = np.empty((Whh.shape[1], B), Whh.dtype)
     return WhhT, ws.hT, ws.zT
+
+
+def backward_transpose(Whh: np.ndarray, ws) -> np.ndarray:
+    """Whh.T for the backward step's GEMM: the contiguous copy the chunk's forward made
+    (ws.fast, from gemm_buffers: the same weights), else the free view."""
+    return Whh.T if ws.fast is None else ws.fast[0]
 
 
 def recurrent_product(h, Whh, out, fast, add=None) -> None:

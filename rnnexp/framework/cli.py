@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import experiment, rundir
-from rnnexp.framework.preflight import Plan, check_command_line
+from rnnexp.framework.preflight import GROUPS, Plan, check_command_line
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import resolve_uri
 from rnnexp.framework.sweep import SweepTracking
@@ -129,7 +129,6 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
         folder = rundir.claim(wanted) if plan.named else rundir.claim_fresh(wanted)
     except OSError as e:
         raise RnnexpError(f"cannot create the output folder {wanted}: {e.strerror}") from None
-    rundir.remove_stale_temporaries(folder)
     key = "hydra.sweep.dir" if plan.multirun else "hydra.run.dir"
     return [f"{key}={_quote(str(folder))}"]
 
@@ -138,11 +137,8 @@ def print_help(plan: Plan, conf_dir: Path) -> None:
     """`rnnexp --help`: conf/hydra/help/rnnexp.yaml filled in with the config the checks
     composed (Hydra's own help composes it once per option of every group, its own
     included: over a second)."""
-    groups = {
-        g: sorted(p.stem for p in (conf_dir / g).glob("*.yaml"))
-        for g in ("corpus", "model", "optimizer", "search")
-    }
-    groups["experiment"] = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+    folders = {g: EXPERIMENTS_DIR if g == "experiment" else conf_dir / g for g in GROUPS}
+    groups = {g: sorted(p.stem for p in folder.glob("*.yaml")) for g, folder in folders.items()}
     listing = "\n".join(f"{g}: {', '.join(groups[g])}" for g in sorted(groups))
     config = OmegaConf.to_yaml(plan.config)
     text = plan.help_template

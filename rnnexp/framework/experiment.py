@@ -93,12 +93,11 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
         tracked.reopen()
     else:
         state = LoopState()
-        tracked = open_run(s, launch, b.corpus) if launch.track else NullRun()
+        tracked = open_run(s, launch, b.corpus, len(b.vocab)) if launch.track else NullRun()
     status, error = "FAILED", None
     try:
         if not launch.resume:
             tracked.log_params(launch.params)  # the config as composed (model.vocab_size 0)
-            tracked.set_tags({"rnnexp.vocab_size": str(b.model.config.vocab_size)})  # its V
             if launch.config_yaml:
                 tracked.log_text(launch.config_yaml, "config.yaml")
             if b.corpus.entropy_floor is not None:
@@ -180,7 +179,7 @@ def _restore(b: Built, path: Path, launch: Launch) -> tuple[LoopState, MlflowRun
     return state, tracked, tracked.status()
 
 
-def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
+def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> MlflowRun:
     """A sweep's job logs under the ids its launcher stored; a single run opens its own."""
     name = launch.run_name
     if launch.sweep_dir is not None:
@@ -196,6 +195,7 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus) -> MlflowRun:
     tags = run_tags(launch.overrides) | {
         "rnnexp.corpus": corpus.name,
         "rnnexp.corpus_sha256": corpus.sha256,
+        "rnnexp.vocab_size": str(vocab_size),  # the V the model was built with
         "rnnexp.output_dir": str(launch.output_dir),
     }
     return MlflowRun.start(uri, experiment_id, name, tags, parent)

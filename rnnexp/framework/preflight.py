@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework.settings import Settings, override_key
 
 GROUPS = ("model", "corpus", "optimizer", "experiment", "search")
@@ -57,7 +57,7 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
             key, eq, value = line.partition("=")
             quoted = f"{key}='{value}'" if eq else f"'{line}'"
             raise RnnexpError(
-                f"cannot read {line!r}: {_first_line(e)}; for a value with spaces or special "
+                f"cannot read {line!r}: {first_line(e)}; for a value with spaces or special "
                 f'characters, quote it for Hydra inside quotes for the shell: "{quoted}"'
             ) from None
     for o in parsed:
@@ -71,10 +71,10 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
     sweeps = [o for o in parsed if o.is_sweep_override()]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     jobs = _jobs(parsed)
-    checked = [_check(jobs[0], conf_dir)]
-    if isinstance(checked[0], str):
-        raise RnnexpError(checked[0])
-    first, config, hydra = checked[0]
+    checked = _check(jobs[0], conf_dir)
+    if isinstance(checked, str):
+        raise RnnexpError(checked)
+    first, config, hydra = checked
     # -m, or a config that sets hydra.mode: MULTIRUN itself (a search preset does)
     multirun = args.multirun or hydra["mode"] == "RunMode.MULTIRUN"
     if sweeps and not multirun:
@@ -211,7 +211,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
         group, _, name = (e.missing_cfg_file or "").rpartition("/")
         if e.options is not None and group:
             return f"unknown {group} {name!r}; valid: {', '.join(e.options)}"
-        return _first_line(e)
+        return first_line(e)
     except MissingMandatoryValue as e:
         key = getattr(e, "full_key", "") or _full_key(e)
         hint = " (corpus=file corpus.path=/path/to/text.txt)" if key == "corpus.path" else ""
@@ -226,11 +226,11 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
             return (
                 f"{key}={value} is not {_type_name(key)}"
                 if value is not None
-                else _first_line(cause)
+                else first_line(cause)
             )
         if "not in" in str(cause) and key:
             return _unknown_key_message(key, overrides, conf_dir)
-        return _first_line(cause)
+        return first_line(cause)
 
 
 def _unknown_key_message(key: str, overrides: list[str], conf_dir: Path) -> str:
@@ -285,7 +285,3 @@ def _type_name(key: str) -> str:
 def _full_key(e: Exception) -> str:
     m = re.search(r"full_key: (\S+)", str(e))
     return m.group(1) if m else ""
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

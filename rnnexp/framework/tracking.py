@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rnnexp.atomic import temporary_name
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework.store import redact, sqlite_path, store_lock
 
 # MLflow logs each store error with its traceback before raising it; rnnexp reports it as
 # one line (store_errors)
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # INFO lines, one per migration
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
@@ -68,13 +69,11 @@ def _create_whole(uri: str) -> None:
     if path is None or path.exists():
         return
     tmp = temporary_name(path)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines, one per migration
     try:
         _client(f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates every table
         os.replace(tmp, path)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RnnexpError(f"cannot create the tracking store {path}: {first}") from None
+        raise RnnexpError(f"cannot create the tracking store {path}: {first_line(e)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -146,9 +145,7 @@ def store_errors(uri: str) -> Iterator[None]:
         root: BaseException = e  # the database's or the file system's own words
         while getattr(root, "orig", None) or root.__cause__:
             root = getattr(root, "orig", None) or root.__cause__
-        text = str(root).strip()
-        first = text.splitlines()[0] if text else type(root).__name__
-        raise RnnexpError(f"the tracking store {redact(uri)} failed: {first}") from None
+        raise RnnexpError(f"the tracking store {redact(uri)} failed: {first_line(root)}") from None
 
 
 def _in_store(method: Callable) -> Callable:
