@@ -2,11 +2,13 @@
 
 Downloads go through pooch into the cache folder: `RNNEXP_DATA_DIR` when set (a folder of
 pre-placed copies works offline), else the user cache. A file whose sha256 is not the
-pinned one is refused, never silently replaced.
+pinned one is refused, never silently replaced. Tiny shakespeare, the default corpus, ships
+inside the package (rnnexp/texts/), checked against the same sha256: it never downloads.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ class Corpus:
     text: str
     entropy_floor: float | None = None  # nats/char no model can beat, where known
     source: str = ""  # URL, path or generator
+    part: str = ""  # which part of the source is the text, when not all of it
 
     @property
     def sha256(self) -> str:
@@ -31,9 +34,25 @@ class Corpus:
 
 @dataclass(frozen=True)
 class Download:
+    """A text on the web, pinned by its file's sha256. `end`: the work stops before the first
+    line starting with it (Project Gutenberg's closing line, licence after it), trailing blank
+    lines dropped; None: the whole file is the work."""
+
     fname: str
     url: str
     sha256: str
+    end: str | None = None
+    packaged: bool = False  # a gzip of the file ships in rnnexp/texts/: no download, ever
+
+    def work(self, text: str) -> tuple[str, str]:
+        """The work's own text out of the file's, and a note of which part that is."""
+        if self.end is None:
+            return text, ""
+        stop = text.find("\n" + self.end)
+        if stop < 0:  # the sha256 is pinned, so only a change to this table gets here
+            raise CorpusError(f"{self.fname} has no line starting {self.end!r}")
+        work = text[:stop].rstrip("\n") + "\n"
+        return work, f"characters 0-{len(work)} of {len(text)}: before {self.end!r}"
 
 
 _CHAR_RNN = (
@@ -44,12 +63,15 @@ DOWNLOADS = {
         "tinyshakespeare.txt",
         f"{_CHAR_RNN}/data/tinyshakespeare/input.txt",
         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        packaged=True,  # public domain, 1.1 MB (434 KB gzipped): the default run's text
     ),
     "kafka": Download(
         "kafka.txt",
         "https://raw.githubusercontent.com/llSourcell/recurrent_neural_network/"
         "e1222ea55d909d87f7dbb263a8afa0c389e5491c/kafka.txt",
         "836497d1e5a47b1744e68da78822e8af19ddadc565e3a09fde348f300e14ec78",
+        # the story; then Gutenberg's closing lines and licence (13.8 % of the file)
+        end="End of the Project Gutenberg EBook of Metamorphosis",
     ),
     "alice": Download(
         "alice.txt",
@@ -59,6 +81,8 @@ DOWNLOADS = {
     ),
 }
 
+# tiny shakespeare (Karpathy's selection of the plays) and this copy of Alice carry no
+# Project Gutenberg header or footer: the whole file is the text (tests/test_corpora.py).
 CORPORA = sorted([*DOWNLOADS, *GENERATORS, "file"])
 
 
@@ -113,6 +137,19 @@ def fetch(download: Download, cache: Path | None = None) -> Path:
     return Path(fetched)
 
 
+TEXTS = Path(__file__).resolve().parent / "texts"  # the corpora shipped with the package
+
+
+def read_packaged(download: Download) -> str:
+    """The text of a download that ships with rnnexp, checked against the same sha256."""
+    path = TEXTS / f"{download.fname}.gz"
+    data = gzip.decompress(path.read_bytes())
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != download.sha256:
+        raise CorpusError(f"{path} holds a file of sha256 {actual}, expected {download.sha256}")
+    return decode_text(data, path)
+
+
 def read_text(path: str | os.PathLike) -> str:
     """A UTF-8 text file as Python's text mode reads it: byte-order mark stripped,
     CRLF and CR turned into LF (what the notebooks' open(path).read() saw)."""
@@ -121,7 +158,11 @@ def read_text(path: str | os.PathLike) -> str:
         raise CorpusError(f"corpus file not found: {path}")
     if not path.is_file():
         raise CorpusError(f"corpus path is not a file: {path}")
-    data = path.read_bytes()
+    return decode_text(path.read_bytes(), path)
+
+
+def decode_text(data: bytes, path: Path) -> str:
+    """The text of a file's bytes (see read_text); `path` names it in errors."""
     if not data:
         raise CorpusError(f"corpus file is empty: {path}")
     if b"\x00" in data:
@@ -148,7 +189,7 @@ def load_corpus(
         raise ConfigError(f"unknown corpus {name!r}; valid: {', '.join(CORPORA)}")
     if name != "file" and path is not None:
         raise ConfigError(f"corpus.path is only for corpus=file, not {name!r}")
-    floor = None
+    floor, part = None, ""
     if name in GENERATORS:
         try:
             text, floor = GENERATORS[name](**options)
@@ -164,10 +205,12 @@ def load_corpus(
             source = str(Path(path).expanduser().resolve())
             text = read_text(path)
         else:
-            text = read_text(fetch(DOWNLOADS[name]))
-            source = DOWNLOADS[name].url
+            download = DOWNLOADS[name]
+            raw = read_packaged(download) if download.packaged else read_text(fetch(download))
+            text, part = download.work(raw)
+            source = download.url
     if max_chars is not None:
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
             raise ConfigError(f"corpus max_chars must be a whole number >= 1, got {max_chars!r}")
         text = text[:max_chars]
-    return Corpus(name, text, floor, source)
+    return Corpus(name, text, floor, source, part)

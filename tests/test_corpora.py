@@ -173,3 +173,35 @@ def test_preplaced_corpora_load_offline(tmp_path, monkeypatch, name, chars):
     if chars:
         assert len(c.text) == chars and len(set(c.text)) == 65
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == [d.fname]  # nothing downloaded
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs the pre-placed corpora in ../shared/corpora")
+@pytest.mark.parametrize(
+    "name, first, last",
+    [
+        ("kafka", "One morning, when Gregor Samsa", "stretch out her young body.\n"),
+        ("alice", "\nCHAPTER 1\nDOWN THE RABBIT-HOLE", "what a wonderful dream it had\nbeen."),
+        ("shakespeare", "First Citizen:\nBefore we proceed", "Whiles thou art waking.\n"),
+    ],
+)
+def test_a_downloaded_corpus_is_the_work_without_project_gutenberg_text(
+    tmp_path, monkeypatch, name, first, last
+):
+    monkeypatch.setenv("RNNEXP_DATA_DIR", str(SHARED))
+    c = load_corpus(name)
+    assert c.text.startswith(first) and c.text.endswith(last)
+    assert "gutenberg" not in c.text.lower() and "license" not in c.text.lower()
+    if name == "kafka":  # the file goes on with Gutenberg's closing lines and licence
+        assert c.part.startswith(f"characters 0-{len(c.text)} of 137628: before 'End of the")
+        n = int(len(c.text) * 0.9)  # the validation split uses no character training never saw
+        assert set(c.text[n:]) <= set(c.text[:n])
+    else:
+        assert c.part == ""
+
+
+def test_tiny_shakespeare_ships_with_the_package_and_never_downloads(tmp_path, monkeypatch):
+    # an empty data folder and no network: the packaged copy, checked against the pinned sha256
+    monkeypatch.setenv("RNNEXP_DATA_DIR", str(tmp_path))
+    c = load_corpus("shakespeare")
+    assert len(c.text) == 1_115_394 and c.text.startswith("First Citizen:\n")
+    assert c.source == DOWNLOADS["shakespeare"].url and list(tmp_path.iterdir()) == []
