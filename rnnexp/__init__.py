@@ -12,21 +12,27 @@ The library (no Hydra here) works from a notebook as well as from the `rnnexp` e
     evaluate(model, val_ids).loss, sample(model, vocab, rng, 60, prime="1")
 """
 
+from rnnexp.cells import CELLS
 from rnnexp.checkpoint import load_model, save_model
 from rnnexp.config import PRESETS, ModelConfig, preset
 from rnnexp.corpora import CORPORA, Corpus, load_corpus
 from rnnexp.data import Streams, Vocab, split
 from rnnexp.errors import ConfigError, CorpusError, RnnexpError
 from rnnexp.evaluate import Evaluation, evaluate
+from rnnexp.init import INITS
 from rnnexp.model import CharRNN
 from rnnexp.optim import OPTIMIZERS, clip_grads, make_optimizer
 from rnnexp.sample import sample
+from rnnexp.schedule import SCHEDULES, make_schedule
 from rnnexp.train import DivergedError, StepResult, Trainer
 
 __all__ = [
+    "CELLS",
     "CORPORA",
+    "INITS",
     "OPTIMIZERS",
     "PRESETS",
+    "SCHEDULES",
     "CharRNN",
     "ConfigError",
     "Corpus",
@@ -44,6 +50,7 @@ __all__ = [
     "load_corpus",
     "load_model",
     "make_optimizer",
+    "make_schedule",
     "preset",
     "sample",
     "save_model",

@@ -18,6 +18,9 @@ from rnnexp.errors import RnnexpError
 from rnnexp.model import CharRNN
 
 FORMAT = "rnnexp-model-1"
+# a run's folder keeps its final model in model/ and the one of its lowest val/loss in
+# model_best/ (both artifacts too): rnnexp-sample reads either
+MODEL_DIR, BEST_MODEL_DIR = "model", "model_best"
 
 
 def save_model(directory: Path, model: CharRNN, vocab: Vocab, start: str) -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.rnn import ACTIVATIONS
 from rnnexp.errors import ConfigError
+from rnnexp.init import INITS
 
 DTYPES = ("float32", "float64")
 
@@ -31,7 +32,9 @@ class ModelConfig:
     layers: int = 1
     activation: str = "tanh"  # rnn only: tanh | sigmoid
     bptt: bool = True  # rnn only; False: Elman's context units, no gradient through h_{t-1}
-    init_scale: float = 0.01  # weights ~ N(0, 1) * init_scale, biases 0, as the notebooks
+    dropout: float = 0.0  # char-rnn's -dropout: on each layer's output while training
+    init: str = "normal"  # how weights are drawn: normal | uniform | xavier | orthogonal
+    init_scale: float = 0.01  # normal's std, uniform's bound (rnnexp/init.py)
     dtype: str = "float64"
     vocab_size: int = 0  # set from the corpus's vocabulary
 
@@ -53,6 +56,10 @@ class ModelConfig:
                 f"model.activation and model.bptt are options of the rnn cell; {self.cell} has "
                 f"its own gates and always backpropagates through the chunk"
             )
+        if isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown model.init {self.init!r}; valid: {', '.join(INITS)}")
         if str(self.dtype) not in DTYPES:
             raise ConfigError(f"unknown model.dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
         if not np.isfinite(self.init_scale) or self.init_scale <= 0:

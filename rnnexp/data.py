@@ -72,6 +72,12 @@ class Streams:
     def batch_size(self) -> int:
         return self.data.shape[0]
 
+    @property
+    def steps_per_pass(self) -> int:
+        """Chunks read before the streams start over: an epoch, in steps."""
+        S, T = self.data.shape[1], self.seq_length
+        return max(1, -(-(S - T - 1) // T))
+
     def next(self) -> tuple[np.ndarray, np.ndarray, bool]:
         """(inputs (B, T), targets (B, T) = inputs shifted by one, wrapped): `wrapped` says
         the streams started over, so the caller resets the hidden state."""

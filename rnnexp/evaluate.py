@@ -42,3 +42,13 @@ def evaluate(model: CharRNN, ids: np.ndarray, streams: int = 1, chunk: int = 256
         loss, h = model.loss(ids[None, start:stop], ids[None, start + 1 : stop + 1], h)
         total += loss
     return Evaluation(total / n, total / n / math.log(2), n)
+
+
+def unigram_cross_entropy(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) -> float:
+    """Nats per character of `val_ids` under the training split's character frequencies
+    (add-one smoothed over the vocabulary): what a model that learned only how often each
+    character occurs would score. A run whose validation loss is not below it learned
+    nothing about sequences."""
+    counts = np.bincount(train_ids, minlength=vocab_size) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(-logp[val_ids[1:]].mean())  # the characters evaluate() predicts

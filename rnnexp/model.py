@@ -20,6 +20,7 @@ import numpy as np
 
 from rnnexp.cells.ops import xty
 from rnnexp.config import ModelConfig
+from rnnexp.init import init_weights
 from rnnexp.params import FlatParams
 
 Params = dict[str, np.ndarray]
@@ -29,16 +30,15 @@ State = list[np.ndarray]
 
 
 def init_params(config: ModelConfig, rng: np.random.Generator) -> Params:
-    """Each layer's parameters as its cell initialises them, then the readout: weights
-    N(0, 1) * init_scale, biases zero, drawn in key order."""
-    s, dt, V, H = config.init_scale, config.dtype, config.vocab_size, config.hidden_size
+    """Each layer's parameters as its cell initialises them, then the readout's, by the
+    scheme model.init (rnnexp/init.py), drawn in key order."""
+    how = (config.init, config.init_scale, config.dtype)
+    V, H = config.vocab_size, config.hidden_size
     params: Params = {}
     for l, cell in enumerate(config.make_cells()):
         shapes = cell.param_shapes(V if l == 0 else H)
-        params |= {f"l{l}.{k}": v for k, v in cell.init(shapes, rng, s, dt).items()}
-    params["Why"] = (rng.standard_normal((H, V)) * s).astype(dt)
-    params["by"] = np.zeros(V, dt)
-    return params
+        params |= {f"l{l}.{k}": v for k, v in cell.init(shapes, rng, *how).items()}
+    return params | init_weights({"Why": (H, V), "by": (V,)}, rng, *how)
 
 
 class _Workspace:
@@ -53,6 +53,9 @@ class _Workspace:
         self.logits = np.empty((T * B, V), dt)  # then probs, then dy
         self.dh = np.empty((T, B, H), dt)  # gradient reaching h_t from outside the recurrence
         self.rows = np.arange(T * B)
+        # dropout (training only): each layer's scaled mask and its output after the mask
+        self.masks = [np.empty((T, B, H), dt) for _ in cells] if config.dropout else []
+        self.dropped = [np.empty((T, B, H), dt) for _ in cells] if config.dropout else []
 
 
 class CharRNN:
@@ -118,11 +121,13 @@ class CharRNN:
             ws = self._workspaces[(B, T)] = _Workspace(self.config, self.cells, B, T)
         return ws
 
-    def _forward(self, inputs: np.ndarray, hprev: State) -> tuple[State, np.ndarray, _Workspace]:
+    def _forward(
+        self, inputs: np.ndarray, hprev: State, rng: np.random.Generator | None = None
+    ) -> tuple[State, np.ndarray, _Workspace]:
         """inputs (B, T) ints, hprev the carried state. Returns the state after the chunk
         (views into workspace buffers), the logits (T*B, V) in time-major rows (row t*B + b
         is stream b at step t), and the workspace, overwritten by the next call of that
-        shape."""
+        shape. With `rng` (training), model.dropout applies after every layer."""
         B, T = inputs.shape
         H = self.config.hidden_size
         ws = self._workspace(B, T)
@@ -141,6 +146,8 @@ class CharRNN:
                 a += p["bh"]
             last += cell.forward(p, a, state, ws.cells[l])  # the only step-by-step part
             below = ws.cells[l].hs[1:]
+            if rng is not None and self.config.dropout:  # char-rnn's: after every layer
+                below = _dropout(below, self.config.dropout, rng, ws.masks[l], ws.dropped[l])
         logits = np.matmul(below.reshape(T * B, H), self._params["Why"], out=ws.logits)
         logits += self._params["by"]
         return last, logits, ws
@@ -161,35 +168,41 @@ class CharRNN:
         targets: np.ndarray,
         hprev: State,
         grads: FlatParams | None = None,
+        rng: np.random.Generator | None = None,
     ) -> tuple[float, FlatParams, State]:
         """inputs, targets (B, T) ints; hprev the carried state.
         Returns the loss (nats summed over the chunk, mean over the B streams), gradients
         under the keys of `params` (written into `grads` when given, see new_grads), and the
-        state after the chunk."""
+        state after the chunk. `rng` draws the dropout masks (model.dropout > 0)."""
         p = self._params
         B, T = inputs.shape
         H = self.config.hidden_size
         g = self.new_grads() if grads is None else grads
-        last, logits, ws = self._forward(inputs, hprev)
+        drop = rng is not None and self.config.dropout > 0
+        last, logits, ws = self._forward(inputs, hprev, rng if drop else None)
         loss, dy = _softmax_xent(logits, targets, ws.rows)  # dy (T*B, V) = probs - one_hot
         dy /= B
+        # what each layer passed on: its h, or h times its dropout mask
+        outputs = ws.dropped if drop else [c.hs[1:] for c in ws.cells]
 
-        top = ws.cells[-1].hs[1:].reshape(T * B, H)
-        xty(top, dy, out=g["Why"])
+        xty(outputs[-1].reshape(T * B, H), dy, out=g["Why"])
         np.sum(dy, axis=0, out=g["by"])
         dh, dh2 = ws.dh, ws.dh.reshape(T * B, H)
         np.matmul(dy, p["Why"].T, out=dh2)  # dloss/dh_t of the top layer, from the readout
+        if drop:
+            dh *= ws.masks[-1]
         layer_grads = self._layer_views(g)
         for l in reversed(range(self.config.layers)):
             da = self.cells[l].backward(self._layers[l], dh, ws.cells[l], layer_grads[l])
             da2 = da.reshape(T * B, -1)
             np.sum(da2, axis=0, out=layer_grads[l]["bh"])
             if l > 0:
-                below = ws.cells[l - 1].hs[1:].reshape(T * B, H)
-                xty(below, da2, out=layer_grads[l]["Wxh"])
+                xty(outputs[l - 1].reshape(T * B, H), da2, out=layer_grads[l]["Wxh"])
                 # into the layer below through this layer's gates (in da): the notebook's
                 # two-layer net skipped the activation derivative here
                 np.matmul(da2, self._layers[l]["Wxh"].T, out=dh2)
+                if drop:
+                    dh *= ws.masks[l - 1]
             else:
                 _scatter_add_rows(g["l0.Wxh"], inputs.T.reshape(-1), da2)
         return loss / B, g, [x.copy() for x in last]
@@ -220,6 +233,16 @@ class CharRNN:
             return logits
 
         return step
+
+
+def _dropout(h: np.ndarray, rate: float, rng: np.random.Generator, mask: np.ndarray,
+             out: np.ndarray) -> np.ndarray:  # fmt: skip
+    """out = h * mask with mask = keep / (1 - rate), keep ~ Bernoulli(1 - rate) from `rng`
+    (inverted dropout: evaluation and sampling use the weights as they are)."""
+    rng.random(out=mask)
+    np.greater_equal(mask, rate, out=mask)
+    mask *= 1.0 / (1.0 - rate)
+    return np.multiply(h, mask, out=out)
 
 
 def _scatter_add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:

@@ -1,11 +1,23 @@
 """Optimizers that see only the params and grads dicts (same keys), plus elementwise clipping.
 
-Their state is keyed by parameter name, so it is saved and restored as a flat dict of arrays
-and a run resumes exactly. (Notebook 000 zipped its Adagrad memories in a different order
-than its parameters, so one matrix was scaled by another's history: keys make that impossible.)
+Each optimizer writes its update once, as arithmetic on arrays (`_update`); it runs on the
+one buffer of a FlatParams (a few calls for every parameter at once) or per array for plain
+dicts, the same numbers either way. Their state is keyed by parameter name (`mem.l0.Whh`,
+`m.Why`, …), so it is saved and restored as a flat dict of arrays and a run resumes exactly.
+(Notebook 000 zipped its Adagrad memories in a different order than its parameters, so one
+matrix was scaled by another's history: keys make that impossible.)
+
+    sgd      p -= lr g
+    adagrad  mem += g²;  p -= lr g / sqrt(mem + eps)                  (min-char-rnn)
+    rmsprop  ms = decay ms + (1 - decay) g²;  p -= lr g / (sqrt(ms) + eps)   (char-rnn)
+    adam     m = β1 m + (1 - β1) g;  v = β2 v + (1 - β2) g²;  at step t
+             p -= lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)   (PyTorch's)
 """
 
 from __future__ import annotations
+
+import inspect
+import math
 
 import numpy as np
 
@@ -37,83 +49,178 @@ def _check_lr(lr: float) -> float:
     return float(lr)
 
 
-class SGD:
-    """p -= lr * g"""
+def _check(key: str, value: float, low: float, high: float, closed: bool = False) -> float:
+    """value in [low, high) (or [low, high] when closed), as a float; else one line."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (low <= value < high or (closed and value == high)):
+        interval = f"[{low:g}, {high:g}{']' if closed else ')'}"
+        raise ConfigError(f"optimizer.{key} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """The loop shared by every optimizer: state slots per parameter, made on the first step
+    (filled with `initial`), and the update run on one buffer or per array."""
+
+    slots: tuple[str, ...] = ()  # names of the per-parameter state arrays
+    initial = 0.0  # what the state arrays start at
 
     def __init__(self, lr: float):
         self.lr = _check_lr(lr)
-        self._buf: np.ndarray | None = None
+        self.state: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slots}
+        self._scratch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def step(self, params: Params, grads: Params) -> None:
-        if same_layout(params, grads):  # one buffer: the same arithmetic in two calls
-            buf = self._buf
-            if buf is None or buf.shape != grads.flat.shape or buf.dtype != grads.flat.dtype:
-                buf = self._buf = np.empty_like(grads.flat)
-            np.multiply(grads.flat, self.lr, out=buf)
-            params.flat -= buf
+        self._count()
+        if self.slots and not self.state[self.slots[0]] and same_layout(params, grads):
+            for s in self.slots:
+                self.state[s] = params.like()
+                self.state[s].flat.fill(self.initial)
+        if same_layout(params, grads, *self.state.values()):
+            self._update(params.flat, grads.flat, *(self.state[s].flat for s in self.slots))
             return
         for k, g in grads.items():
-            params[k] -= self.lr * g
+            arrays = []
+            for s in self.slots:
+                if k not in self.state[s]:
+                    self.state[s][k] = np.full_like(params[k], self.initial)
+                arrays.append(self.state[s][k])
+            self._update(params[k], g, *arrays)
+
+    def _count(self) -> None:
+        """Called once a step, before the update (Adam counts its steps)."""
+
+    def _update(self, p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _buffers(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two scratch arrays like g, made once per shape: an update allocates nothing."""
+        key = (g.shape, g.dtype)
+        if key not in self._scratch:
+            self._scratch[key] = (np.empty_like(g), np.empty_like(g))
+        return self._scratch[key]
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
+        return {f"{s}.{k}": v.copy() for s in self.slots for k, v in self.state[s].items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if state:
-            raise ValueError(f"SGD has no state, got keys {sorted(state)}")
+        bad = [k for k in state if k.split(".", 1)[0] not in self.slots]
+        if bad:
+            raise ValueError(f"not {type(self).__name__} state: {sorted(bad)}")
+        for s in self.slots:
+            arrays = {k[len(s) + 1 :]: np.array(v) for k, v in state.items()
+                      if k.startswith(f"{s}.")}  # fmt: skip
+            self.state[s] = FlatParams.of(arrays) if arrays else {}
 
 
-class Adagrad:
-    """min-char-rnn's update: mem += g**2; p -= lr * g / sqrt(mem + eps)."""
+class SGD(Optimizer):
+    """p -= lr * g"""
 
-    def __init__(self, lr: float, eps: float = 1e-8):
-        self.lr = _check_lr(lr)
-        self.eps = eps
-        self.mem: dict[str, np.ndarray] = {}  # running sum of squared gradients, per parameter
-        self._bufs: tuple[np.ndarray, np.ndarray] | None = None
+    def _update(self, p, g):
+        a, _ = self._buffers(g)
+        np.multiply(g, self.lr, out=a)
+        p -= a
 
-    def step(self, params: Params, grads: Params) -> None:
-        if not self.mem and same_layout(params, grads):
-            self.mem = params.like()
-        if same_layout(params, grads, self.mem):
-            self._step_flat(params.flat, grads.flat, self.mem.flat)
-            return
-        for k, g in grads.items():
-            m = self.mem.get(k)
-            if m is None:
-                m = self.mem[k] = np.zeros_like(params[k])
-            m += g * g
-            params[k] -= self.lr * g / np.sqrt(m + self.eps)
 
-    def _step_flat(self, p: np.ndarray, g: np.ndarray, m: np.ndarray) -> None:
-        """The per-key update on whole buffers, in place, in the same order of operations."""
-        if self._bufs is None or self._bufs[0].shape != g.shape or self._bufs[0].dtype != g.dtype:
-            self._bufs = (np.empty_like(g), np.empty_like(g))
-        a, b = self._bufs
+class Adagrad(Optimizer):
+    """min-char-rnn's update: mem += g**2; p -= lr * g / sqrt(mem + eps). `initial_accumulator`
+    is where mem starts: 0 in min-char-rnn and PyTorch, 0.1 in TensorFlow, whose first step is
+    then not ±lr on every weight whatever its gradient."""
+
+    slots = ("mem",)  # running sum of squared gradients
+
+    def __init__(self, lr: float, eps: float = 1e-8, initial_accumulator: float = 0.0):
+        super().__init__(lr)
+        self.eps = _check("eps", eps, 1e-30, 1)
+        self.initial = _check("initial_accumulator", initial_accumulator, 0, 1e6)
+
+    def _update(self, p, g, mem):
+        a, b = self._buffers(g)
         np.multiply(g, g, out=a)
-        m += a  # mem += g * g
-        np.add(m, self.eps, out=b)
+        mem += a  # mem += g * g
+        np.add(mem, self.eps, out=b)
         np.sqrt(b, out=b)  # sqrt(mem + eps)
         np.multiply(g, self.lr, out=a)  # lr * g
         np.divide(a, b, out=a)
         p -= a
 
+
+class RMSprop(Optimizer):
+    """char-rnn's optimizer (torch7 optim.rmsprop, PyTorch's RMSprop without momentum):
+    a running mean of squared gradients that forgets, so steps do not shrink forever."""
+
+    slots = ("ms",)  # running mean of squared gradients
+
+    def __init__(self, lr: float, decay: float = 0.95, eps: float = 1e-8):
+        super().__init__(lr)
+        self.decay = _check("decay", decay, 0, 1)
+        self.eps = _check("eps", eps, 1e-30, 1)
+
+    def _update(self, p, g, ms):
+        a, b = self._buffers(g)
+        ms *= self.decay
+        np.multiply(g, g, out=a)
+        a *= 1 - self.decay
+        ms += a
+        np.sqrt(ms, out=b)
+        b += self.eps
+        np.multiply(g, self.lr, out=a)
+        np.divide(a, b, out=a)
+        p -= a
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) as PyTorch computes it: bias-corrected running means of the
+    gradient and its square."""
+
+    slots = ("m", "v")
+
+    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        super().__init__(lr)
+        self.beta1 = _check("beta1", beta1, 0, 1)
+        self.beta2 = _check("beta2", beta2, 0, 1)
+        self.eps = _check("eps", eps, 1e-30, 1)
+        self.t = 0  # steps taken
+
+    def _count(self) -> None:
+        self.t += 1
+
+    def _update(self, p, g, m, v):
+        a, b = self._buffers(g)
+        m *= self.beta1
+        np.multiply(g, 1 - self.beta1, out=a)
+        m += a
+        v *= self.beta2
+        np.multiply(g, g, out=a)
+        a *= 1 - self.beta2
+        v += a
+        np.sqrt(v, out=b)
+        b /= math.sqrt(1 - self.beta2**self.t)
+        b += self.eps
+        np.divide(m, b, out=a)
+        a *= self.lr / (1 - self.beta1**self.t)
+        p -= a
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {f"mem.{k}": m.copy() for k, m in self.mem.items()}
+        return super().state_dict() | {"t": np.array(self.t)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        bad = [k for k in state if not k.startswith("mem.")]
-        if bad:
-            raise ValueError(f"not Adagrad state: {bad}")
-        mem = {k.removeprefix("mem."): np.array(v) for k, v in state.items()}
-        self.mem = FlatParams.of(mem) if mem else {}
+        state = dict(state)
+        self.t = int(state.pop("t", 0))
+        super().load_state_dict(state)
 
 
-OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad}
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
 
 
-def make_optimizer(name: str, lr: float, **kwargs) -> SGD | Adagrad:
-    """The optimizer registered under `name` (`sgd`, `adagrad`)."""
+def make_optimizer(name: str, lr: float, **options) -> Optimizer:
+    """The optimizer registered under `name` with its options (see each class)."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
-    return OPTIMIZERS[name](lr, **kwargs)
+    cls = OPTIMIZERS[name]
+    keys = [k for k in inspect.signature(cls).parameters if k != "lr"]
+    unknown = sorted(set(options) - set(keys))
+    if unknown:
+        valid = ", ".join(["lr", *keys])
+        raise ConfigError(f"optimizer.{unknown[0]} is not a key of {name} (its keys: {valid})")
+    return cls(lr, **options)

@@ -15,7 +15,8 @@ import numpy as np
 from rnnexp.data import Streams
 from rnnexp.errors import ConfigError, RnnexpError
 from rnnexp.model import CharRNN
-from rnnexp.optim import SGD, Adagrad, clip_grads
+from rnnexp.optim import Optimizer, clip_grads
+from rnnexp.schedule import Schedule
 
 
 def check_train_args(clip: float | None, diverge_factor: float | None) -> None:
@@ -38,28 +39,37 @@ class StepResult:
     loss_per_char: float  # loss / T
     smooth_loss: float  # min-char-rnn's running average of `loss`
     wrapped: bool  # the streams started over from the beginning of the text
+    lr: float  # the learning rate of this step's update
 
 
 class Trainer:
     def __init__(
         self,
         model: CharRNN,
-        optimizer: SGD | Adagrad,
+        optimizer: Optimizer,
         train_ids: np.ndarray,
         *,
         seq_length: int,
         batch_size: int = 1,
         clip: float | None = 5.0,
         diverge_factor: float | None = 3.0,
+        schedule: Schedule | None = None,
+        rng: np.random.Generator | None = None,
     ):
         """diverge_factor: stop with DivergedError once the running average of the loss per
         character (decay 0.9 per step, so a few steps of blow-up, not one spike) exceeds
         diverge_factor * ln V, the uniform guess; None turns the check off. A stable softmax
-        keeps even absurd logits finite, so a blown-up run need never produce a NaN."""
+        keeps even absurd logits finite, so a blown-up run need never produce a NaN.
+        schedule: the learning rate of step t (rnnexp/schedule.py); None: the optimizer's.
+        rng: draws the dropout masks when the model has dropout (the run's one generator)."""
         check_train_args(clip, diverge_factor)
         self.model = model
         self.optimizer = optimizer
         self.streams = Streams(train_ids, batch_size, seq_length)
+        self.schedule = schedule
+        self.rng = rng
+        if model.config.dropout and rng is None:
+            raise ValueError("a model with dropout trains with an rng for its masks")
         self.clip = clip
         self.diverge_factor = diverge_factor
         uniform = math.log(model.config.vocab_size)
@@ -75,7 +85,11 @@ class Trainer:
         inputs, targets, wrapped = self.streams.next()
         if wrapped:
             self.hprev = self.model.zero_state(self.streams.batch_size)
-        loss, grads, hnext = self.model.loss_and_grads(inputs, targets, self.hprev, self.grads)
+        if self.schedule is not None:  # a function of the step alone: resumes exactly
+            self.optimizer.lr = self.schedule(self.step)
+        loss, grads, hnext = self.model.loss_and_grads(
+            inputs, targets, self.hprev, self.grads, self.rng
+        )
         if not math.isfinite(loss):
             raise DivergedError(
                 f"loss is {loss} at step {self.step + 1}; lower optimizer.lr or clip"
@@ -94,7 +108,7 @@ class Trainer:
                 f"guess ln V = {math.log(self.model.config.vocab_size):.2f}: the run has blown up; "
                 f"lower optimizer.lr (or clip harder with sgd)"
             )
-        return StepResult(self.step, loss, loss / T, self.smooth_loss, wrapped)
+        return StepResult(self.step, loss, loss / T, self.smooth_loss, wrapped, self.optimizer.lr)
 
     def check_finite(self) -> None:
         """Raise DivergedError if any parameter is NaN or infinite (one pass over them all)."""

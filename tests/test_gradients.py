@@ -12,8 +12,9 @@ V, H, B, T = 7, 6, 3, 5
 
 
 def make(name: str, seed: int = 0, **overrides) -> CharRNN:
-    # init_scale 0.5 so the activations are far from linear and every path matters
-    return CharRNN(preset(name, V, H, init_scale=0.5, **overrides), np.random.default_rng(seed))
+    # N(0, 1) * 0.5 so the activations are far from linear and every path matters
+    config = preset(name, V, H, init="normal", init_scale=0.5, **overrides)
+    return CharRNN(config, np.random.default_rng(seed))
 
 
 def batch(model: CharRNN, seq_length: int = T, seed: int = 1):

@@ -50,11 +50,7 @@ NOT_RUN = {  # README command (start) -> why it is not run here, and what covers
 }
 # commands the README shows that still fail: each names the issue that fixes it. Strict: one
 # that starts to pass must leave this list
-KNOWN_FAILING = {
-    "rnnexp -m model=srn,rnn,stacked2 optimizer=sgd,adagrad train.steps=2000": (
-        "issue 13: plain SGD's default rate blows up rnn and stacked2"
-    ),
-}
+KNOWN_FAILING: dict[str, str] = {}  # README command -> the issue that will fix it
 
 
 def blocks(language: str) -> list[str]:

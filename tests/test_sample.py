@@ -11,7 +11,8 @@ from rnnexp.errors import ConfigError, CorpusError
 def sevenths():
     text = load_corpus("sevenths").text
     vocab = Vocab.from_text(text)
-    model = CharRNN(preset("stacked2", len(vocab), 32), np.random.default_rng(0))
+    config = preset("stacked2", len(vocab), 32, init="normal", init_scale=0.01)
+    model = CharRNN(config, np.random.default_rng(0))
     Trainer(
         model, make_optimizer("adagrad", lr=0.1), split(vocab.encode(text))[0], seq_length=25
     ).run(300)

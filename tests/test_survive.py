@@ -32,13 +32,23 @@ def files(tmp_path) -> dict[str, str]:
 BAD = [  # (overrides, what the one line must say)
     (["model=rnm"], "unknown model 'rnm'; valid: gru, lstm, rnn, srn, stacked2"),
     (["corpus=shakespear"], "unknown corpus 'shakespear'; valid: alice, elman, file, "),
-    (["optimizer=adam"], "unknown optimizer 'adam'; valid: adagrad, sgd"),
+    (["optimizer=adamw"], "unknown optimizer 'adamw'; valid: adagrad, adam, rmsprop, sgd"),
+    (["optimizer=sgd", "optimizer.beta1=0.9"], "optimizer.beta1 is not a key of sgd (its keys: "),
+    (["optimizer=rmsprop", "optimizer.decay=1"], "optimizer.decay must be a number in [0, 1)"),
+    (["schedule=cosne"], "unknown schedule 'cosne'; valid: constant, cosine, epoch_decay"),
+    (["schedule.warmup_steps=5"], "schedule.warmup_steps is not a key of constant (its keys"),
+    (["model.init=he"], "unknown model.init 'he'; valid: normal, uniform, xavier, orthogonal"),
+    (["model.dropout=1"], "model.dropout must be a number in [0, 1), got 1.0"),
+    (["train.max_seconds=-1"], "train.max_seconds must be > 0 or null, got -1.0"),
     (["train.stpes=5"], "unknown key 'train.stpes'; valid keys of train: "),
     (["optimizer.lr=fast"], "optimizer.lr=fast is not a number"),
     (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
     (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
     (["train.seq_length=0"], "train.seq_length must be >= 1, got 0"),
-    (["train.batch_size=100"], "training text of 372 characters is too short for batch_size=100"),
+    (
+        ["corpus=fizzbuzz", "corpus.options.n=100", "train.batch_size=100"],
+        "training text of 372 characters is too short for batch_size=100",
+    ),
     (["corpus=file", "corpus.path=/no/such/file.txt"], "corpus file not found: /no/such/file.txt"),
     (["corpus=file", "corpus.path={tmp}/a_folder"], "corpus path is not a file: "),
     (["corpus=file", "corpus.path={tmp}/empty.txt"], "corpus file is empty: "),
@@ -51,7 +61,7 @@ BAD = [  # (overrides, what the one line must say)
     (["tracking.uri=http://127.0.0.1:9"], "cannot reach the MLflow tracking server http://127"),
     (["seed=-1"], "seed must be a whole number >= 0, got -1"),
     (["model.hidden_size=200000"], "model.hidden_size=200000 with 1 layer(s) has 40,000,600,001 "),
-    (["sample.prime=XYZ"], "sample.prime has characters that fizzbuzz never uses: 'XYZ'"),
+    (["sample.prime=X78"], "sample.prime has characters that shakespeare never uses: '78'"),
     (["optimizer.lr=1e300"], "optimizer.lr=1e+300 is over 1e+06: every step would move"),
     (["train.steps=50", "train.steps=abc"], "train.steps is given twice (train.steps=50 and "),
     (["corpus.path=a b("], "cannot read 'corpus.path=a b(': "),
@@ -92,7 +102,10 @@ def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):
 
 # ---------------------------------------------------------------- interruption and resume
 
-LONG = ["train.steps=12000", "train.checkpoint_every=500", "train.eval_every=3000"]
+# two layers with dropout: the masks come from the run's generator, which resume restores too
+LONG = ["train.steps=12000", "train.checkpoint_every=500", "train.eval_every=3000",
+        "corpus=fizzbuzz", "model.layers=2", "model.hidden_size=32",
+        "model.dropout=0.2"]  # fmt: skip
 
 
 def start(tmp_path, name: str) -> subprocess.Popen:
@@ -148,15 +161,19 @@ def test_resume_by_run_id_and_its_mistakes(tmp_path):
     cut = interrupt(tmp_path, "cut", signal.SIGTERM)
     assert cut.returncode == 143
     (run,) = runs(store(tmp_path))
-    r = rnnexp("resume=outputs/cut", "train.steps=5", cwd=tmp_path)
+    r = rnnexp("resume=outputs/cut", "train.seq_length=5", cwd=tmp_path)
     assert r.returncode == 2
-    assert "resume continues a run with its own config: drop train.steps=5" in r.stderr
+    assert "resume continues a run with its own config (only train.steps and " in r.stderr
+    assert "may grow, to train it further): drop train.seq_length=5" in r.stderr
     r = rnnexp("resume=outputs/nothing", cwd=tmp_path)
     assert "is neither a run folder nor an MLflow run id" in r.stderr and r.returncode == 2
     assert rnnexp(f"resume={run.info.run_id}", cwd=tmp_path).returncode == 0
     assert runs(store(tmp_path))[0].info.status == "FINISHED"
     r = rnnexp("resume=outputs/cut", cwd=tmp_path)
-    assert r.returncode == 2 and "finished all 12000 steps: nothing to resume" in r.stderr
+    assert (
+        r.returncode == 2
+        and "finished at step 12000 (all steps done): nothing to resume" in r.stderr
+    )
 
 
 def test_a_corrupted_checkpoint_is_refused(tmp_path):
@@ -183,7 +200,7 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
     save_checkpoint(ckpt, arrays, meta)
     r = rnnexp("resume=outputs/cut", cwd=tmp_path)
     assert r.returncode == 2
-    assert "does not fit the run's config: l0.Whh has shape (3, 3), expected (100, 100)" in r.stderr
+    assert "does not fit the run's config: l0.Whh has shape (3, 3), expected (32, 32)" in r.stderr
 
 
 # ---------------------------------------------------------------- concurrent writers

@@ -5,7 +5,8 @@ for the whole chunk first, `a = x Wxh + bh` of shape (T, B, G) with G = gates * 
 it over; the cell owns everything else of the layer:
 
 - `param_shapes(n_in)`: its parameters by local key (`Wxh`, `Whh`, `bh`, and its own), and
-  `init(shapes, rng, scale, dtype)` their first values, drawn in key order;
+  `init(shapes, rng, scheme, scale, dtype)` their first values (rnnexp/init.py), drawn in
+  key order;
 - `parts`: the names of the (B, H) arrays it carries from chunk to chunk (`h`, or `h, c`);
 - `workspace(B, T, dtype)`: its buffers for one chunk shape, made once;
 - `forward(p, a, state, ws)`: the chunk, step by step, keeping in `ws` what backward needs;

@@ -21,11 +21,11 @@ import numpy as np
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
-    init_weights,
     recurrent_product,
     sigmoid,
     xty,
 )
+from rnnexp.init import init_weights
 
 
 class GRU:
@@ -39,8 +39,9 @@ class GRU:
         H = self.H
         return {"Wxh": (n_in, 3 * H), "Whh": (H, 3 * H), "bh": (3 * H,), "bhn": (H,)}
 
-    def init(self, shapes: dict, rng: np.random.Generator, scale: float, dtype) -> dict:
-        return init_weights(shapes, rng, scale, dtype)
+    def init(self, shapes: dict, rng: np.random.Generator, scheme: str, scale: float,
+             dtype) -> dict:  # fmt: skip
+        return init_weights(shapes, rng, scheme, scale, dtype)
 
     def workspace(self, B: int, T: int, dtype) -> SimpleNamespace:
         H = self.H

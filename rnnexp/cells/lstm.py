@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import backward_transpose, gemm_buffers, init_weights, recurrent_product, xty
+from rnnexp.cells.ops import backward_transpose, gemm_buffers, recurrent_product, xty
+from rnnexp.init import init_weights
 
 
 class LSTM:
@@ -30,8 +31,9 @@ class LSTM:
         H = self.H
         return {"Wxh": (n_in, 4 * H), "Whh": (H, 4 * H), "bh": (4 * H,)}
 
-    def init(self, shapes: dict, rng: np.random.Generator, scale: float, dtype) -> dict:
-        p = init_weights(shapes, rng, scale, dtype)
+    def init(self, shapes: dict, rng: np.random.Generator, scheme: str, scale: float,
+             dtype) -> dict:  # fmt: skip
+        p = init_weights(shapes, rng, scheme, scale, dtype)
         p["bh"][self.H : 2 * self.H] = 1.0  # forget gate open
         return p
 

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import init_weights, sigmoid, transposed, xty
+from rnnexp.cells.ops import sigmoid, transposed, xty
+from rnnexp.init import init_weights
 
 ACTIVATIONS = ("tanh", "sigmoid")
 
@@ -46,8 +47,9 @@ class RNN:
         H = self.H
         return {"Wxh": (n_in, H), "Whh": (H, H), "bh": (H,)}
 
-    def init(self, shapes: dict, rng: np.random.Generator, scale: float, dtype) -> dict:
-        return init_weights(shapes, rng, scale, dtype)
+    def init(self, shapes: dict, rng: np.random.Generator, scheme: str, scale: float,
+             dtype) -> dict:  # fmt: skip
+        return init_weights(shapes, rng, scheme, scale, dtype)
 
     def workspace(self, B: int, T: int, dtype) -> SimpleNamespace:
         H = self.H

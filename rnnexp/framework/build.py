@@ -13,10 +13,12 @@ import numpy as np
 from rnnexp.corpora import Corpus, load_corpus
 from rnnexp.data import Vocab, split
 from rnnexp.errors import ConfigError, CorpusError
+from rnnexp.evaluate import unigram_cross_entropy
 from rnnexp.framework.settings import Settings
 from rnnexp.generated import GENERATORS
 from rnnexp.model import CharRNN
 from rnnexp.optim import make_optimizer
+from rnnexp.schedule import make_schedule
 from rnnexp.train import Trainer, check_train_args
 
 
@@ -29,6 +31,7 @@ class Built:
     model: CharRNN
     trainer: Trainer
     rng: np.random.Generator
+    unigram: float  # val split's cross-entropy under the training split's char frequencies
 
 
 def validate(s: Settings) -> None:
@@ -53,13 +56,16 @@ def check_values(s: Settings) -> None:
     """The checks that need no corpus."""
     if s.seed < 0:
         raise ConfigError(f"seed must be a whole number >= 0, got {s.seed}")
-    make_optimizer(s.optimizer.name, s.optimizer.lr)
+    make_optimizer(s.optimizer.name, s.optimizer.lr, **s.optimizer.options())
+    make_schedule(s.schedule.name, s.optimizer.lr, s.train.steps, 1, **s.schedule.options())
     check_train_args(s.train.clip, s.train.diverge_factor)
     t = s.train
     keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
     for key in (*keys, "sample_length", "checkpoint_every"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.max_seconds is not None and not t.max_seconds > 0:
+        raise ConfigError(f"train.max_seconds must be > 0 or null, got {t.max_seconds}")
     if t.sample_every < 0:
         raise ConfigError(f"train.sample_every must be >= 0 (0: no samples), got {t.sample_every}")
     if not 0 < s.corpus.val_fraction < 1:
@@ -86,7 +92,7 @@ def build(s: Settings) -> Built:
     if s.model.vocab_size not in (0, len(vocab)):
         raise ConfigError(f"model.vocab_size is the corpus's ({len(vocab)}): leave it unset")
     model = CharRNN(replace(s.model, vocab_size=len(vocab)), rng)
-    optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr)
+    optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr, **s.optimizer.options())
     trainer = Trainer(
         model,
         optimizer,
@@ -95,10 +101,15 @@ def build(s: Settings) -> Built:
         batch_size=s.train.batch_size,
         clip=s.train.clip,
         diverge_factor=s.train.diverge_factor,
+        rng=rng,  # dropout masks, when model.dropout > 0
     )
+    sc = s.schedule
+    trainer.schedule = make_schedule(sc.name, optimizer.lr, s.train.steps,
+                                     trainer.streams.steps_per_pass, **sc.options())  # fmt: skip
     if len(val_ids) < 2:
         raise CorpusError(
             f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "
             f"(raise corpus.val_fraction or use a longer text)"
         )
-    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng)
+    unigram = unigram_cross_entropy(train_ids, val_ids, len(vocab))
+    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng, unigram)

@@ -93,13 +93,28 @@ def take_credentials(argv: list[str]) -> list[str]:
     return out
 
 
+# what resume= may change: a run trained further is the same run with more steps or time
+FURTHER = ("train.steps", "train.max_seconds")
+
+
+def further(settings: Settings, overrides: list[str]) -> dict[str, object]:
+    """The FURTHER keys this command sets, by their name under train (checked and applied
+    by the run, which knows how far it got)."""
+    keys = [override_key(o) for o in overrides if override_key(o) in FURTHER]
+    return {k.split(".", 1)[1]: getattr(settings.train, k.split(".", 1)[1]) for k in keys}
+
+
 def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
     """The folder of the run that resume=<folder or MLflow run id> continues."""
     from rnnexp.framework.tracking import RUN_ID, get_run_tags
 
-    extra = [o for o in overrides if override_key(o) not in ("resume", "tracking.uri")]
+    allowed = ("resume", "tracking.uri", *FURTHER)
+    extra = [o for o in overrides if override_key(o) not in allowed]
     if extra:  # MLflow refuses changed params, and the run must stay the run it was
-        raise RnnexpError(f"resume continues a run with its own config: drop {' '.join(extra)}")
+        raise RnnexpError(
+            f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
+            f"may grow, to train it further): drop {' '.join(extra)}"
+        )
     folder = Path(s.resume).expanduser()
     if not folder.is_dir():
         if not RUN_ID.fullmatch(s.resume):
@@ -173,7 +188,8 @@ def task(cfg: DictConfig) -> float:
         saved = OmegaConf.load(output_dir / ".hydra" / "config.yaml")
         original = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), saved))
         launch = experiment.Launch(output_dir, launch_dir, f"resume {output_dir}", uri=uri,
-                                   resume=True, threads=threads)  # fmt: skip
+                                   resume=True, threads=threads,
+                                   further=further(settings, overrides))  # fmt: skip
         return _run(original, launch)
     launch = experiment.Launch(
         output_dir=output_dir,

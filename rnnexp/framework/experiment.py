@@ -14,14 +14,21 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rnnexp.checkpoint import load_checkpoint, save_checkpoint, save_model
+from rnnexp.cells import CELLS
+from rnnexp.checkpoint import (
+    BEST_MODEL_DIR,
+    MODEL_DIR,
+    save_checkpoint,
+    save_model,
+)
 from rnnexp.corpora import Corpus
-from rnnexp.errors import CorpusError, RnnexpError
+from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
 from rnnexp.framework.build import Built, build
 from rnnexp.framework.loop import Interrupted, LoopState, deferred_interrupts, train_loop
+from rnnexp.framework.resume import can_train, restore, train_further
 from rnnexp.framework.settings import Settings, override_key
-from rnnexp.framework.store import redact, resolve_uri
+from rnnexp.framework.store import resolve_uri
 from rnnexp.framework.tracking import (
     MlflowRun,
     NullRun,
@@ -50,6 +57,7 @@ class Launch:
     track: bool = True  # False: NullRun, nothing recorded
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
     resume: bool = False  # continue the run in output_dir from its checkpoint
+    further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
 
 
 def run(s: Settings, launch: Launch) -> float:
@@ -58,9 +66,23 @@ def run(s: Settings, launch: Launch) -> float:
 
     if not launch.uri:
         launch = replace(launch, uri=resolve_uri(s.tracking.uri, launch.launch_dir))
-    threads = s.threads or launch.threads
+    threads = s.threads or launch.threads or default_threads(s)
     with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
         return _run(s, launch)
+
+
+# below this many multiply-adds in a step's recurrent product (B x H x gates*H), a second BLAS
+# thread gains at most ~20 % on a quiet machine and loses when a neighbour takes a core;
+# above, 2 threads train 1.5-1.7x faster (measured: README, Performance)
+ONE_THREAD_BELOW = 1_000_000
+
+
+def default_threads(s: Settings) -> int | None:
+    """BLAS threads of a single run when `threads` is null: 1 for small models, else None
+    (BLAS's own: every core)."""
+    m = s.model
+    work = s.train.batch_size * m.hidden_size * CELLS[m.cell].gates * m.hidden_size
+    return 1 if work < ONE_THREAD_BELOW else None
 
 
 def _run(s: Settings, launch: Launch) -> float:
@@ -85,15 +107,22 @@ def _run(s: Settings, launch: Launch) -> float:
 def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -> float:
     """The tracked part of a run: open (or reopen) its tracking run, train, save, close."""
     if launch.resume:
-        state, tracked, was = _restore(b, path, launch)
-        if b.trainer.step >= s.train.steps and was == "FINISHED":
+        state, tracked, was = restore(b, path, launch)
+        grown = train_further(s, state, launch.further)
+        if was == "FINISHED" and not can_train(s, b, state):
+            timed_out = state.stopped_by == "max_seconds"
+            why = "train.max_seconds reached" if timed_out else "all steps done"
             raise RnnexpError(
-                f"{launch.output_dir} finished all {s.train.steps} steps: nothing to resume"
+                f"{launch.output_dir} finished at step {b.trainer.step} ({why}): nothing to "
+                f"resume; to train it further, raise train.steps (or train.max_seconds)"
             )
         tracked.reopen()
+        if grown:  # its params stay those it started with; the tag says what grew
+            tracked.set_tags({"rnnexp.trained_further": grown})
     else:
         state = LoopState()
         tracked = open_run(s, launch, b.corpus, len(b.vocab)) if launch.track else NullRun()
+    state.limits = {"steps": s.train.steps, "max_seconds": s.train.max_seconds}
     status, error = "FAILED", None
     try:
         if not launch.resume:
@@ -102,6 +131,8 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
                 tracked.log_text(launch.config_yaml, "config.yaml")
             if b.corpus.entropy_floor is not None:
                 tracked.log_metrics({"corpus/entropy_floor": b.corpus.entropy_floor}, step=0)
+            # what character frequencies alone score on the validation split: the baseline
+            tracked.log_metrics({"corpus/unigram": b.unigram}, step=0)
         from threadpoolctl import threadpool_info
 
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
@@ -122,9 +153,13 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             }
             save_checkpoint(path, b.trainer.state_dict(), meta)
 
-        if b.trainer.step < s.train.steps:
-            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt)
+        def save_best() -> None:  # the model of the lowest val/loss, beside the final one
+            save_model(launch.output_dir / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
+
+        if can_train(s, b, state):
+            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt, save_best)
         # else: killed after its last checkpoint, before its model was saved: finish that
+        tracked.set_tags({"rnnexp.stopped_by": state.stopped_by or "steps"})
         finish_artifacts(s, b, tracked, launch.output_dir, state)
         status = "FINISHED"
         return state.val_loss
@@ -155,30 +190,6 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             # the store failed too (a full disk): the error in flight is the one to report
 
 
-def _restore(b: Built, path: Path, launch: Launch) -> tuple[LoopState, MlflowRun | NullRun, str]:
-    """Put a built run back where its checkpoint left it; its tracking run (not yet
-    reopened) and that run's status (FINISHED when nothing is left to do)."""
-    arrays, meta = load_checkpoint(path)
-    if meta["corpus_sha256"] != b.corpus.sha256:
-        raise CorpusError(f"the corpus text changed since {path} was written: cannot resume")
-    try:
-        b.trainer.load_state_dict(arrays)
-    except (KeyError, ValueError) as e:
-        raise RnnexpError(f"checkpoint {path} does not fit the run's config: {e}") from None
-    b.rng.bit_generator.state = meta["rng"]
-    state = LoopState(**meta["loop"])
-    if not launch.track or not meta.get("run_id"):
-        done = (launch.output_dir / "model" / "model.npz").exists()
-        return state, NullRun(), "FINISHED" if done else "KILLED"
-    if meta["uri"] != launch.uri:  # never write to a store the user did not name
-        raise RnnexpError(
-            f"{launch.output_dir} is tracked in {redact(meta['uri'])}, not in this command's "
-            f"store {redact(launch.uri)}: resume it with tracking.uri={redact(meta['uri'])}"
-        )
-    tracked = MlflowRun(meta["uri"], meta["run_id"])
-    return state, tracked, tracked.status()
-
-
 def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> MlflowRun:
     """A sweep's job logs under the ids its launcher stored; a single run opens its own."""
     name = launch.run_name
@@ -194,10 +205,13 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> Ml
         experiment_id, parent = open_experiment(uri, s.tracking.experiment), None
     tags = run_tags(launch.overrides) | {
         "rnnexp.corpus": corpus.name,
-        "rnnexp.corpus_sha256": corpus.sha256,
+        "rnnexp.corpus_sha256": corpus.sha256,  # of the text trained on, not of the file
+        "rnnexp.corpus_source": corpus.source,
         "rnnexp.vocab_size": str(vocab_size),  # the V the model was built with
         "rnnexp.output_dir": str(launch.output_dir),
     }
+    if corpus.part:  # e.g. the story without Project Gutenberg's licence after it
+        tags["rnnexp.corpus_part"] = corpus.part
     return MlflowRun.start(uri, experiment_id, name, tags, parent)
 
 
@@ -232,9 +246,13 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -
     """The final model and the loss curve, in the output folder and as run artifacts."""
     from rnnexp.framework.plots import loss_curve
 
-    model_dir = save_model(output_dir / "model", b.model, b.vocab, b.corpus.text[0])
-    tracked.log_artifact(model_dir / "model.npz", "model")
-    tracked.log_artifact(model_dir / "model.json", "model")
+    model_dir = save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
+    tracked.log_artifact(model_dir / "model.npz", MODEL_DIR)
+    tracked.log_artifact(model_dir / "model.json", MODEL_DIR)
+    best = output_dir / BEST_MODEL_DIR
+    if (best / "model.npz").exists():  # written at the best evaluation (train_loop)
+        tracked.log_artifact(best / "model.npz", BEST_MODEL_DIR)
+        tracked.log_artifact(best / "model.json", BEST_MODEL_DIR)
     m, o = s.model, s.optimizer
     depth = f"{m.layers} {m.activation} layer{'s' if m.layers > 1 else ''}"
     context = "" if m.bptt else ", context units (no BPTT)"
@@ -245,6 +263,7 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -
         state.val,
         b.corpus.entropy_floor,
         title,
+        b.unigram,
     )
     tracked.log_artifact(png)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnexp.checkpoint import load_model
+from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, load_model
 from rnnexp.errors import RnnexpError
 from rnnexp.framework.tracking import RUN_ID
 from rnnexp.sample import sample
@@ -41,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
     prime.add_argument("--prime-file", type=Path, help="read the prime text from this file")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator (default 0)")
     p.add_argument(
+        "--best", action="store_true",
+        help="the model of the run's lowest validation loss (model_best/), not its final one",
+    )  # fmt: skip
+    p.add_argument(
         "--tracking-uri",
         help="MLflow store to find a run id in "
         "(default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)",
@@ -48,11 +52,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def model_dir(source: str, tracking_uri: str | None, scratch: Path) -> Path:
-    """The folder holding model.npz and model.json, downloaded first for a run id."""
+def model_dir(source: str, tracking_uri: str | None, scratch: Path, best: bool = False) -> Path:
+    """The folder holding model.npz and model.json, downloaded first for a run id; with
+    `best`, the run's model of its lowest validation loss."""
+    name = BEST_MODEL_DIR if best else MODEL_DIR
     path = Path(source)
     if path.is_dir():
-        return path / "model" if (path / "model" / "model.json").exists() else path
+        if (path / name / "model.json").exists():
+            return path / name
+        if best and (path / MODEL_DIR / "model.json").exists():
+            raise RnnexpError(f"{path} has no {BEST_MODEL_DIR}/: it was never evaluated")
+        return path
     if not RUN_ID.fullmatch(source):
         raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the text
@@ -62,7 +72,7 @@ def model_dir(source: str, tracking_uri: str | None, scratch: Path) -> Path:
     uri, credentials = move_credentials(resolve_uri(tracking_uri, Path.cwd()))
     os.environ.update(credentials)  # the password is read from there, and never printed
     hint = "run this from the folder the run was launched from, or pass --tracking-uri"
-    return download_artifacts(uri, source, "model", scratch, hint)
+    return download_artifacts(uri, source, name, scratch, hint)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             prime = read_text(args.prime_file)
         with tempfile.TemporaryDirectory() as scratch:
             model, vocab, start = load_model(
-                model_dir(args.source, args.tracking_uri, Path(scratch))
+                model_dir(args.source, args.tracking_uri, Path(scratch), args.best)
             )
         rng = np.random.default_rng(args.seed)
         text = sample(model, vocab, rng, args.length, prime or start, args.temperature)

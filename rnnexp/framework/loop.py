@@ -29,6 +29,11 @@ class LoopState:
     window_steps: int = 0
     window_time: float = 0.0
     val_loss: float = math.nan
+    best_val_loss: float = math.inf  # the lowest val/loss so far, and its step
+    best_step: int = 0
+    train_time: float = 0.0  # seconds in training steps so far (what train.max_seconds counts)
+    stopped_by: str = ""  # why training ended: "steps" or "max_seconds"
+    limits: dict = field(default_factory=dict)  # train.steps, max_seconds the run trains to
     eval_time: float = 0.0
     sample_time: float = 0.0
     train: list = field(default_factory=list)  # (step, train/loss) for the loss curve
@@ -69,11 +74,13 @@ def deferred_interrupts() -> Iterator[dict]:
 
 
 def train_loop(
-    s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState], None], interrupt: dict
-) -> float:
+    s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState], None], interrupt: dict,
+    save_best: Callable[[], None] = lambda: None,
+) -> float:  # fmt: skip
     """Train b.trainer from its current step to s.train.steps; return the last val loss.
     `checkpoint(state)` is called every train.checkpoint_every steps, at the end and on an
-    interrupt (`interrupt["signum"]` set by deferred_interrupts), always between steps."""
+    interrupt (`interrupt["signum"]` set by deferred_interrupts), always between steps;
+    `save_best()` after each evaluation that beats every earlier one."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -93,10 +100,15 @@ def train_loop(
         for step in range(first, t.steps + 1):
             start = time.perf_counter()
             r = trainer.train_step()
-            state.window_time += time.perf_counter() - start
+            took = time.perf_counter() - start
+            state.window_time += took
+            state.train_time += took
             state.window_loss += r.loss_per_char
             state.window_steps += 1
-            last = step == t.steps
+            out_of_time = t.max_seconds is not None and state.train_time >= t.max_seconds
+            last = step == t.steps or out_of_time
+            if last:
+                state.stopped_by = "max_seconds" if out_of_time else "steps"
             if step % t.log_every == 0 or last:
                 trainer.check_finite()  # a NaN weight shows in the loss late, if ever
                 loss = state.window_loss / state.window_steps
@@ -105,6 +117,7 @@ def train_loop(
                     "train/loss": loss,
                     "train/smooth_loss": r.smooth_loss,  # min-char-rnn's: nats per chunk
                     "train/smooth_loss_per_char": r.smooth_loss / t.seq_length,  # comparable
+                    "train/lr": r.lr,  # of the window's last step (schedule=...)
                 }
                 tracked.log_metrics(metrics | {"perf/chars_per_s": rate}, step)
                 state.train.append((step, loss))
@@ -115,7 +128,11 @@ def train_loop(
                 ev = evaluate(b.model, b.val_ids, eval_streams)
                 state.eval_time += time.perf_counter() - start
                 state.val_loss = ev.loss
-                tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc}, step)
+                if ev.loss < state.best_val_loss:  # char-rnn keeps its checkpoints by val loss
+                    state.best_val_loss, state.best_step = ev.loss, step
+                    save_best()
+                best = {"val/best_loss": state.best_val_loss, "val/best_step": state.best_step}
+                tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc} | best, step)
                 tracked.flush()
                 state.val.append((step, ev.loss))
                 log.info("step %d/%d  val %.4f nats/char (%.3f bpc)", step, t.steps,
@@ -131,8 +148,13 @@ def train_loop(
                 checkpoint(state)
             if interrupt["signum"] is not None and not last:
                 raise Interrupted(interrupt["signum"], step)
+            if last:
+                break
     loop = time.perf_counter() - loop_start
-    done = t.steps - first + 1
+    done = trainer.step - first + 1
+    if state.stopped_by == "max_seconds":
+        log.info("stopped at step %d of %d: train.max_seconds=%g s of training reached",
+                 trainer.step, t.steps, t.max_seconds)  # fmt: skip
     log.info(
         "trained %d steps in %.2f s (%.0f chars/s), of which evaluation %.2f s, samples %.2f s",
         done, loop, done * chars_per_step / max(loop, 1e-9), state.eval_time, state.sample_time,

@@ -11,8 +11,13 @@ from rnnexp.atomic import atomic_write
 Points = list[tuple[int, float]]  # (step, nats/char)
 
 
-def loss_curve(path: Path, train: Points, val: Points, floor: float | None, title: str) -> Path:
-    """Save a PNG of the train and validation curves; return its path."""
+def loss_curve(
+    path: Path, train: Points, val: Points, floor: float | None, title: str,
+    unigram: float | None = None,
+) -> Path:  # fmt: skip
+    """Save a PNG of the train and validation curves, with the corpus's entropy floor where
+    known and the unigram cross-entropy of the validation split (what character frequencies
+    alone score: a run below it learned something about sequences); return its path."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -26,6 +31,9 @@ def loss_curve(path: Path, train: Points, val: Points, floor: float | None, titl
         ax.axhline(
             floor, color="gray", linestyle="--", linewidth=1, label=f"entropy floor {floor:.4f}"
         )
+    if unigram is not None:
+        ax.axhline(unigram, color="tab:red", linestyle=":", linewidth=1,
+                   label=f"unigram baseline {unigram:.4f}")  # fmt: skip
     ax.set_xlabel("step")
     ax.set_ylabel("nats per character")
     ax.set_title(title, fontsize=10)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework.settings import Settings, override_key
 
-GROUPS = ("model", "corpus", "optimizer", "experiment", "search")
+GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 

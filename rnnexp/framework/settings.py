@@ -2,7 +2,8 @@
 
 The entrypoint registers `Settings` as the schema of conf/config.yaml, so a misspelled key
 or a value of the wrong type fails before anything runs. The YAML files hold every default
-(and say why); these classes hold none.
+(and say why); these classes hold none, but None for a key that another option of the group
+uses (an optimizer's own keys).
 """
 
 from __future__ import annotations
@@ -24,13 +25,40 @@ class CorpusSettings:
 
 @dataclass
 class OptimizerSettings:
-    name: str  # sgd | adagrad
+    name: str  # sgd | adagrad | rmsprop | adam (rnnexp/optim.py)
     lr: float
+    # each optimizer's own keys, set by its YAML; None: not a key of this optimizer
+    eps: float | None = None  # adagrad, rmsprop, adam
+    initial_accumulator: float | None = None  # adagrad
+    decay: float | None = None  # rmsprop
+    beta1: float | None = None  # adam
+    beta2: float | None = None  # adam
+
+    def options(self) -> dict[str, float]:
+        """The keys this optimizer was given besides lr, for make_optimizer."""
+        keys = ("eps", "initial_accumulator", "decay", "beta1", "beta2")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass
+class ScheduleSettings:
+    name: str  # constant | epoch_decay | cosine (rnnexp/schedule.py)
+    # each schedule's own keys, set by its YAML; None: not a key of this schedule
+    decay: float | None = None  # epoch_decay
+    after_epochs: int | None = None  # epoch_decay
+    warmup_steps: int | None = None  # cosine
+    min_lr_ratio: float | None = None  # cosine
+
+    def options(self) -> dict[str, float]:
+        """The keys this schedule was given, for make_schedule."""
+        keys = ("decay", "after_epochs", "warmup_steps", "min_lr_ratio")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 @dataclass
 class TrainSettings:
     steps: int
+    max_seconds: float | None  # stop after this much training time too (evaluation excluded)
     seq_length: int
     batch_size: int
     clip: float | None
@@ -63,6 +91,7 @@ class Settings:
     model: ModelConfig  # rnnexp/model.py: the model is described once
     corpus: CorpusSettings
     optimizer: OptimizerSettings
+    schedule: ScheduleSettings
     train: TrainSettings
     sample: SampleSettings
     tracking: TrackingSettings

@@ -1,0 +1,114 @@
+"""The best model in 200 seconds: rnnexp's `experiment=shakespeare_200s`, run through the real
+entrypoint, against PyTorch's `nn.LSTM` (H256, Adam 5e-3, elementwise clip 5, B32, T64,
+one-hot inputs, float32) trained for the same seconds, both on one CPU thread, one after the
+other. Both are scored the same way on the same validation split of tiny shakespeare:
+rnnexp.evaluate's 16 side-by-side streams from a zero state (PyTorch's model is read by a
+copy of that loop below).
+
+    RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/best200.py [--seconds 200]
+
+Needs the `bench` extra (torch==2.13.0, the CPU build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+
+def splits():
+    from rnnexp import Vocab, load_corpus, split
+
+    text = load_corpus("shakespeare").text
+    vocab = Vocab.from_text(text)
+    train_ids, val_ids = split(vocab.encode(text), 0.1)
+    return train_ids, val_ids, len(vocab)
+
+
+def ours(seconds: float) -> tuple[float, int]:
+    """(final val loss, steps) of the preset, run by the entrypoint on one BLAS thread."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        r = subprocess.run(
+            [sys.executable, "-m", "rnnexp", "experiment=shakespeare_200s", "threads=1",
+             f"train.max_seconds={seconds}", f"hydra.run.dir={tmp}/run",
+             f"tracking.uri=sqlite:///{tmp}/mlflow.db"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        log = (Path(tmp) / "run" / "rnnexp.log").read_text()
+    vals = re.findall(r"step (\d+)/\d+  val ([0-9.]+) nats/char", log)
+    assert vals, r.stderr
+    return float(vals[-1][1]), int(vals[-1][0])
+
+
+def theirs(seconds: float) -> tuple[float, int]:
+    """(val loss, steps) of nn.LSTM + Adam trained for `seconds` of step time."""
+    import torch
+    from throughput import torch_step
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    train_ids, val_ids, V = splits()
+    H, B, T, dt = 256, 32, 64, torch.float32
+    net = torch.nn.LSTM(V, H, batch_first=True, dtype=dt)
+    head = torch.nn.Linear(H, V, dtype=dt)
+    optimizer = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=5e-3)
+    step, steps, spent = torch_step(net, head, optimizer, train_ids, V, B, T, dt), 0, 0.0
+    while spent < seconds:
+        start = time.perf_counter()
+        step()
+        spent += time.perf_counter() - start
+        steps += 1
+    return evaluate_torch(net, head, val_ids, V), steps
+
+
+def evaluate_torch(net, head, ids, V: int, streams: int = 16, chunk: int = 256) -> float:
+    """rnnexp.evaluate's loop for a PyTorch model: `streams` side-by-side pieces from a zero
+    state, the last one reading on over the leftover characters."""
+    import torch
+    import torch.nn.functional as F
+
+    n = len(ids) - 1
+    S = max(1, min(streams, n))
+    L = n // S
+    data = torch.from_numpy(ids.astype("int64"))
+    total, h = 0.0, None
+    with torch.no_grad():
+        x_all, y_all = data[: S * L].reshape(S, L), data[1 : S * L + 1].reshape(S, L)
+        for start in range(0, L, chunk):
+            x, y = x_all[:, start : start + chunk], y_all[:, start : start + chunk]
+            out, h = net(F.one_hot(x, V).float(), h)
+            total += F.cross_entropy(head(out).reshape(-1, V), y.reshape(-1), reduction="sum")
+        h = tuple(s[:, -1:].contiguous() for s in h)
+        for start in range(S * L, n, chunk):
+            x = data[start : min(start + chunk, n)][None]
+            y = data[start + 1 : min(start + chunk, n) + 1][None]
+            out, h = net(F.one_hot(x, V).float(), h)
+            total += F.cross_entropy(head(out).reshape(-1, V), y.reshape(-1), reduction="sum")
+    return float(total) / n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=200.0)
+    args = p.parse_args()
+    a_loss, a_steps = ours(args.seconds)
+    b_loss, b_steps = theirs(args.seconds)
+    print(f"{'':36s} {'val nats/char':>13s} {'steps':>7s}   ({args.seconds:g} s of training)")
+    print(f"{'rnnexp experiment=shakespeare_200s':36s} {a_loss:13.4f} {a_steps:7d}")
+    print(f"{'PyTorch nn.LSTM H256 Adam 5e-3':36s} {b_loss:13.4f} {b_steps:7d}")
+
+
+if __name__ == "__main__":
+    main()

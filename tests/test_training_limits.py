@@ -1,0 +1,94 @@
+"""How long a run trains and what it keeps, through the real entrypoint and store: a wall-clock
+budget (train.max_seconds), training a finished run further (resume= with more steps), the
+model of the best validation loss, the unigram baseline and the learning rate as metrics."""
+
+import numpy as np
+import pytest
+from helpers import artifacts, history, rnnexp, runs, sample_cmd
+
+FAST = ["corpus=elman", "model.hidden_size=16", "train.log_every=10", "train.sample_every=0"]
+
+
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+
+
+def params(folder) -> dict[str, bytes]:
+    with np.load(folder / "model" / "model.npz", allow_pickle=False) as npz:
+        return {k: npz[k].tobytes() for k in npz.files}
+
+
+def test_max_seconds_stops_training_and_says_why(tmp_path):
+    r = rnnexp(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=200",
+               "hydra.run.dir=outputs/budget", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(store(tmp_path))
+    assert run.info.status == "FINISHED" and run.data.tags["rnnexp.stopped_by"] == "max_seconds"
+    last = history(store(tmp_path), run.info.run_id, "train/loss")[-1][0]
+    assert 50 < last < 10_000_000  # stopped by time, and evaluated where it stopped
+    assert history(store(tmp_path), run.info.run_id, "val/loss")[-1][0] == last
+    log = (tmp_path / "outputs" / "budget" / "rnnexp.log").read_text()
+    assert f"stopped at step {last} of 10000000: train.max_seconds=1.5 s" in log
+    again = rnnexp("resume=outputs/budget", cwd=tmp_path)
+    assert (
+        again.returncode == 2 and "(train.max_seconds reached): nothing to resume" in again.stderr
+    )
+    bad = rnnexp("train.max_seconds=0", cwd=tmp_path)  # refused before anything runs
+    assert bad.returncode == 2 and "train.max_seconds must be > 0 or null, got 0.0" in bad.stderr
+
+
+def test_a_finished_run_trains_further_to_the_parameters_of_a_longer_run(tmp_path):
+    short = rnnexp(*FAST, "train.steps=60", "train.eval_every=30", "hydra.run.dir=outputs/a",
+                   cwd=tmp_path)  # fmt: skip
+    assert short.returncode == 0, short.stderr
+    long = rnnexp(*FAST, "train.steps=100", "train.eval_every=30", "hydra.run.dir=outputs/b",
+                  cwd=tmp_path)  # fmt: skip
+    assert long.returncode == 0, long.stderr
+    cut = rnnexp("resume=outputs/a", "train.steps=40", cwd=tmp_path)
+    assert cut.returncode == 2 and "train.steps=40 would cut the run short: it trains to 60" in (
+        cut.stderr
+    )
+    other = rnnexp("resume=outputs/a", "train.clip=1", cwd=tmp_path)
+    assert other.returncode == 2 and "may grow, to train it further): drop train.clip=1" in (
+        other.stderr
+    )
+    more = rnnexp("resume=outputs/a", "train.steps=100", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert params(tmp_path / "outputs" / "a") == params(tmp_path / "outputs" / "b")
+    uri = store(tmp_path)
+    a = next(r for r in runs(uri) if r.data.tags["rnnexp.output_dir"].endswith("a"))
+    assert a.info.status == "FINISHED" and len(runs(uri)) == 2  # the same run, continued
+    assert a.data.tags["rnnexp.trained_further"] == "train.steps: 60 -> 100"
+    assert a.data.params["train.steps"] == "60"  # params are what it started with
+    assert [s for s, _ in history(uri, a.info.run_id, "val/loss")] == [30, 60, 90, 100]
+    # a later resume= knows the run now trains to 100: nothing left
+    done = rnnexp("resume=outputs/a", cwd=tmp_path)
+    assert done.returncode == 2 and "finished at step 100 (all steps done)" in done.stderr
+
+
+def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
+    r = rnnexp(*FAST, "train.steps=300", "train.eval_every=50", "schedule=cosine",
+               "schedule.warmup_steps=20", "hydra.run.dir=outputs/run", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    uri = store(tmp_path)
+    (run,) = runs(uri)
+    rid = run.info.run_id
+    val = history(uri, rid, "val/loss")
+    best_step, best = min(val, key=lambda p: p[1])
+    assert history(uri, rid, "val/best_loss")[-1] == (300, best)
+    assert history(uri, rid, "val/best_step")[-1] == (300, best_step)
+    (unigram,) = history(uri, rid, "corpus/unigram")
+    assert unigram[0] == 0 and val[-1][1] < unigram[1] < np.log(6)  # learned beyond frequencies
+    lr = dict(history(uri, rid, "train/lr"))
+    peak = float(run.data.params["optimizer.lr"])
+    # logged at step s: the rate of that step, index s - 1: warmup (s / 21) x peak up to 20
+    assert lr[10] == pytest.approx(peak * 10 / 21) and lr[20] == pytest.approx(peak * 20 / 21)
+    assert lr[300] == pytest.approx(peak * 0.1, rel=0.01)  # cosine down to min_lr_ratio
+    files = artifacts(uri, rid)
+    assert {"model_best/model.npz", "model_best/model.json"} <= set(files)
+    best_text = sample_cmd("outputs/run", "--best", "--length", "40", cwd=tmp_path)
+    final_text = sample_cmd("outputs/run", "--length", "40", cwd=tmp_path)
+    assert best_text.returncode == 0 and final_text.returncode == 0
+    by_id = sample_cmd(rid, "--best", "--length", "40", cwd=tmp_path)
+    assert by_id.stdout == best_text.stdout
+    assert (best_step == 300) == (best_text.stdout == final_text.stdout)
