@@ -36,8 +36,9 @@ def splits():
     return train_ids, val_ids, len(vocab)
 
 
-def ours(seconds: float) -> tuple[float, int]:
-    """(final val loss, steps) of the preset, run by the entrypoint on one BLAS thread."""
+def ours(seconds: float) -> tuple[float, int, float]:
+    """(final val loss, steps, seconds of training steps) of the preset, run by the
+    entrypoint on one BLAS thread."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         r = subprocess.run(
@@ -48,12 +49,14 @@ def ours(seconds: float) -> tuple[float, int]:
         )  # fmt: skip
         log = (Path(tmp) / "run" / "rnnexp.log").read_text()
     vals = re.findall(r"step (\d+)/\d+  val ([0-9.]+) nats/char", log)
-    assert vals, r.stderr
-    return float(vals[-1][1]), int(vals[-1][0])
+    spent = re.findall(r"([0-9.]+) s of training steps in all", log)
+    assert vals and spent, r.stderr
+    return float(vals[-1][1]), int(vals[-1][0]), float(spent[-1])
 
 
-def theirs(seconds: float) -> tuple[float, int]:
-    """(val loss, steps) of nn.LSTM + Adam trained for `seconds` of step time."""
+def theirs(seconds: float) -> tuple[float, int, float]:
+    """(val loss, steps, seconds of training steps) of nn.LSTM + Adam trained for
+    `seconds` of step time."""
     import torch
     from throughput import torch_step
 
@@ -70,7 +73,7 @@ def theirs(seconds: float) -> tuple[float, int]:
         step()
         spent += time.perf_counter() - start
         steps += 1
-    return evaluate_torch(net, head, val_ids, V), steps
+    return evaluate_torch(net, head, val_ids, V), steps, spent
 
 
 def evaluate_torch(net, head, ids, V: int, streams: int = 16, chunk: int = 256) -> float:
@@ -103,11 +106,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=200.0)
     args = p.parse_args()
-    a_loss, a_steps = ours(args.seconds)
-    b_loss, b_steps = theirs(args.seconds)
-    print(f"{'':36s} {'val nats/char':>13s} {'steps':>7s}   ({args.seconds:g} s of training)")
-    print(f"{'rnnexp experiment=shakespeare_200s':36s} {a_loss:13.4f} {a_steps:7d}")
-    print(f"{'PyTorch nn.LSTM H256 Adam 5e-3':36s} {b_loss:13.4f} {b_steps:7d}")
+    rows = [("rnnexp experiment=shakespeare_200s", *ours(args.seconds)),
+            ("PyTorch nn.LSTM H256 Adam 5e-3", *theirs(args.seconds))]  # fmt: skip
+    print(f"{'':36s} {'val nats/char':>13s} {'steps':>7s} {'training s':>10s}")
+    for name, loss, steps, spent in rows:
+        print(f"{name:36s} {loss:13.4f} {steps:7d} {spent:10.1f}")
 
 
 if __name__ == "__main__":

@@ -156,7 +156,9 @@ def train_loop(
         log.info("stopped at step %d of %d: train.max_seconds=%g s of training reached",
                  trainer.step, t.steps, t.max_seconds)  # fmt: skip
     log.info(
-        "trained %d steps in %.2f s (%.0f chars/s), of which evaluation %.2f s, samples %.2f s",
+        "trained %d steps in %.2f s (%.0f chars/s), of which evaluation %.2f s, samples %.2f s; "
+        "%.2f s of training steps in all",
         done, loop, done * chars_per_step / max(loop, 1e-9), state.eval_time, state.sample_time,
+        state.train_time,
     )  # fmt: skip
     return state.val_loss
