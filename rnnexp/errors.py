@@ -19,5 +19,14 @@ class ConfigError(RnnexpError, ValueError):
     """A hyperparameter or option that cannot work."""
 
 
+def check_keys(node: str, name: str, keys: list[str], given: dict) -> None:
+    """Refuse a key that option `name` of a config group does not take, naming its keys:
+    `optimizer.beta1 is not a key of sgd (its keys: lr)`."""
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        its = ", ".join(keys) or "none"
+        raise ConfigError(f"{node}.{unknown[0]} is not a key of {name} (its keys: {its})")
+
+
 class CorpusError(RnnexpError):
     """A corpus that cannot be read, downloaded, verified or cut into sequences."""

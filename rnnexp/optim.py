@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from rnnexp.errors import ConfigError
+from rnnexp.errors import ConfigError, check_keys
 from rnnexp.params import FlatParams, same_layout
 
 Params = dict[str, np.ndarray]
@@ -218,9 +218,5 @@ def make_optimizer(name: str, lr: float, **options) -> Optimizer:
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
     cls = OPTIMIZERS[name]
-    keys = [k for k in inspect.signature(cls).parameters if k != "lr"]
-    unknown = sorted(set(options) - set(keys))
-    if unknown:
-        valid = ", ".join(["lr", *keys])
-        raise ConfigError(f"optimizer.{unknown[0]} is not a key of {name} (its keys: {valid})")
+    check_keys("optimizer", name, list(inspect.signature(cls).parameters), options)
     return cls(lr, **options)

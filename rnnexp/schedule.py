@@ -10,10 +10,11 @@ run takes exactly the rates it would have taken (nothing to checkpoint).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
-from rnnexp.errors import ConfigError
+from rnnexp.errors import ConfigError, check_keys
 
 Schedule = Callable[[int], float]  # step index t (0 for the first step) -> learning rate
 
@@ -79,11 +80,6 @@ def make_schedule(name: str, lr: float, steps: int, steps_per_epoch: int, **opti
     the training text, starting from the optimizer's lr."""
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}")
-    import inspect
-
-    keys = list(inspect.signature(SCHEDULES[name]).parameters)[3:]
-    unknown = sorted(set(options) - set(keys))
-    if unknown:
-        its = ", ".join(keys) or "none"
-        raise ConfigError(f"schedule.{unknown[0]} is not a key of {name} (its keys: {its})")
+    keys = list(inspect.signature(SCHEDULES[name]).parameters)[3:]  # after lr, steps, epoch
+    check_keys("schedule", name, keys, options)
     return SCHEDULES[name](lr, steps, steps_per_epoch, **options)

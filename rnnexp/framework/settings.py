@@ -8,7 +8,7 @@ uses (an optimizer's own keys).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rnnexp.config import ModelConfig
@@ -36,8 +36,7 @@ class OptimizerSettings:
 
     def options(self) -> dict[str, float]:
         """The keys this optimizer was given besides lr, for make_optimizer."""
-        keys = ("eps", "initial_accumulator", "decay", "beta1", "beta2")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return _given(self, skip=("name", "lr"))
 
 
 @dataclass
@@ -51,8 +50,13 @@ class ScheduleSettings:
 
     def options(self) -> dict[str, float]:
         """The keys this schedule was given, for make_schedule."""
-        keys = ("decay", "after_epochs", "warmup_steps", "min_lr_ratio")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        return _given(self, skip=("name",))
+
+
+def _given(node, skip: tuple[str, ...]) -> dict[str, float]:
+    """A group node's own keys that its option sets (the others are None), by name."""
+    values = {f.name: getattr(node, f.name) for f in fields(node) if f.name not in skip}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass
