@@ -115,7 +115,7 @@ class Session:
             words = tiny(self.placeholders(words) if self.first_run else words)
         elif words[0] == "rnnexp-sample":
             words = self.placeholders(words)
-            (self.folder / "opening.txt").write_text("1\n2\nFizz\n")  # fizzbuzz's characters
+            (self.folder / "opening.txt").write_text("ROMEO:\n")  # the default corpus's
         before = set(self.folder.glob("outputs/runs/*"))
         r = subprocess.run(words, cwd=self.folder, env={**self.env, **extra},
                            capture_output=True, text=True, timeout=600)  # fmt: skip
