@@ -92,3 +92,20 @@ def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
     by_id = sample_cmd(rid, "--best", "--length", "40", cwd=tmp_path)
     assert by_id.stdout == best_text.stdout
     assert (best_step == 300) == (best_text.stdout == final_text.stdout)
+
+
+def test_resume_accepts_the_command_that_started_the_run(tmp_path):
+    # the same command with resume= added continues the run; a value that differs is named
+    started = [*FAST, "model=gru", "train.clip=2.5"]
+    first = rnnexp(*started, "train.steps=40", "hydra.run.dir=outputs/r", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = rnnexp(*started, "resume=outputs/r", "train.steps=60", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    (run,) = runs(store(tmp_path))
+    assert run.data.tags["rnnexp.trained_further"] == "train.steps: 40 -> 60"
+    other = rnnexp("model=lstm", "train.clip=2.5", "train.seq_length=9", "resume=outputs/r",
+                   cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 2
+    assert other.stderr.strip().endswith(
+        "drop model=lstm (the run has gru) train.seq_length=9 (the run has 25)"
+    ), other.stderr

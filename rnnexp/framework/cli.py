@@ -108,13 +108,6 @@ def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
     """The folder of the run that resume=<folder or MLflow run id> continues."""
     from rnnexp.framework.tracking import RUN_ID, get_run_tags
 
-    allowed = ("resume", "tracking.uri", *FURTHER)
-    extra = [o for o in overrides if override_key(o) not in allowed]
-    if extra:  # MLflow refuses changed params, and the run must stay the run it was
-        raise RnnexpError(
-            f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
-            f"may grow, to train it further): drop {' '.join(extra)}"
-        )
     folder = Path(s.resume).expanduser()
     if not folder.is_dir():
         if not RUN_ID.fullmatch(s.resume):
@@ -124,7 +117,36 @@ def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
         folder = Path(get_run_tags(uri, s.resume, hint).get("rnnexp.output_dir", ""))
     if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
+    differ = _differing(s, overrides, folder / ".hydra")
+    if differ:  # MLflow refuses changed params, and the run must stay the run it was
+        raise RnnexpError(
+            f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
+            f"may grow, to train it further): drop {' '.join(differ)}"
+        )
     return folder.resolve()
+
+
+def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:
+    """The overrides that would change the run's saved config, each with the run's value:
+    the command that started a run, with resume= added, continues it."""
+    started = set(OmegaConf.load(saved / "overrides.yaml"))
+    config = OmegaConf.load(saved / "config.yaml")
+    differ = []
+    for o in overrides:
+        key = override_key(o)
+        if key in ("resume", "tracking.uri", *FURTHER) or o in started:
+            continue
+        path = f"{key}.name" if key in GROUPS else key  # a group: its option's name
+        ours: object = s
+        for part in path.split("."):
+            ours = getattr(ours, part, _ABSENT)
+        theirs = OmegaConf.select(config, path, default=_ABSENT)
+        if ours is _ABSENT or ours != theirs:
+            differ.append(o if theirs is _ABSENT else f"{o} (the run has {theirs})")
+    return differ
+
+
+_ABSENT = object()  # a key one side does not have
 
 
 def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
