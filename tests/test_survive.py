@@ -103,7 +103,7 @@ def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):
 # ---------------------------------------------------------------- interruption and resume
 
 # two layers with dropout: the masks come from the run's generator, which resume restores too
-LONG = ["train.steps=12000", "train.checkpoint_every=500", "train.eval_every=3000",
+LONG = ["train.steps=6000", "train.checkpoint_every=500", "train.eval_every=3000",
         "corpus=fizzbuzz", "model.layers=2", "model.hidden_size=32",
         "model.dropout=0.2"]  # fmt: skip
 
@@ -144,7 +144,7 @@ def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path,
     assert run.info.status == "KILLED"
     assert "continue with: rnnexp resume=" in run.data.tags["rnnexp.error"]
     stopped_at = max(s for s, _ in history(uri, run.info.run_id, "train/loss"))
-    assert 0 < stopped_at < 12000
+    assert 0 < stopped_at < 6000
     assert (tmp_path / "outputs" / "cut" / "checkpoint.npz").is_file()
 
     resumed = rnnexp("resume=outputs/cut", cwd=tmp_path)
@@ -172,7 +172,7 @@ def test_resume_by_run_id_and_its_mistakes(tmp_path):
     r = rnnexp("resume=outputs/cut", cwd=tmp_path)
     assert (
         r.returncode == 2
-        and "finished at step 12000 (all steps done): nothing to resume" in r.stderr
+        and "finished at step 6000 (all steps done): nothing to resume" in r.stderr
     )
 
 
