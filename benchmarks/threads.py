@@ -33,7 +33,8 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
     from throughput import _data
 
-    from rnnexp import CELLS, CharRNN, Trainer, make_optimizer, preset
+    from rnnexp import CharRNN, Trainer, make_optimizer, preset
+    from rnnexp.framework.experiment import recurrent_work  # what threads=null decides by
 
     ids, V = _data()
     print(f"{'model':14s} {'B':>3s} {'T':>3s} {'dtype':8s} {'B*H*G*H':>11s} {'1 thread':>9s} "
@@ -55,7 +56,7 @@ def main() -> None:
                         steps += 1
                     rates[threads].append(steps * B * T / (time.perf_counter() - start))
         one, two = statistics.median(rates[1]), statistics.median(rates[2])
-        work = B * H * CELLS[config.cell].gates * H
+        work = recurrent_work(config, B)
         print(f"{name + f' H{H}':14s} {B:3d} {T:3d} {dtype:8s} {work:11,d} {one:9,.0f} "
               f"{two:9,.0f}  {two / one:4.2f}")  # fmt: skip
 

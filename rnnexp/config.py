@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.rnn import ACTIVATIONS
-from rnnexp.errors import ConfigError
+from rnnexp.errors import ConfigError, check_interval
 from rnnexp.init import INITS
 
 DTYPES = ("float32", "float64")
@@ -56,8 +56,7 @@ class ModelConfig:
                 f"model.activation and model.bptt are options of the rnn cell; {self.cell} has "
                 f"its own gates and always backpropagates through the chunk"
             )
-        if isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
-            raise ConfigError(f"model.dropout must be a number in [0, 1), got {self.dropout!r}")
+        check_interval("model.dropout", self.dropout, 0, 1)
         if self.init not in INITS:
             raise ConfigError(f"unknown model.init {self.init!r}; valid: {', '.join(INITS)}")
         if str(self.dtype) not in DTYPES:

@@ -3,6 +3,8 @@
 Anything else that is raised is a bug and keeps its traceback.
 """
 
+import math
+
 
 class RnnexpError(Exception):
     """A user mistake (bad config value, unusable corpus, …); the message says what to change."""
@@ -17,6 +19,20 @@ def first_line(e: BaseException) -> str:
 
 class ConfigError(RnnexpError, ValueError):
     """A hyperparameter or option that cannot work."""
+
+
+def check_interval(
+    name: str, value, low: float, high: float, *, low_closed: bool = True, high_closed: bool = False
+) -> float:
+    """A finite number (not a bool) between low and high, ends included as asked, as a float;
+    else one line: `optimizer.decay must be a number in [0, 1), got 1.0`."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    above = low <= value if low_closed else low < value
+    below = value <= high if high_closed else value < high
+    if not (ok and above and below):
+        interval = f"{'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
+        raise ConfigError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
 
 
 def check_keys(node: str, name: str, keys: list[str], given: dict) -> None:

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from rnnexp.errors import ConfigError, check_keys
+from rnnexp.errors import ConfigError, check_interval, check_keys
 from rnnexp.params import FlatParams, same_layout
 
 Params = dict[str, np.ndarray]
@@ -47,15 +47,6 @@ def _check_lr(lr: float) -> float:
             f"millions; rates that learn are near 0.001-0.1"
         )
     return float(lr)
-
-
-def _check(key: str, value: float, low: float, high: float, closed: bool = False) -> float:
-    """value in [low, high) (or [low, high] when closed), as a float; else one line."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (low <= value < high or (closed and value == high)):
-        interval = f"[{low:g}, {high:g}{']' if closed else ')'}"
-        raise ConfigError(f"optimizer.{key} must be a number in {interval}, got {value!r}")
-    return float(value)
 
 
 class Optimizer:
@@ -131,8 +122,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr: float, eps: float = 1e-8, initial_accumulator: float = 0.0):
         super().__init__(lr)
-        self.eps = _check("eps", eps, 1e-30, 1)
-        self.initial = _check("initial_accumulator", initial_accumulator, 0, 1e6)
+        self.eps = check_interval("optimizer.eps", eps, 1e-30, 1)
+        self.initial = check_interval("optimizer.initial_accumulator", initial_accumulator, 0, 1e6)
 
     def _update(self, p, g, mem):
         a, b = self._buffers(g)
@@ -153,8 +144,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: float, decay: float = 0.95, eps: float = 1e-8):
         super().__init__(lr)
-        self.decay = _check("decay", decay, 0, 1)
-        self.eps = _check("eps", eps, 1e-30, 1)
+        self.decay = check_interval("optimizer.decay", decay, 0, 1)
+        self.eps = check_interval("optimizer.eps", eps, 1e-30, 1)
 
     def _update(self, p, g, ms):
         a, b = self._buffers(g)
@@ -177,9 +168,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)
-        self.beta1 = _check("beta1", beta1, 0, 1)
-        self.beta2 = _check("beta2", beta2, 0, 1)
-        self.eps = _check("eps", eps, 1e-30, 1)
+        self.beta1 = check_interval("optimizer.beta1", beta1, 0, 1)
+        self.beta2 = check_interval("optimizer.beta2", beta2, 0, 1)
+        self.eps = check_interval("optimizer.eps", eps, 1e-30, 1)
         self.t = 0  # steps taken
 
     def _count(self) -> None:

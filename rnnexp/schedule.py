@@ -14,7 +14,7 @@ import inspect
 import math
 from collections.abc import Callable
 
-from rnnexp.errors import ConfigError, check_keys
+from rnnexp.errors import ConfigError, check_interval, check_keys
 
 Schedule = Callable[[int], float]  # step index t (0 for the first step) -> learning rate
 
@@ -23,14 +23,6 @@ def _positive_int(key: str, value, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(f"schedule.{key} must be a whole number >= {least}, got {value!r}")
     return value
-
-
-def _fraction(key: str, value, closed_low: bool) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (0 <= value <= 1) or (value == 0 and not closed_low):
-        raise ConfigError(f"schedule.{key} must be a number in {'[' if closed_low else '('}0, 1], "
-                          f"got {value!r}")  # fmt: skip
-    return float(value)
 
 
 def constant(lr: float, steps: int, steps_per_epoch: int) -> Schedule:
@@ -42,7 +34,7 @@ def epoch_decay(
 ) -> Schedule:
     """char-rnn's train.lua: at the end of each pass over the text from pass `after_epochs`
     on, the rate is multiplied by `decay`."""
-    decay = _fraction("decay", decay, closed_low=False)
+    decay = check_interval("schedule.decay", decay, 0, 1, low_closed=False, high_closed=True)
     after_epochs = _positive_int("after_epochs", after_epochs, 0)
 
     first = max(1, after_epochs)  # the first pass whose end decays the rate
@@ -59,7 +51,7 @@ def cosine(
 ) -> Schedule:
     """nanoGPT's get_lr, decaying over the run's train.steps."""
     warmup_steps = _positive_int("warmup_steps", warmup_steps, 0)
-    min_lr = lr * _fraction("min_lr_ratio", min_lr_ratio, closed_low=True)
+    min_lr = lr * check_interval("schedule.min_lr_ratio", min_lr_ratio, 0, 1, high_closed=True)
 
     def rate(t: int) -> float:
         if t < warmup_steps:

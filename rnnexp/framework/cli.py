@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import experiment, rundir
 from rnnexp.framework.preflight import GROUPS, Plan, check_command_line
+from rnnexp.framework.resume import LIMITS
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import resolve_uri
 from rnnexp.framework.sweep import SweepTracking
@@ -94,14 +95,14 @@ def take_credentials(argv: list[str]) -> list[str]:
 
 
 # what resume= may change: a run trained further is the same run with more steps or time
-FURTHER = ("train.steps", "train.max_seconds")
+FURTHER = tuple(f"train.{name}" for name in LIMITS)
 
 
 def further(settings: Settings, overrides: list[str]) -> dict[str, object]:
     """The FURTHER keys this command sets, by their name under train (checked and applied
     by the run, which knows how far it got)."""
-    keys = [override_key(o) for o in overrides if override_key(o) in FURTHER]
-    return {k.split(".", 1)[1]: getattr(settings.train, k.split(".", 1)[1]) for k in keys}
+    keys = {override_key(o) for o in overrides}
+    return {name: getattr(settings.train, name) for name in LIMITS if f"train.{name}" in keys}
 
 
 def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:

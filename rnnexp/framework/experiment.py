@@ -21,12 +21,13 @@ from rnnexp.checkpoint import (
     save_checkpoint,
     save_model,
 )
+from rnnexp.config import ModelConfig
 from rnnexp.corpora import Corpus
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
 from rnnexp.framework.build import Built, build
 from rnnexp.framework.loop import Interrupted, LoopState, deferred_interrupts, train_loop
-from rnnexp.framework.resume import can_train, restore, train_further
+from rnnexp.framework.resume import can_train, limits, restore, train_further
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import resolve_uri
 from rnnexp.framework.tracking import (
@@ -77,12 +78,15 @@ def run(s: Settings, launch: Launch) -> float:
 ONE_THREAD_BELOW = 1_000_000
 
 
+def recurrent_work(model: ModelConfig, batch_size: int) -> int:
+    """Multiply-adds of one step's recurrent product, (B, H) x (H, gates * H)."""
+    return batch_size * model.hidden_size * CELLS[model.cell].gates * model.hidden_size
+
+
 def default_threads(s: Settings) -> int | None:
     """BLAS threads of a single run when `threads` is null: 1 for small models, else None
     (BLAS's own: every core)."""
-    m = s.model
-    work = s.train.batch_size * m.hidden_size * CELLS[m.cell].gates * m.hidden_size
-    return 1 if work < ONE_THREAD_BELOW else None
+    return 1 if recurrent_work(s.model, s.train.batch_size) < ONE_THREAD_BELOW else None
 
 
 def _run(s: Settings, launch: Launch) -> float:
@@ -122,7 +126,7 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
     else:
         state = LoopState()
         tracked = open_run(s, launch, b.corpus, len(b.vocab)) if launch.track else NullRun()
-    state.limits = {"steps": s.train.steps, "max_seconds": s.train.max_seconds}
+    state.limits = limits(s)
     status, error = "FAILED", None
     try:
         if not launch.resume:
@@ -246,13 +250,12 @@ def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -
     """The final model and the loss curve, in the output folder and as run artifacts."""
     from rnnexp.framework.plots import loss_curve
 
-    model_dir = save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
-    tracked.log_artifact(model_dir / "model.npz", MODEL_DIR)
-    tracked.log_artifact(model_dir / "model.json", MODEL_DIR)
-    best = output_dir / BEST_MODEL_DIR
-    if (best / "model.npz").exists():  # written at the best evaluation (train_loop)
-        tracked.log_artifact(best / "model.npz", BEST_MODEL_DIR)
-        tracked.log_artifact(best / "model.json", BEST_MODEL_DIR)
+    save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
+    # and the model of the best evaluation, saved then by train_loop (if it evaluated)
+    for name in (MODEL_DIR, BEST_MODEL_DIR):
+        if (output_dir / name / "model.npz").exists():
+            for file in ("model.npz", "model.json"):
+                tracked.log_artifact(output_dir / name / file, name)
     m, o = s.model, s.optimizer
     depth = f"{m.layers} {m.activation} layer{'s' if m.layers > 1 else ''}"
     context = "" if m.bptt else ", context units (no BPTT)"

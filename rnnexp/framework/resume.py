@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from rnnexp.framework.experiment import Launch
 
 
+# the keys of train that set how far a run trains: resume= may raise them to train it further,
+# and each checkpoint keeps the values the run trains to (LoopState.limits)
+LIMITS = ("steps", "max_seconds")
+
+
+def limits(s: Settings) -> dict[str, object]:
+    """The values of LIMITS the run trains to, by name."""
+    return {name: getattr(s.train, name) for name in LIMITS}
+
+
 def train_further(s: Settings, state: LoopState, requested: dict[str, object]) -> str:
     """Set s.train's limits to those the run last trained to (a run trained further keeps
     its new limits in its checkpoints), then to the `requested` ones, which may only grow;
