@@ -35,6 +35,14 @@ def check_interval(
     return float(value)
 
 
+def check_whole(name: str, value, least: int) -> int:
+    """A whole number (not a bool) >= least; else one line: `inspect.units must be a whole
+    number >= 1, got 0`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return value
+
+
 def check_keys(node: str, name: str, keys: list[str], given: dict) -> None:
     """Refuse a key that option `name` of a config group does not take, naming its keys:
     `optimizer.beta1 is not a key of sgd (its keys: lr)`."""

@@ -121,13 +121,14 @@ class CharRNN:
             ws = self._workspaces[(B, T)] = _Workspace(self.config, self.cells, B, T)
         return ws
 
-    def _forward(
+    def forward(
         self, inputs: np.ndarray, hprev: State, rng: np.random.Generator | None = None
     ) -> tuple[State, np.ndarray, _Workspace]:
         """inputs (B, T) ints, hprev the carried state. Returns the state after the chunk
         (views into workspace buffers), the logits (T*B, V) in time-major rows (row t*B + b
         is stream b at step t), and the workspace, overwritten by the next call of that
-        shape. With `rng` (training), model.dropout applies after every layer."""
+        shape (what each layer's cell.observe reads). With `rng` (training), model.dropout
+        applies after every layer."""
         B, T = inputs.shape
         H = self.config.hidden_size
         ws = self._workspace(B, T)
@@ -154,11 +155,11 @@ class CharRNN:
 
     def advance(self, inputs: np.ndarray, hprev: State) -> State:
         """Feed inputs (B, T) ints through the layers; the state after the last."""
-        return [x.copy() for x in self._forward(inputs, hprev)[0]]
+        return [x.copy() for x in self.forward(inputs, hprev)[0]]
 
     def loss(self, inputs: np.ndarray, targets: np.ndarray, hprev: State) -> tuple[float, State]:
         """Forward only: (summed chunk loss averaged over streams, next state)."""
-        last, logits, ws = self._forward(inputs, hprev)
+        last, logits, ws = self.forward(inputs, hprev)
         loss = _softmax_xent(logits, targets, ws.rows, grad=False)[0]
         return loss / inputs.shape[0], [x.copy() for x in last]
 
@@ -179,7 +180,7 @@ class CharRNN:
         H = self.config.hidden_size
         g = self.new_grads() if grads is None else grads
         drop = rng is not None and self.config.dropout > 0
-        last, logits, ws = self._forward(inputs, hprev, rng if drop else None)
+        last, logits, ws = self.forward(inputs, hprev, rng if drop else None)
         loss, dy = _softmax_xent(logits, targets, ws.rows)  # dy (T*B, V) = probs - one_hot
         dy /= B
         # what each layer passed on: its h, or h times its dropout mask

@@ -14,9 +14,11 @@ if "RNNEXP_DATA_DIR" not in os.environ and _shared.is_dir():
 
 
 import contextlib  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -89,3 +91,32 @@ def postgres_mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-postgres")
     with postgres() as db_uri, serve_mlflow(root, db_uri) as uri:
         yield uri
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# without the background-networking flags Chromium keeps calling Google's hosts, which a
+# closed network refuses; a fresh profile so nothing of a user's is read or written
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1600,1000",
+]  # fmt: skip
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by Selenium (Debian's chromium and chromedriver)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: run `make system-deps`")
+    profile = tempfile.mkdtemp(prefix="rnnexp-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)

@@ -68,6 +68,17 @@ def sample_cmd(*args: str, cwd: Path, timeout: float = 120):
     )
 
 
+def inspect_cmd(*args: str, cwd: Path, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "rnnexp.framework.inspect_command", *args],
+        cwd=cwd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def runs(uri: str, experiment: str = "rnnexp") -> list:
     """All runs of an experiment, oldest first."""
     from mlflow import MlflowClient

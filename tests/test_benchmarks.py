@@ -42,3 +42,9 @@ def test_cells_benchmark_runs():
     pytest.importorskip("torch")
     out = run("benchmarks/cells.py", "--seconds", "0.05", "--repeats", "1", "--cells", "gru")
     assert "gru    256  64  32 float32" in out and "x" in out.splitlines()[-1]
+
+
+def test_inspection_benchmark_runs():
+    out = run("benchmarks/inspection.py", "--chars", "300", "--hidden", "16", "--repeats", "1",
+              "--cells", "lstm")  # fmt: skip
+    assert "300 characters, H16" in out and "lstm  float64" in out

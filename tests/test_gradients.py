@@ -93,7 +93,7 @@ def test_stacked2_first_layer_gradient_goes_through_the_second_layers_tanh():
     assert max_relative_error(grads, numeric)["l0.Whh"] < 1e-6
 
     p = model.params
-    _, logits, ws = model._forward(inputs, hprev)
+    _, logits, ws = model.forward(inputs, hprev)
     _, dy = _softmax_xent(logits, targets)
     dy /= B
     dh1 = (dy @ p["Why"].T).reshape(T * B, H)

@@ -47,6 +47,8 @@ NOT_RUN = {  # README command (start) -> why it is not run here, and what covers
         "a benchmark of minutes: tests/test_benchmarks.py runs each on tiny settings"
     ),
     "RNNEXP_UI_SCREENSHOT=": "the UI test itself: tests/test_ui.py (slow)",
+    "RNNEXP_INSPECT_SCREENSHOT=": "the page's browser test itself: tests/test_inspect_page.py",
+    ".venv/bin/python benchmarks/inspection.py": "tests/test_benchmarks.py runs it, tiny",
 }
 # commands the README shows that still fail: each names the issue that fixes it. Strict: one
 # that starts to pass must leave this list
@@ -113,7 +115,7 @@ class Session:
             if words[0] == "python":
                 words = [sys.executable, *words[1:]]
             words = tiny(self.placeholders(words) if self.first_run else words)
-        elif words[0] == "rnnexp-sample":
+        elif words[0] in ("rnnexp-sample", "rnnexp-inspect"):
             words = self.placeholders(words)
             (self.folder / "opening.txt").write_text("ROMEO:\n")  # the default corpus's
         before = set(self.folder.glob("outputs/runs/*"))
@@ -149,9 +151,12 @@ class Session:
 
 def test_every_readme_command_is_run_or_accounted_for():
     for command in commands():
-        runnable = command.split()[0] in ("rnnexp", "rnnexp-sample", "python") or (
-            "mlflow ui" in command
-        )
+        runnable = command.split()[0] in (
+            "rnnexp",
+            "rnnexp-sample",
+            "rnnexp-inspect",
+            "python",
+        ) or ("mlflow ui" in command)
         assert runnable or skipped(command), f"README command neither run nor listed: {command}"
     for start in [*NOT_RUN, *KNOWN_FAILING]:
         assert any(c.startswith(start) for c in commands()), f"no longer in the README: {start}"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from conftest import ROOT
-from helpers import TINY, artifacts, env, history, rnnexp, runs, sample_cmd
+from helpers import TINY, artifacts, env, history, inspect_cmd, rnnexp, runs, sample_cmd
 
 
 def default_store(tmp_path) -> str:
@@ -78,12 +78,26 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
 
     files = artifacts(uri, run.info.run_id)
     assert sorted(files) == [
-        "config.yaml", "loss_curve.png", "model/model.json", "model/model.npz",
-        "model_best/model.json", "model_best/model.npz",
-        "samples/step_0000015.txt", "samples/step_0000030.txt",
-    ]  # fmt: skip
+        "config.yaml",
+        "inspect.html",
+        "loss_curve.png",
+        "model/model.json",
+        "model/model.npz",
+        "model_best/model.json",
+        "model_best/model.npz",
+        "samples/step_0000015.txt",
+        "samples/step_0000030.txt",
+    ]  # fmt: skip  (no gates.png: the rnn cell has no gates)
+    (inspected,) = history(uri, run.info.run_id, "perf/inspect_s")
+    assert inspected[0] == 30 and 0 < inspected[1] < 10
     out = tmp / "outputs" / "the_run"
-    for f in ("model/model.npz", "model/model.json", "loss_curve.png", "rnnexp.log"):
+    for f in (
+        "model/model.npz",
+        "model/model.json",
+        "loss_curve.png",
+        "rnnexp.log",
+        "inspect.html",
+    ):
         assert (out / f).is_file(), f
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
@@ -125,9 +139,56 @@ def test_the_sample_command_reads_a_finished_run(finished):
     assert missing.returncode == 2 and "not found" in missing.stderr
 
 
+def test_the_inspect_command_reads_a_finished_run(finished):
+    """rnnexp-inspect writes the page of a run, by folder or id, for the run's validation
+    text, a file, or the model's own writing; mistakes are one line."""
+    tmp, uri, run = finished
+    by_dir = inspect_cmd("outputs/the_run", "--out", "a.html", cwd=tmp)
+    assert by_dir.returncode == 0 and by_dir.stdout.strip() == "a.html", by_dir.stderr
+    by_id = inspect_cmd(run.info.run_id, "--out", "b.html", cwd=tmp)
+    assert by_id.returncode == 0, by_id.stderr
+    # the run's own page, again: the start of the validation split, the same units
+    pages = [(tmp / f).read_text() for f in ("a.html", "b.html")]
+    own = (tmp / "outputs" / "the_run" / "inspect.html").read_text()
+    assert page_data(pages[0]) == page_data(pages[1]) == page_data(own)
+    assert len(page_data(own)["chars"]) == 2000  # inspect.length
+    (tmp / "t.txt").write_text("aebuuciiiae" * 3)
+    r = inspect_cmd("outputs/the_run", "--text", "t.txt", "--units", "0,99", "--out", "t.html",
+                    cwd=tmp)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data = page_data((tmp / "t.html").read_text())
+    assert "".join(data["chars"]) == "aebuuciiiae" * 3 and [u[0] for u in data["ranked"]] == [0, 99]
+    r = inspect_cmd("outputs/the_run", "--prime", "aebuu", "--length", "40", "--out", "p.html",
+                    cwd=tmp)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    chars = page_data((tmp / "p.html").read_text())["chars"]
+    assert len(chars) == 45 and "".join(chars).startswith("aebuu")
+    for args, message in [
+        (["--units", "100"], "no unit 100: this model has units 0..99"),
+        (["--units", "1,x"], "--units takes unit numbers separated by commas, got '1,x'"),
+        (["--text", "missing.txt"], "corpus file not found: missing.txt"),
+        (["--prime", "xyz"], "character 'x' is not in the model's vocabulary"),
+        (["--length", "0"], "--length must be >= 1, got 0"),
+        (["--out", "nowhere/x.html"], "cannot write nowhere/x.html: No such file or directory"),
+    ]:
+        bad = inspect_cmd("outputs/the_run", *args, cwd=tmp)
+        assert (bad.returncode, bad.stderr.strip()) == (2, f"rnnexp-inspect: error: {message}")
+    bare = inspect_cmd("outputs/the_run/model", cwd=tmp)
+    assert bare.returncode == 2 and "is a model, not a run's folder" in bare.stderr
+    assert not (tmp / "inspect.html").exists()
+
+
+def page_data(page: str) -> dict:
+    import json
+    import re
+
+    return json.loads(re.search(r'id="data">(.*?)</script>', page, re.S).group(1))
+
+
 def test_same_seed_same_metrics_and_samples(tmp_path):
-    for _ in range(2):
-        r = rnnexp(*TINY, "model=stacked2", "model.hidden_size=16", "seed=5", cwd=tmp_path)
+    for inspect in ("true", "false"):  # the look inside reads the model, and changes nothing
+        r = rnnexp(*TINY, "model=stacked2", "model.hidden_size=16", "seed=5",
+                   f"inspect.enabled={inspect}", cwd=tmp_path)  # fmt: skip
         assert r.returncode == 0, r.stderr
     uri = default_store(tmp_path)
     a, b = runs(uri)
@@ -142,6 +203,13 @@ def test_same_seed_same_metrics_and_samples(tmp_path):
             for r in (a, b)
         ]
         assert texts[0] == texts[1]
+    assert "inspect.html" in artifacts(uri, a.info.run_id)
+    assert "inspect.html" not in artifacts(uri, b.info.run_id)  # inspect.enabled=false
+    import numpy as np
+
+    a_npz, b_npz = (np.load(f"{r.data.tags['rnnexp.output_dir']}/model/model.npz") for r in (a, b))
+    assert a_npz.files == b_npz.files
+    assert all(np.array_equal(a_npz[k], b_npz[k]) for k in a_npz.files)
 
 
 def test_a_diverged_run_is_failed_with_its_error(tmp_path):
@@ -285,7 +353,8 @@ def check_sweep(
         assert len(history(uri, c.info.run_id, "train/loss")) == steps[0]  # every point
         assert len(history(uri, c.info.run_id, "val/loss")) == steps[1]
     assert len(names) == n
-    assert "comparison.png" in artifacts(uri, parent.info.run_id)  # the children side by side
+    # the children side by side, and a look inside the best one
+    assert {"comparison.png", "inspect.html"} <= set(artifacts(uri, parent.info.run_id))
     default = MlflowClient(uri).get_experiment_by_name("Default")
     assert MlflowClient(uri).search_runs([default.experiment_id]) == []
 

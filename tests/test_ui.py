@@ -11,44 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import serve_mlflow
 from helpers import rnnexp, runs
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-# without the background-networking flags Chromium keeps calling Google's hosts, which a
-# closed network refuses; a fresh profile so nothing of a user's is read or written
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1600,1000",
-]  # fmt: skip
 SWEEP = [
     "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "corpus=elman",
     "model.hidden_size=16,32,64", "optimizer.lr=0.03,0.1", "train.steps=600",
     "train.log_every=10", "train.eval_every=50", "train.sample_every=300",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: run `make system-deps`")
-    profile = tempfile.mkdtemp(prefix="rnnexp-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -16,7 +16,10 @@ it over; the cell owns everything else of the layer:
   gradients of the parameters only it sees (`Whh`, …) into the dict `g`;
 - `step(p, a_t, state, out, scratch)`: one character, (B, G) -> `out`, the new state. The
   chunk forward runs this very method for each t, and so does sampling: each recurrence is
-  written once.
+  written once;
+- `observe(ws)`: what a look inside shows of the chunk just run (rnnexp/trace.py): the
+  (T, B, H) values the text is coloured by (its memory: tanh(c) for the LSTM, h otherwise)
+  and each gate's (T, B, H) values in (0, 1), by name.
 """
 
 from __future__ import annotations

@@ -89,6 +89,10 @@ class GRU:
             step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t], fast))
         return [h[-1]]
 
+    def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        H, hh = self.H, ws.hh  # r and u after their sigmoid (step keeps them)
+        return ws.hs[1:], {"reset": hh[:, :, :H], "update": hh[:, :, H : 2 * H]}
+
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
         hs, hh, ns, dhh, da = ws.hs, ws.hh, ws.ns, ws.dhh, ws.da

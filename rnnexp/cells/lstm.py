@@ -91,6 +91,11 @@ class LSTM:
             step(p, a[t], [h[t], c[t]], [h[t + 1], c[t + 1]], scratch)
         return [h[-1], c[-1]]
 
+    def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        H, gates = self.H, ws.gates  # g (the candidate) is a tanh, not a gate
+        named = {"input": gates[:, :, :H], "forget": gates[:, :, H : 2 * H]}
+        return ws.tc, named | {"output": gates[:, :, 3 * H :]}
+
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
         tc, dz, f = ws.tc, ws.dz, ws.gates[:, :, H : 2 * H]

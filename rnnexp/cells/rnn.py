@@ -76,6 +76,9 @@ class RNN:
             step(p, a[t], [h[t]], [h[t + 1]], tmp)
         return [h[-1]]
 
+    def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return ws.hs[1:], {}  # no gates
+
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
         h, deriv, dhraw = ws.hs, ws.deriv, ws.dhraw

@@ -39,7 +39,7 @@ def validate(s: Settings) -> None:
     where reading it is cheap (generated, or a local file)."""
     check_values(s)
     if s.corpus.name in GENERATORS or s.corpus.name == "file":
-        check_corpus(s, _load(s.corpus))
+        check_corpus(s, load_corpus_of(s.corpus))
 
 
 def check_corpus(s: Settings, corpus: Corpus) -> None:
@@ -76,7 +76,7 @@ def check_values(s: Settings) -> None:
         raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
 
 
-def _load(c) -> Corpus:
+def load_corpus_of(c) -> Corpus:
     return load_corpus(c.name, path=c.path, max_chars=c.max_chars, **c.options)
 
 
@@ -84,7 +84,7 @@ def build(s: Settings) -> Built:
     """Everything a run needs, checked, before anything is logged."""
     check_values(s)
     c = s.corpus
-    corpus = _load(c)  # checks it too: read once here
+    corpus = load_corpus_of(c)  # checks it too: read once here
     check_corpus(s, corpus)
     vocab = Vocab.from_text(corpus.text)
     train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)

@@ -1,6 +1,7 @@
 """One experiment's run, start to end: its folder held, its parts built (rnnexp/framework/build.py),
 its tracking run opened (or reopened to resume), trained with periodic metrics, evaluation,
-samples and checkpoints, its model and loss curve saved, the run closed with its status.
+samples and checkpoints, its final artifacts made (rnnexp/framework/artifacts.py), the run
+closed with its status.
 
 Plain values in (Settings, Launch), the final validation loss out: no Hydra here.
 """
@@ -15,16 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rnnexp.cells import CELLS
-from rnnexp.checkpoint import (
-    BEST_MODEL_DIR,
-    MODEL_DIR,
-    save_checkpoint,
-    save_model,
-)
+from rnnexp.checkpoint import BEST_MODEL_DIR, save_checkpoint, save_model
 from rnnexp.config import ModelConfig
 from rnnexp.corpora import Corpus
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
+from rnnexp.framework.artifacts import finish_artifacts
 from rnnexp.framework.build import Built, build
 from rnnexp.framework.loop import Interrupted, LoopState, deferred_interrupts, train_loop
 from rnnexp.framework.resume import can_train, limits, restore, train_further
@@ -244,31 +241,6 @@ def run_tags(overrides: list[str]) -> dict[str, str]:
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
-
-
-def finish_artifacts(s, b: Built, tracked, output_dir: Path, state: LoopState) -> None:
-    """The final model and the loss curve, in the output folder and as run artifacts."""
-    from rnnexp.framework.plots import loss_curve
-
-    save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
-    # and the model of the best evaluation, saved then by train_loop (if it evaluated)
-    for name in (MODEL_DIR, BEST_MODEL_DIR):
-        if (output_dir / name / "model.npz").exists():
-            for file in ("model.npz", "model.json"):
-                tracked.log_artifact(output_dir / name / file, name)
-    m, o = s.model, s.optimizer
-    depth = f"{m.layers} {m.activation} layer{'s' if m.layers > 1 else ''}"
-    context = "" if m.bptt else ", context units (no BPTT)"
-    title = f"{m.name}: {depth} H{m.hidden_size}{context} on {b.corpus.name}, {o.name} lr {o.lr:g}"
-    png = loss_curve(
-        output_dir / "loss_curve.png",
-        state.train,
-        state.val,
-        b.corpus.entropy_floor,
-        title,
-        b.unigram,
-    )
-    tracked.log_artifact(png)
 
 
 def git_commit() -> str | None:

@@ -7,16 +7,15 @@ rnnexp-sample 4e6f283d2f954bce99bd85951865c0fe --prime "ROMEO:" --seed 3
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, load_model
+from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.tracking import RUN_ID
+from rnnexp.framework.run_source import model_dir
 from rnnexp.sample import sample
 
 
@@ -50,29 +49,6 @@ def parser() -> argparse.ArgumentParser:
         "(default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)",
     )
     return p
-
-
-def model_dir(source: str, tracking_uri: str | None, scratch: Path, best: bool = False) -> Path:
-    """The folder holding model.npz and model.json, downloaded first for a run id; with
-    `best`, the run's model of its lowest validation loss."""
-    name = BEST_MODEL_DIR if best else MODEL_DIR
-    path = Path(source)
-    if path.is_dir():
-        if (path / name / "model.json").exists():
-            return path / name
-        if best and (path / MODEL_DIR / "model.json").exists():
-            raise RnnexpError(f"{path} has no {BEST_MODEL_DIR}/: it was never evaluated")
-        return path
-    if not RUN_ID.fullmatch(source):
-        raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the text
-    from rnnexp.framework.store import move_credentials, resolve_uri
-    from rnnexp.framework.tracking import download_artifacts
-
-    uri, credentials = move_credentials(resolve_uri(tracking_uri, Path.cwd()))
-    os.environ.update(credentials)  # the password is read from there, and never printed
-    hint = "run this from the folder the run was launched from, or pass --tracking-uri"
-    return download_artifacts(uri, source, name, scratch, hint)
 
 
 def main(argv: list[str] | None = None) -> int:

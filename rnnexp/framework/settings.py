@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rnnexp.config import ModelConfig
+from rnnexp.errors import check_whole
 
 
 @dataclass
@@ -82,6 +83,17 @@ class SampleSettings:
 
 
 @dataclass
+class InspectSettings:
+    enabled: bool  # inspect.html (and gates.png) at the end of every run
+    length: int  # characters of the validation split inspected, from its start
+    units: int  # K: the most interpretable units drawn one by one
+
+    def __post_init__(self) -> None:
+        check_whole("inspect.length", self.length, least=1)
+        check_whole("inspect.units", self.units, least=1)
+
+
+@dataclass
 class TrackingSettings:
     uri: str | None
     experiment: str
@@ -98,6 +110,7 @@ class Settings:
     schedule: ScheduleSettings
     train: TrainSettings
     sample: SampleSettings
+    inspect: InspectSettings
     tracking: TrackingSettings
 
 

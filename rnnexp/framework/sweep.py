@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.framework.experiment import SWEEP_FILE, run_tags
+from rnnexp.framework.inspection import PAGE
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
@@ -92,6 +93,8 @@ class SweepTracking(Callback):
         failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
         self._compare(parent, children, path.parent)
         best = self._tag_best(parent, children)
+        if best is not None:  # a look inside the best network, on the sweep's own page
+            parent.copy_artifact(best.info.run_id, PAGE)
         SweepTracking.active = None
         if failed and is_search(config) and best is not None:
             # a search explores: a trial that blew up is a result (Optuna scored it +inf),

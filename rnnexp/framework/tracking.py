@@ -117,10 +117,16 @@ def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -
     from mlflow.exceptions import MlflowException
 
     client = _existing_store(uri, f"run {run_id}", hint)
+    _quiet_downloads()
     try:
         return Path(client.download_artifacts(run_id, path, str(dst)))
     except MlflowException as e:
         raise RnnexpError(f"run {run_id} in {redact(uri)}: {e.message}; {hint}") from None
+
+
+def _quiet_downloads() -> None:
+    """No progress bar on downloads: rnnexp-sample's stdout is the text, a sweep's is its log."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:
@@ -244,6 +250,20 @@ class MlflowRun:
     @_in_store
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    @_in_store
+    def copy_artifact(self, run_id: str, path: str) -> bool:
+        """Artifact `path` of run `run_id` logged to this run too (a sweep's parent shows its
+        best child's page); False if that run has none."""
+        import tempfile
+
+        if not any(f.path == path for f in self.client.list_artifacts(run_id)):
+            return False
+        _quiet_downloads()
+        with tempfile.TemporaryDirectory() as scratch:
+            local = self.client.download_artifacts(run_id, path, scratch)
+            self.client.log_artifact(self.run_id, local)
+        return True
 
     @_in_store
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:

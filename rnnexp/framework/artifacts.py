@@ -1,0 +1,73 @@
+"""What a run leaves when it ends, in its folder and as artifacts of its tracking run: the
+final model (beside the best one, saved when it was evaluated), the loss curve, and a look
+inside the network (inspect.html, gates.png for gated cells: rnnexp/framework/inspection.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, save_model
+from rnnexp.config import ModelConfig
+from rnnexp.framework.build import Built
+from rnnexp.framework.inspection import GATES, PAGE
+from rnnexp.framework.loop import LoopState
+from rnnexp.framework.settings import Settings
+
+log = logging.getLogger("rnnexp")
+
+
+def describe(m: ModelConfig) -> str:
+    """`rnn: 1 tanh layer H100`, `lstm: 2 lstm layers H128, context units (no BPTT)`."""
+    kind = m.activation if m.cell == "rnn" else m.cell
+    depth = f"{m.layers} {kind} layer{'s' if m.layers > 1 else ''}"
+    context = "" if m.bptt else ", context units (no BPTT)"
+    return f"{m.name}: {depth} H{m.hidden_size}{context}"
+
+
+def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: LoopState) -> None:
+    """The final model, the loss curve and the inspection, in the output folder and as run
+    artifacts."""
+    from rnnexp.framework.plots import loss_curve
+
+    save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
+    # and the model of the best evaluation, saved then by train_loop (if it evaluated)
+    for name in (MODEL_DIR, BEST_MODEL_DIR):
+        if (output_dir / name / "model.npz").exists():
+            for file in ("model.npz", "model.json"):
+                tracked.log_artifact(output_dir / name / file, name)
+    o = s.optimizer
+    title = f"{describe(s.model)} on {b.corpus.name}, {o.name} lr {o.lr:g}"
+    png = loss_curve(
+        output_dir / "loss_curve.png",
+        state.train,
+        state.val,
+        b.corpus.entropy_floor,
+        title,
+        b.unigram,
+    )
+    tracked.log_artifact(png)
+    if s.inspect.enabled:
+        inspect_run(s, b, tracked, output_dir, title)
+
+
+def inspect_run(s: Settings, b: Built, tracked, output_dir: Path, title: str) -> None:
+    """inspect.html (and gates.png) over the start of the validation split; the seconds it
+    took are the metric perf/inspect_s."""
+    from rnnexp.framework.inspection import write
+
+    start = time.perf_counter()
+    ids = b.val_ids[: s.inspect.length]
+    about = (
+        f"The first {len(ids):,} characters of {b.corpus.name}'s validation split, read "
+        f"from a zero state by the model of step {b.trainer.step}"
+    )
+    files = write(output_dir / PAGE, b.model, b.vocab, ids, title, about, s.inspect.units,
+                  gates=output_dir / GATES)  # fmt: skip
+    took = time.perf_counter() - start
+    for file in files:
+        tracked.log_artifact(file)
+    tracked.log_metrics({"perf/inspect_s": took}, b.trainer.step)
+    log.info("inspected %d characters in %.2f s: %s", len(ids), took, files[0])
