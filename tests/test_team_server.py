@@ -37,12 +37,12 @@ def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres
             5, 10, 15, 20, 25, 30,
         ]  # fmt: skip
         assert sorted(artifacts(uri, child.info.run_id)) == [
-            "config.yaml", "loss_curve.png", "model/model.json", "model/model.npz",
+            "config.yaml", "inspect.html", "loss_curve.png", "model/model.json", "model/model.npz",
             "model_best/model.json", "model_best/model.npz",
             "samples/step_0000015.txt", "samples/step_0000030.txt",
         ]  # fmt: skip
         for name in ("model/model.npz", "model/model.json", "model_best/model.npz",
-                     "loss_curve.png"):  # byte for byte  # fmt: skip
+                     "loss_curve.png", "inspect.html"):  # byte for byte  # fmt: skip
             served = client.download_artifacts(child.info.run_id, name, str(tmp_path / "dl"))
             assert Path(served).read_bytes() == (out / name).read_bytes(), name
         sample = client.download_artifacts(child.info.run_id, "samples/step_0000030.txt")
