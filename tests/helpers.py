@@ -97,8 +97,10 @@ def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
 
 def artifacts(uri: str, run_id: str, path: str = "") -> list[str]:
     """Artifact paths under `path`, recursively."""
+    import mlflow
     from mlflow import MlflowClient
 
+    mlflow.set_tracking_uri(uri)  # MLflow lists a run's logged models through its global URI
     client = MlflowClient(uri)
     out = []
     for f in client.list_artifacts(run_id, path or None):

@@ -47,6 +47,10 @@ NOT_RUN = {  # README command (start) -> why it is not run here, and what covers
         "a benchmark of minutes: tests/test_benchmarks.py runs each on tiny settings"
     ),
     "RNNEXP_UI_SCREENSHOT=": "the UI test itself: tests/test_ui.py (slow)",
+    "MLFLOW_TRACKING_URI=sqlite:///outputs/mlflow.db mlflow models serve": (
+        "a server that runs until stopped: tests/test_mlflow_model.py serves a model (slow)"
+    ),
+    "curl ": "asks the server above: tests/test_mlflow_model.py posts the same request (slow)",
     "RNNEXP_INSPECT_SCREENSHOT=": "the page's browser test itself: tests/test_inspect_page.py",
     ".venv/bin/python benchmarks/inspection.py": "tests/test_benchmarks.py runs it, tiny",
 }

@@ -104,6 +104,16 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
 
     title = Image.open(out / "loss_curve.png").text["Title"]
     assert title == "rnn: 1 tanh layer H100 on elman, adagrad lr 0.03"
+    # the corpus is the run's dataset input: named, digested, with its source
+    (dataset,) = run.inputs.dataset_inputs
+    d = dataset.dataset
+    assert (d.name, d.digest, d.source_type) == ("elman", t["rnnexp.corpus_sha256"][:16], "code")
+    assert "elman(length=10000" in d.source and dataset.tags[0].value == "training"
+    # the MLflow UI opens the experiment in its runs table, not the GenAI overview
+    from mlflow import MlflowClient
+
+    kind = MlflowClient(uri).get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"
     # artifacts beside the store, not in ./mlruns of the cwd
     assert not (tmp / "mlruns").exists() and (tmp / "outputs" / "mlartifacts").is_dir()
 
@@ -318,10 +328,21 @@ def test_an_unreachable_tracking_server_fails_before_anything_runs(tmp_path):
 def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
     r = rnnexp(
         "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
-        cwd=tmp_path, timeout=300,
+        "tracking.register=seeds", cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    check_sweep(default_store(tmp_path), 4, {"seed"})
+    uri = default_store(tmp_path)
+    check_sweep(uri, 4, {"seed"})
+    # the sweep registered its best child's model, and only that: models:/seeds@best
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, registry_uri=uri)
+    (version,) = client.search_model_versions("name='seeds'")
+    best = client.get_model_version_by_alias("seeds", "best")
+    (child,) = [c for c in runs(uri) if c.data.tags.get("rnnexp.best") == "true"]
+    assert str(best.version) == str(version.version) == "1" and best.run_id == child.info.run_id
+    assert child.data.tags["rnnexp.registered"] == "seeds/1"
+    assert not (tmp_path / "mlflow.db").exists()  # MLflow's default store: never made here
     # 4 jobs at once share the cores: each limited to cores / 4 BLAS threads (at least 1)
     logs = list((tmp_path / "outputs" / "multiruns").glob("*/*/rnnexp.log"))
     assert len(logs) == 4
@@ -369,12 +390,37 @@ def test_a_run_against_a_real_mlflow_server(tmp_path, mlflow_server):
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to the default store
 
 
+def test_a_run_without_tracking_keeps_its_folder_and_opens_no_store(tmp_path):
+    """tracking.enabled=false: no MLflow at all (even an unreachable server is never asked),
+    the run's folder still has its model, curve and page; a sweep needs its parent run."""
+    r = rnnexp(*TINY, "tracking.enabled=false", "tracking.uri=http://127.0.0.1:9",
+               "hydra.run.dir=outputs/alone", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "outputs" / "alone"
+    for f in ("model/model.npz", "loss_curve.png", "inspect.html", "checkpoint.npz"):
+        assert (out / f).is_file(), f
+    assert not list(tmp_path.rglob("mlflow.db")) and not (tmp_path / "mlruns").exists()
+    assert sample_cmd("outputs/alone", "--length", "5", cwd=tmp_path).returncode == 0
+    for args, message in [
+        (["-m", "seed=1,2"], "a sweep is tracked (its parent run gathers the jobs"),
+        (["tracking.register=x"], "tracking.register needs tracking.enabled=true"),
+    ]:
+        bad = rnnexp("tracking.enabled=false", *args, cwd=tmp_path)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
 def test_mlflow_tracking_uri_from_the_environment(tmp_path):
+    from mlflow import MlflowClient
+
     uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    # an experiment made before rnnexp set its kind gets it (the UI then opens its runs table)
+    MlflowClient(uri).create_experiment("rnnexp", (tmp_path / "artifacts").as_uri())
     r = rnnexp(*TINY, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
     assert r.returncode == 0, r.stderr
     assert len(runs(uri)) == 1
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
+    experiment = MlflowClient(uri).get_experiment_by_name("rnnexp")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_an_optuna_search_tags_its_best_trial(tmp_path):

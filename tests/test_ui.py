@@ -70,8 +70,9 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
                 click('button[data-component-id$="runnamecellrenderer.tsx_46"]')  # the [+]
             wait_for(*names)
 
-        # the runs table: the parent, and its six children once expanded
-        browser.get(f"{uri}/#/experiments/{exp}/runs")
+        # the experiment opens in the runs table (its mlflow.experimentKind), not the GenAI
+        # overview: the parent, and its six children once expanded
+        browser.get(f"{uri}/#/experiments/{exp}")
         wait_for(parent.info.run_name[:40])
         close_assistant()
         assert not any(n in text() for n in names)  # nested under the parent, folded

@@ -27,9 +27,10 @@ def describe(m: ModelConfig) -> str:
     return f"{m.name}: {depth} H{m.hidden_size}{context}"
 
 
-def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: LoopState) -> None:
+def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: LoopState,
+                     register: str | None = None) -> None:  # fmt: skip
     """The final model, the loss curve and the inspection, in the output folder and as run
-    artifacts."""
+    artifacts; the model registered under `register` if given."""
     from rnnexp.framework.plots import loss_curve
 
     save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
@@ -38,6 +39,13 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
         if (output_dir / name / "model.npz").exists():
             for file in ("model.npz", "model.json"):
                 tracked.log_artifact(output_dir / name / file, name)
+    # and the final one as an MLflow model: load it, register it, serve it with MLflow's tools
+    model_id = tracked.log_model(output_dir / MODEL_DIR, b.trainer.step)
+    if register and model_id:
+        from rnnexp.framework.tracking.models import register_model
+
+        version = register_model(tracked.uri, register, model_id, tracked.run_id)
+        log.info("registered as models:/%s/%s", register, version)
     o = s.optimizer
     title = f"{describe(s.model)} on {b.corpus.name}, {o.name} lr {o.lr:g}"
     png = loss_curve(

@@ -211,7 +211,7 @@ def task(cfg: DictConfig) -> float:
         saved = OmegaConf.load(output_dir / ".hydra" / "config.yaml")
         original = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), saved))
         launch = experiment.Launch(output_dir, launch_dir, f"resume {output_dir}", uri=uri,
-                                   resume=True, threads=threads,
+                                   resume=True, threads=threads, track=original.tracking.enabled,
                                    further=further(settings, overrides))  # fmt: skip
         return _run(original, launch)
     launch = experiment.Launch(
@@ -224,6 +224,7 @@ def task(cfg: DictConfig) -> float:
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),
         sweep_dir=launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
         threads=threads,
+        track=settings.tracking.enabled,
     )
     return _run(settings, launch)
 

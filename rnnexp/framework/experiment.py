@@ -37,6 +37,7 @@ from rnnexp.framework.tracking import (
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
 CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
+DIGEST = 16  # hex digits of the text's sha256 that name its dataset (all 64: rnnexp.corpus_sha256)
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Launch:
     config_yaml: str = ""  # the resolved config, logged as an artifact
     params: dict[str, object] = field(default_factory=dict)  # the config as dotted keys
     sweep_dir: Path | None = None  # set for the jobs of a multirun
-    track: bool = True  # False: NullRun, nothing recorded
+    track: bool = True  # tracking.enabled of the run: False: NullRun, nothing recorded
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
     resume: bool = False  # continue the run in output_dir from its checkpoint
     further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
@@ -134,6 +135,9 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
                 tracked.log_metrics({"corpus/entropy_floor": b.corpus.entropy_floor}, step=0)
             # what character frequencies alone score on the validation split: the baseline
             tracked.log_metrics({"corpus/unigram": b.unigram}, step=0)
+            # what it trained on, in the UI's dataset column: the text's own digest
+            c = b.corpus
+            tracked.log_dataset(c.name, c.source, c.sha256[:DIGEST], context="training")
         from threadpoolctl import threadpool_info
 
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
@@ -161,7 +165,9 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt, save_best)
         # else: killed after its last checkpoint, before its model was saved: finish that
         tracked.set_tags({"rnnexp.stopped_by": state.stopped_by or "steps"})
-        finish_artifacts(s, b, tracked, launch.output_dir, state)
+        # a sweep registers its best child's model when it ends, not every job's
+        register = s.tracking.register if launch.sweep_dir is None else None
+        finish_artifacts(s, b, tracked, launch.output_dir, state, register)
         status = "FINISHED"
         return state.val_loss
     except Interrupted as e:
@@ -225,11 +231,11 @@ def sweep_ids(uri: str, experiment: str, sweep_dir: Path) -> dict:
         return json.loads(path.read_text())
     experiment_id = open_experiment(uri, experiment)
     parent = find_sweep_parent(uri, experiment_id, str(sweep_dir))
-    swept = parent.data.tags.get("rnnexp.swept", "")
+    swept = parent.tags.get("rnnexp.swept", "")
     return {
         "uri": uri,
         "experiment_id": experiment_id,
-        "parent_run_id": parent.info.run_id,
+        "parent_run_id": parent.run_id,
         "swept": swept.split(",") if swept else [],
     }
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.run_source import model_dir
+from rnnexp.framework.run_source import RunSource
 from rnnexp.sample import sample
 
 
@@ -24,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
         prog="rnnexp-sample", description="Generate text from a finished rnnexp run."
     )
     p.add_argument(
-        "source", help="the run's output folder (or its model/ folder), or its MLflow run id"
+        "source",
+        help="the run's output folder (or its model/ folder), its MLflow run id, or an MLflow "
+        "model URI: models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>",
     )
     p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
     p.add_argument(
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             prime = read_text(args.prime_file)
         with tempfile.TemporaryDirectory() as scratch:
             model, vocab, start = load_model(
-                model_dir(args.source, args.tracking_uri, Path(scratch), args.best)
+                RunSource(args.source, args.tracking_uri, Path(scratch)).model_dir(args.best)
             )
         rng = np.random.default_rng(args.seed)
         text = sample(model, vocab, rng, args.length, prime or start, args.temperature)

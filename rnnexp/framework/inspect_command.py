@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import ConfigError, RnnexpError
-from rnnexp.framework.run_source import model_dir, run_config
+from rnnexp.framework.run_source import RunSource
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
         "of the text coloured by surprisal and by the units that track features of it.",
     )
     p.add_argument(
-        "source", help="the run's output folder (or its model/ folder), or its MLflow run id"
+        "source",
+        help="the run's output folder (or its model/ folder), its MLflow run id, or an MLflow "
+        "model URI: models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>",
     )
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", type=Path, help="inspect this file's text (its first --length)")
@@ -90,7 +92,7 @@ def validation_ids(config_yaml: Path, vocab, length: int) -> tuple[np.ndarray, s
     return ids, f"The first {len(ids):,} characters of {corpus.name}'s validation split"
 
 
-def text_ids(args, model, vocab, start: str, scratch: Path) -> tuple[np.ndarray, str]:
+def text_ids(args, run: RunSource, model, vocab, start: str) -> tuple[np.ndarray, str]:
     """The character ids to inspect, as asked (a file, the model's own writing, or the run's
     validation split), and the words saying what they are. A character the model never saw
     is a one-line error (Vocab.encode)."""
@@ -108,7 +110,7 @@ def text_ids(args, model, vocab, start: str, scratch: Path) -> tuple[np.ndarray,
             f"{args.prime!r} and the {args.length:,} characters the model wrote after it "
             f"(seed {args.seed}, temperature {args.temperature:g})"
         )
-    config = run_config(args.source, args.tracking_uri, scratch)
+    config = run.config()
     if config is None:
         raise RnnexpError(
             f"{args.source} is a model, not a run's folder: say what to read with --text FILE "
@@ -130,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--rank must be >= 1, got {args.rank}")
         chosen = units_list(args.units)
         with tempfile.TemporaryDirectory() as scratch:
-            source = model_dir(args.source, args.tracking_uri, Path(scratch), args.best)
-            model, vocab, start = load_model(source)
-            ids, about = text_ids(args, model, vocab, start, Path(scratch))
+            run = RunSource(args.source, args.tracking_uri, Path(scratch))
+            model, vocab, start = load_model(run.model_dir(args.best))
+            ids, about = text_ids(args, run, model, vocab, start)
         if len(ids) < 2:
             raise RnnexpError("the text to inspect needs 2 characters or more")
         title = f"Inside {describe(model.config)}"

@@ -91,11 +91,16 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
                 OmegaConf.resolve(config)
             return Plan(print_config=True, settings=first, config=config)
         return Plan(help=args.help, settings=first, config=config, help_template=hydra["help"])
+    if multirun and not first.tracking.enabled:
+        raise RnnexpError(
+            "a sweep is tracked (its parent run gathers the jobs, compares them and picks the "
+            "best): drop tracking.enabled=false, or -m"
+        )
     if multirun:
         error = _check_launcher(hydra["launcher"], hydra["ray_address"], first)
         if error:
             raise RnnexpError(error)
-    error = _check_store(first)
+    error = _check_store(first) if first.tracking.enabled else None
     if error:
         raise RnnexpError(error)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"

@@ -1,6 +1,7 @@
-"""A finished run named on the command line, by its output folder or its MLflow run id, and
+"""A finished run named on the command line, by its output folder, its MLflow run id, or an
+MLflow model URI (models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>), and
 the files the commands that read runs (rnnexp-sample, rnnexp-inspect) take from it: its model
-and the config it ran with. A run id's files are downloaded from its tracking store.
+and the config it ran with. Files of a run id or model URI are downloaded from the store.
 """
 
 from __future__ import annotations
@@ -11,45 +12,69 @@ from pathlib import Path
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR
 from rnnexp.errors import RnnexpError
 from rnnexp.framework.tracking import RUN_ID, download_artifacts
+from rnnexp.framework.tracking.models import download_model
 
 HINT = "run this from the folder the run was launched from, or pass --tracking-uri"
 
 
-def _store(tracking_uri: str | None) -> str:
-    """The store a run id is looked up in; its password, if any, moved to the environment
-    (read from there by MLflow, never printed)."""
-    from rnnexp.framework.store import move_credentials, resolve_uri
+class RunSource:
+    """What the command line named (`source`), read through the store at `tracking_uri`
+    (default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db here), resolved once and
+    only if needed; downloads go into `scratch`."""
 
-    uri, credentials = move_credentials(resolve_uri(tracking_uri, Path.cwd()))
-    os.environ.update(credentials)
-    return uri
+    def __init__(self, source: str, tracking_uri: str | None, scratch: Path):
+        self.source, self.scratch, self._tracking_uri = source, scratch, tracking_uri
+        self._uri: str | None = None
+        self._model: tuple[Path, str] | None = None  # a models:/ URI's folder and run
 
+    @property
+    def uri(self) -> str:
+        """The store; a password in it moved to the environment (read from there by MLflow,
+        never printed)."""
+        if self._uri is None:
+            from rnnexp.framework.store import move_credentials, resolve_uri
 
-def _run_id(source: str) -> str:
-    if not RUN_ID.fullmatch(source):
-        raise RnnexpError(f"{source} is neither a folder nor an MLflow run id")
-    return source
+            self._uri, credentials = move_credentials(resolve_uri(self._tracking_uri, Path.cwd()))
+            os.environ.update(credentials)
+        return self._uri
 
+    def _mlflow_model(self) -> tuple[Path, str]:
+        if self._model is None:
+            where = self.scratch / "mlflow-model"
+            self._model = download_model(self.uri, self.source, where, HINT)
+        return self._model
 
-def model_dir(source: str, tracking_uri: str | None, scratch: Path, best: bool = False) -> Path:
-    """The folder holding model.npz and model.json, downloaded first for a run id; with
-    `best`, the run's model of its lowest validation loss."""
-    name = BEST_MODEL_DIR if best else MODEL_DIR
-    path = Path(source)
-    if path.is_dir():
-        if (path / name / "model.json").exists():
-            return path / name
-        if best and (path / MODEL_DIR / "model.json").exists():
-            raise RnnexpError(f"{path} has no {BEST_MODEL_DIR}/: it was never evaluated")
-        return path
-    return download_artifacts(_store(tracking_uri), _run_id(source), name, scratch, HINT)
+    def _run_id(self) -> str:
+        if self.source.startswith("models:/"):
+            return self._mlflow_model()[1]  # the run that logged the model
+        if not RUN_ID.fullmatch(self.source):
+            raise RnnexpError(
+                f"{self.source} is neither a folder, an MLflow run id nor a models:/ URI"
+            )
+        return self.source
 
+    def model_dir(self, best: bool = False) -> Path:
+        """The folder holding model.npz and model.json, downloaded first from the store;
+        with `best`, the run's model of its lowest validation loss."""
+        name = BEST_MODEL_DIR if best else MODEL_DIR
+        if self.source.startswith("models:/"):
+            if best:
+                raise RnnexpError(f"--best picks a run's best model; {self.source} is one model")
+            return self._mlflow_model()[0]
+        path = Path(self.source)
+        if path.is_dir():
+            if (path / name / "model.json").exists():
+                return path / name
+            if best and (path / MODEL_DIR / "model.json").exists():
+                raise RnnexpError(f"{path} has no {BEST_MODEL_DIR}/: it was never evaluated")
+            return path
+        return download_artifacts(self.uri, self._run_id(), name, self.scratch, HINT)
 
-def run_config(source: str, tracking_uri: str | None, scratch: Path) -> Path | None:
-    """The resolved config.yaml the run ran with, downloaded first for a run id; None for a
-    folder that holds a model but is no run's folder."""
-    path = Path(source)
-    if path.is_dir():
-        saved = path / ".hydra" / "config.yaml"
-        return saved if saved.is_file() else None
-    return download_artifacts(_store(tracking_uri), _run_id(source), "config.yaml", scratch, HINT)
+    def config(self) -> Path | None:
+        """The resolved config.yaml the run ran with, downloaded first from the store; None
+        for a folder that holds a model but is no run's folder."""
+        path = Path(self.source)
+        if path.is_dir():
+            saved = path / ".hydra" / "config.yaml"
+            return saved if saved.is_file() else None
+        return download_artifacts(self.uri, self._run_id(), "config.yaml", self.scratch, HINT)

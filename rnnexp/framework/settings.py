@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rnnexp.config import ModelConfig
-from rnnexp.errors import check_whole
+from rnnexp.errors import ConfigError, check_whole
 
 
 @dataclass
@@ -95,8 +95,22 @@ class InspectSettings:
 
 @dataclass
 class TrackingSettings:
+    enabled: bool  # False: no MLflow run (NullRun), no store opened
     uri: str | None
     experiment: str
+    register: str | None  # a registered model's name: the run's model (a sweep's best) joins it
+
+    def __post_init__(self) -> None:
+        name = self.register
+        if name is not None and (not name.strip() or name.strip(".") == "" or "/" in name
+                                 or ":" in name):  # fmt: skip
+            raise ConfigError(
+                f"tracking.register must be a model name without '/' or ':', got {name!r}"
+            )
+        if name is not None and not self.enabled:
+            raise ConfigError(
+                "tracking.register needs tracking.enabled=true: it registers in MLflow"
+            )
 
 
 @dataclass

@@ -82,19 +82,23 @@ class SweepTracking(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.framework.tracking import MlflowRun
+        from rnnexp.framework.tracking.models import register_model
 
         launch_dir = Path(config.hydra.runtime.cwd)
         path = launch_dir / str(config.hydra.sweep.dir) / SWEEP_FILE
         ids = json.loads(path.read_text())
         parent = MlflowRun(ids["uri"], ids["parent_run_id"])
-        children = parent.client.search_runs(
-            [ids["experiment_id"]], f"tags.mlflow.parentRunId = '{parent.run_id}'"
-        )
-        failed = [c.info.run_name for c in children if c.info.status != "FINISHED"]
+        children = parent.children(ids["experiment_id"])
+        failed = [c.name for c in children if c.status != "FINISHED"]
         self._compare(parent, children, path.parent)
         best = self._tag_best(parent, children)
         if best is not None:  # a look inside the best network, on the sweep's own page
-            parent.copy_artifact(best.info.run_id, PAGE)
+            parent.copy_artifact(best.run_id, PAGE)
+            model_id = best.tags.get("rnnexp.model_id")
+            if config.tracking.register and model_id:  # models:/NAME@best
+                version = register_model(parent.uri, config.tracking.register, model_id,
+                                         best.run_id, alias="best")  # fmt: skip
+                parent.set_tags({"rnnexp.registered": f"{config.tracking.register}/{version}"})
         SweepTracking.active = None
         if failed and is_search(config) and best is not None:
             # a search explores: a trial that blew up is a result (Optuna scored it +inf),
@@ -111,17 +115,13 @@ class SweepTracking(Callback):
     def _tag_best(parent, children):
         """The finished child with the lowest final val/loss: tagged, named on the parent, and
         returned (None if no child finished with one)."""
-        scored = [
-            (c.data.metrics.get("val/loss"), c) for c in children if c.info.status == "FINISHED"
-        ]
+        scored = [(c.val_loss, c) for c in children if c.status == "FINISHED"]
         scored = [(v, c) for v, c in scored if v is not None and v == v]  # no NaN
         if not scored:
             return None
         val, best = min(scored, key=lambda x: x[0])
-        parent.client.set_tag(best.info.run_id, "rnnexp.best", "true")
-        parent.set_tags(
-            {"rnnexp.best_run": best.info.run_name, "rnnexp.best_val_loss": f"{val:.6g}"}
-        )
+        parent.tag_run(best.run_id, {"rnnexp.best": "true"})
+        parent.set_tags({"rnnexp.best_run": best.name, "rnnexp.best_val_loss": f"{val:.6g}"})
         return best
 
     @staticmethod
@@ -131,16 +131,14 @@ class SweepTracking(Callback):
         from rnnexp.framework.plots import compare_curves
 
         # label each curve by what varies across the sweep, not the overrides all jobs share
-        names = {c.info.run_id: c.info.run_name.split(",") for c in children}
+        names = {c.run_id: c.name.split(",") for c in children}
         shared = set.intersection(*(set(n) for n in names.values())) if names else set()
         series, failed = {}, {}
         for c in children:
-            history = parent.client.get_metric_history(c.info.run_id, "val/loss")
-            points = sorted((m.step, m.value) for m in history)
-            label = ",".join(short(o) for o in names[c.info.run_id] if o not in shared) or "run"
-            series[label] = points
-            if c.info.status != "FINISHED":
-                failed[label] = c.data.tags.get("rnnexp.error") or c.info.status
+            label = ",".join(short(o) for o in names[c.run_id] if o not in shared) or "run"
+            series[label] = parent.history(c.run_id, "val/loss")
+            if c.status != "FINISHED":
+                failed[label] = c.tags.get("rnnexp.error") or c.status
         if children:
             common = ",".join(short(o) for o in next(iter(names.values())) if o in shared)
             title = f"validation loss of {len(series)} runs" + (f" ({common})" if common else "")

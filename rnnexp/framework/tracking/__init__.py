@@ -1,5 +1,7 @@
-"""Everything rnnexp says to MLflow goes through here; `NullRun` has the same methods and
-does nothing, so the library runs without a tracking store.
+"""Everything rnnexp says to MLflow goes through this package: experiments and runs here
+(`NullRun` has the same methods and does nothing: tracking.enabled=false), a run's model the
+MLflow way in tracking/models.py (and tracking/pyfunc_model.py, the code MLflow runs to load
+it), clients and one-line store errors in tracking/client.py.
 
 Metrics are buffered and written with `log_batch` (one `log_metric` per point costs ~9 ms on
 sqlite). A local sqlite store is opened under a file lock: MLflow creates its tables without
@@ -8,33 +10,33 @@ one, so processes opening a fresh store together can corrupt it.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import logging
+import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnexp.atomic import temporary_name
 from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework.store import redact, sqlite_path, store_lock
-
-# MLflow logs each store error with its traceback before raising it; rnnexp reports it as
-# one line (store_errors)
-logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-logging.getLogger("alembic").setLevel(logging.WARNING)  # INFO lines, one per migration
+from rnnexp.framework.tracking.client import (
+    client_for,
+    existing_store,
+    global_uris,
+    in_store,
+    quiet_downloads,
+    store_errors,
+)
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
+# MLflow 3's UI opens an experiment by this tag: in the runs table for model training, in the
+# GenAI overview for genai_development, or by its guess when the tag is absent
+EXPERIMENT_KIND = "mlflow.experimentKind"
+KIND_VALUE = "custom_model_development"
+KIND = {EXPERIMENT_KIND: KIND_VALUE}
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
-
-
-def _client(uri: str):
-    from mlflow import MlflowClient  # deferred: importing mlflow takes a second or two
-
-    return MlflowClient(tracking_uri=uri)
 
 
 def open_experiment(uri: str, name: str) -> str:
@@ -43,13 +45,16 @@ def open_experiment(uri: str, name: str) -> str:
 
     with store_lock(uri):
         _create_whole(uri)
-        client = _client(uri)
+        client = client_for(uri)
         try:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 return client.create_experiment(
-                    name, artifact_location=_artifact_location(uri, name)
+                    name, artifact_location=_artifact_location(uri, name), tags=KIND
                 )
+            live = experiment.lifecycle_stage != "deleted"
+            if live and EXPERIMENT_KIND not in experiment.tags:  # made before rnnexp set it
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, KIND_VALUE)
         except MlflowException as e:
             if e.error_code == "RESOURCE_ALREADY_EXISTS":  # made meanwhile by another process
                 return client.get_experiment_by_name(name).experiment_id
@@ -70,7 +75,7 @@ def _create_whole(uri: str) -> None:
         return
     tmp = temporary_name(path)
     try:
-        _client(f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates every table
+        client_for(f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates every table
         os.replace(tmp, path)
     except Exception as e:
         raise RnnexpError(f"cannot create the tracking store {path}: {first_line(e)}") from None
@@ -78,10 +83,10 @@ def _create_whole(uri: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str):
-    """The running parent run (an mlflow Run) of the sweep whose folder is `sweep_dir`."""
+def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> Child:
+    """The running parent run of the sweep whose folder is `sweep_dir`."""
     quote = '"' if "'" in sweep_dir else "'"
-    runs = _client(uri).search_runs(
+    runs = client_for(uri).search_runs(
         [experiment_id],
         f"tags.`rnnexp.sweep_dir` = {quote}{sweep_dir}{quote} and attributes.status = 'RUNNING'",
         max_results=1,
@@ -89,23 +94,15 @@ def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str):
     )
     if not runs:
         raise RnnexpError(f"no running sweep with folder {sweep_dir} in {uri}")
-    return runs[0]
-
-
-def _existing_store(uri: str, what: str, hint: str):
-    """A client for a store that must already exist: a look-up never creates one (MLflow
-    makes a fresh sqlite file on first contact)."""
-    path = sqlite_path(uri)
-    if path is not None and not path.is_file():
-        raise RnnexpError(f"{what}: there is no MLflow store at {path}; {hint}")
-    return _client(uri)
+    r = runs[0]
+    return Child(r.info.run_id, r.info.run_name, r.info.status, None, r.data.tags)
 
 
 def get_run_tags(uri: str, run_id: str, hint: str) -> dict[str, str]:
     """The tags of run `run_id` in the store at `uri` (which must exist)."""
     from mlflow.exceptions import MlflowException
 
-    client = _existing_store(uri, f"run {run_id}", hint)
+    client = existing_store(uri, f"run {run_id}", hint)
     try:
         return client.get_run(run_id).data.tags
     except MlflowException as e:
@@ -116,17 +113,13 @@ def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -
     """Artifact `path` of run `run_id` (a file or folder), downloaded into `dst`."""
     from mlflow.exceptions import MlflowException
 
-    client = _existing_store(uri, f"run {run_id}", hint)
-    _quiet_downloads()
+    client = existing_store(uri, f"run {run_id}", hint)
+    quiet_downloads()
     try:
-        return Path(client.download_artifacts(run_id, path, str(dst)))
+        with global_uris(uri):  # else MLflow opens its default store (./mlflow.db) as well
+            return Path(client.download_artifacts(run_id, path, str(dst)))
     except MlflowException as e:
         raise RnnexpError(f"run {run_id} in {redact(uri)}: {e.message}; {hint}") from None
-
-
-def _quiet_downloads() -> None:
-    """No progress bar on downloads: rnnexp-sample's stdout is the text, a sweep's is its log."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:
@@ -139,28 +132,15 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     return (path.parent / "mlartifacts" / slug).resolve().as_uri()
 
 
-@contextlib.contextmanager
-def store_errors(uri: str) -> Iterator[None]:
-    """A store that fails mid-run (disk full, server gone) is one line, not MLflow's
-    tracebacks: MlflowException, and OSError from copying artifacts, become RnnexpError."""
-    from mlflow.exceptions import MlflowException
+@dataclass
+class Child:
+    """A run under a parent, as a sweep's end reads it."""
 
-    try:
-        yield
-    except (MlflowException, OSError) as e:
-        root: BaseException = e  # the database's or the file system's own words
-        while getattr(root, "orig", None) or root.__cause__:
-            root = getattr(root, "orig", None) or root.__cause__
-        raise RnnexpError(f"the tracking store {redact(uri)} failed: {first_line(root)}") from None
-
-
-def _in_store(method: Callable) -> Callable:
-    @functools.wraps(method)
-    def wrapped(self, *args, **kwargs):
-        with store_errors(self.uri):
-            return method(self, *args, **kwargs)
-
-    return wrapped
+    run_id: str
+    name: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    val_loss: float | None  # its last val/loss
+    tags: dict[str, str]
 
 
 class MlflowRun:
@@ -169,7 +149,7 @@ class MlflowRun:
     def __init__(self, uri: str, run_id: str):
         self.uri = uri
         self.run_id = run_id
-        self.client = _client(uri)
+        self.client = client_for(uri)
         self._metrics: list = []
         self._logged: dict[str, int] = {}  # metric -> last step the store already has
 
@@ -186,7 +166,7 @@ class MlflowRun:
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shows the run nested in the UI
         with store_lock(uri), store_errors(uri):
-            run = _client(uri).create_run(experiment_id, tags=tags, run_name=run_name)
+            run = client_for(uri).create_run(experiment_id, tags=tags, run_name=run_name)
         return cls(uri, run.info.run_id)
 
     def status(self) -> str:
@@ -200,7 +180,7 @@ class MlflowRun:
                 f"cannot continue MLflow run {self.run_id} in {redact(self.uri)}: {e.message}"
             ) from None
 
-    @_in_store
+    @in_store
     def reopen(self) -> None:
         """Set the run RUNNING again to continue it (resume). Metric points it already holds
         are not logged twice: steps trained again after a crash skip up to the last step
@@ -211,7 +191,7 @@ class MlflowRun:
             self._logged[key] = max((m.step for m in history), default=-1)
         self.client.update_run(self.run_id, status="RUNNING")
 
-    @_in_store
+    @in_store
     def log_params(self, params: dict[str, object]) -> None:
         from mlflow.entities import Param
 
@@ -219,7 +199,7 @@ class MlflowRun:
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 
-    @_in_store
+    @in_store
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
@@ -236,36 +216,83 @@ class MlflowRun:
         if len(self._metrics) >= MAX_METRICS_PER_BATCH:
             self.flush()
 
-    @_in_store
+    @in_store
     def flush(self) -> None:
         while self._metrics:
             batch = self._metrics[:MAX_METRICS_PER_BATCH]
             self.client.log_batch(self.run_id, metrics=batch)
             del self._metrics[: len(batch)]
 
-    @_in_store
+    @in_store
+    def log_dataset(self, name: str, source: str, digest: str, context: str) -> None:
+        """The corpus as the run's dataset input (the UI's dataset column): `source` a URL, a
+        file's path, or `generated: ...` (the generator and its options)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        if source.startswith(("http://", "https://")):
+            kind, where = "http", {"url": source}
+        elif source.startswith("generated:"):
+            kind, where = "code", {"tags": {"rnnexp.generator": source.split(":", 1)[1].strip()}}
+        else:
+            kind, where = "local", {"uri": Path(source).as_uri()}
+        dataset = Dataset(name, digest, kind, json.dumps(where))
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+
+    @in_store
+    def log_model(self, model_dir: Path, step: int) -> str:
+        """The model in `model_dir` (model.npz + model.json) as the run's MLflow model
+        (tracking/models.py); returns its model id, also the tag rnnexp.model_id."""
+        from rnnexp.framework.tracking.models import log_model
+
+        model_id = log_model(self.client, self.run_id, model_dir, step)
+        self.set_tags({"rnnexp.model_id": model_id})
+        return model_id
+
+    @in_store
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
-    @_in_store
+    @in_store
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
 
-    @_in_store
+    @in_store
+    def children(self, experiment_id: str) -> list[Child]:
+        """The runs nested under this one (a sweep's jobs), as plain values."""
+        found = self.client.search_runs(
+            [experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=50_000
+        )
+        return [Child(r.info.run_id, r.info.run_name, r.info.status,
+                      r.data.metrics.get("val/loss"), r.data.tags) for r in found]  # fmt: skip
+
+    @in_store
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """Metric `key` of run `run_id`, (step, value) by step."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+
+    @in_store
+    def tag_run(self, run_id: str, tags: dict[str, str]) -> None:
+        """Tags on another run of the store (a sweep tags its best child)."""
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, v)
+
+    @in_store
     def copy_artifact(self, run_id: str, path: str) -> bool:
         """Artifact `path` of run `run_id` logged to this run too (a sweep's parent shows its
         best child's page); False if that run has none."""
         import tempfile
 
-        if not any(f.path == path for f in self.client.list_artifacts(run_id)):
-            return False
-        _quiet_downloads()
-        with tempfile.TemporaryDirectory() as scratch:
+        quiet_downloads()
+        # MLflow lists a run's logged models through its global URIs
+        with tempfile.TemporaryDirectory() as scratch, global_uris(self.uri):
+            if not any(f.path == path for f in self.client.list_artifacts(run_id)):
+                return False
             local = self.client.download_artifacts(run_id, path, scratch)
             self.client.log_artifact(self.run_id, local)
         return True
 
-    @_in_store
+    @in_store
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Flush, record the error (if any) as a tag, and close with FINISHED/FAILED/KILLED."""
         self.flush()
@@ -285,6 +312,8 @@ class NullRun:
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
     def flush(self) -> None: ...
+    def log_dataset(self, name: str, source: str, digest: str, context: str) -> None: ...
+    def log_model(self, model_dir: Path, step: int) -> str: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None: ...
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None: ...

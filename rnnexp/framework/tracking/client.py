@@ -1,0 +1,86 @@
+"""Opening a tracking store: MLflow clients on one store (tracking and registry alike), a
+store that must already exist, its failures as one line, and MLflow's global URIs pinned
+where MLflow's own internals read them instead of the client's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+
+from rnnexp.errors import RnnexpError, first_line
+from rnnexp.framework.store import redact, sqlite_path
+
+# MLflow logs each store error with its traceback before raising it; rnnexp reports it as
+# one line (store_errors)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # INFO lines, one per migration
+
+
+def client_for(uri: str):
+    from mlflow import MlflowClient  # deferred: importing mlflow takes a second or two
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)  # the registry: the same store
+
+
+def existing_store(uri: str, what: str, hint: str):
+    """A client for a store that must already exist: a look-up never creates one (MLflow
+    makes a fresh sqlite file on first contact)."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise RnnexpError(f"{what}: there is no MLflow store at {path}; {hint}")
+    return client_for(uri)
+
+
+@contextlib.contextmanager
+def global_uris(uri: str) -> Iterator[None]:
+    """MLflow's global tracking and registry URIs set to `uri` within, restored after."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # set_*_uri writes them too
+    env = {k: os.environ.get(k) for k in names}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def quiet_downloads() -> None:
+    """No progress bar on downloads: rnnexp-sample's stdout is the text, a sweep's is its log."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """A store that fails mid-run (disk full, server gone) is one line, not MLflow's
+    tracebacks: MlflowException, and OSError from copying artifacts, become RnnexpError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as e:
+        root: BaseException = e  # the database's or the file system's own words
+        while getattr(root, "orig", None) or root.__cause__:
+            root = getattr(root, "orig", None) or root.__cause__
+        raise RnnexpError(f"the tracking store {redact(uri)} failed: {first_line(root)}") from None
+
+
+def in_store(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with store_errors(self.uri):
+            return method(self, *args, **kwargs)
+
+    return wrapped

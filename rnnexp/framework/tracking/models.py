@@ -1,0 +1,146 @@
+"""A run's model the MLflow way: logged as a pyfunc "model from code" (tracking/pyfunc_model.py)
+with a signature and an input example, registered under a name (a sweep's best with the alias
+`best`), and found again by its models:/ URI.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from rnnexp.errors import RnnexpError
+from rnnexp.framework.store import redact, store_lock
+from rnnexp.framework.tracking.client import (
+    client_for,
+    existing_store,
+    global_uris,
+    quiet_downloads,
+    store_errors,
+)
+
+PARAMETERS = "model"  # the MLflow model's artifact that holds model.npz and model.json
+# the name of a run's MLflow model (runs:/<run id>/mlflow_model): not the run's own model/
+# folder of npz + json, which MLflow would list merged with a model of the same name
+MLFLOW_MODEL = "mlflow_model"
+MODEL_URI = re.compile(
+    r"models:/(?P<id>m-[0-9a-f]{32})|models:/(?P<name>[^/@]+)(/(?P<version>\d+)|@(?P<alias>.+))"
+)
+
+
+# a request to a run's MLflow model: a row per text to generate
+_EXAMPLE = {"prime": ["ROMEO:"], "length": [100], "temperature": [0.8], "seed": [0]}
+
+
+def _signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([
+        ColSpec("string", "prime", required=False),  # empty or missing: the start character
+        ColSpec("long", "length"),
+        ColSpec("double", "temperature", required=False),  # 1.0
+        ColSpec("long", "seed", required=False),  # 0
+    ])  # fmt: skip
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("string", "text")]))
+
+
+def _requirements() -> list[str]:
+    """What loading the model needs: rnnexp (installed as it runs here) and its pins."""
+    from importlib.metadata import version
+
+    return [f"rnnexp=={version('rnnexp')}", f"mlflow=={version('mlflow')}",
+            f"numpy=={version('numpy')}"]  # fmt: skip
+
+
+def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
+    """The model in `model_dir` (model.npz + model.json) as run `run_id`'s MLflow model:
+    loadable by `mlflow.pyfunc.load_model("models:/<id>")` and servable by `mlflow models
+    serve`; returns its model id."""
+    import tempfile
+
+    import mlflow.pyfunc
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import Model
+
+    from rnnexp.framework.tracking import pyfunc_model
+
+    quiet_downloads()  # save_model copies the parameters in with a progress bar
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)  # "Validating input ..."
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        run.info.experiment_id, name=MLFLOW_MODEL, source_run_id=run_id,
+        tags={"rnnexp.step": str(step)},
+    )  # fmt: skip
+    model = Model(artifact_path=logged.artifact_location, run_id=run_id,
+                  model_id=logged.model_id, model_uuid=logged.model_id)  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        mlflow.pyfunc.save_model(
+            Path(scratch) / "model",
+            python_model=pyfunc_model.__file__,  # code, not a pickle
+            artifacts={PARAMETERS: str(model_dir)},
+            signature=_signature(),
+            input_example=_EXAMPLE,
+            pip_requirements=_requirements(),  # not inferred: that runs the model twice
+            mlflow_model=model,
+        )
+        client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=step)])
+        client.log_model_artifacts(logged.model_id, str(Path(scratch) / "model"))
+    client.finalize_logged_model(logged.model_id, "READY")
+    return logged.model_id
+
+
+def register_model(
+    uri: str, name: str, model_id: str, run_id: str, alias: str | None = None
+) -> str:
+    """A new version of registered model `name` (made if new) holding logged model
+    `model_id` of run `run_id`, with `alias` pointing at it; returns the version."""
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(uri)
+    with store_lock(uri), store_errors(uri):
+        try:
+            client.create_registered_model(name)
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":  # made by another run: join it
+                raise
+        # the model's storage location, not models:/<id>: MLflow's sqlite registry resolves
+        # that through the global tracking URI, another store than this one
+        source = client.get_logged_model(model_id).artifact_location
+        version = client.create_model_version(
+            name, source, run_id=run_id, model_id=model_id
+        ).version
+        if alias:
+            client.set_registered_model_alias(name, alias, version)
+        client.set_tag(run_id, "rnnexp.registered", f"{name}/{version}")
+    return str(version)
+
+
+def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path, str]:
+    """An MLflow model of the store at `uri` (models:/<model id>, models:/<name>/<version>,
+    models:/<name>@<alias>), downloaded into `dst`: the folder of its model.npz and
+    model.json, and the id of the run that logged it."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    m = MODEL_URI.fullmatch(model_uri)
+    if m is None:
+        raise RnnexpError(
+            f"{model_uri} is not a model URI: models:/<model id>, models:/<name>/<version> or "
+            f"models:/<name>@<alias>"
+        )
+    client = existing_store(uri, model_uri, hint)
+    quiet_downloads()
+    try:
+        if m["id"]:
+            run_id = client.get_logged_model(m["id"]).source_run_id
+        elif m["version"]:
+            run_id = client.get_model_version(m["name"], m["version"]).run_id
+        else:
+            run_id = client.get_model_version_by_alias(m["name"], m["alias"]).run_id
+        # MLflow resolves models:/ through its global URIs, whatever one passes it
+        with global_uris(uri):
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
+    except MlflowException as e:
+        raise RnnexpError(f"{model_uri} in {redact(uri)}: {e.message}; {hint}") from None
+    return Path(local) / "artifacts" / PARAMETERS, run_id

@@ -1,0 +1,131 @@
+"""A run's model the MLflow way: a pyfunc with a signature and an input example, loaded in a
+fresh process by MLflow's own `mlflow.pyfunc.load_model`, registered, served by `mlflow
+models serve`; rnnexp-sample and rnnexp-inspect read models:/ URIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from helpers import TINY, env, inspect_cmd, rnnexp, runs, sample_cmd
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """One tiny elman run, registered as `elman_rnn`; (folder, uri, run)."""
+    tmp = tmp_path_factory.mktemp("model")
+    r = rnnexp(*TINY, "corpus=elman", "tracking.register=elman_rnn", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    assert "registered as models:/elman_rnn/1" in r.stdout  # the log
+    uri = f"sqlite:///{tmp / 'outputs' / 'mlflow.db'}"
+    (run,) = runs(uri)
+    return tmp, uri, run
+
+
+PREDICT = """
+import json, sys
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+rows = pd.DataFrame({"prime": ["aebuu", ""], "length": [30, 12], "temperature": [0.5, 1.0],
+                     "seed": [3, 0]})
+print(json.dumps({"texts": model.predict(rows)["text"].tolist(),
+                  "inputs": [c.name for c in model.metadata.signature.inputs.inputs]}))
+"""
+
+
+def test_a_run_logs_an_mlflow_model_that_mlflow_loads_in_a_fresh_process(registered):
+    from mlflow import MlflowClient
+
+    tmp, uri, run = registered
+    client = MlflowClient(uri)
+    (output,) = run.outputs.model_outputs  # the run's logged model, at its last step
+    assert output.step == 30 and run.data.tags["rnnexp.model_id"] == output.model_id
+    logged = client.get_logged_model(output.model_id)
+    assert str(logged.status).endswith("READY")
+    assert logged.source_run_id == run.info.run_id
+    files = {f.path for f in client.list_logged_model_artifacts(output.model_id)}
+    assert {"MLmodel", "input_example.json", "pyfunc_model.py"} <= files
+    # no pickle: the model is code plus the run's npz + json
+    mlmodel = (Path(logged.artifact_location.removeprefix("file://")) / "MLmodel").read_text()
+    assert "loader_module: mlflow.pyfunc.loaders.code_model" in mlmodel
+    assert "pkl" not in " ".join(files)
+    # loaded by MLflow alone, in a fresh process that knows the store only by its URI
+    for model_uri in (f"models:/{output.model_id}", "models:/elman_rnn/1"):
+        r = subprocess.run([sys.executable, "-c", PREDICT, model_uri], cwd=tmp,
+                           env=env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout.splitlines()[-1])
+        assert out["inputs"] == ["prime", "length", "temperature", "seed"]
+        primed, bare = out["texts"]
+        assert primed.startswith("aebuu") and len(primed) == 35 and len(bare) == 13
+        # the text rnnexp-sample writes with the same prime, length, temperature and seed
+        same = sample_cmd(run.info.run_id, "--prime", "aebuu", "--length", "30",
+                          "--temperature", "0.5", "--seed", "3", cwd=tmp)  # fmt: skip
+        assert same.stdout.rstrip("\n") == primed
+
+
+def test_the_commands_read_models_uris(registered):
+    tmp, uri, run = registered
+    a = sample_cmd("models:/elman_rnn/1", "--length", "40", "--seed", "2", cwd=tmp)
+    b = sample_cmd(run.info.run_id, "--length", "40", "--seed", "2", cwd=tmp)
+    assert a.returncode == 0 and a.stdout == b.stdout, a.stderr
+    page = inspect_cmd("models:/elman_rnn/1", "--out", "m.html", cwd=tmp)
+    assert page.returncode == 0, page.stderr  # the logging run's validation text
+    assert "elman" in (tmp / "m.html").read_text()
+    for source, message in [
+        ("models:/elman_rnn/9", "Model Version (name=elman_rnn, version=9) not found"),
+        ("models:/nope@best", "Registered Model with name=nope not found"),
+        ("models:/a/b/c", "is not a model URI"),
+    ]:
+        bad = sample_cmd(source, cwd=tmp)
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.splitlines()) == 1
+    assert not (tmp / "mlflow.db").exists()  # MLflow's default store, never made here
+
+
+@pytest.mark.slow
+def test_mlflow_serves_the_model(registered):
+    """`mlflow models serve -m models:/<id> --env-manager local` answers POST /invocations."""
+    tmp, uri, run = registered
+    port = free_port()
+    model_uri = f"models:/{run.data.tags['rnnexp.model_id']}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        # the venv's commands on PATH, as for a user who activated it (serve runs uvicorn)
+        cwd=tmp, env=env(MLFLOW_TRACKING_URI=uri, PATH=f"{Path(sys.executable).parent}:"
+                         f"{os.environ['PATH']}"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(0.5)
+        body = {"dataframe_records": [{"prime": "aebuu", "length": 25, "temperature": 0.5,
+                                       "seed": 3}]}  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.load(response)
+        (prediction,) = answer["predictions"]
+        assert prediction["text"].startswith("aebuu") and len(prediction["text"]) == 30
+        print(json.dumps(body), "->", json.dumps(answer))  # what the closing note quotes
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
