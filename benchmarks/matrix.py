@@ -36,7 +36,7 @@ def run(job: tuple[str, str, str, int, tuple[str, ...]]) -> tuple[str, str, str,
     from rnnexp.evaluate import evaluate, unigram_cross_entropy
     from rnnexp.framework.build import build
     from rnnexp.framework.settings import Settings
-    from rnnexp.train import DivergedError
+    from rnnexp.trainer import DivergedError
 
     model, optimizer, corpus, steps, extra = job
     ConfigStore.instance().store(name="rnnexp_schema", node=Settings)

@@ -24,7 +24,7 @@ from rnnexp.model import CharRNN
 from rnnexp.optim import OPTIMIZERS, clip_grads, make_optimizer
 from rnnexp.sample import sample
 from rnnexp.schedule import SCHEDULES, make_schedule
-from rnnexp.train import DivergedError, StepResult, Trainer
+from rnnexp.trainer import DivergedError, StepResult, Trainer
 
 __all__ = [
     "CELLS",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnexp.errors import ConfigError, CorpusError
-from rnnexp.generated import GENERATORS
+from rnnexp.synthetic import GENERATORS
 
 
 @dataclass(frozen=True)

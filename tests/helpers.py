@@ -59,7 +59,7 @@ def wait_for(proc: subprocess.Popen, path: Path, text: str = "", timeout: float 
 
 def sample_cmd(*args: str, cwd: Path, timeout: float = 120):
     return subprocess.run(
-        [sys.executable, "-m", "rnnexp.framework.generate", *args],
+        [sys.executable, "-m", "rnnexp.framework.sample_command", *args],
         cwd=cwd,
         env=env(),
         capture_output=True,

@@ -14,7 +14,7 @@ from conftest import ROOT
 
 from rnnexp.corpora import DOWNLOADS, Download, fetch, load_corpus
 from rnnexp.errors import ConfigError, CorpusError
-from rnnexp.generated import elman_floor
+from rnnexp.synthetic import elman_floor
 
 SHARED = ROOT.parent / "shared" / "corpora"
 

@@ -12,13 +12,13 @@ import pytest
 
 from rnnexp import CharRNN, Trainer, make_optimizer, preset
 from rnnexp.data import Vocab
-from rnnexp.generated import sevenths
 from rnnexp.interpret import (
     correlations,
     period,
     rank_units,
     text_features,
 )
+from rnnexp.synthetic import sevenths
 from rnnexp.trace import trace
 
 TEXT = 'Hi "you" (a [b]) x\nSo.\nab'

@@ -13,8 +13,8 @@ from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, save_model
 from rnnexp.config import ModelConfig
 from rnnexp.framework.build import Built
 from rnnexp.framework.inspection import GATES, PAGE
-from rnnexp.framework.loop import LoopState
 from rnnexp.framework.settings import Settings
+from rnnexp.framework.training import LoopState
 
 log = logging.getLogger("rnnexp")
 

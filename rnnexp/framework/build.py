@@ -15,11 +15,11 @@ from rnnexp.data import Vocab, split
 from rnnexp.errors import ConfigError, CorpusError
 from rnnexp.evaluate import unigram_cross_entropy
 from rnnexp.framework.settings import Settings
-from rnnexp.generated import GENERATORS
 from rnnexp.model import CharRNN
 from rnnexp.optim import make_optimizer
 from rnnexp.schedule import make_schedule
-from rnnexp.train import Trainer, check_train_args
+from rnnexp.synthetic import GENERATORS
+from rnnexp.trainer import Trainer, check_train_args
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
 from rnnexp.framework.artifacts import finish_artifacts
 from rnnexp.framework.build import Built, build
-from rnnexp.framework.loop import Interrupted, LoopState, deferred_interrupts, train_loop
+from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.resume import can_train, limits, restore, train_further
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import resolve_uri
@@ -33,6 +32,7 @@ from rnnexp.framework.tracking import (
     find_sweep_parent,
     open_experiment,
 )
+from rnnexp.framework.training import Interrupted, LoopState, deferred_interrupts, train_loop
 
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
@@ -238,34 +238,3 @@ def sweep_ids(uri: str, experiment: str, sweep_dir: Path) -> dict:
         "parent_run_id": parent.run_id,
         "swept": swept.split(",") if swept else [],
     }
-
-
-def run_tags(overrides: list[str]) -> dict[str, str]:
-    """Tags every run and sweep carries: the code's git commit and the command's overrides."""
-    tags = {"rnnexp.overrides": " ".join(overrides)}
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    return tags
-
-
-def git_commit() -> str | None:
-    """The commit of the rnnexp checkout running this, '-dirty' if it has local changes."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("-dirty" if dirty else "")

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from rnnexp.checkpoint import MODEL_DIR, load_checkpoint
 from rnnexp.errors import CorpusError, RnnexpError
 from rnnexp.framework.build import Built
-from rnnexp.framework.loop import LoopState
 from rnnexp.framework.settings import Settings
 from rnnexp.framework.store import redact
 from rnnexp.framework.tracking import MlflowRun, NullRun
+from rnnexp.framework.training import LoopState
 
 if TYPE_CHECKING:
     from rnnexp.framework.experiment import Launch

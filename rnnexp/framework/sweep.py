@@ -16,8 +16,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp.framework.experiment import SWEEP_FILE, run_tags
+from rnnexp.framework.experiment import SWEEP_FILE
 from rnnexp.framework.inspection import PAGE
+from rnnexp.framework.provenance import run_tags
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:

@@ -1,4 +1,6 @@
-"""The training loop: next chunk, forward/backward, clip, update; hidden state carried.
+"""The Trainer: one training step at a time (next chunk, forward/backward, clip, update),
+the hidden state carried from step to step. The loop around it, with metrics, evaluation and
+checkpoints, is a run's (rnnexp/framework/training.py).
 
 A Trainer holds everything a step changes (parameters via the model, optimizer state,
 stream position, hidden state, step count, smoothed loss), so a run can be inspected,

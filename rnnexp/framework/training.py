@@ -1,6 +1,7 @@
-"""The tracked training loop of a run: steps, metrics at their intervals, evaluation, samples,
-and checkpoints. Ctrl-C or SIGTERM finishes the current step and writes a checkpoint before
-the run stops (a second Ctrl-C stops at once), so `resume=` continues it exactly.
+"""A run's training: the Trainer's steps (rnnexp/trainer.py) with metrics at their
+intervals, evaluation, samples and checkpoints. Ctrl-C or SIGTERM finishes the current step
+and writes a checkpoint before the run stops (a second Ctrl-C stops at once), so `resume=`
+continues it exactly.
 """
 
 from __future__ import annotations

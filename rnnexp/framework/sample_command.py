@@ -1,4 +1,5 @@
-"""`rnnexp-sample`: generate text from a finished run, given its output folder or MLflow run id.
+"""`rnnexp-sample`: generate text from a finished run, given its output folder, its MLflow run
+id or a models:/ URI (rnnexp/framework/run_source.py).
 
 rnnexp-sample outputs/runs/2026-11-22_18-06-17 --length 500 --temperature 0.8
 rnnexp-sample 4e6f283d2f954bce99bd85951865c0fe --prime "ROMEO:" --seed 3

@@ -1,0 +1,39 @@
+"""What made a run, recorded on it: the commit of the code (with -dirty for local changes)
+and the command's overrides.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def run_tags(overrides: list[str]) -> dict[str, str]:
+    """Tags every run and sweep carries: the code's git commit and the command's overrides."""
+    tags = {"rnnexp.overrides": " ".join(overrides)}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit() -> str | None:
+    """The commit of the rnnexp checkout running this, '-dirty' if it has local changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")
