@@ -166,20 +166,24 @@ def test_params_are_the_flattened_config():
         (["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; valid: basic, joblib"),
         (["search=grid"], "unknown search 'grid'; valid: optuna"),
         (
+            ["-m", "tracking.uri=sqlite:///a.db,sqlite:///b.db"],
+            "a sweep lives in one tracking store: give tracking.uri one value",
+        ),
+        (
             ["search=optuna", "hydra.sweeper.params.seed=range(3)"],
             "hydra.sweeper.params.seed=range(3): Hydra cannot sweep its own keys; give a search "
             "space on the key itself (seed=...)",
         ),
     ],
 )
-def test_command_line_mistakes_are_one_clear_line(args, message):
+def test_command_line_mistakes_are_one_clear_line(args, message, tmp_path):
     with pytest.raises(RnnexpError) as e:
-        check_command_line(args, CONF_DIR)
+        check_command_line(args, CONF_DIR, tmp_path)
     assert str(e.value).startswith(message), e.value
     assert "\n" not in str(e.value)
 
 
-def test_good_command_lines_pass():
+def test_good_command_lines_pass(tmp_path):
     for args in (
         [],
         ["-m", "model=srn,rnn,stacked2", "optimizer=sgd,adagrad"],
@@ -189,7 +193,9 @@ def test_good_command_lines_pass():
         ["train.clip=null", "corpus=elman", "corpus.options.seed=4"],
         ["search=optuna", "optimizer.lr=tag(log,interval(0.01,0.05))", "seed=1,2"],
     ):
-        check_command_line(args, CONF_DIR)  # raises RnnexpError on a mistake
+        plan = check_command_line(args, CONF_DIR, tmp_path)  # raises RnnexpError on a mistake
+        if plan.runs:  # the store, resolved once against the launch folder
+            assert plan.uri == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
 
 
 def test_a_mistake_exits_2_with_one_line_and_nothing_written(tmp_path):

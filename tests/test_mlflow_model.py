@@ -58,7 +58,7 @@ def test_a_run_logs_an_mlflow_model_that_mlflow_loads_in_a_fresh_process(registe
     assert "loader_module: mlflow.pyfunc.loaders.code_model" in mlmodel
     assert "pkl" not in " ".join(files)
     # loaded by MLflow alone, in a fresh process that knows the store only by its URI
-    for model_uri in (f"models:/{output.model_id}", "models:/elman_rnn/1"):
+    for model_uri in (f"models:/{output.model_id}",):  # (the registry's URIs: the next test)
         r = subprocess.run([sys.executable, "-c", PREDICT, model_uri], cwd=tmp,
                            env=env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
                            timeout=120)  # fmt: skip

@@ -26,7 +26,7 @@ from rnnexp.framework import experiment, rundir
 from rnnexp.framework.preflight import GROUPS, Plan, check_command_line
 from rnnexp.framework.resume import LIMITS
 from rnnexp.framework.settings import Settings, override_key
-from rnnexp.framework.store import resolve_uri
+from rnnexp.framework.store import COMMAND_STORE, command_store
 from rnnexp.framework.sweep import SweepTracking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ def further(settings: Settings, overrides: list[str]) -> dict[str, object]:
     return {name: getattr(settings.train, name) for name in LIMITS if f"train.{name}" in keys}
 
 
-def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
+def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
     """The folder of the run that resume=<folder or MLflow run id> continues."""
     from rnnexp.framework.tracking import RUN_ID, get_run_tags
 
@@ -114,7 +114,6 @@ def resume_folder(s: Settings, overrides: list[str], launch_dir: Path) -> Path:
         if not RUN_ID.fullmatch(s.resume):
             raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
         hint = "resume from the folder the run was launched from, or set tracking.uri"
-        uri = resolve_uri(s.tracking.uri, launch_dir)
         folder = Path(get_run_tags(uri, s.resume, hint).get("rnnexp.output_dir", ""))
     if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
@@ -156,7 +155,7 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
     if plan.settings.resume:
         if plan.multirun:
             raise RnnexpError("resume continues one run: drop -m")
-        folder = resume_folder(plan.settings, plan.overrides, launch_dir)
+        folder = resume_folder(plan.settings, plan.overrides, plan.uri)
         rundir.hold(folder)  # first: a run still training there is "in use", whatever it has
         if not (folder / experiment.CHECKPOINT_FILE).is_file():
             raise RnnexpError(f"{folder} has no {experiment.CHECKPOINT_FILE} to resume from")
@@ -204,7 +203,7 @@ def task(cfg: DictConfig) -> float:
     launch_dir = Path(hc.runtime.cwd)
     overrides = list(hc.overrides.task)
     settings = OmegaConf.to_object(cfg)
-    uri = resolve_uri(settings.tracking.uri, launch_dir)  # this command's store
+    uri = command_store(settings.tracking.uri, launch_dir)  # as main() resolved it
     output_dir = Path(hc.runtime.output_dir)
     threads = _threads_per_job(hc)
     if settings.resume:  # main() pointed Hydra at the run's folder: its config, its store
@@ -252,7 +251,7 @@ def main() -> None:
     launch_dir = Path.cwd()
     try:
         argv = take_credentials(expand_home(sys.argv[1:]))
-        plan = check_command_line(argv, CONF_DIR)
+        plan = check_command_line(argv, CONF_DIR, launch_dir)
         if plan.help:
             print_help(plan, CONF_DIR)
             return
@@ -261,6 +260,7 @@ def main() -> None:
             return
         if plan.runs:
             argv += claim_folder(plan, launch_dir)
+            os.environ[COMMAND_STORE] = plan.uri  # the store, resolved once, to every job
     except RnnexpError as e:
         print(f"rnnexp: error: {e}", file=sys.stderr)
         sys.exit(2)

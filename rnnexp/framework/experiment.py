@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnexp.cells import CELLS
@@ -25,7 +25,6 @@ from rnnexp.framework.build import Built, build
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.resume import can_train, limits, restore, train_further
 from rnnexp.framework.settings import Settings, override_key
-from rnnexp.framework.store import resolve_uri
 from rnnexp.framework.tracking import (
     MlflowRun,
     NullRun,
@@ -47,8 +46,8 @@ class Launch:
     output_dir: Path  # this run's folder: model, loss curve, log
     launch_dir: Path  # where the command was started: the default store lives under it
     run_name: str
-    uri: str = ""  # the tracking store this command names (resolve_uri); a sweep's job uses
-    # the one its launcher opened
+    uri: str = ""  # the tracking store of the command, resolved once by its entrypoint; a
+    # sweep's job uses the one its launcher opened
     overrides: list[str] = field(default_factory=list)
     config_yaml: str = ""  # the resolved config, logged as an artifact
     params: dict[str, object] = field(default_factory=dict)  # the config as dotted keys
@@ -63,8 +62,6 @@ def run(s: Settings, launch: Launch) -> float:
     """Train one experiment, tracked; return its final validation loss (nats/char)."""
     from threadpoolctl import threadpool_limits
 
-    if not launch.uri:
-        launch = replace(launch, uri=resolve_uri(s.tracking.uri, launch.launch_dir))
     threads = s.threads or launch.threads or default_threads(s)
     with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
         return _run(s, launch)

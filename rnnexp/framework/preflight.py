@@ -5,10 +5,10 @@ is valid. Hydra's own messages span many lines and end in a hint about stack tra
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import os
-import re
 import typing
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework.settings import Settings, override_key
+from rnnexp.framework.store import resolve_uri
 
 GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
@@ -35,17 +36,17 @@ class Plan:
     overrides: list[str] = dataclasses.field(default_factory=list)
     config: DictConfig | None = None  # the first job's
     help_template: str = ""  # conf/hydra/help/rnnexp.yaml's, header and footer filled in
+    uri: str = ""  # the tracking store, resolved against the launch folder
 
 
-def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
+def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Plan:
     """The Plan of a command line whose every job composes into valid Settings; else
     RnnexpError with the first problem as one line."""
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    args, _ = get_args_parser().parse_known_args(argv)
-    if args.hydra_help or args.info or args.shell_completion:
+    args = _hydra_flags(argv)
+    if args.hydra_help or args.info or args.shell_completion or args.version:
         return Plan()
     if args.config_path or args.config_name or args.config_dir or args.experimental_rerun:
         return Plan()  # another config than ours: Hydra checks it
@@ -96,11 +97,15 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
             "a sweep is tracked (its parent run gathers the jobs, compares them and picks the "
             "best): drop tracking.enabled=false, or -m"
         )
+    if any(override_key(o.input_line) == "tracking.uri" for o in sweeps):
+        raise RnnexpError("a sweep lives in one tracking store: give tracking.uri one value")
+    # the command's store, resolved once, here; the entrypoint hands it on to every job
+    uri = resolve_uri(first.tracking.uri, launch_dir)
     if multirun:
-        error = _check_launcher(hydra["launcher"], hydra["ray_address"], first)
+        error = _check_launcher(hydra["launcher"], hydra["ray_address"], uri)
         if error:
             raise RnnexpError(error)
-    error = _check_store(first) if first.tracking.enabled else None
+    error = _check_store(uri) if first.tracking.enabled else None
     if error:
         raise RnnexpError(error)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -112,7 +117,27 @@ def check_command_line(argv: list[str], conf_dir: Path) -> Plan:
         named=any(override_key(o) == key for o in fixed),
         overrides=list(args.overrides),
         config=config,
+        uri=uri,
     )
+
+
+def _hydra_flags(argv: list[str]) -> argparse.Namespace:
+    """The flags of Hydra's command line (as `rnnexp --hydra-help` lists them) that decide
+    what a command does, and its overrides; Hydra reads the same line again when it runs,
+    and reports any flag this does not know."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("overrides", nargs="*")
+    for flag, short in (("--help", "-h"), ("--run", "-r"), ("--multirun", "-m"),
+                        ("--shell-completion", "-sc")):  # fmt: skip
+        p.add_argument(flag, short, action="store_true")
+    for flag in ("--hydra-help", "--version", "--resolve"):
+        p.add_argument(flag, action="store_true")
+    for flag, short in (("--cfg", "-c"), ("--package", "-p"), ("--config-path", "-cp"),
+                        ("--config-name", "-cn"), ("--config-dir", "-cd")):  # fmt: skip
+        p.add_argument(flag, short)
+    p.add_argument("--info", "-i", nargs="?", const="all")
+    p.add_argument("--experimental-rerun")
+    return p.parse_known_args(argv)[0]
 
 
 def _check_repeated(parsed: list) -> None:
@@ -126,12 +151,10 @@ def _check_repeated(parsed: list) -> None:
         seen[key] = o.input_line
 
 
-def _check_launcher(launcher: str | None, address: str | None, settings: Settings) -> str | None:
+def _check_launcher(launcher: str | None, address: str | None, uri: str) -> str | None:
     """hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
     tracking server (a local sqlite file is out of reach of other machines)."""
     from urllib.parse import urlparse
-
-    from rnnexp.framework.store import resolve_uri
 
     if launcher != "ray":
         return None
@@ -139,7 +162,6 @@ def _check_launcher(launcher: str | None, address: str | None, settings: Setting
         return 'hydra/launcher=ray needs the Ray extra: pip install -e ".[ray]"'
     # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
     address = address or os.environ.get("RAY_ADDRESS")
-    uri = resolve_uri(settings.tracking.uri, Path.cwd())
     if address and address != "local" and urlparse(uri).scheme not in ("http", "https"):
         return (
             f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
@@ -149,12 +171,12 @@ def _check_launcher(launcher: str | None, address: str | None, settings: Setting
     return None
 
 
-def _check_store(settings: Settings) -> str | None:
+def _check_store(uri: str) -> str | None:
     """The tracking store answers, before the first step rather than at the end."""
-    from rnnexp.framework.store import check_store, resolve_uri
+    from rnnexp.framework.store import check_store
 
     try:
-        check_store(resolve_uri(settings.tracking.uri, Path.cwd()))
+        check_store(uri)
     except RnnexpError as e:
         return str(e)
     return None
@@ -189,7 +211,13 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
     """The job's Settings, its config and a few values of Hydra's node if it composes and
     validates, else the problem as one line. One composition per job: each costs ~0.1 s."""
     from hydra.errors import MissingConfigException
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException, ValidationError
+    from omegaconf.errors import (
+        ConfigAttributeError,
+        ConfigKeyError,
+        MissingMandatoryValue,
+        OmegaConfBaseException,
+        ValidationError,
+    )
 
     from rnnexp.framework.build import validate
 
@@ -218,14 +246,14 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
             return f"unknown {group} {name!r}; valid: {', '.join(e.options)}"
         return first_line(e)
     except MissingMandatoryValue as e:
-        key = getattr(e, "full_key", "") or _full_key(e)
+        key = getattr(e, "full_key", "")
         hint = " (corpus=file corpus.path=/path/to/text.txt)" if key == "corpus.path" else ""
         return f"{key} must be set{hint}"
     except RnnexpError as e:
         return str(e)
     except Exception as e:  # Hydra wraps OmegaConf's errors in ConfigCompositionException
         cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
-        key = getattr(cause, "full_key", None) or _full_key(cause)
+        key = getattr(cause, "full_key", None)
         if isinstance(cause, ValidationError) and key:
             value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == key), None)
             return (
@@ -233,7 +261,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
                 if value is not None
                 else first_line(cause)
             )
-        if "not in" in str(cause) and key:
+        if isinstance(cause, ConfigAttributeError | ConfigKeyError) and key:  # no such key
             return _unknown_key_message(key, overrides, conf_dir)
         return first_line(cause)
 
@@ -285,8 +313,3 @@ def _type_name(key: str) -> str:
     base = args[0] if args else node
     name = _TYPE_NAMES.get(base, getattr(base, "__name__", str(base)))
     return name + (" or null" if type(None) in typing.get_args(node) else "")
-
-
-def _full_key(e: Exception) -> str:
-    m = re.search(r"full_key: (\S+)", str(e))
-    return m.group(1) if m else ""

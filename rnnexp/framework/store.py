@@ -21,6 +21,18 @@ from rnnexp.errors import RnnexpError
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
 
 
+# the store the entrypoint resolved for this command, handed to its Hydra jobs and the sweep's
+# callback (in this process or, with joblib, in processes it starts) through the environment
+COMMAND_STORE = "RNNEXP_COMMAND_STORE"
+
+
+def command_store(uri: str | None, launch_dir: Path) -> str:
+    """The store of the command under way, as its entrypoint resolved it once; resolved here
+    only where the entrypoint's environment did not reach (a Ray worker on another machine,
+    whose store is a server URL: the same wherever it is read)."""
+    return os.environ.get(COMMAND_STORE) or resolve_uri(uri, launch_dir)
+
+
 def resolve_uri(uri: str | None, launch_dir: Path) -> str:
     """tracking.uri if set, else $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db under the
     launch dir; a relative sqlite path is made absolute against the launch dir."""

@@ -54,12 +54,12 @@ class SweepTracking(Callback):
             cls.active = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.framework.store import resolve_uri
+        from rnnexp.framework.store import command_store
         from rnnexp.framework.tracking import MlflowRun, open_experiment
 
         launch_dir = Path(config.hydra.runtime.cwd)
         sweep_dir = launch_dir / str(config.hydra.sweep.dir)
-        uri = resolve_uri(config.tracking.uri, launch_dir)
+        uri = command_store(config.tracking.uri, launch_dir)
         experiment_id = open_experiment(uri, config.tracking.experiment)
         overrides = list(config.hydra.overrides.task)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"

@@ -228,6 +228,7 @@ class MlflowRun:
         """The corpus as the run's dataset input (the UI's dataset column): `source` a URL, a
         file's path, or `generated: ...` (the generator and its options)."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.exceptions import MlflowException
 
         if source.startswith(("http://", "https://")):
             kind, where = "http", {"url": source}
@@ -237,7 +238,18 @@ class MlflowRun:
             kind, where = "local", {"uri": Path(source).as_uri()}
         dataset = Dataset(name, digest, kind, json.dumps(where))
         tags = [InputTag("mlflow.data.context", context)]
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+        # MLflow adds a dataset's row after looking for it, unlocked: two runs starting at once
+        # on one corpus collide (a UNIQUE constraint). A local store is locked; a server's
+        # second try finds the row the other run made
+        with store_lock(self.uri):
+            for attempt in range(3):
+                try:
+                    self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+                    return
+                except MlflowException:
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
 
     @in_store
     def log_model(self, model_dir: Path, step: int) -> str:
