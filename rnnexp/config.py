@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.rnn import ACTIVATIONS
-from rnnexp.errors import ConfigError, check_interval
+from rnnexp.errors import ConfigError, check_interval, check_whole
 from rnnexp.init import INITS
 
 DTYPES = ("float32", "float64")
@@ -41,10 +41,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         """Every value checked here, where it is defined: from YAML, a notebook or a file."""
         for key in ("vocab_size", "hidden_size", "layers"):
-            value = getattr(self, key)
             least = 0 if key == "vocab_size" else 1  # 0: not known yet
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"model.{key} must be a whole number >= 1, got {value!r}")
+            check_whole(f"model.{key}", getattr(self, key), least)
         if self.cell not in CELLS:
             raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
         if self.activation not in ACTIVATIONS:

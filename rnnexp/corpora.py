@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnexp.errors import ConfigError, CorpusError
+from rnnexp.errors import ConfigError, CorpusError, check_whole
 from rnnexp.synthetic import GENERATORS
 
 
@@ -210,7 +210,6 @@ def load_corpus(
             text, part = download.work(raw)
             source = download.url
     if max_chars is not None:
-        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-            raise ConfigError(f"corpus max_chars must be a whole number >= 1, got {max_chars!r}")
+        check_whole("corpus.max_chars", max_chars, 1)
         text = text[:max_chars]
     return Corpus(name, text, floor, source, part)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnexp.errors import ConfigError, CorpusError
+from rnnexp.errors import CorpusError, check_interval, check_whole
 
 
 class Vocab:
@@ -38,10 +38,14 @@ class Vocab:
         return "".join(self.chars[i] for i in ids)
 
 
+def check_val_fraction(value: float) -> float:
+    """The one rule for corpus.val_fraction: some text to train on, some to validate on."""
+    return check_interval("corpus.val_fraction", value, 0, 1, low_closed=False)
+
+
 def split(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation): the last `val_fraction` of the text is the validation split."""
-    if not 0 <= val_fraction < 1:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    check_val_fraction(val_fraction)
     n_val = int(round(len(ids) * val_fraction))
     return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
 
@@ -55,8 +59,7 @@ class Streams:
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int):
         for key, v in (("batch_size", batch_size), ("seq_length", seq_length)):
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise ConfigError(f"train.{key} must be a whole number >= 1, got {v!r}")
+            check_whole(f"train.{key}", v, 1)
         S = len(ids) // batch_size
         if S < seq_length + 1:
             raise CorpusError(

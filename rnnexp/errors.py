@@ -4,6 +4,7 @@ Anything else that is raised is a bug and keeps its traceback.
 """
 
 import math
+import numbers
 
 
 class RnnexpError(Exception):
@@ -38,9 +39,9 @@ def check_interval(
 def check_whole(name: str, value, least: int) -> int:
     """A whole number (not a bool) >= least; else one line: `inspect.units must be a whole
     number >= 1, got 0`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_keys(node: str, name: str, keys: list[str], given: dict) -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rnnexp.data import Vocab
-from rnnexp.errors import ConfigError
+from rnnexp.errors import check_interval, check_whole
 from rnnexp.model import CharRNN, State
+
+
+def check_temperature(value: float) -> float:
+    """The one rule for a sampling temperature: 0 (greedy) or more."""
+    return check_interval("sample.temperature", value, 0, math.inf, high_closed=True)
 
 
 def sample(
@@ -23,10 +30,8 @@ def sample(
     The prime text is fed through the model from `state` (zero when None); without a prime
     the first character is drawn uniformly. temperature 1.0 samples the model's distribution,
     lower is more conservative, 0 always takes the most likely character."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ConfigError(f"sample length must be a whole number >= 0, got {length!r}")
-    if not temperature >= 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature!r}")
+    check_whole("sample length", length, 0)
+    check_temperature(temperature)
     h = model.zero_state(1) if state is None else [x[:1].copy() for x in state]
     if prime:
         ids = vocab.encode(prime)

@@ -14,15 +14,9 @@ import inspect
 import math
 from collections.abc import Callable
 
-from rnnexp.errors import ConfigError, check_interval, check_keys
+from rnnexp.errors import ConfigError, check_interval, check_keys, check_whole
 
 Schedule = Callable[[int], float]  # step index t (0 for the first step) -> learning rate
-
-
-def _positive_int(key: str, value, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(f"schedule.{key} must be a whole number >= {least}, got {value!r}")
-    return value
 
 
 def constant(lr: float, steps: int, steps_per_epoch: int) -> Schedule:
@@ -35,7 +29,7 @@ def epoch_decay(
     """char-rnn's train.lua: at the end of each pass over the text from pass `after_epochs`
     on, the rate is multiplied by `decay`."""
     decay = check_interval("schedule.decay", decay, 0, 1, low_closed=False, high_closed=True)
-    after_epochs = _positive_int("after_epochs", after_epochs, 0)
+    after_epochs = check_whole("schedule.after_epochs", after_epochs, 0)
 
     first = max(1, after_epochs)  # the first pass whose end decays the rate
 
@@ -50,7 +44,7 @@ def cosine(
     lr: float, steps: int, steps_per_epoch: int, warmup_steps: int = 100, min_lr_ratio: float = 0.1
 ) -> Schedule:
     """nanoGPT's get_lr, decaying over the run's train.steps."""
-    warmup_steps = _positive_int("warmup_steps", warmup_steps, 0)
+    warmup_steps = check_whole("schedule.warmup_steps", warmup_steps, 0)
     min_lr = lr * check_interval("schedule.min_lr_ratio", min_lr_ratio, 0, 1, high_closed=True)
 
     def rate(t: int) -> float:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnexp.errors import ConfigError
+from rnnexp.errors import check_whole
 
 
 def sevenths(length: int = 6000) -> tuple[str, float]:
     """The decimal digits of 1/7 = 0.142857142857…: "142857" repeated (notebook 004).
     Fully periodic, so a model with context can predict every character: floor 0."""
-    _check_positive("sevenths length", length)
+    check_whole("sevenths length", length, 1)
     return ("142857" * (length // 6 + 1))[:length], 0.0
 
 
@@ -22,7 +22,7 @@ def fizzbuzz(n: int = 100) -> tuple[str, None]:
     """FizzBuzz for 1..n, each answer followed by a newline, as printed by notebook 004's
     fizzbuzz(100) (413 characters). Deterministic, but a floor reachable by a model that has
     seen 413 characters is not known: None."""
-    _check_positive("fizzbuzz n", n)
+    check_whole("fizzbuzz n", n, 1)
 
     def answer(i: int) -> str:
         return (
@@ -51,10 +51,9 @@ def elman(
     Vowels follow from their consonant; only the consonant after each syllable is random,
     so the floor is the source's entropy per syllable over its mean syllable length:
     0.3675 nats/char with the defaults, whatever the seed."""
-    _check_positive("elman length", length)
+    check_whole("elman length", length, 1)
     for key, n in (("n_b", n_b), ("n_c", n_c)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ConfigError(f"elman {key} must be a whole number >= 0, got {n!r}")
+        check_whole(f"elman {key}", n, 0)
     rng = np.random.default_rng(seed)
     consonants = np.full(length, "a")
     consonants[rng.integers(0, length, n_b)] = "b"
@@ -72,11 +71,6 @@ def elman_floor(length: int, n_b: int, n_c: int) -> float:
     nz = probs > 0
     entropy = -float(np.sum(probs[nz] * np.log(probs[nz])))  # nats per syllable
     return entropy / float(probs @ sizes)
-
-
-def _check_positive(what: str, n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"{what} must be a whole number >= 1, got {n!r}")
 
 
 GENERATORS = {"sevenths": sevenths, "fizzbuzz": fizzbuzz, "elman": elman}

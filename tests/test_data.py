@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnnexp.data import Streams, Vocab, split
-from rnnexp.errors import CorpusError
+from rnnexp.errors import ConfigError, CorpusError
 
 
 def test_vocab_is_sorted_and_round_trips():
@@ -50,3 +50,9 @@ def test_text_shorter_than_one_sequence_is_refused():
         Streams(np.arange(10), batch_size=1, seq_length=10)
     with pytest.raises(CorpusError, match="smaller batch_size"):
         Streams(np.arange(100), batch_size=16, seq_length=10)
+
+
+def test_split_and_the_settings_share_one_rule_for_val_fraction():
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(ConfigError, match=r"corpus.val_fraction must be a number in \(0, 1\)"):
+            split(np.arange(100), bad)

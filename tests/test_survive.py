@@ -44,7 +44,7 @@ BAD = [  # (overrides, what the one line must say)
     (["optimizer.lr=fast"], "optimizer.lr=fast is not a number"),
     (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
     (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
-    (["train.seq_length=0"], "train.seq_length must be >= 1, got 0"),
+    (["train.seq_length=0"], "train.seq_length must be a whole number >= 1, got 0"),
     (
         ["corpus=fizzbuzz", "corpus.options.n=100", "train.batch_size=100"],
         "training text of 372 characters is too short for batch_size=100",

@@ -19,7 +19,7 @@ from rnnexp.model import CharRNN
 from rnnexp.optim import make_optimizer
 from rnnexp.schedule import make_schedule
 from rnnexp.synthetic import GENERATORS
-from rnnexp.trainer import Trainer, check_train_args
+from rnnexp.trainer import Trainer
 
 
 @dataclass
@@ -35,9 +35,9 @@ class Built:
 
 
 def validate(s: Settings) -> None:
-    """Every check that runs up front, for each job of a sweep: the values, and the corpus
-    where reading it is cheap (generated, or a local file)."""
-    check_values(s)
+    """The checks that run up front, for each job of a sweep, beyond the settings' own
+    (their dataclasses check every value): the corpus, where reading it is cheap (generated,
+    or a local file)."""
     if s.corpus.name in GENERATORS or s.corpus.name == "file":
         check_corpus(s, load_corpus_of(s.corpus))
 
@@ -52,37 +52,13 @@ def check_corpus(s: Settings, corpus: Corpus) -> None:
         )
 
 
-def check_values(s: Settings) -> None:
-    """The checks that need no corpus."""
-    if s.seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {s.seed}")
-    make_optimizer(s.optimizer.name, s.optimizer.lr, **s.optimizer.options())
-    make_schedule(s.schedule.name, s.optimizer.lr, s.train.steps, 1, **s.schedule.options())
-    check_train_args(s.train.clip, s.train.diverge_factor)
-    t = s.train
-    keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
-    for key in (*keys, "sample_length", "checkpoint_every"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
-    if t.max_seconds is not None and not t.max_seconds > 0:
-        raise ConfigError(f"train.max_seconds must be > 0 or null, got {t.max_seconds}")
-    if t.sample_every < 0:
-        raise ConfigError(f"train.sample_every must be >= 0 (0: no samples), got {t.sample_every}")
-    if not 0 < s.corpus.val_fraction < 1:
-        raise ConfigError(f"corpus.val_fraction must be in (0, 1), got {s.corpus.val_fraction}")
-    if not s.sample.temperature >= 0:
-        raise ConfigError(f"sample.temperature must be >= 0, got {s.sample.temperature}")
-    if s.threads is not None and s.threads < 1:
-        raise ConfigError(f"threads must be >= 1 or null (automatic), got {s.threads}")
-
-
 def load_corpus_of(c) -> Corpus:
     return load_corpus(c.name, path=c.path, max_chars=c.max_chars, **c.options)
 
 
 def build(s: Settings) -> Built:
-    """Everything a run needs, checked, before anything is logged."""
-    check_values(s)
+    """Everything a run needs, checked, before anything is logged (the values were checked
+    when the settings were made)."""
     c = s.corpus
     corpus = load_corpus_of(c)  # checks it too: read once here
     check_corpus(s, corpus)

@@ -82,12 +82,13 @@ def validation_ids(config_yaml: Path, vocab, length: int) -> tuple[np.ndarray, s
 
     from rnnexp.data import split
     from rnnexp.framework.build import load_corpus_of
-    from rnnexp.framework.settings import Settings
+    from rnnexp.framework.settings import CorpusSettings
 
-    saved = OmegaConf.merge(OmegaConf.structured(Settings), OmegaConf.load(config_yaml))
-    s = OmegaConf.to_object(saved)
-    corpus = load_corpus_of(s.corpus)
-    _, val = split(vocab.encode(corpus.text), s.corpus.val_fraction)
+    # its corpus node alone: runs saved before later keys existed still read
+    saved = OmegaConf.load(config_yaml).corpus
+    c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
+    corpus = load_corpus_of(c)
+    _, val = split(vocab.encode(corpus.text), c.val_fraction)
     ids = val[:length]
     return ids, f"The first {len(ids):,} characters of {corpus.name}'s validation split"
 

@@ -1,9 +1,10 @@
 """The shape of an experiment's settings: every config key and its type, as plain dataclasses.
 
 The entrypoint registers `Settings` as the schema of conf/config.yaml, so a misspelled key
-or a value of the wrong type fails before anything runs. The YAML files hold every default
-(and say why); these classes hold none, but None for a key that another option of the group
-uses (an optimizer's own keys).
+or a value of the wrong type fails before anything runs, and each class checks its values
+when it is made (`__post_init__`): every value once, here, with the rule the code that uses it
+shares. The YAML files hold every default (and say why); these classes hold none, but None for
+a key that another option of the group uses (an optimizer's own keys).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rnnexp.config import ModelConfig
+from rnnexp.data import check_val_fraction
 from rnnexp.errors import ConfigError, check_whole
+from rnnexp.optim import make_optimizer
+from rnnexp.sample import check_temperature
+from rnnexp.schedule import make_schedule
+from rnnexp.trainer import check_train_args
 
 
 @dataclass
@@ -22,6 +28,11 @@ class CorpusSettings:
     max_chars: int | None
     val_fraction: float
     options: dict[str, Any]  # the generator's keywords, for generated corpora
+
+    def __post_init__(self) -> None:
+        check_val_fraction(self.val_fraction)  # the rule split() applies
+        if self.max_chars is not None:
+            check_whole("corpus.max_chars", self.max_chars, 1)
 
 
 @dataclass
@@ -75,11 +86,23 @@ class TrainSettings:
     log_every: int
     checkpoint_every: int
 
+    def __post_init__(self) -> None:
+        keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
+        for key in (*keys, "sample_length", "checkpoint_every"):
+            check_whole(f"train.{key}", getattr(self, key), 1)
+        check_whole("train.sample_every", self.sample_every, 0)  # 0: no samples
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ConfigError(f"train.max_seconds must be > 0 or null, got {self.max_seconds}")
+        check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
+
 
 @dataclass
 class SampleSettings:
     temperature: float
     prime: str
+
+    def __post_init__(self) -> None:
+        check_temperature(self.temperature)  # the rule sample() applies
 
 
 @dataclass
@@ -126,6 +149,17 @@ class Settings:
     sample: SampleSettings
     inspect: InspectSettings
     tracking: TrackingSettings
+
+    def __post_init__(self) -> None:
+        """What no single node can check: the optimizer and schedule are checked by their
+        own constructors (where their keys are defined: they hold no arrays yet), the
+        schedule against train.steps."""
+        check_whole("seed", self.seed, 0)
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 or null (automatic), got {self.threads}")
+        o, sc = self.optimizer, self.schedule
+        make_optimizer(o.name, o.lr, **o.options())
+        make_schedule(sc.name, o.lr, self.train.steps, 1, **sc.options())
 
 
 def override_key(override: str) -> str:
