@@ -70,9 +70,12 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
                 click('button[data-component-id$="runnamecellrenderer.tsx_46"]')  # the [+]
             wait_for(*names)
 
-        # the experiment opens in the runs table (its mlflow.experimentKind), not the GenAI
-        # overview: the parent, and its six children once expanded
-        browser.get(f"{uri}/#/experiments/{exp}")
+        # MLflow 3.17's UI picks its GenAI or model-training pages by the URL's workflowType
+        # (the sidebar's switch; GenAI by default), not by the experiment's kind tag: the
+        # link rnnexp logs opens the runs table: the parent, and its six children unfolded
+        kind = MlflowClient(uri).get_experiment(exp).tags["mlflow.experimentKind"]
+        assert kind == "custom_model_development"
+        browser.get(f"{uri}/#/experiments/{exp}?workflowType=machine_learning")
         wait_for(parent.info.run_name[:40])
         close_assistant()
         assert not any(n in text() for n in names)  # nested under the parent, folded

@@ -216,7 +216,11 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> Ml
     }
     if corpus.part:  # e.g. the story without Project Gutenberg's licence after it
         tags["rnnexp.corpus_part"] = corpus.part
-    return MlflowRun.start(uri, experiment_id, name, tags, parent)
+    run = MlflowRun.start(uri, experiment_id, name, tags, parent)
+    if uri.startswith(("http://", "https://")):  # the UI's model-training pages, not GenAI's
+        log.info("in the MLflow UI: %s/#/experiments/%s/runs/%s?workflowType=machine_learning",
+                 uri, experiment_id, run.run_id)  # fmt: skip
+    return run
 
 
 def sweep_ids(uri: str, experiment: str, sweep_dir: Path) -> dict:
