@@ -198,6 +198,7 @@ def test_a_trainer_resumes_a_gated_model_exactly(cell):
     assert [h.tobytes() for h in second.hprev] == [h.tobytes() for h in whole.hprev]
 
 
+@pytest.mark.slow
 def test_a_sweep_over_cells_trains_saves_and_samples_each(tmp_path):
     from helpers import TINY, rnnexp, runs, sample_cmd
 

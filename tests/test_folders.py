@@ -76,6 +76,7 @@ def test_a_folder_that_holds_a_run_is_never_written_into(tmp_path):
     assert len(runs(store(tmp_path))) == 1
 
 
+@pytest.mark.slow
 def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_path):
     proc = launch("train.steps=20000", "hydra.run.dir=outputs/cut", cwd=tmp_path)
     log = tmp_path / "outputs" / "cut" / "rnnexp.log"

@@ -133,7 +133,10 @@ def params(folder) -> dict[str, bytes]:
         return {k: npz[k].tobytes() for k in npz.files}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+# SIGINT takes the same path as SIGTERM after its handler: the default suite runs one
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
 def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path, signum):
     full = rnnexp(*LONG, "hydra.run.dir=outputs/full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr
@@ -157,6 +160,7 @@ def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path,
         assert history(uri, run.info.run_id, key) == history(uri, whole.info.run_id, key)
 
 
+@pytest.mark.slow
 def test_resume_by_run_id_and_its_mistakes(tmp_path):
     cut = interrupt(tmp_path, "cut", signal.SIGTERM)
     assert cut.returncode == 143

@@ -18,6 +18,7 @@ def params(folder) -> dict[str, bytes]:
         return {k: npz[k].tobytes() for k in npz.files}
 
 
+@pytest.mark.slow
 def test_max_seconds_stops_training_and_says_why(tmp_path):
     r = rnnexp(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=200",
                "hydra.run.dir=outputs/budget", cwd=tmp_path)  # fmt: skip
@@ -37,6 +38,7 @@ def test_max_seconds_stops_training_and_says_why(tmp_path):
     assert bad.returncode == 2 and "train.max_seconds must be > 0 or null, got 0.0" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_finished_run_trains_further_to_the_parameters_of_a_longer_run(tmp_path):
     short = rnnexp(*FAST, "train.steps=60", "train.eval_every=30", "hydra.run.dir=outputs/a",
                    cwd=tmp_path)  # fmt: skip
