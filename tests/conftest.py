@@ -32,6 +32,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether `url` answers 200 within `timeout` seconds while `proc` (its server) runs."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 @contextlib.contextmanager
 def serve_mlflow(root: Path, backend_store_uri: str) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 over `backend_store_uri`, one worker, artifacts
@@ -51,18 +65,9 @@ def serve_mlflow(root: Path, backend_store_uri: str) -> Iterator[str]:
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
-        time.sleep(0.5)
+    if not answers(f"{uri}/health", proc, 90):
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
     try:
         yield uri
     finally:

@@ -57,26 +57,34 @@ def wait_for(proc: subprocess.Popen, path: Path, text: str = "", timeout: float 
         time.sleep(0.01)
 
 
-def sample_cmd(*args: str, cwd: Path, timeout: float = 120):
+def command(module: str, *args: str, cwd: Path, timeout: float = 120):
+    """`python -m rnnexp.framework.MODULE ARGS` in `cwd` (a command of rnnexp's besides the
+    entrypoint); returns the CompletedProcess (text)."""
     return subprocess.run(
-        [sys.executable, "-m", "rnnexp.framework.sample_command", *args],
+        [sys.executable, "-m", f"rnnexp.framework.{module}", *args],
         cwd=cwd,
         env=env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def sample_cmd(*args: str, cwd: Path, timeout: float = 120):
+    return command("sample_command", *args, cwd=cwd, timeout=timeout)
 
 
 def inspect_cmd(*args: str, cwd: Path, timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "rnnexp.framework.inspect_command", *args],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return command("inspect_command", *args, cwd=cwd, timeout=timeout)
+
+
+def page_data(page: str) -> dict:
+    """The data an inspect.html page draws, read back from its JSON script."""
+    import json
+    import re
+
+    found = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
 
 
 def runs(uri: str, experiment: str = "rnnexp") -> list:

@@ -4,11 +4,11 @@ find what they claim, and the page carries everything it draws, self-contained."
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import numpy as np
 import pytest
+from helpers import page_data
 
 from rnnexp import CharRNN, Trainer, make_optimizer, preset
 from rnnexp.data import Vocab
@@ -160,8 +160,7 @@ def test_the_page_carries_its_data_and_needs_nothing_from_the_network(tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(""", page)
     assert "<title>&lt;i&gt;lstm&lt;/i&gt;</title>" in page and "<i>lstm</i>" not in page
     assert page.count("</script>") == 2 and page.count('<img alt="gate saturation"') == 1
-    blob = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
-    data = json.loads(blob.group(1))
+    data = page_data(page)
     assert "".join(data["chars"]) == text * 5 and data["layers"] == 2 and data["hidden"] == 8
     units = np.frombuffer(base64.b64decode(data["units"]), np.int8).reshape(16, len(ids))
     t = trace(model, ids)

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import answers, free_port
 from helpers import TINY, env, inspect_cmd, rnnexp, runs, sample_cmd
 
 
@@ -106,15 +105,8 @@ def test_mlflow_serves_the_model(registered):
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "mlflow models serve did not start"
-                time.sleep(0.5)
+        started = answers(f"http://127.0.0.1:{port}/ping", proc, 120)
+        assert started, "did not answer" if proc.poll() is None else proc.stderr.read()
         body = {"dataframe_records": [{"prime": "aebuu", "length": 25, "temperature": 0.5,
                                        "seed": 3}]}  # fmt: skip
         request = urllib.request.Request(

@@ -10,12 +10,10 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT, answers, free_port
 from helpers import env, runs
 
 README = ROOT / "README.md"
@@ -140,14 +138,7 @@ class Session:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                        return
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline, command
-                    time.sleep(0.5)
+            assert answers(f"http://127.0.0.1:{port}/health", proc, 90), command
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)

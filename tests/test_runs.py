@@ -9,7 +9,17 @@ import time
 
 import pytest
 from conftest import ROOT
-from helpers import TINY, artifacts, env, history, inspect_cmd, rnnexp, runs, sample_cmd
+from helpers import (
+    TINY,
+    artifacts,
+    env,
+    history,
+    inspect_cmd,
+    page_data,
+    rnnexp,
+    runs,
+    sample_cmd,
+)
 
 
 def default_store(tmp_path) -> str:
@@ -186,13 +196,6 @@ def test_the_inspect_command_reads_a_finished_run(finished):
     bare = inspect_cmd("outputs/the_run/model", cwd=tmp)
     assert bare.returncode == 2 and "is a model, not a run's folder" in bare.stderr
     assert not (tmp / "inspect.html").exists()
-
-
-def page_data(page: str) -> dict:
-    import json
-    import re
-
-    return json.loads(re.search(r'id="data">(.*?)</script>', page, re.S).group(1))
 
 
 def test_same_seed_same_metrics_and_samples(tmp_path):
