@@ -25,6 +25,7 @@ from rnnexp.framework.tracking.client import (
     existing_store,
     global_uris,
     in_store,
+    lookup_errors,
     quiet_downloads,
     store_errors,
 )
@@ -100,26 +101,18 @@ def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> Child:
 
 def get_run_tags(uri: str, run_id: str, hint: str) -> dict[str, str]:
     """The tags of run `run_id` in the store at `uri` (which must exist)."""
-    from mlflow.exceptions import MlflowException
-
     client = existing_store(uri, f"run {run_id}", hint)
-    try:
+    with lookup_errors(f"run {run_id}", uri, hint):
         return client.get_run(run_id).data.tags
-    except MlflowException as e:
-        raise RnnexpError(f"run {run_id} in {redact(uri)}: {e.message}; {hint}") from None
 
 
 def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -> Path:
     """Artifact `path` of run `run_id` (a file or folder), downloaded into `dst`."""
-    from mlflow.exceptions import MlflowException
-
     client = existing_store(uri, f"run {run_id}", hint)
     quiet_downloads()
-    try:
-        with global_uris(uri):  # else MLflow opens its default store (./mlflow.db) as well
-            return Path(client.download_artifacts(run_id, path, str(dst)))
-    except MlflowException as e:
-        raise RnnexpError(f"run {run_id} in {redact(uri)}: {e.message}; {hint}") from None
+    # global_uris: else MLflow opens its default store (./mlflow.db) as well
+    with lookup_errors(f"run {run_id}", uri, hint), global_uris(uri):
+        return Path(client.download_artifacts(run_id, path, str(dst)))
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:

@@ -63,6 +63,18 @@ def quiet_downloads() -> None:
 
 
 @contextlib.contextmanager
+def lookup_errors(what: str, uri: str, hint: str) -> Iterator[None]:
+    """A look-up the store refuses (no such run, model, version or alias) as one line naming
+    `what` and the store, then `hint`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as e:
+        raise RnnexpError(f"{what} in {redact(uri)}: {e.message}; {hint}") from None
+
+
+@contextlib.contextmanager
 def store_errors(uri: str) -> Iterator[None]:
     """A store that fails mid-run (disk full, server gone) is one line, not MLflow's
     tracebacks: MlflowException, and OSError from copying artifacts, become RnnexpError."""

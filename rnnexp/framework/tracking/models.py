@@ -10,11 +10,12 @@ import re
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.store import redact, store_lock
+from rnnexp.framework.store import store_lock
 from rnnexp.framework.tracking.client import (
     client_for,
     existing_store,
     global_uris,
+    lookup_errors,
     quiet_downloads,
     store_errors,
 )
@@ -121,7 +122,6 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
     models:/<name>@<alias>), downloaded into `dst`: the folder of its model.npz and
     model.json, and the id of the run that logged it."""
     import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
 
     m = MODEL_URI.fullmatch(model_uri)
     if m is None:
@@ -131,7 +131,7 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
         )
     client = existing_store(uri, model_uri, hint)
     quiet_downloads()
-    try:
+    with lookup_errors(model_uri, uri, hint):
         if m["id"]:
             run_id = client.get_logged_model(m["id"]).source_run_id
         elif m["version"]:
@@ -141,6 +141,4 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
         # MLflow resolves models:/ through its global URIs, whatever one passes it
         with global_uris(uri):
             local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
-    except MlflowException as e:
-        raise RnnexpError(f"{model_uri} in {redact(uri)}: {e.message}; {hint}") from None
     return Path(local) / "artifacts" / PARAMETERS, run_id
