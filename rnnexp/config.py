@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.rnn import ACTIVATIONS
 from rnnexp.errors import ConfigError, check_interval, check_whole
 from rnnexp.init import INITS
+from rnnexp.resources import CONF_DIR
 
 DTYPES = ("float32", "float64")
 
@@ -94,7 +94,7 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
         )
 
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"  # the presets, in YAML
+MODELS_DIR = CONF_DIR / "model"  # the presets, in YAML
 PRESETS = tuple(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))  # rnn, stacked2, srn, ...
 
 

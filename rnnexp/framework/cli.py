@@ -28,10 +28,7 @@ from rnnexp.framework.resume import LIMITS
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import COMMAND_STORE, command_store
 from rnnexp.framework.sweep import SweepTracking
-
-ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = ROOT / "conf"
-EXPERIMENTS_DIR = ROOT / "experiments"
+from rnnexp.resources import CONF_DIR, EXPERIMENTS_DIR
 
 
 def register_configs() -> None:
@@ -170,12 +167,14 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
     return [f"{key}={_quote(str(folder))}"]
 
 
-def print_help(plan: Plan, conf_dir: Path) -> None:
+def print_help(plan: Plan) -> None:
     """`rnnexp --help`: conf/hydra/help/rnnexp.yaml filled in with the config the checks
     composed (Hydra's own help composes it once per option of every group, its own
-    included: over a second)."""
-    folders = {g: EXPERIMENTS_DIR if g == "experiment" else conf_dir / g for g in GROUPS}
-    groups = {g: sorted(p.stem for p in folder.glob("*.yaml")) for g, folder in folders.items()}
+    included: over a second); the groups' options from conf/ and the user's --config-dir."""
+    groups = {}
+    for g in GROUPS:
+        folders = [f / g for f in plan.folders] + ([EXPERIMENTS_DIR] if g == "experiment" else [])
+        groups[g] = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
     listing = "\n".join(f"{g}: {', '.join(groups[g])}" for g in sorted(groups))
     config = OmegaConf.to_yaml(plan.config)
     text = plan.help_template
@@ -253,7 +252,7 @@ def main() -> None:
         argv = take_credentials(expand_home(sys.argv[1:]))
         plan = check_command_line(argv, CONF_DIR, launch_dir)
         if plan.help:
-            print_help(plan, CONF_DIR)
+            print_help(plan)
             return
         if plan.print_config:
             sys.stdout.write(OmegaConf.to_yaml(plan.config))

@@ -37,6 +37,7 @@ class Plan:
     config: DictConfig | None = None  # the first job's
     help_template: str = ""  # conf/hydra/help/rnnexp.yaml's, header and footer filled in
     uri: str = ""  # the tracking store, resolved against the launch folder
+    folders: tuple[Path, ...] = ()  # conf/, then the user's --config-dir
 
 
 def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Plan:
@@ -48,8 +49,9 @@ def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Pla
     args = _hydra_flags(argv)
     if args.hydra_help or args.info or args.shell_completion or args.version:
         return Plan()
-    if args.config_path or args.config_name or args.config_dir or args.experimental_rerun:
+    if args.config_path or args.config_name or args.experimental_rerun:
         return Plan()  # another config than ours: Hydra checks it
+    folders = _config_folders(conf_dir, args.config_dir)
     parsed = []
     for line in args.overrides:
         try:
@@ -72,7 +74,7 @@ def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Pla
     sweeps = [o for o in parsed if o.is_sweep_override()]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     jobs = _jobs(parsed)
-    checked = _check(jobs[0], conf_dir)
+    checked = _check(jobs[0], folders)
     if isinstance(checked, str):
         raise RnnexpError(checked)
     first, config, hydra = checked
@@ -83,7 +85,7 @@ def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Pla
             f"{sweeps[0].input_line} is a sweep: add -m (--multirun) to run one job per value"
         )
     for overrides in jobs[1:]:
-        problem = _check(overrides, conf_dir)
+        problem = _check(overrides, folders)
         if isinstance(problem, str):
             raise RnnexpError(problem)
     if args.cfg or args.help:  # nothing will run: no store needed
@@ -91,7 +93,8 @@ def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Pla
             if args.resolve:
                 OmegaConf.resolve(config)
             return Plan(print_config=True, settings=first, config=config)
-        return Plan(help=args.help, settings=first, config=config, help_template=hydra["help"])
+        return Plan(help=args.help, settings=first, config=config, help_template=hydra["help"],
+                    folders=folders)  # fmt: skip
     if multirun and not first.tracking.enabled:
         raise RnnexpError(
             "a sweep is tracked (its parent run gathers the jobs, compares them and picks the "
@@ -138,6 +141,17 @@ def _hydra_flags(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--info", "-i", nargs="?", const="all")
     p.add_argument("--experimental-rerun")
     return p.parse_known_args(argv)[0]
+
+
+def _config_folders(conf_dir: Path, user_dir: str | None) -> tuple[Path, ...]:
+    """rnnexp's conf/, then the user's own folder of groups and presets if given
+    (--config-dir DIR, as Hydra reads it: DIR/model/NAME.yaml, DIR/experiment/NAME.yaml)."""
+    if user_dir is None:
+        return (conf_dir,)
+    folder = Path(user_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise RnnexpError(f"--config-dir {user_dir}: no such folder")
+    return conf_dir, folder
 
 
 def _check_repeated(parsed: list) -> None:
@@ -200,14 +214,22 @@ def _jobs(parsed: list) -> list[list[str]]:
     return jobs
 
 
-def _compose(overrides: list[str], conf_dir: Path, hydra: bool = False) -> DictConfig:
+def _compose(overrides: list[str], folders: tuple[Path, ...], hydra: bool = False) -> DictConfig:
+    """The config Hydra will compose from rnnexp's conf/ and the user's folders."""
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    if folders[1:]:  # searched as Hydra's --config-dir adds them
+        overrides = [
+            *overrides,
+            f"hydra.searchpath=[{','.join(f'file://{f}' for f in folders[1:])}]",
+        ]
+    with initialize_config_dir(config_dir=str(folders[0]), version_base="1.3"):
         return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
-def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictConfig, dict]:
+def _check(
+    overrides: list[str], folders: tuple[Path, ...]
+) -> str | tuple[Settings, DictConfig, dict]:
     """The job's Settings, its config and a few values of Hydra's node if it composes and
     validates, else the problem as one line. One composition per job: each costs ~0.1 s."""
     from hydra.errors import MissingConfigException
@@ -222,7 +244,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
     from rnnexp.framework.build import validate
 
     try:
-        cfg = _compose(overrides, conf_dir, hydra=True)
+        cfg = _compose(overrides, folders, hydra=True)
         h = cfg.hydra
         hydra = {  # what the checks and the entrypoint need of Hydra's node, as plain values
             "mode": str(h.mode),
@@ -236,7 +258,7 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
             del cfg["hydra"]  # the job's config alone, typed by the Settings schema
         unknown = _unknown_key(cfg, Settings)
         if unknown:
-            return _unknown_key_message(unknown, overrides, conf_dir)
+            return _unknown_key_message(unknown, overrides, folders)
         settings = OmegaConf.to_object(cfg)
         validate(settings)
         return settings, cfg, hydra
@@ -262,11 +284,11 @@ def _check(overrides: list[str], conf_dir: Path) -> str | tuple[Settings, DictCo
                 else first_line(cause)
             )
         if isinstance(cause, ConfigAttributeError | ConfigKeyError) and key:  # no such key
-            return _unknown_key_message(key, overrides, conf_dir)
+            return _unknown_key_message(key, overrides, folders)
         return first_line(cause)
 
 
-def _unknown_key_message(key: str, overrides: list[str], conf_dir: Path) -> str:
+def _unknown_key_message(key: str, overrides: list[str], folders: tuple[Path, ...]) -> str:
     """'unknown key train.stepz; valid keys of train: steps, ...', the valid keys read from
     the config composed without the offending override."""
     parent, _, _ = key.rpartition(".")
@@ -274,7 +296,7 @@ def _unknown_key_message(key: str, overrides: list[str], conf_dir: Path) -> str:
         o for o in overrides if override_key(o) != key and not override_key(o).startswith(key + ".")
     ]
     try:
-        node = _compose(rest, conf_dir)
+        node = _compose(rest, folders)
         for part in parent.split(".") if parent else []:
             node = node[part]
         valid = sorted(str(k) for k in node.keys())

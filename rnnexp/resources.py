@@ -1,0 +1,21 @@
+"""Where rnnexp's configuration lives: conf/ (the Hydra config groups and the model presets)
+and experiments/ (the named presets) at the top of a checkout, and inside the package once a
+wheel is installed (pyproject.toml maps both folders to rnnexp/conf and rnnexp/experiments).
+Every reader of these files finds them here, so a checkout and an install behave alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _folder(name: str) -> Path:
+    """rnnexp/NAME in an installed wheel, else NAME beside the package (a checkout, or an
+    editable install of one)."""
+    inside = PACKAGE / name
+    return inside if inside.is_dir() else PACKAGE.parent / name
+
+
+CONF_DIR = _folder("conf")
+EXPERIMENTS_DIR = _folder("experiments")
