@@ -63,7 +63,7 @@ def run(job: tuple[str, str, str, int, tuple[str, ...]]) -> tuple[str, str, str,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=300)
     p.add_argument("--models", default=",".join(group("model")))
     p.add_argument("--optimizers", default=",".join(group("optimizer")))
     p.add_argument("--corpora", default=",".join(group("corpus")))

@@ -212,4 +212,6 @@ def load_corpus(
     if max_chars is not None:
         check_whole("corpus.max_chars", max_chars, 1)
         text = text[:max_chars]
-    return Corpus(name, text, floor, source, part)
+    # a text of the user's is known by its file's name (runs, datasets, pages), not as "file"
+    label = Path(path).name if name == "file" else name
+    return Corpus(label, text, floor, source, part)

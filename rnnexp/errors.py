@@ -11,6 +11,11 @@ class RnnexpError(Exception):
     """A user mistake (bad config value, unusable corpus, …); the message says what to change."""
 
 
+def install_hint(extra: str) -> str:
+    """The command that installs an optional part of rnnexp (pyproject.toml's extras)."""
+    return f'pip install "rnnexp[{extra}]"'
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an exception's text (its type's name when it has none): what a
     one-line error quotes of a library's many-line message."""

@@ -1,4 +1,4 @@
-"""Validation loss over a whole split, in nats and bits per character."""
+"""Validation loss over a split, or over a fixed sample of it, in nats and bits per character."""
 
 from __future__ import annotations
 
@@ -17,25 +17,33 @@ class Evaluation:
     chars: int  # characters predicted
 
 
-def evaluate(model: CharRNN, ids: np.ndarray, streams: int = 1, chunk: int = 256) -> Evaluation:
+def evaluate(
+    model: CharRNN, ids: np.ndarray, streams: int = 1, chunk: int = 256, chars: int | None = None
+) -> Evaluation:
     """Loss of predicting every character of ids[1:] from the ones before it.
 
     The text is cut into `streams` contiguous pieces of equal length, read side by side from
     a zero state (one batched pass instead of one long sequential one); the last piece's
     state then carries on over the few characters left over. streams=1 is one stream from
-    the start. `chunk` only sets the memory used: the state is carried across chunks."""
+    the start. `chunk` only sets the memory used: the state is carried across chunks.
+
+    chars: predict only about this many characters, the start of every piece (nanoGPT's
+    eval_iters): the same sample of the whole split at every call, for a cheap estimate."""
     n = len(ids) - 1  # predictions
     if n < 1:
         raise ValueError("need at least 2 characters to evaluate")
     S = max(1, min(streams, n))
     L = n // S
     inputs, targets = ids[: S * L].reshape(S, L), ids[1 : S * L + 1].reshape(S, L)
+    read = L if chars is None else max(1, min(L, chars // S))  # characters of each piece
     h = model.zero_state(S)
     total = 0.0
-    for start in range(0, L, chunk):
-        stop = min(start + chunk, L)
+    for start in range(0, read, chunk):
+        stop = min(start + chunk, read)
         loss, h = model.loss(inputs[:, start:stop], targets[:, start:stop], h)
         total += loss * S  # model.loss averages over the streams
+    if read < L:  # a sample: the leftover characters are not part of it
+        return Evaluation(total / (S * read), total / (S * read) / math.log(2), S * read)
     h = [x[-1:] for x in h]  # the last stream reads on over the leftover characters
     for start in range(S * L, n, chunk):
         stop = min(start + chunk, n)

@@ -240,7 +240,7 @@ def _dropout(h: np.ndarray, rate: float, rng: np.random.Generator, mask: np.ndar
              out: np.ndarray) -> np.ndarray:  # fmt: skip
     """out = h * mask with mask = keep / (1 - rate), keep ~ Bernoulli(1 - rate) from `rng`
     (inverted dropout: evaluation and sampling use the weights as they are)."""
-    rng.random(out=mask)
+    rng.random(dtype=mask.dtype, out=mask)  # float32 masks draw float32 numbers
     np.greater_equal(mask, rate, out=mask)
     mask *= 1.0 / (1.0 - rate)
     return np.multiply(h, mask, out=out)

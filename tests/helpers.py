@@ -8,8 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+# small steps: the default run (a GRU at B32 T64) is the first run's minute of training; the
+# framework's tests run every part of a run at B4 T16
+SMALL = ["train.batch_size=4", "train.seq_length=16"]
 # a few steps of everything: logging, evaluation, samples
 TINY = [
+    *SMALL,
     "train.steps=30",
     "train.log_every=5",
     "train.eval_every=10",

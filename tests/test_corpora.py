@@ -85,6 +85,7 @@ def test_file_corpus_reads_like_python_text_mode(tmp_path):
     c = load_corpus("file", path=f)
     assert c.text == "line one\nline two\nend é\n"
     assert c.sha256 == hashlib.sha256(c.text.encode()).hexdigest()
+    assert c.name == "t.txt"  # known by its own name: runs, datasets and pages say which text
     assert load_corpus("file", path=f, max_chars=4).text == "line"
 
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import TINY, launch, rnnexp, runs, wait_for
+from helpers import SMALL, TINY, launch, rnnexp, runs, wait_for
 
 
 @pytest.fixture
@@ -59,8 +59,8 @@ def test_a_full_output_disk_fails_the_run_in_one_line_and_leaves_no_temporary_fi
     tmp_path, small_disk
 ):
     disk = small_disk("2m")
-    proc = launch("train.steps=5000", "train.checkpoint_every=200", f"hydra.run.dir={disk}/run",
-                  cwd=tmp_path)  # fmt: skip
+    proc = launch(*SMALL, "train.steps=5000", "train.checkpoint_every=200",
+                  f"hydra.run.dir={disk}/run", cwd=tmp_path)  # fmt: skip
     wait_for(proc, disk / "run" / "checkpoint.npz")
     fill(disk)  # the next checkpoint finds no room
     _, err = proc.communicate(timeout=120)

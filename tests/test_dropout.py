@@ -31,8 +31,10 @@ def test_gradients_through_the_dropout_masks_match_finite_differences(cell):
     assert loss != pytest.approx(other, rel=1e-6)
 
 
-def test_masks_drop_about_the_rate_and_keep_the_mean():
-    model = CharRNN(preset("rnn", V, 64, layers=2, dropout=0.25), np.random.default_rng(0))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_masks_drop_about_the_rate_and_keep_the_mean(dtype):
+    config = preset("rnn", V, 64, layers=2, dropout=0.25, dtype=dtype)
+    model = CharRNN(config, np.random.default_rng(0))
     inputs = np.random.default_rng(1).integers(0, V, (16, 32))
     model.loss_and_grads(inputs, inputs, model.zero_state(16), rng=np.random.default_rng(2))
     mask = model._workspace(16, 32).masks[0]

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 import yaml
-from helpers import TINY, artifacts, launch, rnnexp, runs, wait_for
+from helpers import SMALL, TINY, artifacts, launch, rnnexp, runs, wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -78,7 +78,7 @@ def test_a_folder_that_holds_a_run_is_never_written_into(tmp_path):
 
 @pytest.mark.slow
 def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_path):
-    proc = launch("train.steps=20000", "hydra.run.dir=outputs/cut", cwd=tmp_path)
+    proc = launch(*SMALL, "train.steps=20000", "hydra.run.dir=outputs/cut", cwd=tmp_path)
     log = tmp_path / "outputs" / "cut" / "rnnexp.log"
     wait_for(proc, log, "BLAS threads")
     busy = rnnexp("resume=outputs/cut", cwd=tmp_path)

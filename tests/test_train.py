@@ -159,3 +159,19 @@ def test_batched_evaluation_predicts_every_character_once():
     a = evaluate(trainer.model, val, streams=5, chunk=7)
     b = evaluate(trainer.model, val, streams=5, chunk=1000)
     assert a.loss == pytest.approx(b.loss, rel=1e-12)
+
+
+def test_a_sampled_evaluation_reads_the_start_of_every_stream():
+    # train.eval_chars: the first chars // S predictions of each of the S pieces, the same
+    # characters at every call; the whole split when it asks for as much or more
+    _, trainer, val = setup("elman", seq_length=25, batch_size=4)
+    trainer.run(50)
+    model, S = trainer.model, 4
+    part = evaluate(model, val, streams=S, chars=400)
+    L = (len(val) - 1) // S
+    pieces = [val[i * L : i * L + 101] for i in range(S)]  # 100 predictions each
+    want = sum(evaluate(model, p).loss for p in pieces) / S
+    assert part.chars == 400 and part.loss == pytest.approx(want, rel=1e-12)
+    assert evaluate(model, val, streams=S, chars=400).loss == part.loss  # the same sample
+    whole = evaluate(model, val, streams=S)
+    assert evaluate(model, val, streams=S, chars=10**9) == whole

@@ -34,13 +34,15 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
     from rnnexp.framework.plots import loss_curve
 
     save_model(output_dir / MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
-    # and the model of the best evaluation, saved then by train_loop (if it evaluated)
-    for name in (MODEL_DIR, BEST_MODEL_DIR):
-        if (output_dir / name / "model.npz").exists():
-            for file in ("model.npz", "model.json"):
-                tracked.log_artifact(output_dir / name / file, name)
-    # and the final one as an MLflow model: load it, register it, serve it with MLflow's tools
+    # the final model as an MLflow model, its one copy in the store: load it, register it,
+    # serve it with MLflow's tools (rnnexp-sample RUN_ID reads its parameters from there)
     model_id = tracked.log_model(output_dir / MODEL_DIR, b.trainer.step)
+    # and the model of the best evaluation, where it is not the final one (train_loop)
+    best = output_dir / BEST_MODEL_DIR
+    if (best / "model.npz").exists():
+        for file in ("model.npz", "model.json"):
+            tracked.log_artifact(best / file, BEST_MODEL_DIR)
+    tracked.set_tags({"rnnexp.best_model": BEST_MODEL_DIR if best.exists() else MODEL_DIR})
     if register and model_id:
         from rnnexp.framework.tracking.models import register_model
 

@@ -215,7 +215,7 @@ def task(cfg: DictConfig) -> float:
     launch = experiment.Launch(
         output_dir=output_dir,
         launch_dir=launch_dir,
-        run_name=",".join(overrides) or "defaults",
+        experiment=hc.runtime.choices.get("experiment"),
         uri=uri,
         overrides=overrides,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),

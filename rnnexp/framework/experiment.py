@@ -8,6 +8,7 @@ Plain values in (Settings, Launch), the final validation loss out: no Hydra here
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from contextlib import nullcontext
@@ -25,6 +26,7 @@ from rnnexp.framework.build import Built, build
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.resume import can_train, limits, restore, train_further
 from rnnexp.framework.settings import Settings, override_key
+from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.tracking import (
     MlflowRun,
     NullRun,
@@ -36,6 +38,7 @@ from rnnexp.framework.training import Interrupted, LoopState, deferred_interrupt
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
 CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
+LOG_FILE = "rnnexp.log"  # in a run's folder: Hydra's log of the job (hydra.job.name)
 DIGEST = 16  # hex digits of the text's sha256 that name its dataset (all 64: rnnexp.corpus_sha256)
 
 
@@ -45,7 +48,8 @@ class Launch:
 
     output_dir: Path  # this run's folder: model, loss curve, log
     launch_dir: Path  # where the command was started: the default store lives under it
-    run_name: str
+    run_name: str = ""  # "": named by what it is (run_name), when its corpus is read
+    experiment: str | None = None  # the preset it was started from (experiment=NAME)
     uri: str = ""  # the tracking store of the command, resolved once by its entrypoint; a
     # sweep's job uses the one its launcher opened
     overrides: list[str] = field(default_factory=list)
@@ -55,6 +59,7 @@ class Launch:
     track: bool = True  # tracking.enabled of the run: False: NullRun, nothing recorded
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
     resume: bool = False  # continue the run in output_dir from its checkpoint
+    started: bool = False  # set once its parts are built and its tracking run is open
     further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
 
 
@@ -63,8 +68,15 @@ def run(s: Settings, launch: Launch) -> float:
     from threadpoolctl import threadpool_limits
 
     threads = s.threads or launch.threads or default_threads(s)
-    with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
-        return _run(s, launch)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
+            return _run(s, launch)
+    except RnnexpError:
+        # a run that never started (no corpus, no store) leaves no folder behind; a sweep's
+        # job keeps its folder, which its sweep's numbering counts on
+        if not launch.started and not launch.resume and launch.sweep_dir is None:
+            rundir.discard(launch.output_dir, LOG_FILE)
+        raise
 
 
 # below this many multiply-adds in a step's recurrent product (B x H x gates*H), a second BLAS
@@ -94,6 +106,7 @@ def _run(s: Settings, launch: Launch) -> float:
             f"folder, or continue that run with resume={launch.output_dir}"
         )
     b = build(s)
+    launch.run_name = launch.run_name or run_name(s, b.corpus.name, launch.experiment)
     # SIGINT/SIGTERM wait for the end of a step (or of the final artifacts), so a checkpoint
     # and the run's status always say where it stopped
     with deferred_interrupts() as interrupt:
@@ -122,6 +135,7 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
         state = LoopState()
         tracked = open_run(s, launch, b.corpus, len(b.vocab)) if launch.track else NullRun()
     state.limits = limits(s)
+    launch.started = True
     status, error = "FAILED", None
     try:
         if not launch.resume:
@@ -134,7 +148,20 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             tracked.log_metrics({"corpus/unigram": b.unigram}, step=0)
             # what it trained on, in the UI's dataset column: the text's own digest
             c = b.corpus
-            tracked.log_dataset(c.name, c.source, c.sha256[:DIGEST], context="training")
+            tracked.log_dataset(
+                c.name,
+                c.source,
+                c.sha256[:DIGEST],
+                context="training",
+                profile={"chars": len(c.text), "vocabulary": len(b.vocab)},
+            )
+            # what every val/ metric is measured on: the last corpus.val_fraction of the text
+            val = b.vocab.decode(b.val_ids)
+            digest = hashlib.sha256(val.encode()).hexdigest()[:DIGEST]
+            tracked.log_dataset(f"{c.name}-validation", c.source, digest, context="evaluation",
+                                profile={"chars": len(val), "of": c.name})  # fmt: skip
+        if s.tracking.system_metrics:
+            tracked.monitor_system(resume=launch.resume)
         from threadpoolctl import threadpool_info
 
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
@@ -159,13 +186,16 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             save_model(launch.output_dir / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
 
         if can_train(s, b, state):
-            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt, save_best)
+            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt, save_best,
+                                        launch.output_dir)  # fmt: skip
         # else: killed after its last checkpoint, before its model was saved: finish that
         tracked.set_tags({"rnnexp.stopped_by": state.stopped_by or "steps"})
         # a sweep registers its best child's model when it ends, not every job's
         register = s.tracking.register if launch.sweep_dir is None else None
         finish_artifacts(s, b, tracked, launch.output_dir, state, register)
         status = "FINISHED"
+        if launch.sweep_dir is None:  # a sweep's job is one row of the sweep's own summary
+            log.info("\n%s", _summary(s, b, launch, tracked, state))
         return state.val_loss
     except Interrupted as e:
         status = "KILLED"
@@ -194,16 +224,35 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             # the store failed too (a full disk): the error in flight is the one to report
 
 
+def _summary(s: Settings, b: Built, launch: Launch, tracked, state: LoopState) -> str:
+    done = b.trainer.step
+    rate = done * s.train.batch_size * s.train.seq_length / max(state.train_time, 1e-9)
+    return run_summary(
+        launch.run_name, (done, s.train.steps), state.stopped_by, rate,
+        (state.val_loss, state.best_val_loss, state.best_step, b.unigram),
+        shown(launch.output_dir, launch.launch_dir), tracked.ui_link(launch.launch_dir),
+        state.sample,
+    )  # fmt: skip
+
+
+def run_name(s: Settings, corpus: str, experiment: str | None) -> str:
+    """`gru-shakespeare-adam`: what the run is, model, corpus and optimizer; a preset's runs
+    lead with its name (`min_char_rnn rnn-shakespeare-adagrad`)."""
+    name = f"{s.model.name}-{corpus}-{s.optimizer.name}"
+    return f"{experiment} {name}" if experiment else name
+
+
 def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> MlflowRun:
     """A sweep's job logs under the ids its launcher stored; a single run opens its own."""
-    name = launch.run_name
+    name, varied = launch.run_name, []
     if launch.sweep_dir is not None:
         ids = sweep_ids(launch.uri, s.tracking.experiment, launch.sweep_dir)
         uri, experiment_id, parent = ids["uri"], ids["experiment_id"], ids["parent_run_id"]
-        # named by what varies across the sweep; every override is in the rnnexp.overrides tag
+        # named by what it is and what varies across the sweep (every override is in the
+        # rnnexp.overrides tag); what varies, as a list, in the rnnexp.varied tag
         swept = set(ids["swept"])
-        name = ",".join(o for o in launch.overrides if override_key(o) in swept)
-        name = name or launch.run_name
+        varied = [o for o in launch.overrides if override_key(o) in swept]
+        name = " ".join([name, *varied])
     else:
         uri = launch.uri
         experiment_id, parent = open_experiment(uri, s.tracking.experiment), None
@@ -213,6 +262,7 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> Ml
         "rnnexp.corpus_source": corpus.source,
         "rnnexp.vocab_size": str(vocab_size),  # the V the model was built with
         "rnnexp.output_dir": str(launch.output_dir),
+        "rnnexp.varied": json.dumps(varied),
     }
     if corpus.part:  # e.g. the story without Project Gutenberg's licence after it
         tags["rnnexp.corpus_part"] = corpus.part

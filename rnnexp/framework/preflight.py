@@ -14,11 +14,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnexp.errors import RnnexpError, first_line
+from rnnexp.errors import RnnexpError, first_line, install_hint
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import resolve_uri
 
 GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")
+# Hydra plugins that come with an optional extra of rnnexp's (pyproject.toml)
+EXTRAS = {("hydra/sweeper", "optuna"): "search", ("hydra/launcher", "ray"): "ray"}
+
 _TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -173,7 +176,7 @@ def _check_launcher(launcher: str | None, address: str | None, uri: str) -> str 
     if launcher != "ray":
         return None
     if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
-        return 'hydra/launcher=ray needs the Ray extra: pip install -e ".[ray]"'
+        return f"hydra/launcher=ray needs the Ray extra: {install_hint('ray')}"
     # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local" and urlparse(uri).scheme not in ("http", "https"):
@@ -264,6 +267,9 @@ def _check(
         return settings, cfg, hydra
     except MissingConfigException as e:
         group, _, name = (e.missing_cfg_file or "").rpartition("/")
+        if (group, name) in EXTRAS:  # a plugin of an extra that is not installed
+            extra = EXTRAS[group, name]
+            return f"{group}={name} needs rnnexp's {extra} extra: {install_hint(extra)}"
         if e.options is not None and group:
             return f"unknown {group} {name!r}; valid: {', '.join(e.options)}"
         return first_line(e)

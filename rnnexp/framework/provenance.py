@@ -9,12 +9,30 @@ from pathlib import Path
 
 
 def run_tags(overrides: list[str]) -> dict[str, str]:
-    """Tags every run and sweep carries: the code's git commit and the command's overrides."""
-    tags = {"rnnexp.overrides": " ".join(overrides)}
+    """Tags every run and sweep carries: the code's git commit, the command's overrides, and
+    MLflow's own source and user tags (its UI's Source and User columns)."""
+    tags = {
+        "rnnexp.overrides": " ".join(overrides),
+        "mlflow.source.name": "rnnexp",  # the command that made the run
+        "mlflow.source.type": "LOCAL",
+    }
+    user = _user()
+    if user:
+        tags["mlflow.user"] = user
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
+
+
+def _user() -> str | None:
+    """The login name, as MLflow's own runs record it (None where the system has none)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry and no $USER
+        return None
 
 
 def git_commit() -> str | None:

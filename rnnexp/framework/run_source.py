@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.tracking import RUN_ID, download_artifacts
+from rnnexp.framework.tracking import RUN_ID, download_artifacts, get_run_tags
 from rnnexp.framework.tracking.models import download_model
 
 HINT = "run this from the folder the run was launched from, or pass --tracking-uri"
@@ -66,9 +66,17 @@ class RunSource:
             if (path / name / "model.json").exists():
                 return path / name
             if best and (path / MODEL_DIR / "model.json").exists():
-                raise RnnexpError(f"{path} has no {BEST_MODEL_DIR}/: it was never evaluated")
+                return path / MODEL_DIR  # no model_best/: the final model is the best
             return path
-        return download_artifacts(self.uri, self._run_id(), name, self.scratch, HINT)
+        run_id = self._run_id()
+        tags = get_run_tags(self.uri, run_id, HINT)
+        if best and tags.get("rnnexp.best_model") == BEST_MODEL_DIR:
+            return download_artifacts(self.uri, run_id, BEST_MODEL_DIR, self.scratch, HINT)
+        if "rnnexp.model_id" not in tags:  # not finished, or logged before models were MLflow's
+            return download_artifacts(self.uri, run_id, MODEL_DIR, self.scratch, HINT)
+        # the final model's one copy in the store: the run's MLflow model
+        where = self.scratch / "mlflow-model"
+        return download_model(self.uri, f"models:/{tags['rnnexp.model_id']}", where, HINT)[0]
 
     def config(self) -> Path | None:
         """The resolved config.yaml the run ran with, downloaded first from the store; None

@@ -76,6 +76,26 @@ def _lock(folder: Path, fd: int) -> None:
     _held[folder.resolve()] = fd
 
 
+def discard(folder: Path, log_file: str) -> None:
+    """Remove what a run that never started left in its folder (Hydra's .hydra/ and its log,
+    the marker), and the folder itself if nothing else is in it; let it go."""
+    import shutil
+
+    folder = folder.resolve()
+    if any((folder / f).exists() for f in RUN_FILES if f != ".hydra"):
+        return  # a run's files: never this run's to remove
+    shutil.rmtree(folder / ".hydra", ignore_errors=True)
+    for name in (log_file, MARKER):
+        (folder / name).unlink(missing_ok=True)
+    fd = _held.pop(folder, None)
+    if fd is not None:
+        os.close(fd)
+    try:
+        folder.rmdir()
+    except OSError:  # the user's folder, with files of its own
+        pass
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the `.NAME.PID.tmp` files that atomic writes of dead processes left in a folder
     this process holds (no other process writes there); return what was removed."""

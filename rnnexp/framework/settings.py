@@ -81,6 +81,7 @@ class TrainSettings:
     diverge_factor: float | None
     eval_every: int
     eval_streams: int
+    eval_chars: int | None  # characters each periodic evaluation reads; None: the whole split
     sample_every: int
     sample_length: int
     log_every: int
@@ -91,6 +92,8 @@ class TrainSettings:
         for key in (*keys, "sample_length", "checkpoint_every"):
             check_whole(f"train.{key}", getattr(self, key), 1)
         check_whole("train.sample_every", self.sample_every, 0)  # 0: no samples
+        if self.eval_chars is not None:
+            check_whole("train.eval_chars", self.eval_chars, 1)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ConfigError(f"train.max_seconds must be > 0 or null, got {self.max_seconds}")
         check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
@@ -122,6 +125,7 @@ class TrackingSettings:
     uri: str | None
     experiment: str
     register: str | None  # a registered model's name: the run's model (a sweep's best) joins it
+    system_metrics: bool  # MLflow's system/* metrics (CPU, memory, disk, network) while it runs
 
     def __post_init__(self) -> None:
         name = self.register

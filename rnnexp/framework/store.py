@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, install_hint
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
 
@@ -121,6 +121,7 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
             f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another store"
         )
     if scheme in DEFAULT_PORTS:
+        _check_driver(uri)
         parts = urlparse(uri)
         address = (parts.hostname or "localhost", parts.port or DEFAULT_PORTS[scheme])
         try:
@@ -149,6 +150,23 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
                 f"tracking store {path} is damaged ({problem}); it was left as it is: move it "
                 f"aside (mv {path} {path}.damaged) to start a new store, or set tracking.uri"
             )
+
+
+def _check_driver(uri: str) -> None:
+    """A database store's Python driver is installed (SQLAlchemy's error names a module)."""
+    import importlib.util
+
+    scheme = urlparse(uri).scheme
+    if scheme in ("postgresql", "postgresql+psycopg"):
+        driver = "psycopg"
+    elif scheme == "postgresql+psycopg2":
+        driver = "psycopg2"
+    else:
+        return
+    if importlib.util.find_spec(driver) is None:
+        raise RnnexpError(
+            f"a PostgreSQL tracking store needs its driver ({driver}): {install_hint('server')}"
+        )
 
 
 def sqlite_problem(path: Path) -> str | None:

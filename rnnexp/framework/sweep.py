@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp.framework.experiment import SWEEP_FILE
 from rnnexp.framework.inspection import PAGE
 from rnnexp.framework.provenance import run_tags
+from rnnexp.framework.summary import sweep_summary, sweep_table
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
@@ -88,18 +89,29 @@ class SweepTracking(Callback):
         launch_dir = Path(config.hydra.runtime.cwd)
         path = launch_dir / str(config.hydra.sweep.dir) / SWEEP_FILE
         ids = json.loads(path.read_text())
-        parent = MlflowRun(ids["uri"], ids["parent_run_id"])
-        children = parent.children(ids["experiment_id"])
+        parent = MlflowRun(ids["uri"], ids["parent_run_id"], ids["experiment_id"])
+        children = sorted(parent.children(ids["experiment_id"]), key=lambda c: c.name)
         failed = [c.name for c in children if c.status != "FINISHED"]
-        self._compare(parent, children, path.parent)
+        labels = {c.run_id: label(c) for c in children}
+        figure = self._compare(parent, children, labels, path.parent)
         best = self._tag_best(parent, children)
+        registered = None
         if best is not None:  # a look inside the best network, on the sweep's own page
             parent.copy_artifact(best.run_id, PAGE)
             model_id = best.tags.get("rnnexp.model_id")
             if config.tracking.register and model_id:  # models:/NAME@best
                 version = register_model(parent.uri, config.tracking.register, model_id,
                                          best.run_id, alias="best")  # fmt: skip
-                parent.set_tags({"rnnexp.registered": f"{config.tracking.register}/{version}"})
+                registered = f"{config.tracking.register}/{version}"
+                parent.set_tags({"rnnexp.registered": registered})
+        rows = [{"label": labels[c.run_id], "status": c.status, "val": c.val_loss,
+                 "best": c.best_loss, "is_best": best is not None and c is best}
+                for c in children]  # fmt: skip
+        table = sweep_table(rows, ids["swept"])
+        parent.log_text(table + "\n", "summary.txt")
+        print(sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,
+                            registered and f"{registered} (alias best)",
+                            parent.ui_link(launch_dir), launch_dir), flush=True)  # fmt: skip
         SweepTracking.active = None
         if failed and is_search(config) and best is not None:
             # a search explores: a trial that blew up is a result (Optuna scored it +inf),
@@ -114,37 +126,43 @@ class SweepTracking(Callback):
 
     @staticmethod
     def _tag_best(parent, children):
-        """The finished child with the lowest final val/loss: tagged, named on the parent, and
-        returned (None if no child finished with one)."""
+        """The finished child with the lowest final val/loss: tagged, named on the parent, its
+        loss the parent's metric sweep/best_val_loss, and returned (None if no child finished
+        with one)."""
         scored = [(c.val_loss, c) for c in children if c.status == "FINISHED"]
         scored = [(v, c) for v, c in scored if v is not None and v == v]  # no NaN
         if not scored:
             return None
         val, best = min(scored, key=lambda x: x[0])
         parent.tag_run(best.run_id, {"rnnexp.best": "true"})
-        parent.set_tags({"rnnexp.best_run": best.name, "rnnexp.best_val_loss": f"{val:.6g}"})
+        parent.set_tags({"rnnexp.best_run": best.name})
+        parent.log_metrics({"sweep/best_val_loss": val}, step=0)
+        parent.flush()
         return best
 
     @staticmethod
-    def _compare(parent, children, sweep_dir: Path) -> None:
+    def _compare(parent, children, labels: dict[str, str], sweep_dir: Path) -> Path | None:
         """The children's validation curves in one figure, an artifact of the parent run;
         a job that failed is drawn as failed, with its reason."""
         from rnnexp.framework.plots import compare_curves
 
-        # label each curve by what varies across the sweep, not the overrides all jobs share
-        names = {c.run_id: c.name.split(",") for c in children}
-        shared = set.intersection(*(set(n) for n in names.values())) if names else set()
+        if not children:
+            return None
         series, failed = {}, {}
         for c in children:
-            label = ",".join(short(o) for o in names[c.run_id] if o not in shared) or "run"
-            series[label] = parent.history(c.run_id, "val/loss")
+            series[labels[c.run_id]] = parent.history(c.run_id, "val/loss")
             if c.status != "FINISHED":
-                failed[label] = c.tags.get("rnnexp.error") or c.status
-        if children:
-            common = ",".join(short(o) for o in next(iter(names.values())) if o in shared)
-            title = f"validation loss of {len(series)} runs" + (f" ({common})" if common else "")
-            figure = compare_curves(sweep_dir / "comparison.png", series, title, failed)
-            parent.log_artifact(figure)
+                failed[labels[c.run_id]] = c.tags.get("rnnexp.error") or c.status
+        title = f"validation loss of the {len(series)} runs of the sweep"
+        figure = compare_curves(sweep_dir / "comparison.png", series, title, failed)
+        parent.log_artifact(figure)
+        return figure
+
+
+def label(child) -> str:
+    """A job by what varies across its sweep (the rnnexp.varied tag), values shortened."""
+    varied = json.loads(child.tags.get("rnnexp.varied") or "[]")
+    return " ".join(short(o) for o in varied) or child.name
 
 
 def short(override: str) -> str:

@@ -11,8 +11,10 @@ one, so processes opening a fresh store together can corrupt it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,15 +136,18 @@ class Child:
     status: str  # RUNNING, FINISHED, FAILED, KILLED
     val_loss: float | None  # its last val/loss
     tags: dict[str, str]
+    best_loss: float | None = None  # its val/best_loss
 
 
 class MlflowRun:
     """One MLflow run, written through MlflowClient (no global active run, no MLFLOW_RUN_ID)."""
 
-    def __init__(self, uri: str, run_id: str):
+    def __init__(self, uri: str, run_id: str, experiment_id: str | None = None):
         self.uri = uri
         self.run_id = run_id
+        self.experiment_id = experiment_id
         self.client = client_for(uri)
+        self._monitor = None  # MLflow's system metrics sampler, if asked for
         self._metrics: list = []
         self._logged: dict[str, int] = {}  # metric -> last step the store already has
 
@@ -160,7 +165,7 @@ class MlflowRun:
             tags["mlflow.parentRunId"] = parent_run_id  # shows the run nested in the UI
         with store_lock(uri), store_errors(uri):
             run = client_for(uri).create_run(experiment_id, tags=tags, run_name=run_name)
-        return cls(uri, run.info.run_id)
+        return cls(uri, run.info.run_id, experiment_id)
 
     def status(self) -> str:
         """RUNNING, FINISHED, FAILED or KILLED, as the store has it."""
@@ -179,10 +184,42 @@ class MlflowRun:
         are not logged twice: steps trained again after a crash skip up to the last step
         the store has for each metric."""
         run = self.client.get_run(self.run_id)
+        self.experiment_id = run.info.experiment_id
         for key in run.data.metrics:
             history = self.client.get_metric_history(self.run_id, key)
             self._logged[key] = max((m.step for m in history), default=-1)
         self.client.update_run(self.run_id, status="RUNNING")
+
+    def ui_link(self, launch_dir: Path) -> str:
+        """How to see this run in the MLflow UI: its page on a tracking server, or the `mlflow
+        ui` command that serves a local store, then the page. The UI's model-training pages,
+        not GenAI's, by the URL's workflowType (MLflow 3's UI chooses by it)."""
+        page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        page += "?workflowType=machine_learning"
+        if self.uri.startswith(("http://", "https://")):
+            return f"{redact(self.uri).rstrip('/')}/{page}"
+        store = self.uri
+        path = sqlite_path(self.uri)
+        if path is not None and path.is_relative_to(launch_dir):
+            store = f"sqlite:///{path.relative_to(launch_dir)}"
+        script = Path(sys.executable).with_name("mlflow")  # of this Python's venv, if it has one
+        mlflow = "mlflow"
+        if script.is_file():
+            inside = script.is_relative_to(launch_dir)
+            mlflow = str(script.relative_to(launch_dir) if inside else script)
+        # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
+        command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
+        return f"{command}{store} --workers 1\n             then open http://127.0.0.1:5000/{page}"
+
+    def monitor_system(self, resume: bool) -> None:
+        """MLflow's system metrics (system/cpu_utilization_percentage, memory, disk, network)
+        sampled on a thread of MLflow's until finish(); a resumed run continues their steps."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # start/stop lines
+        self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume,
+                                             tracking_uri=self.uri)  # fmt: skip
+        self._monitor.start()
 
     @in_store
     def log_params(self, params: dict[str, object]) -> None:
@@ -217,9 +254,11 @@ class MlflowRun:
             del self._metrics[: len(batch)]
 
     @in_store
-    def log_dataset(self, name: str, source: str, digest: str, context: str) -> None:
-        """The corpus as the run's dataset input (the UI's dataset column): `source` a URL, a
-        file's path, or `generated: ...` (the generator and its options)."""
+    def log_dataset(self, name: str, source: str, digest: str, context: str,
+                    profile: dict | None = None) -> None:  # fmt: skip
+        """A text as the run's dataset input (the UI's dataset column), for `context` training
+        or evaluation: `source` a URL, a file's path, or `generated: ...` (the generator and
+        its options); `profile` what the UI shows of its size."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.exceptions import MlflowException
 
@@ -229,7 +268,8 @@ class MlflowRun:
             kind, where = "code", {"tags": {"rnnexp.generator": source.split(":", 1)[1].strip()}}
         else:
             kind, where = "local", {"uri": Path(source).as_uri()}
-        dataset = Dataset(name, digest, kind, json.dumps(where))
+        dataset = Dataset(name, digest, kind, json.dumps(where),
+                          profile=json.dumps(profile) if profile else None)  # fmt: skip
         tags = [InputTag("mlflow.data.context", context)]
         # MLflow adds a dataset's row after looking for it, unlocked: two runs starting at once
         # on one corpus collide (a UNIQUE constraint). A local store is locked; a server's
@@ -269,7 +309,8 @@ class MlflowRun:
             [experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=50_000
         )
         return [Child(r.info.run_id, r.info.run_name, r.info.status,
-                      r.data.metrics.get("val/loss"), r.data.tags) for r in found]  # fmt: skip
+                      r.data.metrics.get("val/loss"), r.data.tags,
+                      r.data.metrics.get("val/best_loss")) for r in found]  # fmt: skip
 
     @in_store
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -300,6 +341,9 @@ class MlflowRun:
     @in_store
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Flush, record the error (if any) as a tag, and close with FINISHED/FAILED/KILLED."""
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
         self.flush()
         if error:
             self.set_tags({"rnnexp.error": error[:5000]})
@@ -311,13 +355,18 @@ class NullRun:
 
     run_id = None
 
+    def ui_link(self, launch_dir: Path) -> str:
+        return ""
+
     def status(self) -> str: ...
+    def monitor_system(self, resume: bool) -> None: ...
     def reopen(self) -> None: ...
     def log_params(self, params: dict[str, object]) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
     def flush(self) -> None: ...
-    def log_dataset(self, name: str, source: str, digest: str, context: str) -> None: ...
+    def log_dataset(self, name: str, source: str, digest: str, context: str,
+                    profile: dict | None = None) -> None: ...  # fmt: skip
     def log_model(self, model_dir: Path, step: int) -> str: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None: ...

@@ -1,0 +1,69 @@
+"""What a finished run or sweep tells the person who started it, in a few lines: how far it
+got and how good it is against the unigram baseline, where its files are, how to open it in
+the MLflow UI, a sample of its text; for a sweep, a table of its jobs and the best one."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+RULE = "-" * 72
+
+
+def shown(path: Path, launch_dir: Path) -> str:
+    """A path as the user typed it: relative to the launch folder when inside it."""
+    path = Path(path)
+    return str(path.relative_to(launch_dir)) if path.is_relative_to(launch_dir) else str(path)
+
+
+def run_summary(
+    name: str, steps: tuple[int, int], stopped_by: str, chars_per_s: float,
+    val: tuple[float, float, int, float], folder: str, link: str, sample: str,
+) -> str:  # fmt: skip
+    """The closing lines of a run. steps: (done, planned); val: (final, best, best step,
+    unigram baseline), nats/char over the whole validation split."""
+    done, planned = steps
+    final, best, best_step, unigram = val
+    why = "train.max_seconds reached" if stopped_by == "max_seconds" else "all steps"
+    lines = [
+        RULE,
+        f"{name}: step {done:,} of {planned:,} ({why}), {chars_per_s:,.0f} chars/s",
+        f"  val loss   {final:.4f} nats/char ({final / math.log(2):.3f} bpc) over the whole "
+        f"validation split; unigram baseline {unigram:.4f}",
+    ]
+    if best_step != done:
+        lines.append(f"  best       {best:.4f} at step {best_step:,} (model_best/)")
+    lines.append(f"  run folder {folder}")
+    lines.append(
+        f"  MLflow UI  {link}" if link else "  MLflow UI  not tracked (tracking.enabled=false)"
+    )
+    if sample:
+        lines += ["  sample:", *("    " + line for line in sample.splitlines())]
+    return "\n".join([*lines, RULE])
+
+
+def sweep_table(rows: list[dict], swept: list[str]) -> str:
+    """Its jobs, one line each: what varies, status, final and best validation loss."""
+    width = max([len("job"), *(len(r["label"]) for r in rows)])
+    head = f"  {'job':<{width}}  {'status':<8}  {'val':>8}  {'best':>8}"
+    lines = [f"varied: {', '.join(swept) or 'nothing'}", head]
+    for r in rows:
+        val = "-" if r["val"] is None else f"{r['val']:.4f}"
+        best = "-" if r["best"] is None else f"{r['best']:.4f}"
+        mark = "  <- best" if r.get("is_best") else ""
+        lines.append(f"  {r['label']:<{width}}  {r['status']:<8}  {val:>8}  {best:>8}{mark}")
+    return "\n".join(lines)
+
+
+def sweep_summary(table: str, best: str | None, figure: Path | None, registered: str | None,
+                  link: str, launch_dir: Path) -> str:  # fmt: skip
+    """The closing lines of a sweep."""
+    lines = [RULE, table]
+    lines.append(f"best job   {best}" if best else "best job   none finished with a val loss")
+    if figure is not None:
+        lines.append(f"comparison {shown(figure, launch_dir)}")
+    if registered:
+        lines.append(f"registered models:/{registered}")
+    if link:
+        lines.append(f"MLflow UI  {link}")
+    return "\n".join([*lines, RULE])
