@@ -48,3 +48,10 @@ def test_inspection_benchmark_runs():
     out = run("benchmarks/inspection.py", "--chars", "300", "--hidden", "16", "--repeats", "1",
               "--cells", "lstm")  # fmt: skip
     assert "300 characters, H16" in out and "lstm  float64" in out
+
+
+def test_early_validation_benchmark_runs():
+    out = run("benchmarks/early_validation.py", "--steps", "4", "--every", "2", "corpus=elman",
+              "model.hidden_size=8")  # fmt: skip
+    assert "train.batch_size=1" in out and "train.batch_size=32" in out
+    assert len([line for line in out.splitlines() if line.strip().startswith("4 ")]) == 2

@@ -446,6 +446,23 @@ def test_mlflow_tracking_uri_from_the_environment(tmp_path):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+def test_mlflow_experiment_name_from_the_environment_and_system_metrics(tmp_path):
+    # MLflow's own variable names the experiment when tracking.experiment is not given;
+    # tracking.system_metrics=true adds MLflow's system/* metrics (sampled every second here)
+    r = rnnexp(*SMALL, "train.steps=300", "corpus=elman", "tracking.system_metrics=true",
+               cwd=tmp_path, MLFLOW_EXPERIMENT_NAME="mine",
+               MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="0.5")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(default_store(tmp_path), "mine")
+    assert run.data.params["tracking.experiment"] == "mine"
+    assert "system/cpu_utilization_percentage" in run.data.metrics
+    assert "system/system_memory_usage_megabytes" in run.data.metrics
+    given = rnnexp(*TINY, "tracking.experiment=theirs", cwd=tmp_path, MLFLOW_EXPERIMENT_NAME="x")
+    assert given.returncode == 0, given.stderr
+    (other,) = runs(default_store(tmp_path), "theirs")  # the command line wins
+    assert not [k for k in other.data.metrics if k.startswith("system/")]  # off by default
+
+
 def test_an_optuna_search_tags_its_best_trial(tmp_path):
     r = rnnexp(
         "search=optuna", "hydra.sweeper.n_trials=3", "corpus=elman", "train.steps=100",

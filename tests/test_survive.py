@@ -93,6 +93,19 @@ def test_a_corrupted_download_is_refused_and_left_alone(tmp_path):
     assert "delete it to download again" in r.stderr
     assert bad.read_text().startswith("One morning")
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
+    assert list((tmp_path / "outputs" / "runs").iterdir()) == []  # a run that never started
+
+
+def test_a_run_that_never_started_keeps_the_users_own_files(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "kafka.txt").write_text("not kafka\n" * 50)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={mine}", cwd=tmp_path,
+               RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    assert r.returncode == 2 and "expected 836497d1" in r.stderr
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # only what was there before
 
 
 def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):

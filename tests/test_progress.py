@@ -1,0 +1,38 @@
+"""What a person watching a run sees when stderr is no terminal (a log file, CI, nohup): a
+progress line every PROGRESS_EVERY seconds, each sample as it is made, and the samples in the
+run's folder, tracked or not. The run's loop, in-process, untracked."""
+
+import logging
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from rnnexp.framework import training
+from rnnexp.framework.build import build
+from rnnexp.framework.cli import CONF_DIR, register_configs
+from rnnexp.framework.tracking import NullRun
+from rnnexp.framework.training import LoopState, train_loop
+
+
+def test_progress_lines_and_samples_without_a_terminal(tmp_path, monkeypatch, caplog):
+    register_configs()
+    overrides = ["corpus=elman", "train.steps=40", "train.batch_size=4", "train.seq_length=16",
+                 "train.log_every=10", "train.eval_every=20", "train.sample_every=20",
+                 "train.sample_length=30"]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        s = OmegaConf.to_object(compose("config", overrides=overrides))
+    b = build(s)
+    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)  # a line at every log_every
+    state = LoopState()
+    with caplog.at_level(logging.INFO, logger="rnnexp"):
+        train_loop(s, b, NullRun(), state, lambda st: None, {"signum": None},
+                   output_dir=tmp_path)  # fmt: skip
+    lines = caplog.messages
+    progress = [m for m in lines if "nats/char" in m and "chars/s" in m and "left" in m]
+    assert [m.split()[1] for m in progress] == ["10/40", "20/40", "30/40"]  # not the last
+    assert any(m.startswith("sample at step 20:\n    ") for m in lines)
+    assert "step 20/40  val" in "\n".join(lines) and "over the whole validation split" in lines[-2]
+    written = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert written == ["step_0000020.txt", "step_0000040.txt"]
+    assert (tmp_path / "samples" / "step_0000040.txt").read_text() == state.sample
+    assert len(state.sample) == 31  # the start character and 30 more
