@@ -98,8 +98,8 @@ def test_every_experiment_preset_composes(name):
     assert (s.model.hidden_size, s.train.seq_length, s.optimizer.lr) == (e["H"], e["T"], e["lr"])
     validate(s)
     if name != "shakespeare_200s":  # the notebooks' loop: one stream, float64, a fixed rate
-        loop = (s.train.batch_size, s.model.dtype, s.schedule.name)
-        assert loop == (1, "float64", "constant")
+        loop = (s.train.batch_size, s.model.dtype, s.schedule.name, s.train.eval_chars)
+        assert loop == (1, "float64", "constant", None)  # and the whole split at every eval
     text = (EXPERIMENTS_DIR / f"{name}.yaml").read_text().splitlines()
     assert text[0] == "# @package _global_"
     assert "?" in " ".join(text[1:4])  # its question

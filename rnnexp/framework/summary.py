@@ -10,6 +10,12 @@ from pathlib import Path
 RULE = "-" * 72
 
 
+def field(label: str, text: str, indent: str = "") -> str:
+    """`label` then `text`, its further lines aligned under its first."""
+    head = f"{indent}{label:<10} "
+    return head + text.replace("\n", "\n" + " " * len(head))
+
+
 def shown(path: Path, launch_dir: Path) -> str:
     """A path as the user typed it: relative to the launch folder when inside it."""
     path = Path(path)
@@ -33,10 +39,8 @@ def run_summary(
     ]
     if best_step != done:
         lines.append(f"  best       {best:.4f} at step {best_step:,} (model_best/)")
-    lines.append(f"  run folder {folder}")
-    lines.append(
-        f"  MLflow UI  {link}" if link else "  MLflow UI  not tracked (tracking.enabled=false)"
-    )
+    lines.append(field("run folder", folder, "  "))
+    lines.append(field("MLflow UI", link or "not tracked (tracking.enabled=false)", "  "))
     if sample:
         lines += ["  sample:", *("    " + line for line in sample.splitlines())]
     return "\n".join([*lines, RULE])
@@ -65,5 +69,5 @@ def sweep_summary(table: str, best: str | None, figure: Path | None, registered:
     if registered:
         lines.append(f"registered models:/{registered}")
     if link:
-        lines.append(f"MLflow UI  {link}")
+        lines.append(field("MLflow UI", link))
     return "\n".join([*lines, RULE])

@@ -109,7 +109,7 @@ def train_loop(
     terminal = sys.stderr.isatty()
     bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not terminal,
                dynamic_ncols=True)  # fmt: skip
-    loop_start = last_progress = time.perf_counter()
+    began = loop_start = last_progress = time.perf_counter()
     with bar, logging_redirect_tqdm():
         for step in range(first, t.steps + 1):
             start = time.perf_counter()
@@ -140,7 +140,7 @@ def train_loop(
                 now = time.perf_counter()
                 if not terminal and now - last_progress >= PROGRESS_EVERY and not last:
                     last_progress = now
-                    left = (now - loop_start) / (step - first + 1) * (t.steps - step)
+                    left = (now - began) / (step - first + 1) * (t.steps - step)
                     log.info("step %d/%d  train %.4f nats/char  %s chars/s  about %s left",
                              step, t.steps, loss, f"{rate:,.0f}", _duration(left))  # fmt: skip
             if step % t.eval_every == 0 or last:

@@ -209,7 +209,7 @@ class MlflowRun:
             mlflow = str(script.relative_to(launch_dir) if inside else script)
         # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
         command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
-        return f"{command}{store} --workers 1\n             then open http://127.0.0.1:5000/{page}"
+        return f"{command}{store} --workers 1\nthen open http://127.0.0.1:5000/{page}"
 
     def monitor_system(self, resume: bool) -> None:
         """MLflow's system metrics (system/cpu_utilization_percentage, memory, disk, network)
