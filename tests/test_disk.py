@@ -59,7 +59,8 @@ def test_a_full_output_disk_fails_the_run_in_one_line_and_leaves_no_temporary_fi
     tmp_path, small_disk
 ):
     disk = small_disk("2m")
-    proc = launch(*SMALL, "train.steps=5000", "train.checkpoint_every=200",
+    # a small model: the disk holds the run's files (a checkpoint is written beside the last)
+    proc = launch(*SMALL, "model.hidden_size=32", "train.steps=5000", "train.checkpoint_every=200",
                   f"hydra.run.dir={disk}/run", cwd=tmp_path)  # fmt: skip
     wait_for(proc, disk / "run" / "checkpoint.npz")
     fill(disk)  # the next checkpoint finds no room

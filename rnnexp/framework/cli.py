@@ -208,7 +208,7 @@ def task(cfg: DictConfig) -> float:
     if settings.resume:  # main() pointed Hydra at the run's folder: its config, its store
         saved = OmegaConf.load(output_dir / ".hydra" / "config.yaml")
         original = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), saved))
-        launch = experiment.Launch(output_dir, launch_dir, f"resume {output_dir}", uri=uri,
+        launch = experiment.Launch(output_dir, launch_dir, uri=uri,
                                    resume=True, threads=threads, track=original.tracking.enabled,
                                    further=further(settings, overrides))  # fmt: skip
         return _run(original, launch)

@@ -4,7 +4,8 @@ The entrypoint registers `Settings` as the schema of conf/config.yaml, so a miss
 or a value of the wrong type fails before anything runs, and each class checks its values
 when it is made (`__post_init__`): every value once, here, with the rule the code that uses it
 shares. The YAML files hold every default (and say why); these classes hold none, but None for
-a key that another option of the group uses (an optimizer's own keys).
+a key that another option of the group uses (an optimizer's own keys), and for a key added
+later, the value that runs saved before it ran with (their folders still resume).
 """
 
 from __future__ import annotations
@@ -81,11 +82,13 @@ class TrainSettings:
     diverge_factor: float | None
     eval_every: int
     eval_streams: int
-    eval_chars: int | None  # characters each periodic evaluation reads; None: the whole split
     sample_every: int
     sample_length: int
     log_every: int
     checkpoint_every: int
+    # characters each periodic evaluation reads; None: the whole split (and what a run saved
+    # before the key existed did, so resume= reads its config as it ran)
+    eval_chars: int | None = None
 
     def __post_init__(self) -> None:
         keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
@@ -125,7 +128,9 @@ class TrackingSettings:
     uri: str | None
     experiment: str
     register: str | None  # a registered model's name: the run's model (a sweep's best) joins it
-    system_metrics: bool  # MLflow's system/* metrics (CPU, memory, disk, network) while it runs
+    # MLflow's system/* metrics (CPU, memory, disk, network) while it runs; False for a run
+    # saved before the key existed
+    system_metrics: bool = False
 
     def __post_init__(self) -> None:
         name = self.register
