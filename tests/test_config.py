@@ -245,3 +245,37 @@ def test_experiments_are_found_from_any_directory(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "hidden_size: 512" in r.stdout and "seq_length: 256" in r.stdout
     assert Path(elsewhere).exists() and not (elsewhere / "outputs").exists()
+
+
+def test_a_users_config_folder_is_checked_like_ours(tmp_path):
+    mine = tmp_path / "my_conf"
+    for group in ("model", "experiment"):
+        (mine / group).mkdir(parents=True)
+    (mine / "model" / "tiny.yaml").write_text("name: tiny\ncell: gru\nhidden_size: 8\n")
+    (mine / "model" / "broken.yaml").write_text("name: broken\nlayers: [1, 2\n")
+    (mine / "model" / "typo.yaml").write_text("name: typo\nhiden: 3\n")
+    (mine / "experiment" / "nohead.yaml").write_text("train:\n  steps: 5\n")
+    plan = check_command_line(["--config-dir", str(mine), "model=tiny"], CONF_DIR, tmp_path)
+    assert (plan.settings.model.name, plan.settings.model.hidden_size) == ("tiny", 8)
+    for args, message in [
+        (["model=broken"], f"cannot read {mine}/model/broken.yaml (line 3): while parsing a"),
+        (["model=typo"], "In 'model/typo': unknown key 'hiden'"),
+        (["experiment=nohead"], "In 'experiment/nohead': unknown key 'experiment' (an "
+                                "experiment file starts with # @package _global_)"),
+    ]:  # fmt: skip
+        with pytest.raises(RnnexpError) as e:
+            check_command_line(["--config-dir", str(mine), *args], CONF_DIR, tmp_path)
+        assert str(e.value).startswith(message) and "\n" not in str(e.value), e.value
+    (mine / "model" / "gru.yaml").write_text("name: gru\nhidden_size: 7\n")  # ours is read first
+    with pytest.raises(RnnexpError, match="rnnexp has a model of that name, which Hydra reads"):
+        check_command_line(["--config-dir", str(mine)], CONF_DIR, tmp_path)
+    for folder, what in [(tmp_path / "nope", "no such folder"), (mine / "model/tiny.yaml",
+                                                                 "is not a folder")]:  # fmt: skip
+        with pytest.raises(RnnexpError, match=what):
+            check_command_line(["--config-dir", str(folder)], CONF_DIR, tmp_path)
+
+
+def test_help_into_a_pipe_that_closes_early_is_no_error(tmp_path):
+    r = subprocess.run(f"{sys.executable} -m rnnexp --help | head -1", shell=True, cwd=tmp_path,
+                       env=env(), capture_output=True, text=True)  # fmt: skip
+    assert r.stdout.startswith("rnnexp: train") and r.stderr == ""

@@ -93,19 +93,26 @@ def test_a_corrupted_download_is_refused_and_left_alone(tmp_path):
     assert "delete it to download again" in r.stderr
     assert bad.read_text().startswith("One morning")
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
-    assert list((tmp_path / "outputs" / "runs").iterdir()) == []  # a run that never started
+    assert not (tmp_path / "outputs").exists()  # a run that never started leaves no folder
 
 
 def test_a_run_that_never_started_keeps_the_users_own_files(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "kafka.txt").write_text("not kafka\n" * 50)
-    mine = tmp_path / "mine"
+    mine, empty = tmp_path / "mine", tmp_path / "empty"
     mine.mkdir()
+    empty.mkdir()
     (mine / "notes.txt").write_text("my notes")
-    r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={mine}", cwd=tmp_path,
-               RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
-    assert r.returncode == 2 and "expected 836497d1" in r.stderr
-    assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # only what was there before
+    (mine / "rnnexp.log").write_text("my own log\n")
+    for folder, name in [(mine, "rnnexp"), (empty, "other"), (tmp_path, "rnnexp")]:
+        r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={folder}", f"hydra.job.name={name}",
+                   cwd=tmp_path, RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+        assert r.returncode == 2 and "expected 836497d1" in r.stderr
+    # what was there before stays, and only that: the folders too, the launch folder included
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "rnnexp.log"]
+    assert (mine / "rnnexp.log").read_text().startswith("my own log\n")
+    assert empty.is_dir() and list(empty.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "empty", "mine"]
 
 
 def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):

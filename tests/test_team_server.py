@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import mlflow.artifacts
 import pytest
 from helpers import TINY, artifacts, history, rnnexp, runs
 from omegaconf import OmegaConf
@@ -36,14 +37,25 @@ def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres
         assert [s for s, _ in history(uri, child.info.run_id, "train/smooth_loss")] == [
             5, 10, 15, 20, 25, 30,
         ]  # fmt: skip
-        assert sorted(artifacts(uri, child.info.run_id)) == [
-            "config.yaml", "inspect.html", "loss_curve.png", "model/model.json", "model/model.npz",
-            "model_best/model.json", "model_best/model.npz",
-            "samples/step_0000015.txt", "samples/step_0000030.txt",
-        ]  # fmt: skip
-        for name in ("model/model.npz", "model/model.json", "model_best/model.npz",
-                     "loss_curve.png", "inspect.html"):  # byte for byte  # fmt: skip
+        files = {"config.yaml", "gates.png", "inspect.html", "loss_curve.png",
+                 "samples/step_0000015.txt", "samples/step_0000030.txt"}  # fmt: skip
+        best = child.data.tags["rnnexp.best_model"]  # model_best/ where it is not the final
+        if best == "model_best":
+            files |= {"model_best/model.json", "model_best/model.npz"}
+        assert set(artifacts(uri, child.info.run_id)) == files
+        for name in sorted(files - {"config.yaml"} - {f for f in files if "samples" in f}):
             served = client.download_artifacts(child.info.run_id, name, str(tmp_path / "dl"))
-            assert Path(served).read_bytes() == (out / name).read_bytes(), name
+            assert Path(served).read_bytes() == (out / name).read_bytes(), name  # byte for byte
+        # the final model's one copy on the server: its MLflow model, the folder's model/
+        model_id = child.data.tags["rnnexp.model_id"]
+        mlflow.set_tracking_uri(uri)
+        got = Path(
+            mlflow.artifacts.download_artifacts(
+                f"models:/{model_id}", dst_path=str(tmp_path / model_id)
+            )
+        )
+        for name in ("model.npz", "model.json"):
+            assert (got / "artifacts" / "model" / name).read_bytes() == (
+                out / "model" / name).read_bytes(), name  # fmt: skip
         sample = client.download_artifacts(child.info.run_id, "samples/step_0000030.txt")
         assert len(Path(sample).read_text()) == 21  # the start character + 20

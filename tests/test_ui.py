@@ -21,6 +21,7 @@ SWEEP = [
     "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "corpus=elman",
     "model.hidden_size=16,32,64", "optimizer.lr=0.03,0.1", "train.steps=600",
     "train.log_every=10", "train.eval_every=50", "train.sample_every=300",
+    "train.batch_size=8", "train.seq_length=25",
 ]  # fmt: skip
 
 
@@ -39,7 +40,8 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
         parent, *children = runs(uri)
         exp = parent.info.experiment_id
         names = sorted(c.info.run_name for c in children)
-        assert names[0] == "model.hidden_size=16,optimizer.lr=0.03" and len(names) == 6
+        assert names[0] == "gru-elman-adam model.hidden_size=16 optimizer.lr=0.03"
+        assert len(names) == 6
 
         def text() -> str:
             return browser.find_element(By.TAG_NAME, "body").text
@@ -92,7 +94,7 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
         sample_path = "samples/step_0000600.txt"
         sample = Path(MlflowClient(uri).download_artifacts(best.info.run_id, sample_path))
         browser.get(f"{uri}/#/experiments/{exp}/runs/{best.info.run_id}/artifacts")
-        wait_for("samples", "loss_curve.png", "model")
+        wait_for("samples", "loss_curve.png", "inspect.html")
         browser.find_element(By.XPATH, '//*[text()="samples"]').click()
         wait_for("step_0000600.txt")
         browser.find_element(By.XPATH, '//*[text()="step_0000600.txt"]').click()

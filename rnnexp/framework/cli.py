@@ -251,11 +251,15 @@ def main() -> None:
     try:
         argv = take_credentials(expand_home(sys.argv[1:]))
         plan = check_command_line(argv, CONF_DIR, launch_dir)
-        if plan.help:
-            print_help(plan)
-            return
-        if plan.print_config:
-            sys.stdout.write(OmegaConf.to_yaml(plan.config))
+        if plan.help or plan.print_config:
+            try:
+                if plan.help:
+                    print_help(plan)
+                else:
+                    sys.stdout.write(OmegaConf.to_yaml(plan.config))
+                sys.stdout.flush()
+            except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return
         if plan.runs:
             argv += claim_folder(plan, launch_dir)

@@ -38,7 +38,6 @@ from rnnexp.framework.training import Interrupted, LoopState, deferred_interrupt
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
 CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
-LOG_FILE = "rnnexp.log"  # in a run's folder: Hydra's log of the job (hydra.job.name)
 DIGEST = 16  # hex digits of the text's sha256 that name its dataset (all 64: rnnexp.corpus_sha256)
 
 
@@ -75,7 +74,7 @@ def run(s: Settings, launch: Launch) -> float:
         # a run that never started (no corpus, no store) leaves no folder behind; a sweep's
         # job keeps its folder, which its sweep's numbering counts on
         if not launch.started and not launch.resume and launch.sweep_dir is None:
-            rundir.discard(launch.output_dir, LOG_FILE)
+            rundir.discard(launch.output_dir)
         raise
 
 
@@ -167,7 +166,8 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         log.info(
             "%s: %s (%d chars, V=%d), %s, run %s, %s BLAS threads%s", launch.run_name,
-            b.corpus.name, len(b.corpus.text), len(b.vocab), launch.output_dir, tracked.run_id,
+            b.corpus.name, len(b.corpus.text), len(b.vocab), launch.output_dir,
+            tracked.run_id or "untracked",
             max(blas, default="no"), f", resumed at step {b.trainer.step}" if launch.resume else "",
         )  # fmt: skip
 

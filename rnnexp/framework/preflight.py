@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+import re
 import typing
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rnnexp.errors import RnnexpError, first_line, install_hint
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import resolve_uri
+from rnnexp.resources import EXPERIMENTS_DIR
 
 GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")
 # Hydra plugins that come with an optional extra of rnnexp's (pyproject.toml)
@@ -153,7 +155,16 @@ def _config_folders(conf_dir: Path, user_dir: str | None) -> tuple[Path, ...]:
         return (conf_dir,)
     folder = Path(user_dir).expanduser().resolve()
     if not folder.is_dir():
-        raise RnnexpError(f"--config-dir {user_dir}: no such folder")
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise RnnexpError(f"--config-dir {user_dir}: {what}")
+    for mine in sorted(folder.glob("*/*.yaml")):  # Hydra reads rnnexp's first: yours unseen
+        group = mine.parent.name
+        ours = EXPERIMENTS_DIR if group == "experiment" else conf_dir / group
+        if (ours / mine.name).is_file():
+            raise RnnexpError(
+                f"{mine}: rnnexp has a {group} of that name, which Hydra reads first; "
+                f"give yours a name of its own"
+            )
     return conf_dir, folder
 
 
@@ -291,7 +302,24 @@ def _check(
             )
         if isinstance(cause, ConfigAttributeError | ConfigKeyError) and key:  # no such key
             return _unknown_key_message(key, overrides, folders)
-        return first_line(cause)
+        return _file_problem(cause)
+
+
+def _file_problem(e: BaseException) -> str:
+    """A config file's mistake (a user's --config-dir preset, mostly) as one line that names
+    the file and what is wrong; Hydra's and YAML's put that on their second lines."""
+    mark = getattr(e, "problem_mark", None)  # YAML's syntax errors
+    if mark is not None:
+        return f"cannot read {mark.name} (line {mark.line + 1}): {e.context or ''} {e.problem}"
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) < 2 or not lines[0].endswith(":"):
+        return first_line(e)
+    where = lines[0].split(":")[0]  # In 'model/x'
+    found = re.match(r"Key '(.+)' not in '(\w+)'", lines[1])
+    if found is None:
+        return f"{where}: {lines[1]}"
+    hint = " (an experiment file starts with # @package _global_)" if found[2] == "Settings" else ""
+    return f"{where}: unknown key {found[1]!r}{hint}"
 
 
 def _unknown_key_message(key: str, overrides: list[str], folders: tuple[Path, ...]) -> str:

@@ -21,11 +21,25 @@ MARKER = ".rnnexp"  # in every run and sweep folder: who claimed it; flock-ed wh
 # signs of a run or sweep already in a folder
 RUN_FILES = (".hydra", "checkpoint.npz", "model", "multirun.yaml", "rnnexp_sweep.json")
 _held: dict[Path, int] = {}  # folder -> fd of its locked marker, for this process's lifetime
+# folder -> what was there before this process claimed it: the names already in it, and the
+# folders made for it (itself, and missing parents), so discard() removes only its own
+_before: dict[Path, tuple[set[str], list[Path]]] = {}
+
+
+def _make(folder: Path) -> list[Path]:
+    """mkdir -p; the folders it made, deepest first."""
+    made = []
+    for f in [folder, *folder.parents]:
+        if f.exists():
+            break
+        made.append(f)
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
 
 
 def claim_fresh(base: Path) -> Path:
     """The first of base, base_2, base_3, … that this process creates; claimed and held."""
-    base.parent.mkdir(parents=True, exist_ok=True)
+    parents = _make(base.parent)
     n = 1
     while True:
         folder = base if n == 1 else base.with_name(f"{base.name}_{n}")
@@ -34,13 +48,16 @@ def claim_fresh(base: Path) -> Path:
         except FileExistsError:
             n += 1
             continue
-        return claim(folder)
+        claim(folder)
+        _before[folder.resolve()] = (set(), [folder, *parents])
+        return folder
 
 
 def claim(folder: Path) -> Path:
     """Claim a folder the user named (made if missing) and hold it; refuse one that holds a
     run, or that another process claimed first."""
-    folder.mkdir(parents=True, exist_ok=True)
+    made = _make(folder)
+    existing = {p.name for p in folder.iterdir()}
     taken = [f for f in RUN_FILES if (folder / f).exists()]
     if taken:
         raise RnnexpError(
@@ -53,6 +70,7 @@ def claim(folder: Path) -> Path:
         raise RnnexpError(f"{folder} is already claimed by another run ({MARKER})") from None
     os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
     _lock(folder, fd)
+    _before[folder.resolve()] = (existing, made)
     return folder
 
 
@@ -76,24 +94,31 @@ def _lock(folder: Path, fd: int) -> None:
     _held[folder.resolve()] = fd
 
 
-def discard(folder: Path, log_file: str) -> None:
-    """Remove what a run that never started left in its folder (Hydra's .hydra/ and its log,
-    the marker), and the folder itself if nothing else is in it; let it go."""
+def discard(folder: Path) -> None:
+    """Undo the claim of a run that never started: remove what appeared in its folder since
+    (Hydra's .hydra/ and log, the marker) and the folders made for it, and let it go. What
+    was there before stays, and so does a folder this process did not make."""
     import shutil
 
     folder = folder.resolve()
-    if any((folder / f).exists() for f in RUN_FILES if f != ".hydra"):
-        return  # a run's files: never this run's to remove
-    shutil.rmtree(folder / ".hydra", ignore_errors=True)
-    for name in (log_file, MARKER):
-        (folder / name).unlink(missing_ok=True)
+    if folder not in _before:
+        return  # not claimed by this process (a resumed run's folder)
+    existing, made = _before.pop(folder)
     fd = _held.pop(folder, None)
     if fd is not None:
         os.close(fd)
-    try:
-        folder.rmdir()
-    except OSError:  # the user's folder, with files of its own
-        pass
+    for entry in folder.iterdir():
+        if entry.name in existing:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for f in made:  # deepest first; one another process wrote into stays
+        try:
+            f.rmdir()
+        except OSError:
+            break
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
