@@ -32,7 +32,9 @@ def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres
     client = MlflowClient(uri)
     for child in runs(uri)[1:]:
         out = Path(child.data.tags["rnnexp.output_dir"])
-        config = OmegaConf.to_container(OmegaConf.load(out / ".hydra" / "config.yaml"))
+        config = OmegaConf.to_container(
+            OmegaConf.load(out / ".hydra" / "config.yaml"), resolve=True
+        )
         assert child.data.params == flatten(config)  # the full resolved config, every key
         assert [s for s, _ in history(uri, child.info.run_id, "train/smooth_loss")] == [
             5, 10, 15, 20, 25, 30,
