@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnexp.cells import CELLS
-from rnnexp.checkpoint import BEST_MODEL_DIR, save_checkpoint, save_model
+from rnnexp.checkpoint import save_checkpoint
 from rnnexp.config import ModelConfig
 from rnnexp.corpora import Corpus
 from rnnexp.errors import RnnexpError
@@ -182,11 +182,8 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
             }
             save_checkpoint(path, b.trainer.state_dict(), meta)
 
-        def save_best() -> None:  # the model of the lowest val/loss, beside the final one
-            save_model(launch.output_dir / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
-
         if can_train(s, b, state):
-            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt, save_best,
+            state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt,
                                         launch.output_dir)  # fmt: skip
         # else: killed after its last checkpoint, before its model was saved: finish that
         tracked.set_tags({"rnnexp.stopped_by": state.stopped_by or "steps"})

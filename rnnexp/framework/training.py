@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rnnexp.atomic import atomic_write
+from rnnexp.checkpoint import BEST_MODEL_DIR, load_model, save_model
 from rnnexp.evaluate import evaluate
 from rnnexp.sample import sample
 
@@ -87,13 +88,13 @@ def deferred_interrupts() -> Iterator[dict]:
 
 def train_loop(
     s, b, tracked, state: LoopState, checkpoint: Callable[[LoopState], None], interrupt: dict,
-    save_best: Callable[[], None] = lambda: None, output_dir: Path | None = None,
+    output_dir: Path | None = None,
 ) -> float:  # fmt: skip
     """Train b.trainer from its current step to s.train.steps; return the last val loss (of
     the whole validation split). `checkpoint(state)` is called every train.checkpoint_every
     steps, at the end and on an interrupt (`interrupt["signum"]` set by deferred_interrupts),
-    always between steps; `save_best()` after each evaluation that beats every earlier one;
-    samples are written to output_dir/samples/ as well as to the tracking run."""
+    always between steps. In output_dir: the samples (as well as in the tracking run), and
+    model_best/, the model of each evaluation that beats every earlier one."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -154,7 +155,9 @@ def train_loop(
                     if ev.loss < state.best_estimate:  # char-rnn keeps its checkpoints by val loss
                         state.best_estimate = state.best_val_loss = ev.loss
                         state.best_step = step
-                        save_best()
+                        if output_dir is not None:
+                            save_model(output_dir / BEST_MODEL_DIR, b.model, b.vocab,
+                                       b.corpus.text[0])  # fmt: skip
                 state.eval_time += time.perf_counter() - start
                 state.val_loss = ev.loss
                 best = {"val/best_loss": state.best_val_loss, "val/best_step": state.best_step}
@@ -206,8 +209,6 @@ def _settle_best(b, state: LoopState, final: float, step: int, output_dir: Path 
     the earlier model the sampled losses picked (model_best/) if it does better on the whole
     split. model_best/ is removed when the final model is the best: no second copy of it."""
     import shutil
-
-    from rnnexp.checkpoint import BEST_MODEL_DIR, load_model
 
     folder = None if output_dir is None else output_dir / BEST_MODEL_DIR
     if folder is not None and (folder / "model.npz").is_file() and state.best_step < step:
