@@ -71,9 +71,9 @@ def run(s: Settings, launch: Launch) -> float:
         with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
             return _run(s, launch)
     except RnnexpError:
-        # a run that never started (no corpus, no store) leaves no folder behind; a sweep's
-        # job keeps its folder, which its sweep's numbering counts on
-        if not launch.started and not launch.resume and launch.sweep_dir is None:
+        # a run that never started (no corpus, no store) leaves no folder behind: the folder
+        # its command claimed (a resumed run's, or a sweep's job's, were claimed by none)
+        if not launch.started:
             rundir.discard(launch.output_dir)
         raise
 

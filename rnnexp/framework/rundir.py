@@ -48,15 +48,13 @@ def claim_fresh(base: Path) -> Path:
         except FileExistsError:
             n += 1
             continue
-        claim(folder)
-        _before[folder.resolve()] = (set(), [folder, *parents])
-        return folder
+        return claim(folder, made=[folder, *parents])
 
 
-def claim(folder: Path) -> Path:
+def claim(folder: Path, made: list[Path] | None = None) -> Path:
     """Claim a folder the user named (made if missing) and hold it; refuse one that holds a
-    run, or that another process claimed first."""
-    made = _make(folder)
+    run, or that another process claimed first. `made`: the folders the caller made for it."""
+    made = _make(folder) if made is None else made
     existing = {p.name for p in folder.iterdir()}
     taken = [f for f in RUN_FILES if (folder / f).exists()]
     if taken:
