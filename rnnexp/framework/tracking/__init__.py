@@ -198,15 +198,12 @@ class MlflowRun:
         page += "?workflowType=machine_learning"
         if self.uri.startswith(("http://", "https://")):
             return f"{redact(self.uri).rstrip('/')}/{page}"
-        store = self.uri
+        from rnnexp.framework.summary import shown
+
         path = sqlite_path(self.uri)
-        if path is not None and path.is_relative_to(launch_dir):
-            store = f"sqlite:///{path.relative_to(launch_dir)}"
+        store = self.uri if path is None else f"sqlite:///{shown(path, launch_dir)}"
         script = Path(sys.executable).with_name("mlflow")  # of this Python's venv, if it has one
-        mlflow = "mlflow"
-        if script.is_file():
-            inside = script.is_relative_to(launch_dir)
-            mlflow = str(script.relative_to(launch_dir) if inside else script)
+        mlflow = shown(script, launch_dir) if script.is_file() else "mlflow"
         # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
         command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
         return f"{command}{store} --workers 1\nthen open http://127.0.0.1:5000/{page}"
