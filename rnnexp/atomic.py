@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from rnnexp import faults
+
 
 def temporary_name(path: Path) -> Path:
     """`.NAME.PID.tmp` beside `path`: hidden, and tells which process wrote it."""
@@ -25,6 +27,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        faults.point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ allow_pickle=False and checked against each other: neither code nor a mismatched
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.atomic import atomic_write
-from rnnexp.config import ModelConfig, param_shapes
+from rnnexp.config import ModelConfig, check_fits, param_shapes
 from rnnexp.data import Vocab
 from rnnexp.errors import RnnexpError
 from rnnexp.model import CharRNN
@@ -35,41 +36,93 @@ def save_model(directory: Path, model: CharRNN, vocab: Vocab, start: str) -> Pat
 
 
 def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
-    """The model, vocabulary and start character saved by save_model, validated: shapes,
-    keys and dtypes must be exactly those its config implies."""
+    """The model, vocabulary and start character saved by save_model, validated before
+    anything is allocated: model.json's types and sizes, then each npz member's declared
+    shape and dtype against those its config implies (a crafted file is one line)."""
     directory = Path(directory)
     try:
-        meta = json.loads((directory / "model.json").read_text())
+        meta = _read_json(directory / "model.json")
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(meta.get("config"), dict):
+            raise ValueError("its config is not a mapping")
         config = ModelConfig(**meta["config"])  # checked: a size this machine can hold
-        vocab = Vocab(meta["vocab"])
-        start = meta["start"]
-        if len(start) != 1 or start not in vocab.index:
+        if not isinstance(meta.get("vocab"), str):
+            raise ValueError("its vocabulary is not a string of characters")
+        vocab = Vocab(meta["vocab"])  # distinct characters, sorted
+        start = meta.get("start")
+        if not isinstance(start, str) or len(start) != 1 or start not in vocab.index:
             raise ValueError(f"start character {start!r} is not one character of the vocabulary")
-        with np.load(directory / "model.npz", allow_pickle=False) as npz:
-            params = {k: npz[k] for k in npz.files}
+        if config.vocab_size != len(vocab):
+            raise ValueError(
+                f"vocabulary has {len(vocab)} characters, the model expects {config.vocab_size}"
+            )
+        dtype = np.dtype(config.dtype)
+        expected = {k: (shape, dtype) for k, shape in param_shapes(config).items()}
+        params = read_npz(directory / "model.npz", expected)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise RnnexpError(f"cannot load a model from {directory}: {e}") from None
-    if config.vocab_size != len(vocab):
-        raise RnnexpError(
-            f"{directory}: vocabulary has {len(vocab)} characters, "
-            f"the model expects {config.vocab_size}"
-        )
-    expected = param_shapes(config)  # nothing allocated for what the json merely claims
-    if params.keys() != expected.keys():
-        raise RnnexpError(
-            f"{directory}: parameters {sorted(params)} do not match the config's {sorted(expected)}"
-        )
-    for k, shape in expected.items():
-        if params[k].shape != shape or params[k].dtype != np.dtype(config.dtype):
-            raise RnnexpError(
-                f"{directory}: parameter {k} is {params[k].dtype}{params[k].shape}, "
-                f"the config says {config.dtype}{shape}"
-            )
     model = CharRNN(config, np.random.default_rng(0))
     model.params = params
     return model, vocab, start
+
+
+MAX_JSON = 64 * 2**20  # bytes of a model.json: a config and a vocabulary of a few thousand
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from a file of at most MAX_JSON bytes, nested as JSON of rnnexp's is."""
+    if path.stat().st_size > MAX_JSON:
+        raise ValueError(f"{path.name} is over {MAX_JSON // 2**20} MB")
+    try:
+        meta = json.loads(path.read_text())
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deep") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return meta
+
+
+def read_npz(path: Path, expected: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an npz file, without pickles, each member's header read before its
+    data: its declared shape and dtype must be `expected[name]` (when given: the same names,
+    no more, no fewer) and its size what the member holds once inflated; so a member that
+    declares 8 TiB, or inflates to more than it says, is refused before any allocation."""
+    from numpy.lib import format as npy
+
+    arrays, total = {}, 0
+    with zipfile.ZipFile(path) as z:
+        members = {m.filename.removesuffix(".npy"): m for m in z.infolist()}
+        if expected is not None and members.keys() != expected.keys():
+            raise ValueError(
+                f"parameters {sorted(members)} do not match the config's {sorted(expected)}"
+            )
+        for name, member in members.items():
+            with z.open(member) as f:
+                version = npy.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"member {name} is npy format {version}")
+                read_header = npy.read_array_header_1_0 if version == (1, 0) else (
+                    npy.read_array_header_2_0)  # fmt: skip
+                shape, fortran, dtype = read_header(f)
+                if dtype.hasobject:
+                    raise ValueError(f"member {name} holds Python objects")
+                if expected is not None and (shape, dtype) != expected[name]:
+                    want = expected[name]
+                    raise ValueError(
+                        f"parameter {name} is {dtype}{shape}, the config says {want[1]}{want[0]}"
+                    )
+                size = math.prod(shape) * dtype.itemsize
+                if size != member.file_size - f.tell():  # what the member holds, inflated
+                    raise ValueError(
+                        f"member {name} declares {size:,} bytes but holds "
+                        f"{member.file_size - f.tell():,}"
+                    )
+                total += size
+                check_fits(f"{path.name}'s arrays", total)
+                data = np.frombuffer(f.read(size), dtype=dtype, count=math.prod(shape))
+            arrays[name] = data.reshape(shape, order="F" if fortran else "C").copy()
+    return arrays
 
 
 CHECKPOINT = "rnnexp-checkpoint-1"
@@ -86,8 +139,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Pa
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, meta) saved by save_checkpoint; anything else is refused with a clear error."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("__meta__")))
         if meta.get("format") != CHECKPOINT:
             raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT!r}")

@@ -66,8 +66,12 @@ class ModelConfig:
         _check_fits_in_memory(self)
 
     def make_cells(self) -> list:
+        return [self.new_cell() for _ in range(self.layers)]
+
+    def new_cell(self):
+        """One layer's cell (rnnexp/cells), with this model's options."""
         options = {"activation": self.activation, "bptt": self.bptt} if self.cell == "rnn" else {}
-        return [make_cell(self.cell, self.hidden_size, **options) for _ in range(self.layers)]
+        return make_cell(self.cell, self.hidden_size, **options)
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -80,18 +84,49 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes | {"Why": (H, V), "by": (V,)}
 
 
-def _check_fits_in_memory(config: ModelConfig) -> None:
-    """Refuse, before allocating, a model whose parameters, gradients, optimizer state and
-    float64 initial draw (4 copies) cannot fit in this machine's memory."""
-    n = sum(math.prod(shape) for shape in param_shapes(config).values())
-    need = 4 * n * max(np.dtype(config.dtype).itemsize, 8)
+def param_count(config: ModelConfig) -> int:
+    """How many numbers the parameters hold, by arithmetic: no cell made per layer, so an
+    absurd model.layers costs nothing to refuse."""
+    V, H, L = max(config.vocab_size, 1), config.hidden_size, config.layers
+    cell = config.new_cell()
+    first, deeper = (sum(map(math.prod, cell.param_shapes(n).values())) for n in (V, H))
+    return first + (L - 1) * deeper + H * V + V
+
+
+# bytes a layer costs beyond its numbers: its cell, and its arrays' headers in the
+# parameters, gradients and optimizer state
+LAYER_OVERHEAD = 16 * 1024
+
+
+def check_fits(what: str, need: int) -> None:
+    """Refuse, before allocating, what needs more bytes than this machine's memory."""
     have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if need > have:
         raise ConfigError(
-            f"model.hidden_size={config.hidden_size} with {config.layers} layer(s) has "
-            f"{n:,} parameters: about {need / 2**30:,.0f} GiB with gradients and optimizer "
-            f"state, more than this machine's {have / 2**30:,.0f} GiB"
+            f"{what}: about {_gib(need)} GiB, more than this machine's {_gib(have)} GiB"
         )
+
+
+def step_bytes(config: ModelConfig, batch: int, length: int, vocab: int = 256) -> int:
+    """About the bytes one forward and backward pass over `batch` streams of `length`
+    characters keeps: each layer's gate pre-activations, states and their gradients, and the
+    logits, probabilities and their gradient (`vocab`: a guess until the corpus is read)."""
+    per_char = config.layers * config.hidden_size * (CELLS[config.cell].gates + 4) + 3 * vocab
+    return batch * length * per_char * np.dtype(config.dtype).itemsize
+
+
+def _gib(n: int) -> str:
+    gib = n / 2**30
+    return f"{gib:,.1f}" if gib < 1e6 else f"{gib:.1e}"
+
+
+def _check_fits_in_memory(config: ModelConfig) -> None:
+    """Refuse, before allocating, a model whose parameters, gradients, optimizer state and
+    float64 initial draw (4 copies) cannot fit in this machine's memory."""
+    n = param_count(config)
+    need = 4 * n * max(np.dtype(config.dtype).itemsize, 8) + config.layers * LAYER_OVERHEAD
+    check_fits(f"model.hidden_size={config.hidden_size} with {config.layers} layer(s) has "
+               f"{n:,} parameters, with gradients and optimizer state", need)  # fmt: skip
 
 
 MODELS_DIR = CONF_DIR / "model"  # the presets, in YAML

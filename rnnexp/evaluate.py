@@ -9,6 +9,8 @@ import numpy as np
 
 from rnnexp.model import CharRNN
 
+CHUNK = 256  # characters of each stream per forward pass: sets only the memory it takes
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -18,7 +20,7 @@ class Evaluation:
 
 
 def evaluate(
-    model: CharRNN, ids: np.ndarray, streams: int = 1, chunk: int = 256, chars: int | None = None
+    model: CharRNN, ids: np.ndarray, streams: int = 1, chunk: int = CHUNK, chars: int | None = None
 ) -> Evaluation:
     """Loss of predicting every character of ids[1:] from the ones before it.
 

@@ -29,6 +29,21 @@ def test_uris_are_shown_with_the_password_masked():
     assert clean == "postgresql+psycopg://me@db/mlflow" and env == {"PGPASSWORD": PASSWORD}
 
 
+def test_a_password_as_a_query_parameter_is_masked_and_moved_too(tmp_path):
+    uri = f"postgresql://me@db:5432/mlflow?sslmode=disable&password={PASSWORD}"
+    assert redact(uri) == "postgresql://me@db:5432/mlflow?sslmode=disable&password=***"
+    assert move_credentials(uri) == ("postgresql://me@db:5432/mlflow?sslmode=disable",
+                                     {"PGPASSWORD": PASSWORD})  # fmt: skip
+    # a store that does not answer: the error names it, less the password, and nothing
+    # (Hydra's files, a folder, the store) is written
+    r = rnnexp(*TINY, f"tracking.uri=postgresql://me@127.0.0.1:9/db?password={PASSWORD}",
+               cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "cannot reach the postgresql tracking store" in r.stderr
+    assert PASSWORD not in r.stdout + r.stderr and not leaks(tmp_path)
+    assert rnnexp(*TINY, f"tracking.uri=sqlite:///x.db?token={PASSWORD}",
+                  cwd=tmp_path).stderr.count(PASSWORD) == 0  # fmt: skip
+
+
 def test_a_refused_server_uri_is_reported_without_its_password(tmp_path):
     r = rnnexp(*TINY, f"tracking.uri=http://me:{PASSWORD}@127.0.0.1:9", cwd=tmp_path)
     assert r.returncode == 2

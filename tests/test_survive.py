@@ -96,23 +96,35 @@ def test_a_corrupted_download_is_refused_and_left_alone(tmp_path):
     assert not (tmp_path / "outputs").exists()  # a run that never started leaves no folder
 
 
-def test_a_run_that_never_started_keeps_the_users_own_files(tmp_path):
+def test_a_run_goes_only_into_a_new_or_empty_folder_and_keeps_the_users_files(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "kafka.txt").write_text("not kafka\n" * 50)
     mine, empty = tmp_path / "mine", tmp_path / "empty"
     mine.mkdir()
     empty.mkdir()
     (mine / "notes.txt").write_text("my notes")
-    (mine / "rnnexp.log").write_text("my own log\n")
-    for folder, name in [(mine, "rnnexp"), (empty, "other"), (tmp_path, "rnnexp")]:
-        r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={folder}", f"hydra.job.name={name}",
-                   cwd=tmp_path, RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
-        assert r.returncode == 2 and "expected 836497d1" in r.stderr
-    # what was there before stays, and only that: the folders too, the launch folder included
-    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "rnnexp.log"]
-    assert (mine / "rnnexp.log").read_text().startswith("my own log\n")
-    assert empty.is_dir() and list(empty.iterdir()) == []
+    (mine / ".draft.tmp").write_text("x")  # named like a temporary file: still the user's
+    (mine / ".notes.txt.999999.tmp").write_text("y")  # even rnnexp's own naming, unclaimed
+    for folder in (mine, tmp_path, "/etc"):  # never written into, whoever runs it
+        r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={folder}", cwd=tmp_path,
+                   RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+        [line] = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and line.startswith(f"rnnexp: error: {folder} is not empty (")
+        assert line.endswith("): a run writes only into a new or empty folder; name another")
+    r = rnnexp(*TINY, "hydra.run.dir=''", cwd=tmp_path)
+    assert r.stderr.strip() == "rnnexp: error: hydra.run.dir is empty: name a new or empty folder"
+    r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={empty}", cwd=tmp_path,
+               RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    assert r.returncode == 2 and "expected 836497d1" in r.stderr  # claimed, then failed
+    assert sorted(p.name for p in mine.iterdir()) == [".draft.tmp", ".notes.txt.999999.tmp",
+                                                      "notes.txt"]  # fmt: skip
+    assert empty.is_dir() and list(empty.iterdir()) == []  # as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "empty", "mine"]
+    home = tmp_path / "home"  # ~ is the user's home, not a folder named ~
+    r = rnnexp(*TINY, "tracking.enabled=false", "hydra.run.dir=~/run", cwd=tmp_path,
+               HOME=str(home))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (home / "run" / "checkpoint.npz").is_file() and not (tmp_path / "~").exists()
 
 
 def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):

@@ -9,6 +9,7 @@ import logging
 import time
 from pathlib import Path
 
+from rnnexp import faults
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, save_model
 from rnnexp.config import ModelConfig
 from rnnexp.framework.build import Built
@@ -37,6 +38,7 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
     # the final model as an MLflow model, its one copy in the store: load it, register it,
     # serve it with MLflow's tools (rnnexp-sample RUN_ID reads its parameters from there)
     model_id = tracked.log_model(output_dir / MODEL_DIR, b.trainer.step)
+    faults.point("model-logged")
     # and the model of the best evaluation, where it is not the final one (train_loop)
     best = output_dir / BEST_MODEL_DIR
     if (best / "model.npz").exists():

@@ -21,13 +21,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp.errors import RnnexpError
+from rnnexp import faults
+from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework import experiment, rundir
 from rnnexp.framework.preflight import GROUPS, Plan, check_command_line
 from rnnexp.framework.resume import LIMITS
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.store import COMMAND_STORE, command_store
 from rnnexp.framework.sweep import SweepTracking
+from rnnexp.framework.tracking import close_abandoned
+from rnnexp.framework.training import stop_on_sigterm
 from rnnexp.resources import CONF_DIR, EXPERIMENTS_DIR
 
 
@@ -82,7 +85,7 @@ def take_credentials(argv: list[str]) -> list[str]:
         os.environ.update(env | {"MLFLOW_TRACKING_URI": clean})
     out = []
     for arg in argv:
-        if override_key(arg) == "tracking.uri" and "@" in arg:
+        if override_key(arg) == "tracking.uri":
             key, _, value = arg.partition("=")
             clean, env = move_credentials(value.strip("'\""))
             os.environ.update(env)
@@ -114,6 +117,7 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
         folder = Path(get_run_tags(uri, s.resume, hint).get("rnnexp.output_dir", ""))
     if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
+    saved_settings(folder)  # readable, and still a valid config
     differ = _differing(s, overrides, folder / ".hydra")
     if differ:  # MLflow refuses changed params, and the run must stay the run it was
         raise RnnexpError(
@@ -121,6 +125,26 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
             f"may grow, to train it further): drop {' '.join(differ)}"
         )
     return folder.resolve()
+
+
+def saved_settings(folder: Path) -> Settings:
+    """The Settings a run folder was started with (.hydra/config.yaml), checked: a file cut
+    short by a kill, or edited by hand, is one line."""
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    path = folder / ".hydra" / "config.yaml"
+    try:
+        saved = OmegaConf.load(path)
+        if not isinstance(saved, DictConfig) or not saved:
+            raise ValueError("empty, or not a mapping")
+        OmegaConf.load(folder / ".hydra" / "overrides.yaml")
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), saved))
+    except (OSError, ValueError, YAMLError, OmegaConfBaseException) as e:
+        raise RnnexpError(
+            f"{folder} cannot be resumed: its {path.parent.name}/ is unreadable "
+            f"({first_line(e)}); it was cut short or edited"
+        ) from None
 
 
 def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:
@@ -155,10 +179,19 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
         folder = resume_folder(plan.settings, plan.overrides, plan.uri)
         rundir.hold(folder)  # first: a run still training there is "in use", whatever it has
         if not (folder / experiment.CHECKPOINT_FILE).is_file():
-            raise RnnexpError(f"{folder} has no {experiment.CHECKPOINT_FILE} to resume from")
+            # stopped before its first checkpoint, a moment after it started: its MLflow run
+            # (if it got one) is closed, and there is nothing to continue
+            close_abandoned(plan.uri)
+            raise RnnexpError(
+                f"{folder} was stopped before its first step ({experiment.CHECKPOINT_FILE} "
+                f"missing): nothing to resume; start the run again"
+            )
         # the run's own folder and log; its .hydra/ keeps the config it was started with
         return [f"hydra.run.dir={_quote(str(folder))}", "hydra.output_subdir=null"]
-    wanted = launch_dir / plan.folder
+    if not plan.folder.strip():
+        key = "hydra.sweep.dir" if plan.multirun else "hydra.run.dir"
+        raise RnnexpError(f"{key} is empty: name a new or empty folder")
+    wanted = launch_dir / Path(plan.folder).expanduser()
     try:
         folder = rundir.claim(wanted) if plan.named else rundir.claim_fresh(wanted)
     except OSError as e:
@@ -199,6 +232,7 @@ def _threads_per_job(hc) -> int | None:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
+    faults.point("sweep-job" if hc.mode == RunMode.MULTIRUN else "hydra")
     launch_dir = Path(hc.runtime.cwd)
     overrides = list(hc.overrides.task)
     settings = OmegaConf.to_object(cfg)
@@ -206,8 +240,7 @@ def task(cfg: DictConfig) -> float:
     output_dir = Path(hc.runtime.output_dir)
     threads = _threads_per_job(hc)
     if settings.resume:  # main() pointed Hydra at the run's folder: its config, its store
-        saved = OmegaConf.load(output_dir / ".hydra" / "config.yaml")
-        original = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Settings), saved))
+        original = saved_settings(output_dir)
         launch = experiment.Launch(output_dir, launch_dir, uri=uri,
                                    resume=True, threads=threads, track=original.tracking.enabled,
                                    further=further(settings, overrides))  # fmt: skip
@@ -247,7 +280,23 @@ def main() -> None:
     # a log line that cannot be written (a full disk) must not print a traceback per line:
     # the run reports the failure itself, in one line
     logging.raiseExceptions = False
+    stop_on_sigterm()
+    faults.point("startup")
     launch_dir = Path.cwd()
+    try:
+        _main(launch_dir)
+    except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
+        rundir.discard_unstarted()
+        SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")
+        print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
+        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
+    except BaseException:  # Hydra reports its own errors and exits: close the sweep first
+        rundir.discard_unstarted()  # a run that never started leaves no folder behind
+        SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
+        raise
+
+
+def _main(launch_dir: Path) -> None:
     try:
         argv = take_credentials(expand_home(sys.argv[1:]))
         plan = check_command_line(argv, CONF_DIR, launch_dir)
@@ -263,20 +312,13 @@ def main() -> None:
             return
         if plan.runs:
             argv += claim_folder(plan, launch_dir)
+            faults.point("claimed")
             os.environ[COMMAND_STORE] = plan.uri  # the store, resolved once, to every job
     except RnnexpError as e:
         print(f"rnnexp: error: {e}", file=sys.stderr)
         sys.exit(2)
     sys.argv[1:] = argv
-    try:
-        task()
-    except KeyboardInterrupt as e:  # the run is already marked KILLED (and checkpointed)
-        SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")
-        print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
-        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
-    except BaseException:  # Hydra reports its own errors and exits: close the sweep first
-        SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
-        raise
+    task()
     if SweepTracking.failed_trials:
         print(
             f"rnnexp: {len(SweepTracking.failed_trials)} trials of the search failed (FAILED "

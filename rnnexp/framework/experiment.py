@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnexp import faults
 from rnnexp.cells import CELLS
 from rnnexp.checkpoint import save_checkpoint
 from rnnexp.config import ModelConfig
@@ -58,7 +59,6 @@ class Launch:
     track: bool = True  # tracking.enabled of the run: False: NullRun, nothing recorded
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
     resume: bool = False  # continue the run in output_dir from its checkpoint
-    started: bool = False  # set once its parts are built and its tracking run is open
     further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
 
 
@@ -67,15 +67,8 @@ def run(s: Settings, launch: Launch) -> float:
     from threadpoolctl import threadpool_limits
 
     threads = s.threads or launch.threads or default_threads(s)
-    try:
-        with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
-            return _run(s, launch)
-    except RnnexpError:
-        # a run that never started (no corpus, no store) leaves no folder behind: the folder
-        # its command claimed (a resumed run's, or a sweep's job's, were claimed by none)
-        if not launch.started:
-            rundir.discard(launch.output_dir)
-        raise
+    with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
+        return _run(s, launch)
 
 
 # below this many multiply-adds in a step's recurrent product (B x H x gates*H), a second BLAS
@@ -134,7 +127,8 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
         state = LoopState()
         tracked = open_run(s, launch, b.corpus, len(b.vocab)) if launch.track else NullRun()
     state.limits = limits(s)
-    launch.started = True
+    rundir.started(launch.output_dir)  # from here on its folder stays, whatever follows
+    faults.point("opened")
     status, error = "FAILED", None
     try:
         if not launch.resume:
@@ -181,7 +175,10 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
                 "loop": loop_state.to_json(),
             }
             save_checkpoint(path, b.trainer.state_dict(), meta)
+            faults.point("checkpointed")
 
+        if not launch.resume:  # from its first moment, a kill leaves a run to resume
+            checkpoint(state)
         if can_train(s, b, state):
             state.val_loss = train_loop(s, b, tracked, state, checkpoint, interrupt,
                                         launch.output_dir)  # fmt: skip
@@ -190,6 +187,7 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
         # a sweep registers its best child's model when it ends, not every job's
         register = s.tracking.register if launch.sweep_dir is None else None
         finish_artifacts(s, b, tracked, launch.output_dir, state, register)
+        faults.point("artifacts")
         status = "FINISHED"
         if launch.sweep_dir is None:  # a sweep's job is one row of the sweep's own summary
             log.info("\n%s", _summary(s, b, launch, tracked, state))

@@ -4,17 +4,20 @@ and the command's overrides.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
 
 def run_tags(overrides: list[str]) -> dict[str, str]:
-    """Tags every run and sweep carries: the code's git commit, the command's overrides, and
-    MLflow's own source and user tags (its UI's Source and User columns)."""
+    """Tags every run and sweep carries: the code's git commit, the command's overrides, the
+    machine, and MLflow's own source and user tags (its UI's Source and User columns)."""
     tags = {
         "rnnexp.overrides": " ".join(overrides),
         "mlflow.source.name": "rnnexp",  # the command that made the run
         "mlflow.source.type": "LOCAL",
+        # the machine whose process holds its folder: only there can a dead run be told apart
+        "rnnexp.host": socket.gethostname(),
     }
     user = _user()
     if user:

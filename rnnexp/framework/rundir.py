@@ -2,28 +2,37 @@
 
 A folder is claimed by creating its marker file `.rnnexp` with O_EXCL, before Hydra writes
 anything into it, and held with an exclusive `flock` on that marker while its process lives
-(the kernel drops the lock when the process dies, however it dies). Time-named folders that
-collide (runs started in the same second) take the next free suffix: `…_21-18-05`,
-`…_21-18-05_2`, which still sort by time. A folder named by the user that holds a run is
-refused, and a folder held by a live process cannot be resumed by another.
+(the kernel drops the lock when the process dies, however it dies: a free lock on a folder
+whose run the store shows RUNNING means its process is gone). Time-named folders that collide
+(runs started in the same second) take the next free suffix: `…_21-18-05`, `…_21-18-05_2`,
+which still sort by time. A run is written only into a new or empty folder, and a folder held
+by a live process cannot be resumed by another. rnnexp deletes only what it wrote: the
+claimed folder of a run that never started, and its own temporary files of dead writers.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+import shutil
 import socket
+import time
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
 
-MARKER = ".rnnexp"  # in every run and sweep folder: who claimed it; flock-ed while it runs
+MARKER = ".rnnexp"  # in every run and sweep folder: who holds it; flock-ed while it runs
 # signs of a run or sweep already in a folder
 RUN_FILES = (".hydra", "checkpoint.npz", "model", "multirun.yaml", "rnnexp_sweep.json")
+# rnnexp.atomic's temporary files: `.NAME.PID.tmp`, beside the file NAME they become
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
+# all a folder holds until its run starts: the claim, Hydra's files, the log's first lines
+UNSTARTED = {MARKER, ".hydra", "rnnexp.log", "multirun.yaml"}
 _held: dict[Path, int] = {}  # folder -> fd of its locked marker, for this process's lifetime
-# folder -> what was there before this process claimed it: the names already in it, and the
-# folders made for it (itself, and missing parents), so discard() removes only its own
-_before: dict[Path, tuple[set[str], list[Path]]] = {}
+# claimed folders whose run (or sweep) has not started yet -> the folders made for them
+# (itself, and missing parents, deepest first): what discard() may remove
+_unstarted: dict[Path, list[Path]] = {}
 
 
 def _make(folder: Path) -> list[Path]:
@@ -38,8 +47,12 @@ def _make(folder: Path) -> list[Path]:
 
 
 def claim_fresh(base: Path) -> Path:
-    """The first of base, base_2, base_3, … that this process creates; claimed and held."""
+    """The first of base, base_2, base_3, … that this process creates; claimed and held.
+    Folders beside it that a killed command claimed and never started a run in go."""
     parents = _make(base.parent)
+    for other in base.parent.iterdir():
+        if _never_started(other):
+            shutil.rmtree(other, ignore_errors=True)
     n = 1
     while True:
         folder = base if n == 1 else base.with_name(f"{base.name}_{n}")
@@ -52,10 +65,15 @@ def claim_fresh(base: Path) -> Path:
 
 
 def claim(folder: Path, made: list[Path] | None = None) -> Path:
-    """Claim a folder the user named (made if missing) and hold it; refuse one that holds a
-    run, or that another process claimed first. `made`: the folders the caller made for it."""
+    """Claim a folder the user named, new or empty (made if missing), and hold it; refuse one
+    with anything in it, or that another process claimed first. `made`: the folders the
+    caller made for it."""
+    if folder.exists() and not folder.is_dir():
+        raise RnnexpError(f"{folder} is a file, not a folder: name a new or empty folder")
     made = _make(folder) if made is None else made
-    existing = {p.name for p in folder.iterdir()}
+    if _never_started(folder):  # claimed by a command killed before its run started
+        for entry in folder.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     taken = [f for f in RUN_FILES if (folder / f).exists()]
     if taken:
         raise RnnexpError(
@@ -66,9 +84,17 @@ def claim(folder: Path, made: list[Path] | None = None) -> Path:
         fd = os.open(folder / MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         raise RnnexpError(f"{folder} is already claimed by another run ({MARKER})") from None
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
-    _lock(folder, fd)
-    _before[folder.resolve()] = (existing, made)
+    _lock(folder, fd)  # held from its first moment: never taken for a dead command's
+    others = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+    if others:  # the user's own files: a run's would overwrite or mix with them
+        os.unlink(folder / MARKER)
+        os.close(_held.pop(folder.resolve()))
+        raise RnnexpError(
+            f"{folder} is not empty ({', '.join(others[:3])}{', …' if others[3:] else ''}): a "
+            f"run writes only into a new or empty folder; name another"
+        )
+    _write_owner(fd)
+    _unstarted[folder.resolve()] = made
     return folder
 
 
@@ -80,34 +106,79 @@ def hold(folder: Path) -> None:
         return
     fd = os.open(folder / MARKER, os.O_CREAT | os.O_RDWR, 0o644)
     _lock(folder, fd)
+    _write_owner(fd)  # the holder a second command is told about is this one, not the first
+
+
+def is_held(folder: Path) -> bool:
+    """Whether a live process (this one included) holds the folder; False for a folder that
+    is gone or was never claimed."""
+    folder = folder.resolve()
+    if folder in _held:
+        return True
+    try:
+        fd = os.open(folder / MARKER, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the shared lock taken to look
+
+
+def _never_started(folder: Path) -> bool:
+    """A folder a command claimed and was killed in (SIGKILL: no chance to discard it) before
+    its run started: nothing in it but what the claim and Hydra wrote, and nobody holds it."""
+    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    return MARKER in names and names <= UNSTARTED and not is_held(folder)
+
+
+def abandoned(folder: Path, host: str) -> bool:
+    """Whether the run (or sweep) of `folder`, started on `host`, has no live process: on this
+    machine, its folder is gone or nothing holds it. Another machine's runs are its own."""
+    if host != socket.gethostname():
+        return False
+    return not folder.is_dir() or not is_held(folder)
+
+
+def _write_owner(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
 
 
 def _lock(folder: Path, fd: int) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for _ in range(50):  # is_held()'s look holds the lock for microseconds: retry
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.01)
+    else:
         os.close(fd)
         who = (folder / MARKER).read_text().strip() or "another process"
-        raise RnnexpError(f"{folder} is in use by a running rnnexp ({who})") from None
+        raise RnnexpError(f"{folder} is in use by a running rnnexp ({who})")
     _held[folder.resolve()] = fd
 
 
-def discard(folder: Path) -> None:
-    """Undo the claim of a run that never started: remove what appeared in its folder since
-    (Hydra's .hydra/ and log, the marker) and the folders made for it, and let it go. What
-    was there before stays, and so does a folder this process did not make."""
-    import shutil
+def started(folder: Path) -> None:
+    """The run (or sweep) of a claimed folder has started: its folder stays, whatever follows."""
+    _unstarted.pop(folder.resolve(), None)
 
+
+def discard(folder: Path) -> None:
+    """Undo the claim of a run that never started: remove the folder's contents (all written
+    since it was claimed, new or empty) and the folders made for it, and let it go. A folder
+    this process did not claim, or whose run started, is left alone."""
     folder = folder.resolve()
-    if folder not in _before:
-        return  # not claimed by this process (a resumed run's folder)
-    existing, made = _before.pop(folder)
+    if folder not in _unstarted:
+        return
+    made = _unstarted.pop(folder)
     fd = _held.pop(folder, None)
     if fd is not None:
         os.close(fd)
     for entry in folder.iterdir():
-        if entry.name in existing:
-            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -119,13 +190,36 @@ def discard(folder: Path) -> None:
             break
 
 
+def discard_unstarted() -> None:
+    """discard() every folder this process claimed whose run never started (an error, or a
+    signal, before its first step)."""
+    for folder in list(_unstarted):
+        discard(folder)
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the `.NAME.PID.tmp` files that atomic writes of dead processes left in a folder
-    this process holds (no other process writes there); return what was removed."""
-    removed = []
-    for tmp in folder.glob(".*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid != str(os.getpid()):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    """Delete rnnexp's own temporary files (`.NAME.PID.tmp`) in `folder` and its subfolders
+    whose writer is dead: what a kill left mid-write. Any other file, and a live writer's,
+    stays."""
+    removed = [tmp for tmp in folder.rglob(".*.tmp") if stale(tmp)]
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
     return removed
+
+
+def stale(tmp: Path) -> bool:
+    """Whether `tmp` is a temporary file of rnnexp's (`.NAME.PID.tmp`) whose writer is dead."""
+    found = TEMPORARY.fullmatch(tmp.name)
+    return found is not None and not _alive(int(found["pid"]))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process has
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

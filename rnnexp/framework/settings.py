@@ -13,13 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rnnexp.config import ModelConfig
+from rnnexp.config import ModelConfig, check_fits, step_bytes
 from rnnexp.data import check_val_fraction
 from rnnexp.errors import ConfigError, check_whole
+from rnnexp.evaluate import CHUNK as EVAL_CHUNK
 from rnnexp.optim import make_optimizer
 from rnnexp.sample import check_temperature
 from rnnexp.schedule import make_schedule
 from rnnexp.trainer import check_train_args
+
+MAX_THREADS = 1024  # more BLAS threads than any machine has cores: a typo
 
 
 @dataclass
@@ -133,6 +136,8 @@ class TrackingSettings:
     system_metrics: bool = False
 
     def __post_init__(self) -> None:
+        if not self.experiment.strip():
+            raise ConfigError("tracking.experiment must be a name, got ''")
         name = self.register
         if name is not None and (not name.strip() or name.strip(".") == "" or "/" in name
                                  or ":" in name):  # fmt: skip
@@ -164,8 +169,22 @@ class Settings:
         own constructors (where their keys are defined: they hold no arrays yet), the
         schedule against train.steps."""
         check_whole("seed", self.seed, 0)
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1 or null (automatic), got {self.threads}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(
+                f"threads must be a whole number in [1, {MAX_THREADS}] or null (automatic), "
+                f"got {self.threads}"
+            )
+        # sizes by arithmetic, before anything is allocated: one training step, an
+        # evaluation's chunk of its streams, the inspection's trace
+        t, m = self.train, self.model
+        for what, batch, length in (
+            (f"train.batch_size={t.batch_size} x train.seq_length={t.seq_length}", t.batch_size,
+             t.seq_length),
+            (f"train.eval_streams={t.eval_streams}", t.eval_streams, EVAL_CHUNK),
+            (f"inspect.length={self.inspect.length}", 1, self.inspect.length),
+        ):  # fmt: skip
+            check_fits(f"{what} for {m.name or m.cell} H{m.hidden_size} x{m.layers}",
+                       step_bytes(m, batch, length))  # fmt: skip
         o, sc = self.optimizer, self.schedule
         make_optimizer(o.name, o.lr, **o.options())
         make_schedule(sc.name, o.lr, self.train.steps, 1, **sc.options())

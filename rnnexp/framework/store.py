@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import socket
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
 from rnnexp.errors import RnnexpError, install_hint
 
@@ -45,13 +47,25 @@ def resolve_uri(uri: str | None, launch_dir: Path) -> str:
     return uri
 
 
+# query parameters that carry a secret (libpq's, SQLAlchemy's, MySQL drivers')
+SECRET_KEYS = re.compile(r"(?i)^(password|passwd|pwd|sslpassword|token|secret|access_token)$")
+
+
 def redact(uri: str) -> str:
-    """The URI with its password, if any, shown as *** (as MLflow and SQLAlchemy print them)."""
+    """The URI with its password, if any, shown as *** (as MLflow and SQLAlchemy print them),
+    in the user part or a query parameter (`?password=...`)."""
     parts = urlparse(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    query = _query(parts.query)
+    if parts.password is None and not any(SECRET_KEYS.match(k) for k, _ in query):
+        return uri  # as it was given: urlparse's round trip drops sqlite:////'s slashes
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    query = [(k, "***" if SECRET_KEYS.match(k) else v) for k, v in query]
+    return parts._replace(query=urlencode(query, safe="*")).geturl()
+
+
+def _query(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
 
 
 def move_credentials(uri: str) -> tuple[str, dict[str, str]]:
@@ -60,8 +74,18 @@ def move_credentials(uri: str) -> tuple[str, dict[str, str]]:
     http(s): MLflow reads MLFLOW_TRACKING_USERNAME and _PASSWORD; postgresql: libpq reads
     PGPASSWORD. Other stores take the password from their own configuration files."""
     parts = urlparse(uri)
-    if parts.password is None:
+    secret = [v for k, v in _query(parts.query) if SECRET_KEYS.match(k)]
+    if secret and parts.scheme.split("+")[0] == "postgresql" and parts.password is None:
+        # libpq's ?password=: the same password, moved the same way
+        rest = [(k, v) for k, v in _query(parts.query) if not SECRET_KEYS.match(k)]
+        return parts._replace(query=urlencode(rest)).geturl(), {"PGPASSWORD": secret[0]}
+    if parts.password is None and not secret:
         return uri, {}
+    if parts.password is None:
+        raise RnnexpError(
+            f"tracking store {redact(uri)}: a password in the URI would be recorded; keep "
+            f"it in the environment or the database client's own configuration instead"
+        )
     host = parts.netloc.rpartition("@")[2]
     password = unquote(parts.password)
     if parts.scheme in ("http", "https"):
@@ -106,6 +130,12 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
     connection (MLflow itself retries either for minutes), a sqlite file that cannot be
     created, or one that is not a whole MLflow store. Nothing is changed."""
     scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme not in ("sqlite", "http", "https", *DEFAULT_PORTS):
+        raise RnnexpError(
+            f"tracking store {redact(uri)} is not a store URI rnnexp can use: give "
+            f"sqlite:///path/to/mlflow.db, http://HOST:PORT (an MLflow server), or "
+            f"postgresql://USER@HOST/DATABASE (also mysql://, mssql://)"
+        )
     if scheme in ("http", "https"):
         import urllib.request
 
@@ -144,12 +174,73 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
     if not os.access(folder, os.W_OK) or _read_only_mount(folder):
         raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
     if path.exists():
-        problem = sqlite_problem(path)
+        problem = _wait_while_busy(path)
         if problem:
             raise RnnexpError(
                 f"tracking store {path} is damaged ({problem}); it was left as it is: move it "
                 f"aside (mv {path} {path}.damaged) to start a new store, or set tracking.uri"
             )
+        schema = _schema_problem(path)
+        if schema:
+            raise RnnexpError(f"tracking store {path} {schema}")
+
+
+# how long a command waits for a sqlite store another process holds locked (a long write,
+# `sqlite3` open in a transaction) before it gives up, saying so
+BUSY_WAIT = 30.0
+
+
+def _wait_while_busy(path: Path) -> str | None:
+    """sqlite_problem(path), waiting up to BUSY_WAIT seconds while another process holds the
+    store locked; a store still locked after that is an error that says so."""
+    import time
+
+    deadline = time.monotonic() + BUSY_WAIT
+    said = False
+    while True:
+        try:
+            return sqlite_problem(path)
+        except StoreBusy as e:
+            if time.monotonic() >= deadline:
+                raise RnnexpError(
+                    f"tracking store {path} is busy: another process has held it locked for "
+                    f"{BUSY_WAIT:.0f} s ({e}); try again when it is done, or set tracking.uri"
+                ) from None
+            if not said:  # before the run's log exists: on the command's stderr
+                print(f"rnnexp: tracking store {path} is locked by another process: waiting "
+                      f"up to {BUSY_WAIT:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+                said = True
+            time.sleep(0.5)
+
+
+class StoreBusy(Exception):
+    """Another process holds a sqlite store locked."""
+
+
+def _schema_problem(path: Path) -> str | None:
+    """Whether the store's schema is the one the installed MLflow writes: an older MLflow's
+    needs `mlflow db upgrade` (which rnnexp leaves to the user: take a backup first)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("mlflow")
+    folder = Path(spec.origin).parent / "store" / "db_migrations" / "versions"
+    revisions, parents = set(), set()
+    for f in folder.glob("*.py"):
+        text = f.read_text()
+        revisions.update(re.findall(r'^revision = "(\w+)"', text, re.M))
+        parents.update(re.findall(r'^down_revision = "(\w+)"', text, re.M))
+    heads = revisions - parents
+    with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as db:
+        found = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    if not heads or found in heads:
+        return None
+    if found in revisions:
+        return (
+            f"was made by an older MLflow (schema {found}): back it up, then upgrade it with "
+            f"mlflow db upgrade sqlite:///{path}"
+        )
+    return f"was made by a newer MLflow (schema {found}): upgrade mlflow, or set tracking.uri"
 
 
 def _check_driver(uri: str) -> None:
@@ -177,7 +268,7 @@ def sqlite_problem(path: Path) -> str | None:
             return "not an sqlite database"
     try:
         with contextlib.closing(
-            sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+            sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.1)
         ) as db:
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -188,6 +279,10 @@ def sqlite_problem(path: Path) -> str | None:
                 or not db.execute("SELECT version_num FROM alembic_version").fetchone()
             ):
                 return "its tables were never completed: no schema version"
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise StoreBusy(str(e)) from None
+        return f"sqlite: {e}"
     except sqlite3.Error as e:
         return f"sqlite: {e}"
     return None

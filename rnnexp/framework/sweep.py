@@ -16,6 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rnnexp.framework import rundir
 from rnnexp.framework.experiment import SWEEP_FILE
 from rnnexp.framework.inspection import PAGE
 from rnnexp.framework.provenance import run_tags
@@ -81,6 +82,7 @@ class SweepTracking(Callback):
         }
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(ids, indent=2))
         SweepTracking.active = ids
+        rundir.started(sweep_dir)  # its parent run is open: the folder stays, to resume
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.framework.tracking import MlflowRun

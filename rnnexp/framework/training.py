@@ -57,11 +57,25 @@ class LoopState:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Training stopped by a signal after a finished step and a written checkpoint."""
+    """Training stopped by a signal after a finished step and a written checkpoint; or,
+    `step` None, the command stopped by SIGTERM before its run started."""
 
-    def __init__(self, signum: int, step: int):
-        super().__init__(f"{signal.Signals(signum).name} at step {step}")
+    def __init__(self, signum: int, step: int | None = None):
+        at = "" if step is None else f" at step {step}"
+        super().__init__(f"{signal.Signals(signum).name}{at}")
         self.signum = signum
+        self.step = step
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt), so a command stopped
+    before its run starts still says so and leaves no folder; the run defers both."""
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextmanager

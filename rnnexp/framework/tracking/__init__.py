@@ -19,8 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnexp import faults
 from rnnexp.atomic import temporary_name
 from rnnexp.errors import RnnexpError, first_line
+from rnnexp.framework import rundir
 from rnnexp.framework.store import redact, sqlite_path, store_lock
 from rnnexp.framework.tracking.client import (
     client_for,
@@ -32,6 +34,7 @@ from rnnexp.framework.tracking.client import (
     store_errors,
 )
 
+log = logging.getLogger("rnnexp")
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
 # MLflow 3's UI opens an experiment by this tag: in the runs table for model training, in the
 # GenAI overview for genai_development, or by its guess when the tag is absent
@@ -46,7 +49,7 @@ def open_experiment(uri: str, name: str) -> str:
     """Create the store (if new) and the experiment (if new); return the experiment id."""
     from mlflow.exceptions import MlflowException
 
-    with store_lock(uri):
+    with store_lock(uri), store_errors(uri):
         _create_whole(uri)
         client = client_for(uri)
         try:
@@ -58,6 +61,8 @@ def open_experiment(uri: str, name: str) -> str:
             live = experiment.lifecycle_stage != "deleted"
             if live and EXPERIMENT_KIND not in experiment.tags:  # made before rnnexp set it
                 client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, KIND_VALUE)
+            if live:
+                close_abandoned(uri, [experiment.experiment_id])
         except MlflowException as e:
             if e.error_code == "RESOURCE_ALREADY_EXISTS":  # made meanwhile by another process
                 return client.get_experiment_by_name(name).experiment_id
@@ -70,15 +75,53 @@ def open_experiment(uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def close_abandoned(uri: str, experiment_ids: list[str] | None = None) -> list[str]:
+    """Close KILLED the RUNNING runs (and sweeps) of `experiment_ids` (None: every experiment)
+    whose process died without closing them (rundir.abandoned: a kill -9, the OOM killer, a
+    power cut); return their names. Called whenever a command opens the store."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        return []  # no store yet: nothing in it to close (and a look creates none)
+    client, closed = client_for(uri), []
+    with store_errors(uri):
+        if experiment_ids is None:
+            experiment_ids = [e.experiment_id for e in client.search_experiments()]
+        running = client.search_runs(experiment_ids, "attributes.status = 'RUNNING'",
+                                     max_results=10_000) if experiment_ids else []  # fmt: skip
+        for r in running:
+            tags = r.data.tags
+            folder = tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir")
+            if not folder or not rundir.abandoned(Path(folder), tags.get("rnnexp.host", "")):
+                continue
+            if "rnnexp.sweep_dir" in tags:
+                then = f"continue with: rnnexp -m resume={folder}"
+            elif (Path(folder) / "checkpoint.npz").is_file():
+                then = f"continue with: rnnexp resume={folder}"
+            else:
+                then = "it stopped before its first step: start it again"
+            error = f"its process died before closing it; {then}"
+            client.set_tag(r.info.run_id, "rnnexp.error", error)
+            client.set_terminated(r.info.run_id, status="KILLED")
+            closed.append(r.info.run_name)
+            log.info("closed %s (KILLED): %s", r.info.run_name, error)
+    return closed
+
+
 def _create_whole(uri: str) -> None:
     """A new sqlite store is built under a temporary name and renamed into place (under the
     store lock): a creation cut off (disk full, a kill) leaves no half-built store behind."""
     path = sqlite_path(uri)
-    if path is None or path.exists():
+    if path is None:
+        return
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # a creation a kill cut off
+        if rundir.stale(tmp):
+            tmp.unlink(missing_ok=True)
+    if path.exists():
         return
     tmp = temporary_name(path)
     try:
         client_for(f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates every table
+        faults.point("store")
         os.replace(tmp, path)
     except Exception as e:
         raise RnnexpError(f"cannot create the tracking store {path}: {first_line(e)}") from None
@@ -188,6 +231,8 @@ class MlflowRun:
         for key in run.data.metrics:
             history = self.client.get_metric_history(self.run_id, key)
             self._logged[key] = max((m.step for m in history), default=-1)
+        if "rnnexp.error" in run.data.tags:  # what stopped it is over: it runs again
+            self.client.delete_tag(self.run_id, "rnnexp.error")
         self.client.update_run(self.run_id, status="RUNNING")
 
     def ui_link(self, launch_dir: Path) -> str:

@@ -57,7 +57,7 @@ def _requirements() -> list[str]:
 def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
     """The model in `model_dir` (model.npz + model.json) as run `run_id`'s MLflow model:
     loadable by `mlflow.pyfunc.load_model("models:/<id>")` and servable by `mlflow models
-    serve`; returns its model id."""
+    serve`, the run's only one; returns its model id."""
     import tempfile
 
     import mlflow.pyfunc
@@ -88,6 +88,13 @@ def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
         client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=step)])
         client.log_model_artifacts(logged.model_id, str(Path(scratch) / "model"))
     client.finalize_logged_model(logged.model_id, "READY")
+    # one model per run: a run resumed after its model was logged (or half logged) logs it
+    # again, and the earlier one goes
+    earlier = client.search_logged_models([run.info.experiment_id],
+                                          f"source_run_id = '{run_id}'")  # fmt: skip
+    for m in earlier:
+        if m.model_id != logged.model_id:
+            client.delete_logged_model(m.model_id)
     return logged.model_id
 
 
