@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -118,6 +121,59 @@ def test_mlflow_serves_the_model(registered):
         (prediction,) = answer["predictions"]
         assert prediction["text"].startswith("aebuu") and len(prediction["text"]) == 30
         print(json.dumps(body), "->", json.dumps(answer))  # what the closing note quotes
+        # hostile requests: each a 400 at once, one line, no stack trace
+        for row, message in [
+            ({"length": 10**9}, "the request asks for 1,000,000,000 characters of length"),
+            ({"length": 5, "prime": "a" * 10**7}, "10,000,000 characters of prime in all"),
+            ({"length": 5, "prime": "\u00e9"}, "character '\u00e9' is not in the model's"),
+            ({"length": 5, "temperature": -1}, "row 0: sample.temperature must be a number"),
+        ]:
+            status, answer = _post(port, {"dataframe_records": [row]})
+            assert status == 400 and message in answer["message"], answer
+            assert "stack_trace" not in answer
+        # the largest request allowed is done in seconds, and SIGTERM stops the server
+        started = time.monotonic()
+        assert _post(port, {"dataframe_records": [{"length": 10_000}]})[0] == 200
+        assert time.monotonic() - started < 30
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+    deadline = time.monotonic() + 30  # uvicorn too: no request keeps it from stopping
+    while subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the server did not stop on SIGTERM"
+        time.sleep(0.2)
+
+
+def _post(port: int, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                     json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_a_request_to_the_served_model_is_checked_and_bounded():
+    """What a served model takes (tracking/serving.py), in-process: defaults for columns left
+    out, a NaN refused rather than taken for the default, every request bounded."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from rnnexp.framework.tracking.serving import requests
+
+    assert requests(pd.DataFrame({"length": [10]})) == [
+        {"prime": "", "length": 10, "temperature": 1.0, "seed": 0}
+    ]
+    for frame, message in [
+        ({"length": [5], "temperature": [float("nan")]}, "row 0: temperature is missing or NaN"),
+        ({"length": [5, 4], "seed": [1, None]}, "row 1: seed is missing or NaN"),
+        ({"length": [-1]}, "row 0: length must be a whole number >= 0, got -1"),
+        ({"length": [2.5]}, "row 0: length must be a whole number >= 0, got 2.5"),
+        ({"length": [6000, 6000]}, "asks for 12,000 characters of length in all; this server "
+                                   "takes at most 10,000 (RNNEXP_SERVE_MAX_LENGTH)"),
+    ]:  # fmt: skip
+        with pytest.raises(MlflowException, match=re.escape(message)) as e:
+            requests(pd.DataFrame(frame))
+        assert e.value.get_http_status_code() == 400

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import yaml
 from conftest import ROOT
 from helpers import (
     SMALL,
@@ -211,6 +212,27 @@ def test_the_inspect_command_reads_a_finished_run(finished):
     bare = inspect_cmd("outputs/the_run/model", cwd=tmp)
     assert bare.returncode == 2 and "is a model, not a run's folder" in bare.stderr
     assert not (tmp / "inspect.html").exists()
+
+
+def test_the_inspect_command_reads_only_the_text_a_run_recorded(finished):
+    """A run folder from someone else names whatever file it likes as its corpus: the page
+    embeds its text only if it is the text the run trained on (its recorded sha256)."""
+    import shutil
+
+    tmp, _, _ = finished
+    foreign = tmp / "foreign"
+    shutil.copytree(tmp / "outputs" / "the_run", foreign)
+    secret = tmp / "secret.txt"
+    secret.write_text("aebuu the password is hunter2 " * 100)
+    config = foreign / ".hydra" / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    saved["corpus"] |= {"name": "file", "path": str(secret), "options": {}}
+    config.write_text(yaml.safe_dump(saved))
+    r = inspect_cmd("foreign", "--out", "f.html", cwd=tmp)
+    assert (r.returncode, r.stderr.strip()) == (2, (
+        f"rnnexp-inspect: error: the run trained on another text than {secret} holds now: its "
+        f"validation split is not read; name the text to inspect with --text FILE"))  # fmt: skip
+    assert not (tmp / "f.html").exists()
 
 
 def test_same_seed_same_metrics_and_samples(tmp_path):

@@ -8,6 +8,7 @@ which Hydra's sweepers minimise.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnexp import faults
 from rnnexp.errors import RnnexpError, first_line
-from rnnexp.framework import experiment, rundir
+from rnnexp.framework import experiment, rundir, sweep
 from rnnexp.framework.preflight import GROUPS, Plan, check_command_line
 from rnnexp.framework.resume import LIMITS
 from rnnexp.framework.settings import Settings, override_key
-from rnnexp.framework.store import COMMAND_STORE, command_store
+from rnnexp.framework.store import COMMAND_STORE, command_store, redact
 from rnnexp.framework.sweep import SweepTracking
 from rnnexp.framework.tracking import close_abandoned
 from rnnexp.framework.training import stop_on_sigterm
@@ -114,7 +115,10 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
         if not RUN_ID.fullmatch(s.resume):
             raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
         hint = "resume from the folder the run was launched from, or set tracking.uri"
-        folder = Path(get_run_tags(uri, s.resume, hint).get("rnnexp.output_dir", ""))
+        tags = get_run_tags(uri, s.resume, hint)
+        folder = Path(tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir", ""))
+    if (folder / experiment.SWEEP_FILE).is_file():
+        raise RnnexpError(f"{folder} is a sweep: resume it with rnnexp -m resume={s.resume}")
     if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
     saved_settings(folder)  # readable, and still a valid config
@@ -174,8 +178,6 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
     """The folder this command writes into, claimed before Hydra writes anything there; the
     Hydra overrides that point the run (or the sweep) at it."""
     if plan.settings.resume:
-        if plan.multirun:
-            raise RnnexpError("resume continues one run: drop -m")
         folder = resume_folder(plan.settings, plan.overrides, plan.uri)
         rundir.hold(folder)  # first: a run still training there is "in use", whatever it has
         if not (folder / experiment.CHECKPOINT_FILE).is_file():
@@ -198,6 +200,26 @@ def claim_folder(plan: Plan, launch_dir: Path) -> list[str]:
         raise RnnexpError(f"cannot create the output folder {wanted}: {e.strerror}") from None
     key = "hydra.sweep.dir" if plan.multirun else "hydra.run.dir"
     return [f"{key}={_quote(str(folder))}"]
+
+
+def resume_sweep(plan: Plan, argv: list[str]) -> list[str]:
+    """`rnnexp -m resume=<sweep folder or parent run id>`: the sweep's folder held, and the
+    command line that runs its jobs again (each job decides, from its folder, whether it is
+    done, to be resumed, or to be run: task())."""
+    others = [o for o in plan.overrides if override_key(o) != "resume"]
+    if others:
+        raise RnnexpError(f"a sweep resumes with its own config: drop {' '.join(others)}")
+    folder = sweep.sweep_folder(plan.settings.resume, plan.uri)
+    ids = json.loads((folder / experiment.SWEEP_FILE).read_text())
+    if ids["uri"] != plan.uri:  # never write to a store the user did not name
+        raise RnnexpError(
+            f"{folder} is tracked in {redact(ids['uri'])}, not in this command's store "
+            f"{redact(plan.uri)}: resume it with tracking.uri={redact(ids['uri'])}"
+        )
+    rundir.hold(folder)  # refused while the sweep still runs
+    os.environ[sweep.RESUMING] = str(folder)
+    flags = [a for a in argv if a not in plan.overrides and a not in ("-m", "--multirun")]
+    return sweep.resume_argv(folder, flags)
 
 
 def print_help(plan: Plan) -> None:
@@ -239,11 +261,18 @@ def task(cfg: DictConfig) -> float:
     uri = command_store(settings.tracking.uri, launch_dir)  # as main() resolved it
     output_dir = Path(hc.runtime.output_dir)
     threads = _threads_per_job(hc)
+    if os.environ.get(sweep.RESUMING) and (output_dir / experiment.CHECKPOINT_FILE).is_file():
+        # a job of a resumed sweep that got going before: kept if it finished, else resumed
+        done = sweep.finished_job(output_dir, uri)
+        if done is not None:
+            return done
+        settings.resume = str(output_dir)
     if settings.resume:  # main() pointed Hydra at the run's folder: its config, its store
         original = saved_settings(output_dir)
         launch = experiment.Launch(output_dir, launch_dir, uri=uri,
                                    resume=True, threads=threads, track=original.tracking.enabled,
-                                   further=further(settings, overrides))  # fmt: skip
+                                   further=further(settings, overrides),
+                                   sweep_dir=_sweep_dir(hc, launch_dir))  # fmt: skip
         return _run(original, launch)
     launch = experiment.Launch(
         output_dir=output_dir,
@@ -253,11 +282,15 @@ def task(cfg: DictConfig) -> float:
         overrides=overrides,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),
-        sweep_dir=launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
+        sweep_dir=_sweep_dir(hc, launch_dir),
         threads=threads,
         track=settings.tracking.enabled,
     )
     return _run(settings, launch)
+
+
+def _sweep_dir(hc, launch_dir: Path) -> Path | None:
+    return launch_dir / hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None
 
 
 def _run(settings: Settings, launch: experiment.Launch) -> float:
@@ -310,7 +343,9 @@ def _main(launch_dir: Path) -> None:
             except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return
-        if plan.runs:
+        if plan.runs and plan.multirun and plan.settings.resume:
+            argv = resume_sweep(plan, argv)
+        elif plan.runs:
             argv += claim_folder(plan, launch_dir)
             faults.point("claimed")
             os.environ[COMMAND_STORE] = plan.uri  # the store, resolved once, to every job

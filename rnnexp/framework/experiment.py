@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.tracking import (
     MlflowRun,
     NullRun,
+    delete_runs_of,
     find_sweep_parent,
     open_experiment,
 )
@@ -39,6 +41,9 @@ from rnnexp.framework.training import Interrupted, LoopState, deferred_interrupt
 log = logging.getLogger("rnnexp")
 SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
 CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
+# set while `rnnexp -m resume=FOLDER` runs, to the sweep's folder: its parent run is reopened,
+# and each job finished before is kept, one interrupted resumed, one never started run
+RESUMING = "RNNEXP_RESUMING_SWEEP"
 DIGEST = 16  # hex digits of the text's sha256 that name its dataset (all 64: rnnexp.corpus_sha256)
 
 
@@ -248,6 +253,8 @@ def open_run(s: Settings, launch: Launch, corpus: Corpus, vocab_size: int) -> Ml
         swept = set(ids["swept"])
         varied = [o for o in launch.overrides if override_key(o) in swept]
         name = " ".join([name, *varied])
+        if os.environ.get(RESUMING):  # an attempt killed before its first step: replaced
+            delete_runs_of(uri, experiment_id, parent, str(launch.output_dir))
     else:
         uri = launch.uri
         experiment_id, parent = open_experiment(uri, s.tracking.experiment), None

@@ -75,9 +75,11 @@ def units_list(text: str | None) -> list[int] | None:
     return units
 
 
-def validation_ids(config_yaml: Path, vocab, length: int) -> tuple[np.ndarray, str]:
+def validation_ids(config_yaml: Path, vocab, length: int, sha256: str | None
+                   ) -> tuple[np.ndarray, str]:  # fmt: skip
     """The first `length` characters of the validation split the run was evaluated on (its
-    corpus read again as its config says), and the words saying so."""
+    corpus read again as its config says, and only if it is the text whose `sha256` the run
+    recorded: a config from someone else could name any file), and the words saying so."""
     from omegaconf import OmegaConf
 
     from rnnexp.data import split
@@ -88,6 +90,13 @@ def validation_ids(config_yaml: Path, vocab, length: int) -> tuple[np.ndarray, s
     saved = OmegaConf.load(config_yaml).corpus
     c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
     corpus = load_corpus_of(c)
+    if sha256 is None or corpus.sha256 != sha256:
+        what = "records no digest of its text" if sha256 is None else (
+            f"trained on another text than {corpus.source} holds now")  # fmt: skip
+        raise RnnexpError(
+            f"the run {what}: its validation split is not read; name the text to inspect "
+            f"with --text FILE"
+        )
     _, val = split(vocab.encode(corpus.text), c.val_fraction)
     ids = val[:length]
     return ids, f"The first {len(ids):,} characters of {corpus.name}'s validation split"
@@ -117,7 +126,7 @@ def text_ids(args, run: RunSource, model, vocab, start: str) -> tuple[np.ndarray
             f"{args.source} is a model, not a run's folder: say what to read with --text FILE "
             f"or --prime TEXT"
         )
-    return validation_ids(config, vocab, args.length)
+    return validation_ids(config, vocab, args.length, run.corpus_sha256())
 
 
 def main(argv: list[str] | None = None) -> int:

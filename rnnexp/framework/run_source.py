@@ -78,6 +78,21 @@ class RunSource:
         where = self.scratch / "mlflow-model"
         return download_model(self.uri, f"models:/{tags['rnnexp.model_id']}", where, HINT)[0]
 
+    def corpus_sha256(self) -> str | None:
+        """The sha256 of the text the run trained on, as the run recorded it (its checkpoint,
+        or its tag in the store); None where it recorded none."""
+        path = Path(self.source)
+        if path.is_dir():
+            from rnnexp.checkpoint import load_checkpoint
+
+            checkpoint = path / "checkpoint.npz"
+            return (
+                load_checkpoint(checkpoint)[1].get("corpus_sha256")
+                if checkpoint.is_file()
+                else None
+            )
+        return get_run_tags(self.uri, self._run_id(), HINT).get("rnnexp.corpus_sha256")
+
     def config(self) -> Path | None:
         """The resolved config.yaml the run ran with, downloaded first from the store; None
         for a folder that holds a model but is no run's folder."""

@@ -131,7 +131,9 @@ def is_held(folder: Path) -> bool:
 def _never_started(folder: Path) -> bool:
     """A folder a command claimed and was killed in (SIGKILL: no chance to discard it) before
     its run started: nothing in it but what the claim and Hydra wrote, and nobody holds it."""
-    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    if not folder.is_dir():
+        return False
+    names = {p.name for p in folder.iterdir() if not stale(p)}  # a first write cut off
     return MARKER in names and names <= UNSTARTED and not is_held(folder)
 
 

@@ -10,17 +10,72 @@ environment: an exported MLFLOW_RUN_ID would make every job log into one run.
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rnnexp.atomic import atomic_write
+from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
-from rnnexp.framework.experiment import SWEEP_FILE
+from rnnexp.framework.experiment import CHECKPOINT_FILE, RESUMING, SWEEP_FILE
 from rnnexp.framework.inspection import PAGE
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.summary import sweep_summary, sweep_table
+
+log = logging.getLogger("rnnexp")
+
+
+def finished_job(folder: Path, uri: str) -> float | None:
+    """A resumed sweep's job that finished before: its final val/loss (what the job returns
+    to Hydra); None if it has to be resumed."""
+    from rnnexp.checkpoint import load_checkpoint
+    from rnnexp.framework.tracking import MlflowRun
+
+    _, meta = load_checkpoint(folder / CHECKPOINT_FILE)
+    if not meta.get("run_id") or MlflowRun(uri, meta["run_id"]).status() != "FINISHED":
+        return None
+    log.info("%s finished before the sweep stopped: kept as it is", folder)
+    return meta["loop"]["val_loss"]
+
+
+def sweep_folder(resume: str, uri: str) -> Path:
+    """The folder of the sweep `resume` names: the folder itself, or its parent run's id."""
+    from rnnexp.framework.tracking import RUN_ID, get_run_tags
+
+    folder = Path(resume).expanduser()
+    if not folder.is_dir() and RUN_ID.fullmatch(resume):
+        hint = "resume from the folder the sweep was launched from, or set tracking.uri"
+        tags = get_run_tags(uri, resume, hint)
+        if "rnnexp.sweep_dir" not in tags:
+            raise RnnexpError(f"run {resume} is not a sweep's parent run: resume it without -m")
+        folder = Path(tags["rnnexp.sweep_dir"])
+    if not folder.is_dir():
+        raise RnnexpError(f"resume={resume} is neither a sweep folder nor a sweep's run id")
+    if (folder / ".hydra").is_dir():
+        raise RnnexpError(f"{folder} is a run's folder, not a sweep's: resume it without -m")
+    if not (folder / SWEEP_FILE).is_file() or not (folder / "multirun.yaml").is_file():
+        raise RnnexpError(
+            f"{folder} is not a sweep that started (no {SWEEP_FILE}): nothing to resume; "
+            f"start the sweep again"
+        )
+    return folder.resolve()
+
+
+def resume_argv(folder: Path, flags: list[str]) -> list[str]:
+    """The command line that runs the sweep of `folder` again, job for job: `flags` (such as
+    --config-dir), -m, and the overrides it was started with (its multirun.yaml)."""
+    saved = OmegaConf.load(folder / "multirun.yaml").hydra
+    sweeper = saved.runtime.choices.get("hydra/sweeper")
+    if sweeper not in (None, "basic"):
+        raise RnnexpError(
+            f"{folder} is a search ({sweeper}): its trials are picked as it goes, so it cannot "
+            f"be resumed job for job; resume its runs one by one, or start a new search"
+        )
+    return ["-m", *flags, *saved.overrides.task, *saved.overrides.hydra]
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
@@ -62,6 +117,12 @@ class SweepTracking(Callback):
         launch_dir = Path(config.hydra.runtime.cwd)
         sweep_dir = launch_dir / str(config.hydra.sweep.dir)
         uri = command_store(config.tracking.uri, launch_dir)
+        if os.environ.get(RESUMING) == str(sweep_dir):  # its parent run goes on
+            ids = json.loads((sweep_dir / SWEEP_FILE).read_text())
+            open_experiment(uri, config.tracking.experiment)  # and closes the dead jobs' runs
+            MlflowRun(uri, ids["parent_run_id"]).reopen()
+            SweepTracking.active = ids
+            return
         experiment_id = open_experiment(uri, config.tracking.experiment)
         overrides = list(config.hydra.overrides.task)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
@@ -80,7 +141,8 @@ class SweepTracking(Callback):
             "parent_run_id": parent.run_id,
             "swept": swept,
         }
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(ids, indent=2))
+        text = json.dumps(ids, indent=2).encode()
+        atomic_write(sweep_dir / SWEEP_FILE, lambda f: f.write(text))
         SweepTracking.active = ids
         rundir.started(sweep_dir)  # its parent run is open: the folder stays, to resume
 

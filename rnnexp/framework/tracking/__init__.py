@@ -107,6 +107,18 @@ def close_abandoned(uri: str, experiment_ids: list[str] | None = None) -> list[s
     return closed
 
 
+def delete_runs_of(uri: str, experiment_id: str, parent_run_id: str, folder: str) -> None:
+    """Delete the runs under `parent_run_id` made for `folder`: a sweep's job started again
+    there replaces an attempt that never reached its first step."""
+    client = client_for(uri)
+    quote = '"' if "'" in folder else "'"
+    with store_errors(uri):
+        for r in client.search_runs([experiment_id],
+                                    f"tags.`rnnexp.output_dir` = {quote}{folder}{quote} and "
+                                    f"tags.mlflow.parentRunId = '{parent_run_id}'"):  # fmt: skip
+            client.delete_run(r.info.run_id)
+
+
 def _create_whole(uri: str) -> None:
     """A new sqlite store is built under a temporary name and renamed into place (under the
     store lock): a creation cut off (disk full, a kill) leaves no half-built store behind."""

@@ -1,0 +1,170 @@
+"""A kill at each named moment of a run's and a sweep's life (RNNEXP_KILL_AT: SIGKILL, so no
+handler runs, as with the OOM killer or a power cut), then the next command: nothing lost
+(the run, resumed, ends where an uninterrupted one does, to the bit), nothing left RUNNING,
+nothing left behind (no temporary file, no folder of a run that never started, one logged
+model per run)."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+from helpers import TINY, history, launch, rnnexp, runs
+from mlflow import MlflowClient
+
+RUN = [*TINY, "train.checkpoint_every=10"]  # checkpoints at steps 0, 10, 20, 30
+
+
+def store(folder) -> str:
+    return f"sqlite:///{folder / 'outputs' / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """What an uninterrupted run leaves: its val/loss curve, parameters and last sample."""
+    cwd = tmp_path_factory.mktemp("reference")
+    assert rnnexp(*RUN, cwd=cwd).returncode == 0
+    return _result(cwd, runs(store(cwd))[0])
+
+
+def _result(cwd, run) -> tuple:
+    folder = cwd / "outputs" / "runs" / run.data.tags["rnnexp.output_dir"].rsplit("/", 1)[1]
+    with np.load(folder / "model" / "model.npz") as npz:
+        params = {k: npz[k].tobytes() for k in npz.files}
+    sample = (folder / "samples" / "step_0000030.txt").read_text()
+    return history(store(cwd), run.info.run_id, "val/loss"), params, sample
+
+
+def _leftovers(cwd) -> list[str]:
+    """Temporary files anywhere under outputs/, and run folders beyond the one finished."""
+    tmps = [str(p) for p in (cwd / "outputs").rglob("*.tmp")]
+    folders = sorted((cwd / "outputs" / "runs").iterdir())
+    return tmps + [str(f) for f in folders[1:]] if len(folders) > 1 else tmps
+
+
+# (phase, what the next command is): "again" runs the same command again; "resume" continues
+# the killed run; "refused" is a resume= told the run never reached its first step, then again
+PHASES = [
+    ("startup", "again"),
+    ("claimed", "again"),  # the folder claimed, nothing in it yet
+    ("store", "again"),  # a new sqlite store half made, under its temporary name
+    ("hydra", "again"),  # Hydra's .hydra/ written
+    ("opened", "refused"),  # the MLflow run made, nothing else
+    ("write:checkpoint.npz", "refused"),  # the step-0 checkpoint cut off mid-write
+    ("checkpointed", "resume"),  # just after the step-0 checkpoint
+    ("write:checkpoint.npz@3", "resume"),  # step 20's checkpoint cut off: step 10's is whole
+    ("write:step_0000015.txt", "resume"),  # a sample being written
+    ("write:model.npz", "resume"),  # the final model being written
+    ("model-logged", "resume"),  # the MLflow model logged, the rest not made
+    ("artifacts", "resume"),  # everything made, the run not closed
+]
+
+
+# two in the default suite (the MLflow run with nothing else; a checkpoint cut off mid-run),
+# every phase in CI's slow tests: ~20 s each
+QUICK = ("opened", "write:checkpoint.npz@3")
+
+
+@pytest.mark.parametrize(
+    "phase, then",
+    [pytest.param(p, t, marks=() if p in QUICK else pytest.mark.slow, id=p) for p, t in PHASES],
+)
+def test_a_kill_at_any_moment_of_a_run_loses_nothing(phase, then, tmp_path, reference):
+    killed = rnnexp(*RUN, cwd=tmp_path, RNNEXP_KILL_AT=phase)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    folders = sorted((tmp_path / "outputs" / "runs").glob("*"))
+    if then == "again":
+        assert rnnexp(*RUN, cwd=tmp_path).returncode == 0
+    else:
+        [folder] = folders
+        r = rnnexp(f"resume={folder}", cwd=tmp_path)
+        if then == "refused":
+            assert r.returncode == 2
+            assert r.stderr.strip().splitlines() == [
+                f"rnnexp: error: {folder} was stopped before its first step (checkpoint.npz "
+                f"missing): nothing to resume; start the run again"
+            ]
+            r = rnnexp(*RUN, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    every = runs(store(tmp_path))
+    finished = [r for r in every if r.info.status == "FINISHED"]
+    assert len(finished) == 1 and not [r for r in every if r.info.status == "RUNNING"]
+    for r in every:
+        if r.info.status == "KILLED":  # a run that never reached its first step, closed
+            assert "it stopped before its first step: start it again" in r.data.tags[
+                "rnnexp.error"]  # fmt: skip
+    assert "rnnexp.error" not in finished[0].data.tags
+    assert _result(tmp_path, finished[0]) == reference  # nothing lost
+    client = MlflowClient(store(tmp_path))
+    models = client.search_logged_models([finished[0].info.experiment_id])
+    assert [m.source_run_id for m in models] == [finished[0].info.run_id]  # one model
+    assert _leftovers(tmp_path) == []
+
+
+SWEEP = ["-m", *RUN, "seed=0,1"]
+SWEEP_PHASES = [
+    "sweep-job@2",  # between its jobs
+    "write:checkpoint.npz@6",  # the second job's step-10 checkpoint cut off
+    "artifacts",  # the first job made everything, but was not closed
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", SWEEP_PHASES)
+def test_a_killed_sweep_resumes_job_for_job(phase, tmp_path, reference):
+    killed = rnnexp(*SWEEP, cwd=tmp_path, RNNEXP_KILL_AT=phase)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    one_run = rnnexp(f"resume={folder}", cwd=tmp_path)  # a sweep is resumed whole
+    assert one_run.stderr.strip() == (
+        f"rnnexp: error: {folder} is a sweep: resume it with rnnexp -m resume={folder}"
+    )
+    r = rnnexp("-m", f"resume={folder}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "seed=0  FINISHED" in r.stdout and "seed=1  FINISHED" in r.stdout
+    every = runs(store(tmp_path))
+    assert {r.info.status for r in every} == {"FINISHED"} and len(every) == 3
+    [parent] = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["rnnexp.best_run"].endswith("seed=0")
+    children = {r.data.params["seed"]: r for r in every if r is not parent}
+    assert _val(tmp_path, children["0"]) == reference[0]  # the same run as alone
+    assert len(_val(tmp_path, children["1"])) == 3
+    assert not list((tmp_path / "outputs").rglob("*.tmp"))
+    client = MlflowClient(store(tmp_path))
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert sorted(m.source_run_id for m in models) == sorted(
+        c.info.run_id for c in children.values()
+    )
+    # resumed once more, it has nothing left to do: every job kept, the parent closed again
+    again = rnnexp("-m", f"resume={folder}", cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("FINISHED") == 2
+
+
+def _val(cwd, run) -> list:
+    return history(store(cwd), run.info.run_id, "val/loss")
+
+
+def test_a_sweep_is_resumed_by_its_parent_run_id_and_a_search_is_not(tmp_path):
+    killed = rnnexp(*SWEEP, cwd=tmp_path, RNNEXP_KILL_AT="sweep-job@2")
+    assert killed.returncode == -signal.SIGKILL
+    [parent] = [r for r in runs(store(tmp_path)) if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "RUNNING"  # until the store is next opened
+    r = rnnexp("-m", f"resume={parent.info.run_id}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {r.info.status for r in runs(store(tmp_path))} == {"FINISHED"}
+    extra = rnnexp("-m", f"resume={parent.info.run_id}", "seed=5", cwd=tmp_path)
+    assert extra.stderr.strip() == "rnnexp: error: a sweep resumes with its own config: drop seed=5"
+
+
+def test_sigterm_before_the_run_starts_says_so_and_leaves_no_folder(tmp_path):
+    proc = launch(*RUN, cwd=tmp_path)
+    runs_dir = tmp_path / "outputs" / "runs"
+    deadline = time.monotonic() + 60
+    while not list(runs_dir.glob("*/.rnnexp")):  # claimed: Hydra and the store come next
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "rnnexp: interrupted: SIGTERM"
+    assert not list(tmp_path.glob("outputs/runs/*"))  # its folder, and those made for it, gone
