@@ -63,6 +63,52 @@ def test_a_damaged_store_is_named_and_left_alone(tmp_path, damage):
     assert db.read_bytes() == before
 
 
+def test_a_store_another_process_holds_locked_is_waited_for_not_called_damaged(tmp_path):
+    assert rnnexp(*TINY, "tracking.experiment=first", cwd=tmp_path).returncode == 0
+    db = tmp_path / "outputs" / "mlflow.db"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(4)\n"
+        "c.execute('COMMIT')")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    r = rnnexp(*TINY, cwd=tmp_path)
+    holder.wait(timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(
+        f"rnnexp: tracking store {db} is locked by another process: waiting up to 30 s\n"
+    )
+    assert "damaged" not in r.stderr
+    assert [x.info.status for x in runs(store(tmp_path))] == ["FINISHED"]
+
+
+def test_a_store_of_an_older_mlflow_is_named_with_its_upgrade_command(tmp_path):
+    assert rnnexp(*TINY, cwd=tmp_path).returncode == 0
+    db = tmp_path / "outputs" / "mlflow.db"
+    with sqlite3.connect(db) as c:  # as MLflow 2.x left it: a revision before this one's head
+        c.execute("UPDATE alembic_version SET version_num = 'f5a4f2784254'")
+    before = db.read_bytes()
+    r = rnnexp(*TINY, cwd=tmp_path)
+    assert one_line(r) == (
+        f"rnnexp: error: tracking store {db} was made by an older MLflow (schema "
+        f"f5a4f2784254): back it up, then upgrade it with mlflow db upgrade sqlite:///{db}"
+    )
+    assert db.read_bytes() == before and len(list((tmp_path / "outputs" / "runs").iterdir())) == 1
+
+
+@pytest.mark.parametrize("saved", ["", "seed: [", "train: {steps: -5}"])
+def test_a_run_folder_whose_saved_config_is_cut_or_edited_is_one_line(tmp_path, saved):
+    assert (
+        rnnexp(*TINY, "tracking.enabled=false", "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+    )
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(saved)
+    r = rnnexp("resume=run", cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line(r).startswith(
+        "rnnexp: error: run cannot be resumed: its .hydra/ is unreadable ("
+    ) and one_line(r).endswith("); it was cut short or edited")
+
+
 def test_an_unreachable_database_store_fails_fast(tmp_path):
     uri = f"postgresql://rnnexp:s3cr3t-pw@127.0.0.1:{free_port()}/mlflow"
     start = time.monotonic()

@@ -86,9 +86,15 @@ def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_pat
     assert (
         f"{tmp_path}/outputs/cut is in use by a running rnnexp (pid {proc.pid} on " in busy.stderr
     )
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGKILL)  # as the OOM killer would: the marker names it still
     proc.communicate(timeout=60)
-    assert proc.returncode == 143
+    again = launch("resume=outputs/cut", cwd=tmp_path)
+    wait_for(again, log, "resumed at step")
+    busy = rnnexp("resume=outputs/cut", cwd=tmp_path)  # the holder named is the live one
+    assert f"is in use by a running rnnexp (pid {again.pid} on " in busy.stderr
+    again.send_signal(signal.SIGTERM)
+    again.communicate(timeout=60)
+    assert again.returncode == 143
     stale = tmp_path / "outputs" / "cut" / ".checkpoint.npz.999999.tmp"  # a dead writer's
     stale.write_bytes(b"half a checkpoint")
     resumed = rnnexp("resume=outputs/cut", cwd=tmp_path)
@@ -100,5 +106,7 @@ def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_pat
     ]  # no stray outputs/runs/<now>/ of the resume
     text = log.read_text()
     assert "stopped by SIGTERM" in text and "resumed at step" in text  # one log, both parts
+    (run,) = runs(store(tmp_path))  # finished: what stopped it before is no longer its error
+    assert run.info.status == "FINISHED" and "rnnexp.error" not in run.data.tags
     saved = yaml.safe_load((tmp_path / "outputs" / "cut" / ".hydra" / "config.yaml").read_text())
     assert saved["resume"] is None and saved["train"]["steps"] == 20000  # the run's own config

@@ -81,6 +81,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_logged(tmp_path, overrides, me
     assert len(lines) == 1 and lines[0].startswith(f"rnnexp: error: {message}"), r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # no store, no half-logged run
+    assert not list(tmp_path.glob("outputs/runs/*"))  # and no folder, whenever it was found
 
 
 def test_a_corrupted_download_is_refused_and_left_alone(tmp_path):
