@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.atomic import atomic_write
-from rnnexp.config import ModelConfig, check_fits, param_shapes
+from rnnexp.config import ModelConfig, param_shapes
 from rnnexp.data import Vocab
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, check_fits
 from rnnexp.model import CharRNN
 
 FORMAT = "rnnexp-model-1"

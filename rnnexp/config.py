@@ -6,14 +6,13 @@ holds. Every value is checked here, where it is defined; the parameters' shapes 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.rnn import ACTIVATIONS
-from rnnexp.errors import ConfigError, check_interval, check_whole
+from rnnexp.errors import ConfigError, check_fits, check_interval, check_whole
 from rnnexp.init import INITS
 from rnnexp.resources import CONF_DIR
 
@@ -98,26 +97,12 @@ def param_count(config: ModelConfig) -> int:
 LAYER_OVERHEAD = 16 * 1024
 
 
-def check_fits(what: str, need: int) -> None:
-    """Refuse, before allocating, what needs more bytes than this machine's memory."""
-    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > have:
-        raise ConfigError(
-            f"{what}: about {_gib(need)} GiB, more than this machine's {_gib(have)} GiB"
-        )
-
-
 def step_bytes(config: ModelConfig, batch: int, length: int, vocab: int = 256) -> int:
     """About the bytes one forward and backward pass over `batch` streams of `length`
     characters keeps: each layer's gate pre-activations, states and their gradients, and the
     logits, probabilities and their gradient (`vocab`: a guess until the corpus is read)."""
     per_char = config.layers * config.hidden_size * (CELLS[config.cell].gates + 4) + 3 * vocab
     return batch * length * per_char * np.dtype(config.dtype).itemsize
-
-
-def _gib(n: int) -> str:
-    gib = n / 2**30
-    return f"{gib:,.1f}" if gib < 1e6 else f"{gib:.1e}"
 
 
 def _check_fits_in_memory(config: ModelConfig) -> None:

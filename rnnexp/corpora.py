@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnexp.errors import ConfigError, CorpusError, check_whole
+from rnnexp.errors import ConfigError, CorpusError, check_fits, check_whole
 from rnnexp.synthetic import GENERATORS
 
 
@@ -158,6 +158,10 @@ def read_text(path: str | os.PathLike) -> str:
         raise CorpusError(f"corpus file not found: {path}")
     if not path.is_file():
         raise CorpusError(f"corpus path is not a file: {path}")
+    # its bytes, the text (up to 4 bytes a character), a copy with its line ends mended, and
+    # the character ids: refused before reading a file that cannot fit
+    size = path.stat().st_size
+    check_fits(f"corpus file {path} ({size:,} bytes) read as text", 16 * size)
     return decode_text(path.read_bytes(), path)
 
 

@@ -49,6 +49,23 @@ def check_whole(name: str, value, least: int) -> int:
     return int(value)
 
 
+def check_fits(what: str, need: int) -> None:
+    """Refuse, before allocating, what needs more bytes than this machine's memory (sizes
+    are computed by arithmetic on Python ints: a 20-digit value costs nothing to refuse)."""
+    import os
+
+    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > have:
+        raise ConfigError(
+            f"{what}: about {_gib(need)} GiB, more than this machine's {_gib(have)} GiB"
+        )
+
+
+def _gib(n: int) -> str:
+    gib = n / 2**30
+    return f"{gib:,.1f}" if gib < 1e6 else f"{gib:.1e}"
+
+
 def check_keys(node: str, name: str, keys: list[str], given: dict) -> None:
     """Refuse a key that option `name` of a config group does not take, naming its keys:
     `optimizer.beta1 is not a key of sgd (its keys: lr)`."""

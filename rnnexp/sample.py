@@ -7,13 +7,21 @@ import math
 import numpy as np
 
 from rnnexp.data import Vocab
-from rnnexp.errors import check_interval, check_whole
+from rnnexp.errors import check_fits, check_interval, check_whole
 from rnnexp.model import CharRNN, State
 
 
 def check_temperature(value: float) -> float:
     """The one rule for a sampling temperature: 0 (greedy) or more."""
     return check_interval("sample.temperature", value, 0, math.inf, high_closed=True)
+
+
+def check_length(name: str, length: int) -> int:
+    """The one rule for how many characters to generate: a whole number >= 0 whose ids and
+    text fit in memory (~64 bytes a character while it is written)."""
+    check_whole(name, length, 0)
+    check_fits(f"{name}={length}", 64 * length)
+    return length
 
 
 def sample(
@@ -30,7 +38,7 @@ def sample(
     The prime text is fed through the model from `state` (zero when None); without a prime
     the first character is drawn uniformly. temperature 1.0 samples the model's distribution,
     lower is more conservative, 0 always takes the most likely character."""
-    check_whole("sample length", length, 0)
+    check_length("sample length", length)
     check_temperature(temperature)
     h = model.zero_state(1) if state is None else [x[:1].copy() for x in state]
     if prime:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnexp.errors import check_whole
+from rnnexp.errors import check_fits, check_whole
 
 
 def sevenths(length: int = 6000) -> tuple[str, float]:
     """The decimal digits of 1/7 = 0.142857142857…: "142857" repeated (notebook 004).
     Fully periodic, so a model with context can predict every character: floor 0."""
     check_whole("sevenths length", length, 1)
+    check_fits(f"sevenths length={length}", 16 * length)  # the text, and its ids
     return ("142857" * (length // 6 + 1))[:length], 0.0
 
 
@@ -23,6 +24,7 @@ def fizzbuzz(n: int = 100) -> tuple[str, None]:
     fizzbuzz(100) (413 characters). Deterministic, but a floor reachable by a model that has
     seen 413 characters is not known: None."""
     check_whole("fizzbuzz n", n, 1)
+    check_fits(f"fizzbuzz n={n}", 16 * len(str(n)) * n)
 
     def answer(i: int) -> str:
         return (
@@ -54,6 +56,8 @@ def elman(
     check_whole("elman length", length, 1)
     for key, n in (("n_b", n_b), ("n_c", n_c)):
         check_whole(f"elman {key}", n, 0)
+    check_fits(f"elman length={length}, n_b={n_b}, n_c={n_c}",  # consonants, text, its ids
+               8 * (n_b + n_c) + 64 * length)  # fmt: skip
     rng = np.random.default_rng(seed)
     consonants = np.full(length, "a")
     consonants[rng.integers(0, length, n_b)] = "b"

@@ -295,7 +295,9 @@ def test_no_pickle_on_any_load_path():
         for args in re.findall(r"np\.load\(([^)]*)\)", text):
             assert "allow_pickle=False" in args, (path, args)
             calls += 1
-    assert calls == 2  # the model and the checkpoint
+    # none: npz files are read by checkpoint.read_npz alone, each member's header first, so
+    # an array of Python objects is refused there (tests/test_checkpoint.py), never unpickled
+    assert calls == 0
 
 
 def test_ctrl_c_on_a_sweep_kills_the_job_and_the_parent(tmp_path):

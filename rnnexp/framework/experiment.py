@@ -32,10 +32,10 @@ from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.tracking import (
     MlflowRun,
     NullRun,
-    delete_runs_of,
     find_sweep_parent,
     open_experiment,
 )
+from rnnexp.framework.tracking.abandoned import delete_runs_of
 from rnnexp.framework.training import Interrupted, LoopState, deferred_interrupts, train_loop
 
 log = logging.getLogger("rnnexp")

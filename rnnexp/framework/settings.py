@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rnnexp.config import ModelConfig, check_fits, step_bytes
+from rnnexp.config import ModelConfig, step_bytes
 from rnnexp.data import check_val_fraction
-from rnnexp.errors import ConfigError, check_whole
+from rnnexp.errors import ConfigError, check_fits, check_whole
 from rnnexp.evaluate import CHUNK as EVAL_CHUNK
 from rnnexp.optim import make_optimizer
-from rnnexp.sample import check_temperature
+from rnnexp.sample import check_length, check_temperature
 from rnnexp.schedule import make_schedule
 from rnnexp.trainer import check_train_args
 
@@ -97,6 +97,7 @@ class TrainSettings:
         keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
         for key in (*keys, "sample_length", "checkpoint_every"):
             check_whole(f"train.{key}", getattr(self, key), 1)
+        check_length("train.sample_length", self.sample_length)  # the rule sample() applies
         check_whole("train.sample_every", self.sample_every, 0)  # 0: no samples
         if self.eval_chars is not None:
             check_whole("train.eval_chars", self.eval_chars, 1)

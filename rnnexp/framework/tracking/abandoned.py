@@ -1,0 +1,59 @@
+"""Runs whose process is gone: closed KILLED when a command next opens their store (a kill
+-9, the OOM killer or a power cut gave them no chance to close themselves), and a sweep
+job's attempt that died before its first step, replaced when the sweep is resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rnnexp.framework import rundir
+from rnnexp.framework.store import sqlite_path
+from rnnexp.framework.tracking.client import client_for, store_errors
+
+log = logging.getLogger("rnnexp")
+
+
+def close_abandoned(uri: str, experiment_ids: list[str] | None = None) -> list[str]:
+    """Close KILLED the RUNNING runs (and sweeps) of `experiment_ids` (None: every experiment)
+    whose process died without closing them (rundir.abandoned: a kill -9, the OOM killer, a
+    power cut); return their names. Called whenever a command opens the store."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        return []  # no store yet: nothing in it to close (and a look creates none)
+    client, closed = client_for(uri), []
+    with store_errors(uri):
+        if experiment_ids is None:
+            experiment_ids = [e.experiment_id for e in client.search_experiments()]
+        running = client.search_runs(experiment_ids, "attributes.status = 'RUNNING'",
+                                     max_results=10_000) if experiment_ids else []  # fmt: skip
+        for r in running:
+            tags = r.data.tags
+            folder = tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir")
+            if not folder or not rundir.abandoned(Path(folder), tags.get("rnnexp.host", "")):
+                continue
+            if "rnnexp.sweep_dir" in tags:
+                then = f"continue with: rnnexp -m resume={folder}"
+            elif (Path(folder) / "checkpoint.npz").is_file():
+                then = f"continue with: rnnexp resume={folder}"
+            else:
+                then = "it stopped before its first step: start it again"
+            error = f"its process died before closing it; {then}"
+            client.set_tag(r.info.run_id, "rnnexp.error", error)
+            client.set_terminated(r.info.run_id, status="KILLED")
+            closed.append(r.info.run_name)
+            log.info("closed %s (KILLED): %s", r.info.run_name, error)
+    return closed
+
+
+def delete_runs_of(uri: str, experiment_id: str, parent_run_id: str, folder: str) -> None:
+    """Delete the runs under `parent_run_id` made for `folder`: a sweep's job started again
+    there replaces an attempt that never reached its first step."""
+    client = client_for(uri)
+    quote = '"' if "'" in folder else "'"
+    with store_errors(uri):
+        for r in client.search_runs([experiment_id],
+                                    f"tags.`rnnexp.output_dir` = {quote}{folder}{quote} and "
+                                    f"tags.mlflow.parentRunId = '{parent_run_id}'"):  # fmt: skip
+            client.delete_run(r.info.run_id)
