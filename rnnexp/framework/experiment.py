@@ -27,6 +27,7 @@ from rnnexp.framework.artifacts import finish_artifacts
 from rnnexp.framework.build import Built, build
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.resume import can_train, limits, restore, train_further
+from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 from rnnexp.framework.settings import Settings, override_key
 from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.tracking import (
@@ -39,8 +40,6 @@ from rnnexp.framework.tracking.abandoned import delete_runs_of
 from rnnexp.framework.training import Interrupted, LoopState, deferred_interrupts, train_loop
 
 log = logging.getLogger("rnnexp")
-SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
-CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
 # set while `rnnexp -m resume=FOLDER` runs, to the sweep's folder: its parent run is reopened,
 # and each job finished before is kept, one interrupted resumed, one never started run
 RESUMING = "RNNEXP_RESUMING_SWEEP"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR
 from rnnexp.errors import RnnexpError
+from rnnexp.framework import rundir
 from rnnexp.framework.tracking import RUN_ID, download_artifacts, get_run_tags
 from rnnexp.framework.tracking.models import download_model
 
@@ -85,7 +86,7 @@ class RunSource:
         if path.is_dir():
             from rnnexp.checkpoint import load_checkpoint
 
-            checkpoint = path / "checkpoint.npz"
+            checkpoint = path / rundir.CHECKPOINT_FILE
             return (
                 load_checkpoint(checkpoint)[1].get("corpus_sha256")
                 if checkpoint.is_file()

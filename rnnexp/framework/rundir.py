@@ -23,8 +23,10 @@ from pathlib import Path
 from rnnexp.errors import RnnexpError
 
 MARKER = ".rnnexp"  # in every run and sweep folder: who holds it; flock-ed while it runs
+CHECKPOINT_FILE = "checkpoint.npz"  # in a run's folder: everything resume= needs
+SWEEP_FILE = "rnnexp_sweep.json"  # in a sweep's folder: the tracking ids its jobs log under
 # signs of a run or sweep already in a folder
-RUN_FILES = (".hydra", "checkpoint.npz", "model", "multirun.yaml", "rnnexp_sweep.json")
+RUN_FILES = (".hydra", CHECKPOINT_FILE, "model", "multirun.yaml", SWEEP_FILE)
 # rnnexp.atomic's temporary files: `.NAME.PID.tmp`, beside the file NAME they become
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
 # all a folder holds until its run starts: the claim, Hydra's files, the log's first lines

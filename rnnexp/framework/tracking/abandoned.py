@@ -33,12 +33,12 @@ def close_abandoned(uri: str, experiment_ids: list[str] | None = None) -> list[s
             folder = tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir")
             if not folder or not rundir.abandoned(Path(folder), tags.get("rnnexp.host", "")):
                 continue
-            if "rnnexp.sweep_dir" in tags:
+            if "rnnexp.sweep_dir" in tags and (Path(folder) / rundir.SWEEP_FILE).is_file():
                 then = f"continue with: rnnexp -m resume={folder}"
-            elif (Path(folder) / "checkpoint.npz").is_file():
+            elif (Path(folder) / rundir.CHECKPOINT_FILE).is_file():
                 then = f"continue with: rnnexp resume={folder}"
             else:
-                then = "it stopped before its first step: start it again"
+                then = "it stopped before its first step: start it again"  # (or first job)
             error = f"its process died before closing it; {then}"
             client.set_tag(r.info.run_id, "rnnexp.error", error)
             client.set_terminated(r.info.run_id, status="KILLED")
