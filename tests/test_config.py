@@ -173,8 +173,10 @@ def test_params_are_the_flattened_config():
         (["train.eval_streams=10000000000"], "train.eval_streams=10000000000 for gru H128"),
         (["inspect.length=100000000000"], "inspect.length=100000000000 for gru H128 x1"),
         (["train.sample_length=10000000000000"], "train.sample_length=10000000000000: about "),
-        (["corpus=sevenths", "corpus.options.length=10000000000000"],
-         "sevenths length=10000000000000: about 149,011.6 GiB, more than this machine's"),
+        (
+            ["corpus=sevenths", "corpus.options.length=10000000000000"],
+            "sevenths length=10000000000000: about 149,011.6 GiB, more than this machine's",
+        ),
         (["corpus=elman", "corpus.options.n_b=10000000000000"], "elman length=10000, n_b=1000"),
         (["corpus=fizzbuzz", "corpus.options.n=10000000000000"], "fizzbuzz n=10000000000000: "),
         (["tracking.uri=abc"], "tracking store abc is not a store URI rnnexp can use: give sqlite"),

@@ -82,6 +82,42 @@ def test_a_store_another_process_holds_locked_is_waited_for_not_called_damaged(t
     assert [x.info.status for x in runs(store(tmp_path))] == ["FINISHED"]
 
 
+@pytest.mark.slow
+def test_a_store_locked_mid_run_fails_the_run_and_loses_nothing(tmp_path):
+    """Locked by another process while the run trains, the store fails the run with one line
+    once MLflow's own retries give up; the run cannot close itself then, so the next command
+    that opens the store closes it KILLED, and resume= continues it from its last checkpoint."""
+    proc = launch(*SMALL, "train.steps=3000", "train.checkpoint_every=20", "train.log_every=20",
+                  "hydra.run.dir=outputs/r", cwd=tmp_path)  # fmt: skip
+    wait_for(proc, tmp_path / "outputs" / "r" / "checkpoint.npz", timeout=120)
+    db = tmp_path / "outputs" / "mlflow.db"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    _, err = proc.communicate(timeout=300)
+    holder.communicate("")  # the lock goes
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("rnnexp: error: ") and "locked" in last, err
+    (run,) = runs(store(tmp_path))
+    assert run.info.status == "RUNNING"  # it could not write its own end
+    other = rnnexp(*TINY, "tracking.enabled=true", cwd=tmp_path)  # opens the store
+    assert other.returncode == 0, other.stderr
+    run = [r for r in runs(store(tmp_path)) if r.info.run_id == run.info.run_id][0]
+    assert run.info.status == "KILLED"
+    assert "its process died before closing it; continue with: rnnexp resume=" in (
+        run.data.tags["rnnexp.error"])  # fmt: skip
+    resumed = rnnexp("resume=outputs/r", cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    run = [r for r in runs(store(tmp_path)) if r.info.run_id == run.info.run_id][0]
+    assert run.info.status == "FINISHED" and "rnnexp.error" not in run.data.tags
+    steps = [s for s, _ in history(store(tmp_path), run.info.run_id, "train/loss")]
+    assert steps == list(range(20, 3001, 20))  # every point once
+
+
 def test_a_store_of_an_older_mlflow_is_named_with_its_upgrade_command(tmp_path):
     assert rnnexp(*TINY, cwd=tmp_path).returncode == 0
     db = tmp_path / "outputs" / "mlflow.db"
