@@ -168,3 +168,26 @@ def test_sigterm_before_the_run_starts_says_so_and_leaves_no_folder(tmp_path):
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "rnnexp: interrupted: SIGTERM"
     assert not list(tmp_path.glob("outputs/runs/*"))  # its folder, and those made for it, gone
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path):
+    """SIGTERM (Ctrl-C alike) closes the job and the parent KILLED: not a dead end either."""
+    proc = launch("-m", *[o for o in TINY if "steps" not in o], "train.steps=2000", "seed=0,1",
+                  cwd=tmp_path)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any("BLAS threads" in p.read_text()
+                  for p in tmp_path.glob("outputs/multiruns/*/0/rnnexp.log")):  # fmt: skip
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert {r.info.status for r in runs(store(tmp_path))} == {"KILLED"}
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    r = rnnexp("-m", f"resume={folder}", cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    every = runs(store(tmp_path))
+    assert len(every) == 3 and {x.info.status for x in every} == {"FINISHED"}
+    for run in every:
+        assert "rnnexp.error" not in run.data.tags
