@@ -60,6 +60,9 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
         dtype = np.dtype(config.dtype)
         expected = {k: (shape, dtype) for k, shape in param_shapes(config).items()}
         params = read_npz(directory / "model.npz", expected)
+        broken = [k for k, v in params.items() if not np.isfinite(v).all()]
+        if broken:  # a model that diverged, or was made so: it would write nonsense
+            raise ValueError(f"parameter {broken[0]} is not finite")
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise RnnexpError(f"cannot load a model from {directory}: {e}") from None
     model = CharRNN(config, np.random.default_rng(0))
@@ -71,16 +74,29 @@ MAX_JSON = 64 * 2**20  # bytes of a model.json: a config and a vocabulary of a f
 
 
 def _read_json(path: Path) -> dict:
-    """A JSON object from a file of at most MAX_JSON bytes, nested as JSON of rnnexp's is."""
+    """A JSON object from a regular file of at most MAX_JSON bytes."""
+    _check_regular(path)
     if path.stat().st_size > MAX_JSON:
         raise ValueError(f"{path.name} is over {MAX_JSON // 2**20} MB")
+    return _json_object(path.read_text(), path.name)
+
+
+def _json_object(text: str, what: str) -> dict:
+    """A JSON object, nested as rnnexp's JSON is; anything else is refused."""
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(text)
     except RecursionError:
-        raise ValueError(f"{path.name} is nested too deep") from None
+        raise ValueError(f"{what} is nested too deep") from None
     if not isinstance(meta, dict):
-        raise ValueError(f"{path.name} is not a JSON object")
+        raise ValueError(f"{what} is not a JSON object")
     return meta
+
+
+def _check_regular(path: Path) -> None:
+    """A regular file (a link to one included): not a device such as /dev/zero, which
+    reads forever, nor a FIFO, which blocks."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path.name} is not a regular file")
 
 
 def read_npz(path: Path, expected: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
@@ -91,6 +107,7 @@ def read_npz(path: Path, expected: dict[str, tuple] | None = None) -> dict[str, 
     from numpy.lib import format as npy
 
     arrays, total = {}, 0
+    _check_regular(path)
     with zipfile.ZipFile(path) as z:
         members = {m.filename.removesuffix(".npy"): m for m in z.infolist()}
         if expected is not None and members.keys() != expected.keys():
@@ -140,7 +157,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, meta) saved by save_checkpoint; anything else is refused with a clear error."""
     try:
         arrays = read_npz(path)
-        meta = json.loads(str(arrays.pop("__meta__")))
+        meta = _json_object(str(arrays.pop("__meta__")), "its metadata")
         if meta.get("format") != CHECKPOINT:
             raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT!r}")
     except FileNotFoundError:

@@ -139,3 +139,33 @@ def test_a_checkpoint_is_read_with_the_same_care(tmp_path):
                 "w": _npy(header=header)})  # fmt: skip
     with pytest.raises(RnnexpError, match="corrupted or not an rnnexp checkpoint: member w"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", ["model.json", "model.npz"])
+def test_a_device_or_fifo_in_place_of_a_model_file_is_refused_at_once(saved, name):
+    import os
+
+    path, _, _ = saved
+    (path / name).unlink()
+    (path / name).symlink_to("/dev/zero")  # reads forever
+    with pytest.raises(RnnexpError, match=f"{name} is not a regular file"):
+        load_model(path)
+    (path / name).unlink()
+    os.mkfifo(path / name)  # blocks forever
+    with pytest.raises(RnnexpError, match=f"{name} is not a regular file"):
+        load_model(path)
+
+
+def test_a_model_whose_parameters_are_not_finite_is_refused(saved):
+    path, model, _ = saved
+    np.savez(path / "model.npz", **dict(model.params, by=np.full(8, np.nan, np.float32)))
+    with pytest.raises(RnnexpError, match="parameter by is not finite"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("meta", ["[]", '"x"', "[" * 100_000 + "]" * 100_000])
+def test_a_checkpoint_whose_metadata_is_not_an_object_is_one_line(tmp_path, meta):
+    path = save_checkpoint(tmp_path / "checkpoint.npz", {"w": np.ones(3)}, {"step": 4})
+    _npz(path, {"__meta__": _npy(np.array(meta)), "w": _npy(np.ones(3))})
+    with pytest.raises(RnnexpError, match="corrupted or not an rnnexp checkpoint: its metadata"):
+        load_checkpoint(path)

@@ -173,6 +173,8 @@ def test_a_request_to_the_served_model_is_checked_and_bounded():
         ({"length": [2.5]}, "row 0: length must be a whole number >= 0, got 2.5"),
         ({"length": [6000, 6000]}, "asks for 12,000 characters of length in all; this server "
                                    "takes at most 10,000 (RNNEXP_SERVE_MAX_LENGTH)"),
+        ({"length": [0] * 300}, "the request has 300 rows; this server takes at most 100 "
+                                "(RNNEXP_SERVE_MAX_ROWS)"),
     ]:  # fmt: skip
         with pytest.raises(MlflowException, match=re.escape(message)) as e:
             requests(pd.DataFrame(frame))

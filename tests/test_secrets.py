@@ -44,6 +44,25 @@ def test_a_password_as_a_query_parameter_is_masked_and_moved_too(tmp_path):
                   cwd=tmp_path).stderr.count(PASSWORD) == 0  # fmt: skip
 
 
+def test_a_password_from_a_config_file_or_an_interpolation_is_refused(tmp_path):
+    """Only the command line's and $MLFLOW_TRACKING_URI's passwords can be moved out before
+    Hydra records the config: one from a preset or ${oc.env:...} is refused, written nowhere."""
+    uri = f"postgresql://me:{PASSWORD}@127.0.0.1:9/db"
+    presets = tmp_path / "mine" / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "pw.yaml").write_text(f"# @package _global_\ntracking:\n  uri: {uri}\n")
+    for args in (["tracking.uri=${oc.env:MY_URI}"], ["--config-dir", "mine", "experiment=pw"],
+                 ["--cfg", "job", "tracking.uri=${oc.env:MY_URI}"]):  # fmt: skip
+        r = rnnexp(*args, *TINY, cwd=tmp_path, MY_URI=uri)
+        assert r.returncode == 2 and PASSWORD not in r.stdout + r.stderr
+        assert r.stderr.startswith(
+            "rnnexp: error: tracking.uri postgresql://me:***@127.0.0.1:9/db"
+            " holds a password from a config file or an interpolation"
+        )
+    assert leaks(tmp_path) == [str(presets / "pw.yaml")]  # the file that holds it, alone
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_refused_server_uri_is_reported_without_its_password(tmp_path):
     r = rnnexp(*TINY, f"tracking.uri=http://me:{PASSWORD}@127.0.0.1:9", cwd=tmp_path)
     assert r.returncode == 2

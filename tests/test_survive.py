@@ -2,6 +2,7 @@
 store intact; an interrupted run resumes to the very same parameters; many writers at once
 lose nothing."""
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,6 +121,14 @@ def test_a_run_goes_only_into_a_new_or_empty_folder_and_keeps_the_users_files(tm
     assert sorted(p.name for p in mine.iterdir()) == [".draft.tmp", ".notes.txt.999999.tmp",
                                                       "notes.txt"]  # fmt: skip
     assert empty.is_dir() and list(empty.iterdir()) == []  # as it was
+    # a marker made by hand over a user's files is not a claim rnnexp made: nothing goes
+    hand = tmp_path / "hand"
+    (hand / ".hydra").mkdir(parents=True)
+    (hand / ".rnnexp").touch()
+    (hand / ".hydra" / "notes.txt").write_text("precious")
+    r = rnnexp(*TINY, f"hydra.run.dir={hand}", cwd=tmp_path)
+    assert r.returncode == 2 and (hand / ".hydra" / "notes.txt").read_text() == "precious"
+    shutil.rmtree(hand)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "empty", "mine"]
     home = tmp_path / "home"  # ~ is the user's home, not a folder named ~
     r = rnnexp(*TINY, "tracking.enabled=false", "hydra.run.dir=~/run", cwd=tmp_path,

@@ -132,6 +132,7 @@ def _track(s: Settings, b: Built, launch: Launch, path: Path, interrupt: dict) -
         tracked = open_run(s, launch, b.corpus, len(b.vocab)) if launch.track else NullRun()
     state.limits = limits(s)
     rundir.started(launch.output_dir)  # from here on its folder stays, whatever follows
+    interrupt["armed"] = True  # and a signal waits for the end of a step
     faults.point("opened")
     status, error = "FAILED", None
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.checkpoint import load_model
-from rnnexp.errors import ConfigError, RnnexpError
+from rnnexp.errors import ConfigError, RnnexpError, first_line
 from rnnexp.framework.run_source import RunSource
 
 
@@ -81,14 +81,21 @@ def validation_ids(config_yaml: Path, vocab, length: int, sha256: str | None
     corpus read again as its config says, and only if it is the text whose `sha256` the run
     recorded: a config from someone else could name any file), and the words saying so."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
 
     from rnnexp.data import split
     from rnnexp.framework.build import load_corpus_of
     from rnnexp.framework.settings import CorpusSettings
 
-    # its corpus node alone: runs saved before later keys existed still read
-    saved = OmegaConf.load(config_yaml).corpus
-    c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
+    try:  # its corpus node alone: runs saved before later keys existed still read
+        saved = OmegaConf.load(config_yaml).corpus
+        c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
+    except (OSError, ValueError, YAMLError, OmegaConfBaseException) as e:
+        raise RnnexpError(
+            f"the run's config.yaml cannot be read ({first_line(e)}): name the text to inspect "
+            f"with --text FILE"
+        ) from None
     corpus = load_corpus_of(c)
     if sha256 is None or corpus.sha256 != sha256:
         what = "records no digest of its text" if sha256 is None else (

@@ -83,6 +83,7 @@ def check_command_line(argv: list[str], conf_dir: Path, launch_dir: Path) -> Pla
     if isinstance(checked, str):
         raise RnnexpError(checked)
     first, config, hydra = checked
+    _check_no_password(first.tracking.uri)
     # -m, or a config that sets hydra.mode: MULTIRUN itself (a search preset does)
     multirun = args.multirun or hydra["mode"] == "RunMode.MULTIRUN"
     if sweeps and not multirun:
@@ -177,6 +178,25 @@ def _check_repeated(parsed: list) -> None:
         if key in seen:
             raise RnnexpError(f"{key} is given twice ({seen[key]} and {o.input_line}): keep one")
         seen[key] = o.input_line
+
+
+def _check_no_password(uri: str | None) -> None:
+    """A password left in tracking.uri after the command line's was moved out (take_credentials)
+    came from a preset, a --config-dir file or an interpolation (${oc.env:...}): it would be
+    recorded in the run's config, params and Hydra's files, so it is refused."""
+    from rnnexp.framework.store import move_credentials, redact
+
+    try:
+        moved = uri is not None and move_credentials(uri)[1]
+    except RnnexpError:
+        moved = True
+    if moved:
+        raise RnnexpError(
+            f"tracking.uri {redact(uri)} holds a password from a config file or an "
+            f"interpolation, where it would be recorded: give the URI on the command line or "
+            f"in MLFLOW_TRACKING_URI (rnnexp moves the password out), or the password in "
+            f"PGPASSWORD / MLFLOW_TRACKING_PASSWORD"
+        )
 
 
 def _check_launcher(launcher: str | None, address: str | None, uri: str) -> str | None:

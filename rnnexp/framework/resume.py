@@ -57,14 +57,20 @@ def restore(b: Built, path: Path, launch: Launch) -> tuple[LoopState, MlflowRun 
     """Put a built run back where its checkpoint left it; its tracking run (not yet
     reopened) and that run's status (FINISHED when nothing is left to do)."""
     arrays, meta = load_checkpoint(path)
-    if meta["corpus_sha256"] != b.corpus.sha256:
+    if meta.get("corpus_sha256") != b.corpus.sha256:
         raise CorpusError(f"the corpus text changed since {path} was written: cannot resume")
     try:
         b.trainer.load_state_dict(arrays)
     except (KeyError, ValueError) as e:
         raise RnnexpError(f"checkpoint {path} does not fit the run's config: {e}") from None
-    b.rng.bit_generator.state = meta["rng"]
-    state = LoopState(**meta["loop"])
+    try:
+        b.rng.bit_generator.state = meta["rng"]
+        state = LoopState(**meta["loop"])
+        missing = {"run_id", "uri"} - meta.keys()  # None for an untracked run, but there
+        if missing:
+            raise KeyError(sorted(missing)[0])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RnnexpError(f"checkpoint {path} is not a whole rnnexp checkpoint: {e!r}") from None
     if not launch.track or not meta.get("run_id"):
         done = (launch.output_dir / MODEL_DIR / "model.npz").exists()
         return state, NullRun(), "FINISHED" if done else "KILLED"

@@ -112,6 +112,13 @@ def resume_sweep(plan: Plan, argv: list[str]) -> list[str]:
             f"{redact(plan.uri)}: resume it with tracking.uri={redact(ids['uri'])}"
         )
     rundir.hold(folder)  # refused while the sweep still runs
+    for job in sorted(folder.iterdir()):  # a job whose launcher was killed may train on
+        if job.is_dir() and rundir.is_held(job):
+            who = (job / rundir.MARKER).read_text().strip()
+            raise RnnexpError(
+                f"job {job.name} of {folder} still runs ({who}): let it end, or stop it, "
+                f"then resume the sweep"
+            )
     os.environ[sweep.RESUMING] = str(folder)
     flags = [a for a in argv if a not in plan.overrides and a not in ("-m", "--multirun")]
     return sweep.resume_argv(folder, flags)

@@ -31,6 +31,7 @@ RUN_FILES = (".hydra", CHECKPOINT_FILE, "model", "multirun.yaml", SWEEP_FILE)
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
 # all a folder holds until its run starts: the claim, Hydra's files, the log's first lines
 UNSTARTED = {MARKER, ".hydra", "rnnexp.log", "multirun.yaml"}
+HYDRA_FILES = {"config.yaml", "hydra.yaml", "overrides.yaml"}  # what Hydra writes in .hydra/
 _held: dict[Path, int] = {}  # folder -> fd of its locked marker, for this process's lifetime
 # claimed folders whose run (or sweep) has not started yet -> the folders made for them
 # (itself, and missing parents, deepest first): what discard() may remove
@@ -132,11 +133,18 @@ def is_held(folder: Path) -> bool:
 
 def _never_started(folder: Path) -> bool:
     """A folder a command claimed and was killed in (SIGKILL: no chance to discard it) before
-    its run started: nothing in it but what the claim and Hydra wrote, and nobody holds it."""
-    if not folder.is_dir():
+    its run started: nothing in it but what the claim and Hydra wrote (a marker in rnnexp's
+    words, Hydra's own three files), and nobody holds it."""
+    if not folder.is_dir() or folder.is_symlink():
         return False
     names = {p.name for p in folder.iterdir() if not stale(p)}  # a first write cut off
-    return MARKER in names and names <= UNSTARTED and not is_held(folder)
+    if MARKER not in names or not names <= UNSTARTED or is_held(folder):
+        return False
+    hydra = folder / ".hydra"
+    if hydra.exists() and not {p.name for p in hydra.iterdir()} <= HYDRA_FILES:
+        return False
+    owner = (folder / MARKER).read_text(errors="replace")
+    return re.fullmatch(r"pid \d+ on \S+\n", owner) is not None
 
 
 def abandoned(folder: Path, host: str) -> bool:

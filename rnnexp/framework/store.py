@@ -14,6 +14,7 @@ import re
 import socket
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
@@ -164,8 +165,11 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
             ) from None
         return
     path = sqlite_path(uri)
-    if path is None:
-        return
+    if path is None:  # sqlite://x.db, sqlite:/x.db, sqlite:// (in memory)
+        raise RnnexpError(
+            f"tracking store {uri}: a sqlite store is a file, sqlite:///relative/path.db or "
+            f"sqlite:////absolute/path.db (an in-memory one would be gone when the run ends)"
+        )
     folder = path.parent  # made when the store is created: a check creates nothing
     while not folder.exists():
         folder = folder.parent
@@ -173,6 +177,11 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
         raise RnnexpError(f"cannot create the tracking store {path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK) or _read_only_mount(folder):
         raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
+    if folder == path.parent and not path.exists():
+        try:  # a folder that takes no files whatever its modes say (/proc, /sys)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as e:
+            raise RnnexpError(f"cannot create the tracking store {path}: {e.strerror}") from None
     if path.exists():
         problem = _wait_while_busy(path)
         if problem:

@@ -36,10 +36,13 @@ def finished_job(folder: Path, uri: str) -> float | None:
     from rnnexp.framework.tracking import MlflowRun
 
     _, meta = load_checkpoint(folder / CHECKPOINT_FILE)
-    if not meta.get("run_id") or MlflowRun(uri, meta["run_id"]).status() != "FINISHED":
+    loop = meta.get("loop")
+    if not isinstance(loop, dict) or "val_loss" not in loop or not meta.get("run_id"):
+        return None  # resumed: its checkpoint is checked there
+    if MlflowRun(uri, meta["run_id"]).status() != "FINISHED":
         return None
     log.info("%s finished before the sweep stopped: kept as it is", folder)
-    return meta["loop"]["val_loss"]
+    return loop["val_loss"]
 
 
 def sweep_folder(resume: str, uri: str) -> Path:

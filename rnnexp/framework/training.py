@@ -80,14 +80,18 @@ def stop_on_sigterm() -> None:
 
 @contextmanager
 def deferred_interrupts() -> Iterator[dict]:
-    """Within: SIGINT and SIGTERM only set flag["signum"]; the loop stops between steps. A
-    second Ctrl-C raises at once. Signal handlers exist only in the main thread."""
-    flag: dict = {"signum": None}
+    """Within: SIGINT and SIGTERM stop the command at once (Interrupted) until the run is
+    started (flag["armed"] set: its MLflow run open, its folder kept), then only set
+    flag["signum"]: the loop stops between steps. A second Ctrl-C raises at once. Signal
+    handlers exist only in the main thread."""
+    flag: dict = {"signum": None, "armed": False}
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum, frame):
+        if not flag["armed"]:  # nothing to save yet: the command stops, its folder goes
+            raise Interrupted(signum)
         if flag["signum"] == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # asked twice: stop now
         flag["signum"] = signum

@@ -21,8 +21,9 @@ from rnnexp.errors import RnnexpError, check_whole
 from rnnexp.sample import check_temperature, sample
 
 COLUMNS = {"prime": "", "length": 200, "temperature": 1.0, "seed": 0}  # and their defaults
-# characters one request may ask for over all its rows: the primes read, the text written
-# (the serving process's environment variables change them)
+# rows one request may hold, and the characters it may ask for over all its rows: the
+# primes read, the text written (the serving process's environment variables change them)
+MAX_ROWS = ("RNNEXP_SERVE_MAX_ROWS", 100)
 LIMITS = {
     "prime": ("RNNEXP_SERVE_MAX_PRIME", 10_000),
     "length": ("RNNEXP_SERVE_MAX_LENGTH", 10_000),
@@ -38,6 +39,11 @@ def requests(frame: pd.DataFrame) -> list[dict]:
     """The rows of a request, each checked: a column left out takes its default; a value
     given must be valid (a NaN temperature is refused, not taken for 1.0); the whole request
     within LIMITS."""
+    variable, default = MAX_ROWS
+    most = int(os.environ.get(variable, default))
+    if len(frame) > most:
+        raise refuse(f"the request has {len(frame):,} rows; this server takes at most {most:,} "
+                     f"({variable})")  # fmt: skip
     given = [c for c in COLUMNS if c in frame.columns]
     rows = []
     for i, row in enumerate(frame.to_dict("records")):
