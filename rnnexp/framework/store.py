@@ -230,7 +230,6 @@ def _schema_problem(path: Path) -> str | None:
     """Whether the store's schema is the one the installed MLflow writes: an older MLflow's
     needs `mlflow db upgrade` (which rnnexp leaves to the user: take a backup first)."""
     import importlib.util
-    import re
 
     spec = importlib.util.find_spec("mlflow")
     folder = Path(spec.origin).parent / "store" / "db_migrations" / "versions"
@@ -240,7 +239,7 @@ def _schema_problem(path: Path) -> str | None:
         revisions.update(re.findall(r'^revision = "(\w+)"', text, re.M))
         parents.update(re.findall(r'^down_revision = "(\w+)"', text, re.M))
     heads = revisions - parents
-    with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as db:
+    with _read_only(path) as db:
         found = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     if not heads or found in heads:
         return None
@@ -269,6 +268,15 @@ def _check_driver(uri: str) -> None:
         )
 
 
+def _read_only(path: Path) -> contextlib.closing:
+    """A read-only connection to a sqlite file, closed on leaving `with`. It does not wait
+    for another process's lock (sqlite's default waits 5 s): a locked store raises at once,
+    and _wait_while_busy waits for it, saying so."""
+    return contextlib.closing(
+        sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.1)
+    )
+
+
 def sqlite_problem(path: Path) -> str | None:
     """What keeps a file from being a whole MLflow sqlite store, or None. A store whose
     creation was cut off has some tables but no schema version (MLflow stamps it last)."""
@@ -276,9 +284,7 @@ def sqlite_problem(path: Path) -> str | None:
         if f.read(16) != b"SQLite format 3\x00":
             return "not an sqlite database"
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.1)
-        ) as db:
+        with _read_only(path) as db:
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 return f"sqlite integrity check: {check}"
