@@ -12,12 +12,15 @@ claimed folder of a run that never started, and its own temporary files of dead 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import shutil
+import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
@@ -49,9 +52,26 @@ def _make(folder: Path) -> list[Path]:
     return made
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the end of the block: a claim is whole (marker, lock,
+    record of what to discard) or not made when the command stops, never half made."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def claim_fresh(base: Path) -> Path:
     """The first of base, base_2, base_3, … that this process creates; claimed and held.
     Folders beside it that a killed command claimed and never started a run in go."""
+    with _signals_held():
+        return _claim_fresh(base)
+
+
+def _claim_fresh(base: Path) -> Path:
     parents = _make(base.parent)
     for other in base.parent.iterdir():
         if _never_started(other):
@@ -64,19 +84,23 @@ def claim_fresh(base: Path) -> Path:
         except FileExistsError:
             n += 1
             continue
-        return claim(folder, made=[folder, *parents])
+        return _claim(folder, made=[folder, *parents])
 
 
 def claim(folder: Path, made: list[Path] | None = None) -> Path:
     """Claim a folder the user named, new or empty (made if missing), and hold it; refuse one
     with anything in it, or that another process claimed first. `made`: the folders the
     caller made for it."""
+    with _signals_held():
+        return _claim(folder, made)
+
+
+def _claim(folder: Path, made: list[Path] | None) -> Path:
     if folder.exists() and not folder.is_dir():
         raise RnnexpError(f"{folder} is a file, not a folder: name a new or empty folder")
     made = _make(folder) if made is None else made
     if _never_started(folder):  # claimed by a command killed before its run started
-        for entry in folder.iterdir():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        _empty(folder)
     taken = [f for f in RUN_FILES if (folder / f).exists()]
     if taken:
         raise RnnexpError(
@@ -190,16 +214,21 @@ def discard(folder: Path) -> None:
     fd = _held.pop(folder, None)
     if fd is not None:
         os.close(fd)
-    for entry in folder.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    _empty(folder)
     for f in made:  # deepest first; one another process wrote into stays
         try:
             f.rmdir()
         except OSError:
             break
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything in `folder` (a link itself, never what it points to)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def discard_unstarted() -> None:
