@@ -14,13 +14,12 @@ import argparse
 import math
 
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from threadpoolctl import threadpool_limits
 
 from rnnexp.evaluate import evaluate
 from rnnexp.framework.build import build
-from rnnexp.framework.settings import Settings
+from rnnexp.framework.cli import register_configs
 from rnnexp.resources import CONF_DIR
 
 
@@ -53,7 +52,7 @@ def main() -> None:
         "model=rnn", "model.hidden_size=128", "model.dtype=float64", "optimizer=adagrad",
         "schedule=constant", "train.seq_length=25"])  # fmt: skip
     a = p.parse_args()
-    ConfigStore.instance().store(name="rnnexp_schema", node=Settings)
+    register_configs()
     with threadpool_limits(1):
         for batch in (1, 32):
             probe([*a.overrides, f"train.batch_size={batch}"], a.steps, a.every)

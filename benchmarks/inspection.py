@@ -33,7 +33,7 @@ def main() -> None:
     from rnnexp import CharRNN, preset
     from rnnexp.corpora import load_corpus
     from rnnexp.data import Vocab
-    from rnnexp.framework.inspection import inspect, write
+    from rnnexp.inspect.page import inspect, write
 
     text = load_corpus("shakespeare").text
     vocab = Vocab.from_text(text)

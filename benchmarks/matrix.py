@@ -30,16 +30,15 @@ def group(name: str) -> list[str]:
 def run(job: tuple[str, str, str, int, tuple[str, ...]]) -> tuple[str, str, str, str, float]:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     from hydra import compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     from rnnexp.evaluate import evaluate, unigram_cross_entropy
     from rnnexp.framework.build import build
-    from rnnexp.framework.settings import Settings
+    from rnnexp.framework.cli import register_configs
     from rnnexp.trainer import DivergedError
 
     model, optimizer, corpus, steps, extra = job
-    ConfigStore.instance().store(name="rnnexp_schema", node=Settings)
+    register_configs()
     overrides = [f"model={model}", f"optimizer={optimizer}", f"corpus={corpus}",
                  f"train.steps={steps}", *extra]  # fmt: skip
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -34,7 +34,7 @@ def main() -> None:
     from throughput import _data
 
     from rnnexp import CharRNN, Trainer, make_optimizer, preset
-    from rnnexp.framework.experiment import recurrent_work  # what threads=null decides by
+    from rnnexp.framework.run import recurrent_work  # what threads=null decides by
 
     ids, V = _data()
     print(f"{'model':14s} {'B':>3s} {'T':>3s} {'dtype':8s} {'B*H*G*H':>11s} {'1 thread':>9s} "

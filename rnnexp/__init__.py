@@ -7,7 +7,8 @@ The library (no Hydra here) works from a notebook as well as from the `rnnexp` e
     train_ids, val_ids = split(vocab.encode(corpus.text))
     rng = np.random.default_rng(0)
     model = CharRNN(preset("rnn", len(vocab), hidden_size=32), rng)
-    trainer = Trainer(model, make_optimizer("adagrad", lr=0.1), train_ids, seq_length=25)
+    adagrad = make_optimizer("adagrad", lr=0.1, initial_accumulator=0.0)  # min-char-rnn's
+    trainer = Trainer(model, adagrad, train_ids, seq_length=25)
     trainer.run(500)
     evaluate(model, val_ids).loss, sample(model, vocab, rng, 60, prime="1")
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.atomic import atomic_write
-from rnnexp.config import ModelConfig, param_shapes
+from rnnexp.config import model_config, param_shapes
 from rnnexp.data import Vocab
 from rnnexp.errors import RnnexpError, check_fits
 from rnnexp.model import CharRNN
@@ -46,7 +46,7 @@ def load_model(directory: Path) -> tuple[CharRNN, Vocab, str]:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
         if not isinstance(meta.get("config"), dict):
             raise ValueError("its config is not a mapping")
-        config = ModelConfig(**meta["config"])  # checked: a size this machine can hold
+        config = model_config(**meta["config"])  # checked: a size this machine can hold
         if not isinstance(meta.get("vocab"), str):
             raise ValueError("its vocabulary is not a string of characters")
         vocab = Vocab(meta["vocab"])  # distinct characters, sorted

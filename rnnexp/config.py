@@ -6,13 +6,13 @@ holds. Every value is checked here, where it is defined; the parameters' shapes 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from rnnexp.cells import CELLS, make_cell
 from rnnexp.cells.rnn import ACTIVATIONS
-from rnnexp.errors import ConfigError, check_fits, check_interval, check_whole
+from rnnexp.errors import ConfigError, check_fits, check_interval, check_keys, check_whole
 from rnnexp.init import INITS
 from rnnexp.resources import CONF_DIR
 
@@ -22,15 +22,14 @@ DTYPES = ("float32", "float64")
 @dataclass(kw_only=True)
 class ModelConfig:
     """The one description of a model: what conf/model/*.yaml set (the `model` node of the
-    settings), what `preset` reads, and what a saved model.json holds. vocab_size comes from
-    the corpus when the model is built (0 until then)."""
+    settings), what `preset` reads, and what a saved model.json holds: the keys every cell
+    has; a cell with keys of its own has a subclass (RNNConfig), MODEL_CONFIGS by cell.
+    vocab_size comes from the corpus when the model is built (0 until then)."""
 
     name: str = ""  # the preset it came from: the label runs are filed under
-    cell: str = "rnn"  # rnn | lstm | gru (rnnexp/cells)
+    cell: str  # rnn | lstm | gru (rnnexp/cells)
     hidden_size: int = 100
     layers: int = 1
-    activation: str = "tanh"  # rnn only: tanh | sigmoid
-    bptt: bool = True  # rnn only; False: Elman's context units, no gradient through h_{t-1}
     dropout: float = 0.0  # char-rnn's -dropout: on each layer's output while training
     init: str = "normal"  # how weights are drawn: normal | uniform | xavier | orthogonal
     init_scale: float = 0.01  # normal's std, uniform's bound (rnnexp/init.py)
@@ -44,14 +43,10 @@ class ModelConfig:
             check_whole(f"model.{key}", getattr(self, key), least)
         if self.cell not in CELLS:
             raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
-        if self.activation not in ACTIVATIONS:
+        if MODEL_CONFIGS[self.cell] is not type(self):  # model.cell=gru in an rnn's preset
             raise ConfigError(
-                f"unknown model.activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
-            )
-        if self.cell != "rnn" and (self.activation != "tanh" or not self.bptt):
-            raise ConfigError(
-                f"model.activation and model.bptt are options of the rnn cell; {self.cell} has "
-                f"its own gates and always backpropagates through the chunk"
+                f"model.cell={self.cell} in a {type(self).__name__}: choose the model of that "
+                f"cell (model=NAME) rather than its cell"
             )
         check_interval("model.dropout", self.dropout, 0, 1)
         if self.init not in INITS:
@@ -69,8 +64,44 @@ class ModelConfig:
 
     def new_cell(self):
         """One layer's cell (rnnexp/cells), with this model's options."""
-        options = {"activation": self.activation, "bptt": self.bptt} if self.cell == "rnn" else {}
-        return make_cell(self.cell, self.hidden_size, **options)
+        return make_cell(self.cell, self.hidden_size, **self.cell_options())
+
+    def cell_options(self) -> dict:
+        """The cell's own keys and their values (none: a gated cell has its own gates)."""
+        return {}
+
+
+@dataclass(kw_only=True)
+class RNNConfig(ModelConfig):
+    """A model of the simple recurrent cell, with the cell's own keys."""
+
+    activation: str = "tanh"  # tanh | sigmoid
+    bptt: bool = True  # False: Elman's context units, no gradient through h_{t-1}
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"unknown model.activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
+        super().__post_init__()
+
+    def cell_options(self) -> dict:
+        return {"activation": self.activation, "bptt": self.bptt}
+
+
+MODEL_CONFIGS = {"rnn": RNNConfig, "lstm": ModelConfig, "gru": ModelConfig}
+
+
+def model_config(**values) -> ModelConfig:
+    """The ModelConfig of `values` (a preset's, model.json's): its cell's class. A model saved
+    before the rnn cell's keys were its own has them whatever its cell: dropped when they
+    hold the values every gated cell has."""
+    cls = MODEL_CONFIGS.get(values.get("cell"), ModelConfig)
+    if cls is ModelConfig and values.get("activation", "tanh") == "tanh":
+        values = {k: v for k, v in values.items() if k != "activation"}
+        values = {k: v for k, v in values.items() if k != "bptt" or v is not True}
+    check_keys("model", str(values.get("cell")), [f.name for f in fields(cls)], values)
+    return cls(**values)
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -126,5 +157,6 @@ def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelCo
     from omegaconf import OmegaConf
 
     values = OmegaConf.to_container(OmegaConf.load(MODELS_DIR / f"{name}.yaml"))
-    return ModelConfig(**{**values, "vocab_size": vocab_size, "hidden_size": hidden_size,
-                          **overrides})  # fmt: skip
+    values = {k: v for k, v in values.items() if k != "defaults"}  # the YAML's schema line
+    return model_config(**{**values, "vocab_size": vocab_size, "hidden_size": hidden_size,
+                           **overrides})  # fmt: skip

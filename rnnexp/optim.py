@@ -1,7 +1,9 @@
 """Optimizers that see only the params and grads dicts (same keys), plus elementwise clipping.
 
-Each optimizer writes its update once, as arithmetic on arrays (`_update`); it runs on the
-one buffer of a FlatParams (a few calls for every parameter at once) or per array for plain
+Each optimizer is a dataclass whose fields are its keys (what conf/optimizer/NAME.yaml sets,
+and the schema Hydra checks that file and the command line against), checked once when it
+is made; it writes its update once, as arithmetic on arrays (`_update`), run on the one
+buffer of a FlatParams (a few calls for every parameter at once) or per array for plain
 dicts, the same numbers either way. Their state is keyed by parameter name (`mem.l0.Whh`,
 `m.Why`, …), so it is saved and restored as a flat dict of arrays and a run resumes exactly.
 (Notebook 000 zipped its Adagrad memories in a different order than its parameters, so one
@@ -16,13 +18,15 @@ matrix was scaled by another's history: keys make that impossible.)
 
 from __future__ import annotations
 
-import inspect
 import math
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from rnnexp.errors import ConfigError, check_interval, check_keys
+from rnnexp.errors import ConfigError, check_interval
 from rnnexp.params import FlatParams, same_layout
+from rnnexp.resources import option_values
 
 Params = dict[str, np.ndarray]
 
@@ -49,15 +53,17 @@ def _check_lr(lr: float) -> float:
     return float(lr)
 
 
+@dataclass
 class Optimizer:
     """The loop shared by every optimizer: state slots per parameter, made on the first step
     (filled with `initial`), and the update run on one buffer or per array."""
 
-    slots: tuple[str, ...] = ()  # names of the per-parameter state arrays
-    initial = 0.0  # what the state arrays start at
+    lr: float  # the step size (a schedule may change it step by step)
+    slots: ClassVar[tuple[str, ...]] = ()  # names of the per-parameter state arrays
+    initial: ClassVar[float] = 0.0  # what the state arrays start at
 
-    def __init__(self, lr: float):
-        self.lr = _check_lr(lr)
+    def __post_init__(self) -> None:
+        self.lr = _check_lr(self.lr)
         self.state: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slots}
         self._scratch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -104,8 +110,11 @@ class Optimizer:
             self.state[s] = FlatParams.of(arrays) if arrays else {}
 
 
+@dataclass
 class SGD(Optimizer):
     """p -= lr * g"""
+
+    name: str = field(default="sgd", init=False)
 
     def _update(self, p, g):
         a, _ = self._buffers(g)
@@ -113,17 +122,22 @@ class SGD(Optimizer):
         p -= a
 
 
+@dataclass
 class Adagrad(Optimizer):
     """min-char-rnn's update: mem += g**2; p -= lr * g / sqrt(mem + eps). `initial_accumulator`
     is where mem starts: 0 in min-char-rnn and PyTorch, 0.1 in TensorFlow, whose first step is
     then not ±lr on every weight whatever its gradient."""
 
+    eps: float  # inside the square root
+    initial_accumulator: float  # where mem starts
+    name: str = field(default="adagrad", init=False)
     slots = ("mem",)  # running sum of squared gradients
 
-    def __init__(self, lr: float, eps: float = 1e-8, initial_accumulator: float = 0.0):
-        super().__init__(lr)
-        self.eps = check_interval("optimizer.eps", eps, 1e-30, 1)
-        self.initial = check_interval("optimizer.initial_accumulator", initial_accumulator, 0, 1e6)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
+        key = "optimizer.initial_accumulator"
+        self.initial = check_interval(key, self.initial_accumulator, 0, 1e6)
 
     def _update(self, p, g, mem):
         a, b = self._buffers(g)
@@ -136,16 +150,20 @@ class Adagrad(Optimizer):
         p -= a
 
 
+@dataclass
 class RMSprop(Optimizer):
     """char-rnn's optimizer (torch7 optim.rmsprop, PyTorch's RMSprop without momentum):
     a running mean of squared gradients that forgets, so steps do not shrink forever."""
 
+    decay: float  # how much of the mean square each step keeps
+    eps: float  # added to its square root
+    name: str = field(default="rmsprop", init=False)
     slots = ("ms",)  # running mean of squared gradients
 
-    def __init__(self, lr: float, decay: float = 0.95, eps: float = 1e-8):
-        super().__init__(lr)
-        self.decay = check_interval("optimizer.decay", decay, 0, 1)
-        self.eps = check_interval("optimizer.eps", eps, 1e-30, 1)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.decay = check_interval("optimizer.decay", self.decay, 0, 1)
+        self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
 
     def _update(self, p, g, ms):
         a, b = self._buffers(g)
@@ -160,17 +178,22 @@ class RMSprop(Optimizer):
         p -= a
 
 
+@dataclass
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) as PyTorch computes it: bias-corrected running means of the
     gradient and its square."""
 
+    beta1: float  # the decay of the running mean of g
+    beta2: float  # and of g**2
+    eps: float  # added to the square root
+    name: str = field(default="adam", init=False)
     slots = ("m", "v")
 
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(lr)
-        self.beta1 = check_interval("optimizer.beta1", beta1, 0, 1)
-        self.beta2 = check_interval("optimizer.beta2", beta2, 0, 1)
-        self.eps = check_interval("optimizer.eps", eps, 1e-30, 1)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.beta1 = check_interval("optimizer.beta1", self.beta1, 0, 1)
+        self.beta2 = check_interval("optimizer.beta2", self.beta2, 0, 1)
+        self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
         self.t = 0  # steps taken
 
     def _count(self) -> None:
@@ -204,10 +227,9 @@ class Adam(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
 
 
-def make_optimizer(name: str, lr: float, **options) -> Optimizer:
-    """The optimizer registered under `name` with its options (see each class)."""
+def make_optimizer(name: str, **values: float) -> Optimizer:
+    """The optimizer registered under `name`, its keys as conf/optimizer/NAME.yaml sets them
+    (the one place their values are written) but those given in `values`."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
-    cls = OPTIMIZERS[name]
-    check_keys("optimizer", name, list(inspect.signature(cls).parameters), options)
-    return cls(lr, **options)
+    return OPTIMIZERS[name](**option_values("optimizer", name, OPTIMIZERS[name], values))

@@ -19,3 +19,19 @@ def _folder(name: str) -> Path:
 
 CONF_DIR = _folder("conf")
 EXPERIMENTS_DIR = _folder("experiments")
+
+
+def option_values(group: str, name: str, cls: type, given: dict) -> dict:
+    """The keyword arguments of `cls` (a dataclass) for option `name` of a config group:
+    conf/GROUP/NAME.yaml's values (the one place they are written) but those `given`, whose
+    keys are checked against the fields of `cls`."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from rnnexp.errors import check_keys
+
+    keys = [f.name for f in fields(cls) if f.init]
+    check_keys(group, name, keys, given)
+    preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"))
+    return {k: v for k, v in preset.items() if k in keys} | given

@@ -6,66 +6,92 @@ run takes exactly the rates it would have taken (nothing to checkpoint).
                  since pass `after_epochs` (char-rnn: learning_rate_decay 0.97 after 10)
     cosine       nanoGPT's: linear warmup over `warmup_steps`, then a half cosine from lr down
                  to lr * min_lr_ratio at the last step (train.steps)
+
+Each is a dataclass whose fields are its keys (what conf/schedule/NAME.yaml sets, and the
+schema Hydra checks it against), checked once when it is made; `rates` gives the function of
+the step for a run of `steps` steps from the optimizer's lr.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from rnnexp.errors import ConfigError, check_interval, check_keys, check_whole
+from rnnexp.errors import ConfigError, check_interval, check_whole
+from rnnexp.resources import option_values
 
-Schedule = Callable[[int], float]  # step index t (0 for the first step) -> learning rate
-
-
-def constant(lr: float, steps: int, steps_per_epoch: int) -> Schedule:
-    return lambda t: lr
+Rates = Callable[[int], float]  # step index t (0 for the first step) -> learning rate
 
 
-def epoch_decay(
-    lr: float, steps: int, steps_per_epoch: int, decay: float = 0.97, after_epochs: int = 10
-) -> Schedule:
+@dataclass
+class Constant:
+    """The optimizer's lr at every step (min-char-rnn, the notebooks)."""
+
+    name: str = field(default="constant", init=False)
+
+    def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
+        return lambda t: lr
+
+
+@dataclass
+class EpochDecay:
     """char-rnn's train.lua: at the end of each pass over the text from pass `after_epochs`
     on, the rate is multiplied by `decay`."""
-    decay = check_interval("schedule.decay", decay, 0, 1, low_closed=False, high_closed=True)
-    after_epochs = check_whole("schedule.after_epochs", after_epochs, 0)
 
-    first = max(1, after_epochs)  # the first pass whose end decays the rate
+    decay: float
+    after_epochs: int
+    name: str = field(default="epoch_decay", init=False)
 
-    def rate(t: int) -> float:
-        done = t // steps_per_epoch  # passes completed before step t
-        return lr * decay ** (done - first + 1) if done >= first else lr
+    def __post_init__(self) -> None:
+        check_interval("schedule.decay", self.decay, 0, 1, low_closed=False, high_closed=True)
+        check_whole("schedule.after_epochs", self.after_epochs, 0)
 
-    return rate
+    def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
+        first = max(1, self.after_epochs)  # the first pass whose end decays the rate
+
+        def rate(t: int) -> float:
+            done = t // steps_per_epoch  # passes completed before step t
+            return lr * self.decay ** (done - first + 1) if done >= first else lr
+
+        return rate
 
 
-def cosine(
-    lr: float, steps: int, steps_per_epoch: int, warmup_steps: int = 100, min_lr_ratio: float = 0.1
-) -> Schedule:
+@dataclass
+class Cosine:
     """nanoGPT's get_lr, decaying over the run's train.steps."""
-    warmup_steps = check_whole("schedule.warmup_steps", warmup_steps, 0)
-    min_lr = lr * check_interval("schedule.min_lr_ratio", min_lr_ratio, 0, 1, high_closed=True)
 
-    def rate(t: int) -> float:
-        if t < warmup_steps:
-            return lr * (t + 1) / (warmup_steps + 1)
-        if t >= steps:
-            return min_lr
-        progress = (t - warmup_steps) / max(1, steps - warmup_steps)
-        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
+    warmup_steps: int
+    min_lr_ratio: float
+    name: str = field(default="cosine", init=False)
 
-    return rate
+    def __post_init__(self) -> None:
+        check_whole("schedule.warmup_steps", self.warmup_steps, 0)
+        check_interval("schedule.min_lr_ratio", self.min_lr_ratio, 0, 1, high_closed=True)
+
+    def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
+        warmup, min_lr = self.warmup_steps, lr * self.min_lr_ratio
+
+        def rate(t: int) -> float:
+            if t < warmup:
+                return lr * (t + 1) / (warmup + 1)
+            if t >= steps:
+                return min_lr
+            progress = (t - warmup) / max(1, steps - warmup)
+            return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
+
+        return rate
 
 
-SCHEDULES = {"constant": constant, "epoch_decay": epoch_decay, "cosine": cosine}
+Schedule = Constant | EpochDecay | Cosine
+SCHEDULES = {"constant": Constant, "epoch_decay": EpochDecay, "cosine": Cosine}
 
 
-def make_schedule(name: str, lr: float, steps: int, steps_per_epoch: int, **options) -> Schedule:
-    """The schedule `name` for a run of `steps` steps, `steps_per_epoch` of them per pass over
-    the training text, starting from the optimizer's lr."""
+def make_schedule(name: str, lr: float, steps: int, steps_per_epoch: int, **values) -> Rates:
+    """The rates of schedule `name` (its keys as conf/schedule/NAME.yaml sets them, but those
+    in `values`) for a run of `steps` steps, `steps_per_epoch` of them per pass over the
+    training text, starting from the optimizer's lr."""
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}")
-    keys = list(inspect.signature(SCHEDULES[name]).parameters)[3:]  # after lr, steps, epoch
-    check_keys("schedule", name, keys, options)
-    return SCHEDULES[name](lr, steps, steps_per_epoch, **options)
+    schedule = SCHEDULES[name](**option_values("schedule", name, SCHEDULES[name], values))
+    return schedule.rates(lr, steps, steps_per_epoch)

@@ -1,6 +1,6 @@
 """The Trainer: one training step at a time (next chunk, forward/backward, clip, update),
 the hidden state carried from step to step. The loop around it, with metrics, evaluation and
-checkpoints, is a run's (rnnexp/framework/training.py).
+checkpoints, is a run's (rnnexp/framework/loop.py).
 
 A Trainer holds everything a step changes (parameters via the model, optimizer state,
 stream position, hidden state, step count, smoothed loss), so a run can be inspected,
@@ -18,7 +18,7 @@ from rnnexp.data import Streams
 from rnnexp.errors import ConfigError, RnnexpError
 from rnnexp.model import CharRNN
 from rnnexp.optim import Optimizer, clip_grads
-from rnnexp.schedule import Schedule
+from rnnexp.schedule import Rates
 
 
 def check_train_args(clip: float | None, diverge_factor: float | None) -> None:
@@ -55,7 +55,7 @@ class Trainer:
         batch_size: int = 1,
         clip: float | None = 5.0,
         diverge_factor: float | None = 3.0,
-        schedule: Schedule | None = None,
+        schedule: Rates | None = None,
         rng: np.random.Generator | None = None,
     ):
         """diverge_factor: stop with DivergedError once the running average of the loss per

@@ -35,8 +35,46 @@ def env(**extra: str) -> dict[str, str]:
     return e
 
 
-def rnnexp(*args: str, cwd: Path, timeout: float = 180, **extra_env: str):
-    """`python -m rnnexp ARGS` in `cwd`; returns the CompletedProcess (text)."""
+_TEMPLATE: list[Path] = []  # the migrated empty store, made once per test session
+
+
+def migrated_store() -> Path:
+    """An empty MLflow sqlite store with every table made and stamped: MLflow's migrations
+    take ~6 s per fresh store, so a test's commands start from a copy of this one unless the
+    making of a store is what the test is about (fresh=True)."""
+    if not _TEMPLATE:
+        import tempfile
+
+        from mlflow import MlflowClient
+
+        path = Path(tempfile.mkdtemp(prefix="rnnexp-template-")) / "mlflow.db"
+        MlflowClient(f"sqlite:///{path}").search_experiments()
+        _TEMPLATE.append(path)
+    return _TEMPLATE[0]
+
+
+def place_store(cwd: Path, args: tuple[str, ...], extra_env: dict) -> None:
+    """The default store of a command in `cwd` (outputs/mlflow.db), copied from the
+    migrated one if the command uses it and it is not there yet."""
+    import shutil
+
+    if any(a.startswith(("tracking.uri=", "resume=")) for a in args) or extra_env.get(
+        "MLFLOW_TRACKING_URI"
+    ):
+        return
+    if "--cfg" in args or "--help" in args:
+        return
+    store = cwd / "outputs" / "mlflow.db"
+    if not store.exists():
+        store.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(migrated_store(), store)
+
+
+def rnnexp(*args: str, cwd: Path, timeout: float = 180, fresh: bool = False, **extra_env: str):
+    """`python -m rnnexp ARGS` in `cwd`; returns the CompletedProcess (text). Its default
+    store starts as a copy of the migrated one unless `fresh` (the test makes a store)."""
+    if not fresh:
+        place_store(cwd, args, extra_env)
     return subprocess.run(
         [sys.executable, "-m", "rnnexp", *args],
         cwd=cwd,
@@ -47,8 +85,33 @@ def rnnexp(*args: str, cwd: Path, timeout: float = 180, **extra_env: str):
     )
 
 
-def launch(*args: str, cwd: Path) -> subprocess.Popen:
-    """`python -m rnnexp ARGS` started in `cwd`, not waited for."""
+def refusal(*args: str, cwd: Path) -> str:
+    """`rnnexp ARGS` run in this process from `cwd`, which must refuse the command line: its
+    stderr, after checking it exits 2 with one line and writes nothing."""
+    import contextlib
+    import io
+
+    from rnnexp.framework.cli import main
+
+    before = set(cwd.rglob("*"))
+    err = io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    text = err.getvalue()
+    assert code == 2 and text.startswith("rnnexp: error: "), (code, text)
+    assert len(text.strip().splitlines()) == 1, text
+    assert set(cwd.rglob("*")) == before, "a refused command wrote files"
+    return text.strip().removeprefix("rnnexp: error: ")
+
+
+def launch(*args: str, cwd: Path, fresh: bool = False) -> subprocess.Popen:
+    """`python -m rnnexp ARGS` started in `cwd`, not waited for (its store as rnnexp's)."""
+    if not fresh:
+        place_store(cwd, args, {})
     return subprocess.Popen([sys.executable, "-m", "rnnexp", *args], cwd=cwd, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 

@@ -6,15 +6,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import env, rnnexp
+from helpers import env, refusal, rnnexp
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnexp.errors import RnnexpError
 from rnnexp.framework.build import validate
-from rnnexp.framework.cli import CONF_DIR, EXPERIMENTS_DIR, flatten, register_configs
-from rnnexp.framework.preflight import check_command_line
+from rnnexp.framework.checks import job_settings
+from rnnexp.framework.cli import register_configs
 from rnnexp.framework.settings import Settings
+from rnnexp.framework.tracking import flatten
+from rnnexp.resources import CONF_DIR, EXPERIMENTS_DIR
 
 register_configs()
 GROUP_OPTIONS = {
@@ -125,6 +126,22 @@ def test_params_are_the_flattened_config():
     assert flat["corpus.options.n_b"] == "3000"
     assert flat["tracking.uri"] == "null"
     assert len(flat) < 100  # MLflow takes at most 100 params per call
+    # each choice's own keys alone: the GRU's and Adam's, cosine's
+    model = {k.split(".")[1] for k in flat if k.startswith("model.")}
+    assert "activation" not in model and "bptt" not in model and "hidden_size" in model
+    assert {k for k in flat if k.startswith(("optimizer.", "schedule."))} == {
+        "optimizer.name", "optimizer.lr", "optimizer.beta1", "optimizer.beta2", "optimizer.eps",
+        "schedule.name", "schedule.warmup_steps", "schedule.min_lr_ratio",
+    }  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["model=srn", "optimizer=sgd", "schedule=constant"])
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    assert flat["model.bptt"] == "False" and "optimizer.eps" not in flat
+    assert {k for k in flat if k.startswith(("optimizer.", "schedule."))} == {
+        "optimizer.name",
+        "optimizer.lr",
+        "schedule.name",
+    }
 
 
 @pytest.mark.parametrize(
@@ -152,7 +169,11 @@ def test_params_are_the_flattened_config():
         ),
         (["train.steps=abc"], "train.steps=abc is not a whole number"),
         (["optimizer.lr=fast"], "optimizer.lr=fast is not a number"),
-        (["model.bptt=maybe"], "model.bptt=maybe is not true or false"),
+        (["model=rnn", "model.bptt=maybe"], "model.bptt=maybe is not true or false"),
+        # a choice's keys are its own: the GRU has no activation, adagrad no beta1
+        (["model.activation=tanh"], "unknown key 'model.activation'; valid keys of model: cell,"),
+        (["optimizer=adagrad", "optimizer.beta1=0.9"], "unknown key 'optimizer.beta1'; valid keys"),
+        (["schedule=constant", "+schedule.warmup_steps=9"], "unknown key 'schedule.warmup_steps"),
         (["train.clip=big"], "train.clip=big is not a number or null"),
         (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
         (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
@@ -186,7 +207,7 @@ def test_params_are_the_flattened_config():
         (["tracking.experiment=''"], "tracking.experiment must be a name, got ''"),
         (["train.diverge_factor=0.5"], "train.diverge_factor must be > 1 or null, got 0.5"),
         (["train.eval_streams=0"], "train.eval_streams must be a whole number >= 1, got 0"),
-        (["model.activation=relu"], "unknown model.activation 'relu'; valid: tanh, sigmoid"),
+        (["model=srn", "model.activation=relu"], "unknown model.activation 'relu'; valid: tanh,"),
         (["corpus=file"], "corpus.path must be set (corpus=file corpus.path=/path/to/text.txt)"),
         (["corpus=file", "corpus.path=/no/such.txt"], "corpus file not found: /no/such.txt"),
         (["corpus=fizzbuzz", "corpus.options.n=0"], "fizzbuzz n must be a whole number >= 1"),
@@ -207,29 +228,24 @@ def test_params_are_the_flattened_config():
     ],
 )
 def test_command_line_mistakes_are_one_clear_line(args, message, tmp_path):
-    with pytest.raises(RnnexpError) as e:
-        check_command_line(args, CONF_DIR, tmp_path)
-    assert str(e.value).startswith(message), e.value
-    assert "\n" not in str(e.value)
+    # in this process: Hydra reads the command line, its callback checks each job, and the
+    # command stops with one line, exit 2, nothing written
+    line = refusal(*args, cwd=tmp_path)
+    assert line.startswith(message), line
 
 
-def test_good_command_lines_pass(tmp_path):
+def test_good_command_lines_compose_into_settings():
     for args in (
         [],
-        ["-m", "model=srn,rnn,stacked2", "optimizer=sgd,adagrad"],
         ["experiment=min_char_rnn", "train.steps=3"],
-        ["--cfg", "job", "model=srn"],
-        ["--help"],
         ["train.clip=null", "corpus=elman", "corpus.options.seed=4"],
-        ["search=optuna", "optimizer.lr=tag(log,interval(0.01,0.05))", "seed=1,2"],
     ):
-        plan = check_command_line(args, CONF_DIR, tmp_path)  # raises RnnexpError on a mistake
-        if plan.runs:  # the store, resolved once against the launch folder
-            assert plan.uri == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            assert isinstance(job_settings(compose("config", overrides=args)), Settings)
 
 
 def test_a_mistake_exits_2_with_one_line_and_nothing_written(tmp_path):
-    r = rnnexp("model=rnm", "train.steps=5", cwd=tmp_path)
+    r = rnnexp("model=rnm", "train.steps=5", fresh=True, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "rnnexp: error: unknown model 'rnm'; valid: gru, lstm, rnn, srn, stacked2"
@@ -263,7 +279,7 @@ def test_cfg_and_help_are_fast_and_do_not_import_mlflow(tmp_path):
 def test_experiments_are_found_from_any_directory(tmp_path):
     elsewhere = tmp_path / "some" / "where"
     elsewhere.mkdir(parents=True)
-    r = rnnexp("--cfg", "job", "experiment=basic_rnn_alice", cwd=elsewhere)
+    r = rnnexp("--cfg", "job", "experiment=basic_rnn_alice", fresh=True, cwd=elsewhere)
     assert r.returncode == 0, r.stderr
     assert "hidden_size: 512" in r.stdout and "seq_length: 256" in r.stdout
     assert Path(elsewhere).exists() and not (elsewhere / "outputs").exists()
@@ -277,24 +293,23 @@ def test_a_users_config_folder_is_checked_like_ours(tmp_path):
     (mine / "model" / "broken.yaml").write_text("name: broken\nlayers: [1, 2\n")
     (mine / "model" / "typo.yaml").write_text("name: typo\nhiden: 3\n")
     (mine / "experiment" / "nohead.yaml").write_text("train:\n  steps: 5\n")
-    plan = check_command_line(["--config-dir", str(mine), "model=tiny"], CONF_DIR, tmp_path)
-    assert (plan.settings.model.name, plan.settings.model.hidden_size) == ("tiny", 8)
+    r = rnnexp("--config-dir", str(mine), "model=tiny", "--cfg", "job", cwd=tmp_path)
+    assert "name: tiny" in r.stdout and "hidden_size: 8" in r.stdout, r.stderr
     for args, message in [
         (["model=broken"], f"cannot read {mine}/model/broken.yaml (line 3): while parsing a"),
         (["model=typo"], "In 'model/typo': unknown key 'hiden'"),
         (["experiment=nohead"], "In 'experiment/nohead': unknown key 'experiment' (an "
                                 "experiment file starts with # @package _global_)"),
     ]:  # fmt: skip
-        with pytest.raises(RnnexpError) as e:
-            check_command_line(["--config-dir", str(mine), *args], CONF_DIR, tmp_path)
-        assert str(e.value).startswith(message) and "\n" not in str(e.value), e.value
+        line = refusal("--config-dir", str(mine), *args, cwd=tmp_path)
+        assert line.startswith(message), line
     (mine / "model" / "gru.yaml").write_text("name: gru\nhidden_size: 7\n")  # ours is read first
-    with pytest.raises(RnnexpError, match="rnnexp has a model of that name, which Hydra reads"):
-        check_command_line(["--config-dir", str(mine)], CONF_DIR, tmp_path)
-    for folder, what in [(tmp_path / "nope", "no such folder"), (mine / "model/tiny.yaml",
-                                                                 "is not a folder")]:  # fmt: skip
-        with pytest.raises(RnnexpError, match=what):
-            check_command_line(["--config-dir", str(folder)], CONF_DIR, tmp_path)
+    line = refusal("--config-dir", str(mine), cwd=tmp_path)
+    assert "rnnexp has a model of that name, which Hydra reads" in line
+    for folder, what in [(tmp_path / "nope", "no such folder"),
+                         (mine / "model/tiny.yaml", "is not a folder")]:  # fmt: skip
+        line = refusal("--config-dir", str(folder), cwd=tmp_path)
+        assert line == f"--config-dir {folder}: {what}", line
 
 
 def test_help_into_a_pipe_that_closes_early_is_no_error(tmp_path):

@@ -97,7 +97,7 @@ def test_a_full_store_disk_is_one_line(tmp_path, small_disk):
 
 def test_a_read_only_output_folder_is_one_line(tmp_path, small_disk):
     disk = small_disk("1m", read_only=True)
-    r = rnnexp(*TINY, f"hydra.run.dir={disk}/run", cwd=tmp_path)
+    r = rnnexp(*TINY, f"hydra.run.dir={disk}/run", fresh=True, cwd=tmp_path)
     assert r.returncode == 2
     assert one_line(r) == (
         f"rnnexp: error: cannot create the output folder {disk}/run: Read-only file system"

@@ -38,7 +38,7 @@ def test_a_store_whose_creation_is_cut_off_is_not_left_half_built(tmp_path):
     )
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
     assert not list((tmp_path / "outputs").glob(".*.tmp"))
-    again = rnnexp(*TINY, cwd=tmp_path)  # the next run creates it whole
+    again = rnnexp(*TINY, fresh=True, cwd=tmp_path)  # the next run creates it whole
     assert again.returncode == 0, again.stderr
     assert [r.info.status for r in runs(store(tmp_path))] == ["FINISHED"]
 
@@ -148,7 +148,7 @@ def test_a_run_folder_whose_saved_config_is_cut_or_edited_is_one_line(tmp_path, 
 def test_an_unreachable_database_store_fails_fast(tmp_path):
     uri = f"postgresql://rnnexp:s3cr3t-pw@127.0.0.1:{free_port()}/mlflow"
     start = time.monotonic()
-    r = rnnexp(*TINY, f"tracking.uri={uri}", cwd=tmp_path)
+    r = rnnexp(*TINY, f"tracking.uri={uri}", fresh=True, cwd=tmp_path)
     assert time.monotonic() - start < 15
     assert r.returncode == 2
     assert one_line(r).startswith(
@@ -164,7 +164,7 @@ def test_an_unreachable_database_store_fails_fast(tmp_path):
 def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    proc = launch(*SMALL, "train.steps=8000", "hydra.run.dir=outputs/cut", cwd=theirs)
+    proc = launch(*SMALL, "train.steps=8000", "hydra.run.dir=outputs/cut", fresh=True, cwd=theirs)
     wait_for(proc, theirs / "outputs" / "cut" / "rnnexp.log", "BLAS threads")
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
@@ -172,7 +172,7 @@ def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
     before = their_db.read_bytes()
     mine = tmp_path / "mine"
     mine.mkdir()
-    r = rnnexp(f"resume={theirs}/outputs/cut", cwd=mine)
+    r = rnnexp(f"resume={theirs}/outputs/cut", fresh=True, cwd=mine)
     assert r.returncode == 2
     assert one_line(r) == (
         f"rnnexp: error: {theirs}/outputs/cut is tracked in sqlite:///{their_db}, not in this "
@@ -180,7 +180,9 @@ def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
         f"tracking.uri=sqlite:///{their_db}"
     )
     assert their_db.read_bytes() == before and not (mine / "outputs" / "mlflow.db").exists()
-    ok = rnnexp(f"resume={theirs}/outputs/cut", f"tracking.uri=sqlite:///{their_db}", cwd=mine)
+    ok = rnnexp(
+        f"resume={theirs}/outputs/cut", f"tracking.uri=sqlite:///{their_db}", fresh=True, cwd=mine
+    )
     assert ok.returncode == 0, ok.stderr
     (run,) = runs(f"sqlite:///{their_db}")
     assert run.info.status == "FINISHED"
@@ -197,7 +199,7 @@ def test_a_look_up_never_creates_a_store(tmp_path):
         f"at {tmp_path}/outputs/mlflow.db; run this from the folder the run was launched from, "
         f"or pass --tracking-uri"
     )
-    r = rnnexp("resume=0123456789abcdef0123456789abcdef", cwd=tmp_path)
+    r = rnnexp("resume=0123456789abcdef0123456789abcdef", fresh=True, cwd=tmp_path)
     assert r.returncode == 2 and "there is no MLflow store at" in one_line(r)
     assert not (tmp_path / "outputs").exists()
 
@@ -267,8 +269,9 @@ def test_a_model_file_claiming_an_impossible_size_is_refused_before_allocating(t
 
     folder = tmp_path / "model"
     folder.mkdir()
-    config = {"vocab_size": 3, "hidden_size": 1_000_000, "layers": 1, "activation": "tanh",
-              "bptt": True, "init_scale": 0.01, "dtype": "float64"}  # fmt: skip
+    config = {"name": "rnn", "cell": "rnn", "vocab_size": 3, "hidden_size": 1_000_000,
+              "layers": 1, "activation": "tanh", "bptt": True, "init_scale": 0.01,
+              "dtype": "float64"}  # fmt: skip
     meta = {"format": "rnnexp-model-1", "config": config, "vocab": ["a", "b", "c"], "start": "a"}
     (folder / "model.json").write_text(json.dumps(meta))
     np.savez(folder / "model.npz", by=np.zeros(3))

@@ -12,14 +12,14 @@ from helpers import page_data
 
 from rnnexp import CharRNN, Trainer, make_optimizer, preset
 from rnnexp.data import Vocab
-from rnnexp.interpret import (
+from rnnexp.inspect.trace import trace
+from rnnexp.inspect.units import (
     correlations,
     period,
     rank_units,
     text_features,
 )
 from rnnexp.synthetic import sevenths
-from rnnexp.trace import trace
 
 TEXT = 'Hi "you" (a [b]) x\nSo.\nab'
 GATES = {"rnn": [], "lstm": ["input", "forget", "output"], "gru": ["reset", "update"]}
@@ -130,7 +130,8 @@ def test_the_ranking_finds_the_period_a_model_learned_on_sevenths():
     ids = vocab.encode(text)
     rng = np.random.default_rng(0)
     model = CharRNN(preset("gru", len(vocab), 16), rng)
-    trainer = Trainer(model, make_optimizer("adagrad", lr=0.1), ids, seq_length=25,
+    adagrad = make_optimizer("adagrad", lr=0.1, initial_accumulator=0.0)
+    trainer = Trainer(model, adagrad, ids, seq_length=25,
                       batch_size=1, clip=5.0, diverge_factor=3.0, rng=rng)  # fmt: skip
     for _ in range(300):
         trainer.train_step()
@@ -147,7 +148,7 @@ def test_the_ranking_finds_the_period_a_model_learned_on_sevenths():
 
 
 def test_the_page_carries_its_data_and_needs_nothing_from_the_network(tmp_path):
-    from rnnexp.framework.inspection import render, write
+    from rnnexp.inspect.page import render, write
 
     # the text cannot end the page's script early, nor fill in the template
     text = TEXT + "</script><b>x</b>__TITLE__" + TEXT
@@ -170,7 +171,7 @@ def test_the_page_carries_its_data_and_needs_nothing_from_the_network(tmp_path):
     assert data["surprisal"][0] is None
     # a cell without gates: no figure
     rnn, _ = model_for(text * 5, "rnn")
-    from rnnexp.framework.inspection import inspect
+    from rnnexp.inspect.page import inspect
 
     plain = render(inspect(rnn, vocab, ids), "rnn", "about")
     assert "gate saturation" not in plain

@@ -70,7 +70,8 @@ QUICK = ("opened", "write:checkpoint.npz@3")
     [pytest.param(p, t, marks=() if p in QUICK else pytest.mark.slow, id=p) for p, t in PHASES],
 )
 def test_a_kill_at_any_moment_of_a_run_loses_nothing(phase, then, tmp_path, reference):
-    killed = rnnexp(*RUN, cwd=tmp_path, RNNEXP_KILL_AT=phase)
+    # the store phase is the making of a new store: from nothing
+    killed = rnnexp(*RUN, cwd=tmp_path, RNNEXP_KILL_AT=phase, fresh=phase == "store")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folders = sorted((tmp_path / "outputs" / "runs").glob("*"))
     if then == "again":
@@ -161,7 +162,7 @@ def test_sigterm_before_the_run_starts_says_so_and_leaves_no_folder(tmp_path, mo
     """At the folder's claim (Hydra and the store come next), or once Hydra wrote its files
     (the corpus is read, MLflow imported, the run opened: seconds): the command stops there,
     without opening a run or training a step."""
-    proc = launch(*RUN, cwd=tmp_path)
+    proc = launch(*RUN, fresh=True, cwd=tmp_path)
     runs_dir = tmp_path / "outputs" / "runs"
     deadline = time.monotonic() + 60
     while not list(runs_dir.glob(f"*/{moment}")):
@@ -171,7 +172,7 @@ def test_sigterm_before_the_run_starts_says_so_and_leaves_no_folder(tmp_path, mo
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == "rnnexp: interrupted: SIGTERM"
-    assert not list(tmp_path.glob("outputs/runs/*"))  # its folder, and those made for it, gone
+    assert not list(tmp_path.glob("outputs/runs/*")), err  # its folder, and those made for it, gone
     if (tmp_path / "outputs" / "mlflow.db").exists():
         assert runs(store(tmp_path)) == []  # no run opened
 

@@ -17,7 +17,7 @@ def test_sgd_step():
 
 def test_adagrad_steps_by_hand():
     params = {"w": np.array([1.0]), "b": np.array([0.0])}
-    opt = make_optimizer("adagrad", lr=0.1)
+    opt = make_optimizer("adagrad", lr=0.1, initial_accumulator=0.0)  # min-char-rnn's start
     opt.step(params, {"w": np.array([2.0]), "b": np.array([-3.0])})
     # mem = 4, 9: p -= 0.1 * g / sqrt(mem + 1e-8)
     assert params["w"][0] == pytest.approx(1.0 - 0.1 * 2 / math.sqrt(4 + 1e-8), abs=1e-15)
@@ -43,15 +43,15 @@ def test_adagrad_state_round_trip_resumes_exactly():
     rng = np.random.default_rng(0)
     grads = [{"w": rng.normal(size=(3, 2))} for _ in range(4)]
     a_params = {"w": np.ones((3, 2))}
-    a = Adagrad(0.05)
+    a = Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0)
     for g in grads:
         a.step(a_params, g)
 
     b_params = {"w": np.ones((3, 2))}
-    b = Adagrad(0.05)
+    b = Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0)
     for g in grads[:2]:
         b.step(b_params, g)
-    resumed = Adagrad(0.05)
+    resumed = Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0)
     resumed.load_state_dict({k: v.copy() for k, v in b.state_dict().items()})
     for g in grads[2:]:
         resumed.step(b_params, g)

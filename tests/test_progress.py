@@ -7,11 +7,10 @@ import logging
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnexp.framework import training
-from rnnexp.framework.build import build
-from rnnexp.framework.cli import CONF_DIR, register_configs
-from rnnexp.framework.tracking import NullRun
-from rnnexp.framework.training import LoopState, train_loop
+from rnnexp.framework import loop
+from rnnexp.framework.cli import register_configs
+from rnnexp.framework.run import Job, Run
+from rnnexp.resources import CONF_DIR
 
 
 def test_progress_lines_and_samples_without_a_terminal(tmp_path, monkeypatch, caplog):
@@ -21,12 +20,10 @@ def test_progress_lines_and_samples_without_a_terminal(tmp_path, monkeypatch, ca
                  "train.sample_length=30"]  # fmt: skip
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         s = OmegaConf.to_object(compose("config", overrides=overrides))
-    b = build(s)
-    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)  # a line at every log_every
-    state = LoopState()
+    run = Run(s, Job(output_dir=tmp_path, launch_dir=tmp_path))  # untracked: a NullRun
+    monkeypatch.setattr(loop, "PROGRESS_EVERY", 0.0)  # a line at every log_every
     with caplog.at_level(logging.INFO, logger="rnnexp"):
-        train_loop(s, b, NullRun(), state, lambda st: None, {"signum": None},
-                   output_dir=tmp_path)  # fmt: skip
+        loop.train(run)
     lines = caplog.messages
     progress = [m for m in lines if "nats/char" in m and "chars/s" in m and "left" in m]
     assert [m.split()[1] for m in progress] == ["10/40", "20/40", "30/40"]  # not the last
@@ -34,5 +31,5 @@ def test_progress_lines_and_samples_without_a_terminal(tmp_path, monkeypatch, ca
     assert "step 20/40  val" in "\n".join(lines) and "over the whole validation split" in lines[-2]
     written = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert written == ["step_0000020.txt", "step_0000040.txt"]
-    assert (tmp_path / "samples" / "step_0000040.txt").read_text() == state.sample
-    assert len(state.sample) == 31  # the start character and 30 more
+    assert (tmp_path / "samples" / "step_0000040.txt").read_text() == run.state.sample
+    assert len(run.state.sample) == 31  # the start character and 30 more

@@ -87,9 +87,11 @@ def test_a_ray_cluster_with_a_local_store_is_refused(tmp_path, how):
     address = "10.1.2.3:6379"  # never contacted: the check comes first
     if how == "override":
         r = rnnexp("-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={address}",
-                   "seed=0,1", cwd=tmp_path)  # fmt: skip
+                   "seed=0,1", fresh=True, cwd=tmp_path)  # fmt: skip
     else:
-        r = rnnexp("-m", "hydra/launcher=ray", "seed=0,1", cwd=tmp_path, RAY_ADDRESS=address)
+        r = rnnexp(
+            "-m", "hydra/launcher=ray", "seed=0,1", fresh=True, cwd=tmp_path, RAY_ADDRESS=address
+        )
     assert r.returncode == 2
     assert r.stderr.startswith(f"rnnexp: error: hydra/launcher=ray on the cluster at {address}")
     assert "tracking.uri=http://HOST:PORT" in r.stderr and "Traceback" not in r.stderr
@@ -99,7 +101,7 @@ def test_a_ray_cluster_with_a_local_store_is_refused(tmp_path, how):
 def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     """A job on another machine has no sweep folder: it finds the parent by the folder's tag."""
     from rnnexp.errors import RnnexpError
-    from rnnexp.framework.experiment import sweep_ids
+    from rnnexp.framework.sweep import job_ids
     from rnnexp.framework.tracking import MlflowRun, open_experiment
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
@@ -108,11 +110,9 @@ def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     other = MlflowRun.start(uri, exp, "sweep other", {"rnnexp.sweep_dir": str(tmp_path / "o")})
     tags = {"rnnexp.sweep_dir": str(sweep_dir), "rnnexp.swept": "model,seed"}
     parent = MlflowRun.start(uri, exp, "sweep", tags)
-    assert sweep_ids(uri, "rnnexp", sweep_dir) == {
-        "uri": uri, "experiment_id": exp, "parent_run_id": parent.run_id, "swept": ["model", "seed"]
-    }  # fmt: skip
+    assert job_ids(uri, "rnnexp", sweep_dir) == (exp, parent.run_id, ["model", "seed"])
     assert parent.run_id != other.run_id
     parent.finish("FINISHED", None)  # a finished sweep is no job's parent
     with pytest.raises(RnnexpError, match="no running sweep"):
-        sweep_ids(uri, "rnnexp", sweep_dir)
+        job_ids(uri, "rnnexp", sweep_dir)
     assert len(runs(uri)) == 2

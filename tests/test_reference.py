@@ -61,7 +61,8 @@ def test_training_follows_min_char_rnn_step_for_step():
 
     model = CharRNN(preset("rnn", V, H), np.random.default_rng(0))
     model.params = to_ours(start)
-    trainer = Trainer(model, make_optimizer("adagrad", lr=0.1), data, seq_length=T, clip=5.0)
+    adagrad = make_optimizer("adagrad", lr=0.1, initial_accumulator=0.0)  # min-char-rnn's
+    trainer = Trainer(model, adagrad, data, seq_length=T, clip=5.0)
     results = trainer.run(30)
     assert any(r.wrapped for r in results)
     assert trainer.smooth_loss == pytest.approx(ref_smooth, rel=1e-9)

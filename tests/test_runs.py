@@ -52,7 +52,8 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
     assert "gru-elman-adam: step 30 of 30 (all steps)" in log  # the closing summary
     p = run.data.params
     assert p["train.steps"] == "30" and p["model.name"] == "gru" and p["corpus.name"] == "elman"
-    assert p["corpus.options.n_b"] == "3000" and p["tracking.uri"] == "null" and p["seed"] == "0"
+    assert p["corpus.options.n_b"] == "3000" and p["seed"] == "0"
+    assert p["tracking.uri"] == uri  # the store, resolved once, as the run's config holds it
     t = run.data.tags
     assert t["rnnexp.corpus"] == "elman" and len(t["rnnexp.corpus_sha256"]) == 64
     assert t["rnnexp.corpus_source"].startswith("generated: elman(length=10000")
@@ -360,7 +361,7 @@ def test_a_blown_up_run_stops_at_once_failed(tmp_path, overrides, message):
 def test_an_unreachable_tracking_server_fails_before_anything_runs(tmp_path):
     from conftest import free_port
 
-    r = rnnexp(*TINY, f"tracking.uri=http://127.0.0.1:{free_port()}", cwd=tmp_path)
+    r = rnnexp(*TINY, f"tracking.uri=http://127.0.0.1:{free_port()}", fresh=True, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("rnnexp: error: cannot reach the MLflow tracking server")
     assert len(r.stderr.strip().splitlines()) == 1
@@ -370,7 +371,7 @@ def test_an_unreachable_tracking_server_fails_before_anything_runs(tmp_path):
 def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
     r = rnnexp(
         "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
-        "tracking.register=seeds", cwd=tmp_path, timeout=300,
+        "tracking.register=seeds", fresh=True, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     uri = default_store(tmp_path)
@@ -426,7 +427,13 @@ def check_sweep(
 
 
 def test_a_run_against_a_real_mlflow_server(tmp_path, mlflow_server):
-    r = rnnexp(*TINY, f"tracking.uri={mlflow_server}", "tracking.experiment=server", cwd=tmp_path)
+    r = rnnexp(
+        *TINY,
+        f"tracking.uri={mlflow_server}",
+        "tracking.experiment=server",
+        fresh=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     (run,) = runs(mlflow_server, "server")
     assert run.info.status == "FINISHED"
@@ -439,7 +446,7 @@ def test_a_run_without_tracking_keeps_its_folder_and_opens_no_store(tmp_path):
     """tracking.enabled=false: no MLflow at all (even an unreachable server is never asked),
     the run's folder still has its model, curve and page; a sweep needs its parent run."""
     r = rnnexp(*TINY, "tracking.enabled=false", "tracking.uri=http://127.0.0.1:9",
-               "hydra.run.dir=outputs/alone", cwd=tmp_path)  # fmt: skip
+               "hydra.run.dir=outputs/alone", fresh=True, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = tmp_path / "outputs" / "alone"
     for f in ("model/model.npz", "loss_curve.png", "inspect.html", "checkpoint.npz"):
@@ -450,7 +457,7 @@ def test_a_run_without_tracking_keeps_its_folder_and_opens_no_store(tmp_path):
         (["-m", "seed=1,2"], "a sweep is tracked (its parent run gathers the jobs"),
         (["tracking.register=x"], "tracking.register needs tracking.enabled=true"),
     ]:
-        bad = rnnexp("tracking.enabled=false", *args, cwd=tmp_path)
+        bad = rnnexp(*args, "tracking.enabled=false", fresh=True, cwd=tmp_path)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
 
 
@@ -460,7 +467,7 @@ def test_mlflow_tracking_uri_from_the_environment(tmp_path):
     uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     # an experiment made before rnnexp set its kind gets it (the UI then opens its runs table)
     MlflowClient(uri).create_experiment("rnnexp", (tmp_path / "artifacts").as_uri())
-    r = rnnexp(*TINY, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
+    r = rnnexp(*TINY, fresh=True, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
     assert r.returncode == 0, r.stderr
     assert len(runs(uri)) == 1
     assert not (tmp_path / "outputs" / "mlflow.db").exists()

@@ -14,7 +14,10 @@ def sevenths():
     config = preset("stacked2", len(vocab), 32, init="normal", init_scale=0.01)
     model = CharRNN(config, np.random.default_rng(0))
     Trainer(
-        model, make_optimizer("adagrad", lr=0.1), split(vocab.encode(text))[0], seq_length=25
+        model,
+        make_optimizer("adagrad", lr=0.1, initial_accumulator=0.0),
+        split(vocab.encode(text))[0],
+        seq_length=25,
     ).run(300)
     return model, vocab
 

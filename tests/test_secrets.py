@@ -51,14 +51,18 @@ def test_a_password_from_a_config_file_or_an_interpolation_is_refused(tmp_path):
     presets = tmp_path / "mine" / "experiment"
     presets.mkdir(parents=True)
     (presets / "pw.yaml").write_text(f"# @package _global_\ntracking:\n  uri: {uri}\n")
-    for args in (["tracking.uri=${oc.env:MY_URI}"], ["--config-dir", "mine", "experiment=pw"],
-                 ["--cfg", "job", "tracking.uri=${oc.env:MY_URI}"]):  # fmt: skip
-        r = rnnexp(*args, *TINY, cwd=tmp_path, MY_URI=uri)
+    for args in (["tracking.uri=${oc.env:MY_URI}"], ["--config-dir", "mine", "experiment=pw"]):
+        r = rnnexp(*args, *TINY, fresh=True, cwd=tmp_path, MY_URI=uri)
         assert r.returncode == 2 and PASSWORD not in r.stdout + r.stderr
         assert r.stderr.startswith(
             "rnnexp: error: tracking.uri postgresql://me:***@127.0.0.1:9/db"
             " holds a password from a config file or an interpolation"
         )
+    # printed as composed, the interpolation unresolved
+    r = rnnexp(
+        "--cfg", "job", "tracking.uri=${oc.env:MY_URI}", fresh=True, cwd=tmp_path, MY_URI=uri
+    )
+    assert r.returncode == 0 and "${oc.env:MY_URI}" in r.stdout and PASSWORD not in r.stdout
     assert leaks(tmp_path) == [str(presets / "pw.yaml")]  # the file that holds it, alone
     assert not (tmp_path / "outputs").exists()
 

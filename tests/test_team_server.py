@@ -13,7 +13,7 @@ from helpers import TINY, artifacts, history, rnnexp, runs
 from omegaconf import OmegaConf
 from test_runs import check_sweep
 
-from rnnexp.framework.cli import flatten
+from rnnexp.framework.tracking import flatten
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def test_a_users_own_presets_join_the_installed_ones(installed, tmp_path):
     (mine / "model").mkdir(parents=True)
     (mine / "experiment").mkdir()
     (mine / "model" / "tiny.yaml").write_text(
-        "name: tiny\ncell: gru\nhidden_size: 8\nlayers: 1\nactivation: tanh\nbptt: true\n"
+        "name: tiny\ncell: gru\nhidden_size: 8\nlayers: 1\n"
         "dropout: 0.0\ninit: uniform\ninit_scale: 0.08\ndtype: float64\n"
     )
     (mine / "experiment" / "quick.yaml").write_text(

@@ -1,6 +1,6 @@
 """What a run leaves when it ends, in its folder and as artifacts of its tracking run: the
 final model (beside the best one, saved when it was evaluated), the loss curve, and a look
-inside the network (inspect.html, gates.png for gated cells: rnnexp/framework/inspection.py).
+inside the network (inspect.html, gates.png for gated cells: rnnexp/inspect/page.py).
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from rnnexp import faults
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, save_model
 from rnnexp.config import ModelConfig
 from rnnexp.framework.build import Built
-from rnnexp.framework.inspection import GATES, PAGE
+from rnnexp.framework.loop import LoopState
 from rnnexp.framework.settings import Settings
-from rnnexp.framework.training import LoopState
+from rnnexp.inspect.page import GATES, PAGE
 
 log = logging.getLogger("rnnexp")
 
 
 def describe(m: ModelConfig) -> str:
     """`rnn: 1 tanh layer H100`, `lstm: 2 lstm layers H128, context units (no BPTT)`."""
-    kind = m.activation if m.cell == "rnn" else m.cell
+    kind = m.cell_options().get("activation", m.cell)
     depth = f"{m.layers} {kind} layer{'s' if m.layers > 1 else ''}"
-    context = "" if m.bptt else ", context units (no BPTT)"
+    context = "" if m.cell_options().get("bptt", True) else ", context units (no BPTT)"
     return f"{m.name}: {depth} H{m.hidden_size}{context}"
 
 
@@ -68,7 +68,7 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
 def inspect_run(s: Settings, b: Built, tracked, output_dir: Path, title: str) -> None:
     """inspect.html (and gates.png) over the start of the validation split; the seconds it
     took are the metric perf/inspect_s."""
-    from rnnexp.framework.inspection import write
+    from rnnexp.inspect.page import write
 
     start = time.perf_counter()
     ids = b.val_ids[: s.inspect.length]

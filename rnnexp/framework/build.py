@@ -16,8 +16,6 @@ from rnnexp.errors import ConfigError, CorpusError
 from rnnexp.evaluate import unigram_cross_entropy
 from rnnexp.framework.settings import Settings
 from rnnexp.model import CharRNN
-from rnnexp.optim import make_optimizer
-from rnnexp.schedule import make_schedule
 from rnnexp.synthetic import GENERATORS
 from rnnexp.trainer import Trainer
 
@@ -68,7 +66,7 @@ def build(s: Settings) -> Built:
     if s.model.vocab_size not in (0, len(vocab)):
         raise ConfigError(f"model.vocab_size is the corpus's ({len(vocab)}): leave it unset")
     model = CharRNN(replace(s.model, vocab_size=len(vocab)), rng)
-    optimizer = make_optimizer(s.optimizer.name, s.optimizer.lr, **s.optimizer.options())
+    optimizer = replace(s.optimizer)  # its own, fresh: a schedule changes its lr as it goes
     trainer = Trainer(
         model,
         optimizer,
@@ -79,9 +77,8 @@ def build(s: Settings) -> Built:
         diverge_factor=s.train.diverge_factor,
         rng=rng,  # dropout masks, when model.dropout > 0
     )
-    sc = s.schedule
-    trainer.schedule = make_schedule(sc.name, optimizer.lr, s.train.steps,
-                                     trainer.streams.steps_per_pass, **sc.options())  # fmt: skip
+    trainer.schedule = s.schedule.rates(optimizer.lr, s.train.steps,
+                                        trainer.streams.steps_per_pass)  # fmt: skip
     if len(val_ids) < 2:
         raise CorpusError(
             f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "

@@ -1,4 +1,4 @@
-"""`rnnexp-inspect`: the page a run writes at its end (inspect.html: rnnexp/framework/inspection.py)
+"""`rnnexp-inspect`: the page a run writes at its end (inspect.html: rnnexp/inspect/page.py)
 for any text, from a finished run given by its output folder or MLflow run id.
 
 rnnexp-inspect outputs/runs/2026-11-22_18-06-17                  the run's validation text
@@ -138,7 +138,7 @@ def text_ids(args, run: RunSource, model, vocab, start: str) -> tuple[np.ndarray
 
 def main(argv: list[str] | None = None) -> int:
     from rnnexp.framework.artifacts import describe
-    from rnnexp.framework.inspection import write
+    from rnnexp.inspect.page import write
 
     args = parser().parse_args(argv)
     out = args.out.expanduser()

@@ -1,6 +1,5 @@
 """Figures: a run's loss curves (train and validation loss per character, and the corpus's
-entropy floor where it is known), a sweep's validation curves side by side, and how often
-the gates of an LSTM or GRU saturate."""
+entropy floor where it is known), and a sweep's validation curves side by side."""
 
 from __future__ import annotations
 
@@ -81,38 +80,3 @@ def compare_curves(
 
 def _xy(points: Points) -> tuple[list[int], list[float]]:
     return [p[0] for p in points], [p[1] for p in points]
-
-
-def gate_saturation(saturation: dict[tuple[int, str], tuple], title: str) -> bytes:
-    """A PNG (bytes) of the figure of Karpathy, Johnson & Fei-Fei (2015): one panel per gate,
-    one dot per unit and layer at (fraction of characters left-saturated, fraction
-    right-saturated). saturation: (layer, gate) -> (left (H,), right (H,))."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gates = list(dict.fromkeys(name for _, name in saturation))
-    layers = sorted({l for l, _ in saturation})
-    fig, axes = plt.subplots(1, len(gates), figsize=(3.2 * len(gates) + 0.6, 3.6), dpi=100,
-                             squeeze=False)  # fmt: skip
-    for ax, gate in zip(axes[0], gates, strict=True):
-        ax.plot([0, 1], [1, 0], color="gray", linewidth=0.8, linestyle="--")  # always one
-        for l in layers:
-            left, right = saturation[(l, gate)]
-            ax.scatter(left, right, s=10, alpha=0.6, label=f"layer {l}")
-        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=f"{gate} gate",
-               xlabel="fraction left-saturated (< 0.1)")  # fmt: skip
-        ax.set_aspect("equal")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("fraction right-saturated (> 0.9)")
-    if len(layers) > 1:
-        axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", metadata={"Title": title})
-    plt.close(fig)
-    return out.getvalue()

@@ -1,27 +1,27 @@
-"""Continuing a run from its checkpoint: put the built run back where the checkpoint left it,
-reopen its tracking run (in the store it was tracked in, and nowhere else), and decide how far
-it still trains, a run trained further (more steps or seconds) included."""
+"""Resuming: which run or sweep a `resume=` command continues, checked before anything runs
+(a run's folder or MLflow run id, a sweep's folder or parent run id; its saved config whole,
+the command not changing it), and a built run put back where its checkpoint left it, in the
+store it was tracked in. Only train.steps and train.max_seconds may grow: train it further.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.checkpoint import MODEL_DIR, load_checkpoint
-from rnnexp.errors import CorpusError, RnnexpError
+from rnnexp.errors import CorpusError, RnnexpError, first_line
+from rnnexp.framework import rundir, sweep
 from rnnexp.framework.build import Built
-from rnnexp.framework.settings import Settings
+from rnnexp.framework.settings import GROUPS, Settings, override_key, schema_of
 from rnnexp.framework.store import redact
 from rnnexp.framework.tracking import MlflowRun, NullRun
-from rnnexp.framework.training import LoopState
-
-if TYPE_CHECKING:
-    from rnnexp.framework.experiment import Launch
-
 
 # the keys of train that set how far a run trains: resume= may raise them to train it further,
 # and each checkpoint keeps the values the run trains to (LoopState.limits)
 LIMITS = ("steps", "max_seconds")
+FURTHER = tuple(f"train.{name}" for name in LIMITS)
 
 
 def limits(s: Settings) -> dict[str, object]:
@@ -29,11 +29,11 @@ def limits(s: Settings) -> dict[str, object]:
     return {name: getattr(s.train, name) for name in LIMITS}
 
 
-def train_further(s: Settings, state: LoopState, requested: dict[str, object]) -> str:
+def train_further(s: Settings, trained_to: dict[str, object], requested: dict[str, object]) -> str:
     """Set s.train's limits to those the run last trained to (a run trained further keeps
     its new limits in its checkpoints), then to the `requested` ones, which may only grow;
     returns what grew, `train.steps: 1000 -> 2000`, or ''."""
-    for name, value in state.limits.items():
+    for name, value in trained_to.items():
         setattr(s.train, name, value)
     grown = []
     for name, new in requested.items():
@@ -47,15 +47,9 @@ def train_further(s: Settings, state: LoopState, requested: dict[str, object]) -
     return ", ".join(grown)
 
 
-def can_train(s: Settings, b: Built, state: LoopState) -> bool:
-    """Whether the run has steps and seconds left (a resumed run may have been given more)."""
-    t = s.train
-    return b.trainer.step < t.steps and (t.max_seconds is None or state.train_time < t.max_seconds)
-
-
-def restore(b: Built, path: Path, launch: Launch) -> tuple[LoopState, MlflowRun | NullRun, str]:
-    """Put a built run back where its checkpoint left it; its tracking run (not yet
-    reopened) and that run's status (FINISHED when nothing is left to do)."""
+def restore(b: Built, path: Path, uri: str, track: bool) -> tuple[dict, MlflowRun | NullRun, str]:
+    """Put a built run back where its checkpoint left it: its loop's state (as saved), its
+    tracking run (not yet reopened) and that run's status (FINISHED when nothing is left)."""
     arrays, meta = load_checkpoint(path)
     if meta.get("corpus_sha256") != b.corpus.sha256:
         raise CorpusError(f"the corpus text changed since {path} was written: cannot resume")
@@ -65,19 +59,152 @@ def restore(b: Built, path: Path, launch: Launch) -> tuple[LoopState, MlflowRun 
         raise RnnexpError(f"checkpoint {path} does not fit the run's config: {e}") from None
     try:
         b.rng.bit_generator.state = meta["rng"]
-        state = LoopState(**meta["loop"])
-        missing = {"run_id", "uri"} - meta.keys()  # None for an untracked run, but there
-        if missing:
-            raise KeyError(sorted(missing)[0])
+        loop = dict(meta["loop"])
+        if "run_id" not in meta:  # None for an untracked run, but there
+            raise KeyError("run_id")
     except (KeyError, TypeError, ValueError) as e:
         raise RnnexpError(f"checkpoint {path} is not a whole rnnexp checkpoint: {e!r}") from None
-    if not launch.track or not meta.get("run_id"):
-        done = (launch.output_dir / MODEL_DIR / "model.npz").exists()
-        return state, NullRun(), "FINISHED" if done else "KILLED"
-    if meta["uri"] != launch.uri:  # never write to a store the user did not name
+    if not track or not meta["run_id"]:
+        done = (path.parent / MODEL_DIR / "model.npz").exists()
+        return loop, NullRun(), "FINISHED" if done else "KILLED"
+    tracked = MlflowRun(uri, meta["run_id"])
+    return loop, tracked, tracked.status()
+
+
+class Relaunch(BaseException):  # noqa: N818 (BaseException: Hydra 1.3 swallows Exceptions)
+    """`rnnexp -m resume=SWEEP`: the command runs again as the sweep's own command line."""
+
+    def __init__(self, argv: list[str]):
+        super().__init__(" ".join(argv))
+        self.argv = argv
+
+
+def further(settings: Settings, overrides: list[str]) -> dict[str, object]:
+    """The FURTHER keys this command sets, by their name under train (checked and applied
+    by the run, which knows how far it got)."""
+    keys = {override_key(o) for o in overrides}
+    return {name: getattr(settings.train, name) for name in LIMITS if f"train.{name}" in keys}
+
+
+def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
+    """The folder of the run that resume=<folder or MLflow run id> continues, held by this
+    process (refused while another runs there) and checked: a run, whose config the command
+    does not change, that got as far as its first checkpoint."""
+    from rnnexp.framework.tracking import RUN_ID, get_run_tags
+    from rnnexp.framework.tracking.abandoned import close_abandoned
+
+    folder = Path(s.resume).expanduser()
+    if not folder.is_dir():
+        if not RUN_ID.fullmatch(s.resume):
+            raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
+        hint = "resume from the folder the run was launched from, or set tracking.uri"
+        tags = get_run_tags(uri, s.resume, hint)
+        folder = Path(tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir", ""))
+    if (folder / rundir.SWEEP_FILE).is_file():
+        raise RnnexpError(f"{folder} is a sweep: resume it with rnnexp -m resume={s.resume}")
+    if not (folder / ".hydra" / "config.yaml").is_file():
+        raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
+    _check_store(folder, saved_settings(folder).tracking.uri or uri, uri)
+    differ = _differing(s, overrides, folder / ".hydra")
+    if differ:  # MLflow refuses changed params, and the run must stay the run it was
         raise RnnexpError(
-            f"{launch.output_dir} is tracked in {redact(meta['uri'])}, not in this command's "
-            f"store {redact(launch.uri)}: resume it with tracking.uri={redact(meta['uri'])}"
+            f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
+            f"may grow, to train it further): drop {' '.join(differ)}"
         )
-    tracked = MlflowRun(meta["uri"], meta["run_id"])
-    return state, tracked, tracked.status()
+    rundir.hold(folder)  # a run still training there is "in use", whatever it has
+    if not (folder / rundir.CHECKPOINT_FILE).is_file():
+        # stopped before its first checkpoint, a moment after it started: its MLflow run
+        # (if it got one) is closed, and there is nothing to continue
+        close_abandoned(uri)
+        raise RnnexpError(
+            f"{folder} was stopped before its first step ({rundir.CHECKPOINT_FILE} missing): "
+            f"nothing to resume; start the run again"
+        )
+    return folder.resolve()
+
+
+def saved_settings(folder: Path) -> Settings:
+    """The Settings a run folder was started with (.hydra/config.yaml), checked: a file cut
+    short by a kill, or edited by hand, is one line."""
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    path = folder / ".hydra" / "config.yaml"
+    try:
+        saved = OmegaConf.load(path)
+        if not isinstance(saved, DictConfig) or not saved:
+            raise ValueError("empty, or not a mapping")
+        OmegaConf.load(folder / ".hydra" / "overrides.yaml")
+        typed = OmegaConf.structured(Settings)
+        for group, schema in schema_of(OmegaConf.to_container(saved)).items():
+            typed[group] = OmegaConf.structured(schema)
+        return OmegaConf.to_object(OmegaConf.merge(typed, saved))
+    except (OSError, KeyError, TypeError, ValueError, YAMLError, OmegaConfBaseException) as e:
+        raise RnnexpError(
+            f"{folder} cannot be resumed: its {path.parent.name}/ is unreadable "
+            f"({first_line(e)}); it was cut short or edited"
+        ) from None
+
+
+def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:
+    """The overrides that would change the run's saved config, each with the run's value:
+    the command that started a run, with resume= added, continues it."""
+    started = set(OmegaConf.load(saved / "overrides.yaml"))
+    config = OmegaConf.load(saved / "config.yaml")
+    differ = []
+    for o in overrides:
+        key = override_key(o)
+        if key in ("resume", "tracking.uri", *FURTHER) or o in started:
+            continue
+        path = f"{key}.name" if key in GROUPS else key  # a group: its option's name
+        ours: object = s
+        for part in path.split("."):
+            ours = getattr(ours, part, _ABSENT)
+        theirs = OmegaConf.select(config, path, default=_ABSENT)
+        if ours is _ABSENT or ours != theirs:
+            differ.append(o if theirs is _ABSENT else f"{o} (the run has {theirs})")
+    return differ
+
+
+_ABSENT = object()  # a key one side does not have
+
+
+def _check_store(folder: Path, recorded: str, uri: str) -> None:
+    """A run (or sweep) continues in the store it was tracked in (its config recorded it,
+    resolved), which must be this command's: never write to a store the user did not name."""
+    if recorded != uri:
+        raise RnnexpError(
+            f"{folder} is tracked in {redact(recorded)}, not in this command's store "
+            f"{redact(uri)}: resume it with tracking.uri={redact(recorded)}"
+        )
+
+
+def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
+    """`rnnexp -m resume=<sweep folder or parent run id>`: Relaunch with the sweep's own
+    command line (its multirun.yaml: its overrides, store and folder) and resume=<its
+    folder>; in that command, the folder, held (each job decides from its own folder whether
+    it is done, to be resumed, or to be run: cli.task)."""
+    folder = sweep.sweep_folder(s.resume, uri)
+    multirun = OmegaConf.load(folder / "multirun.yaml")  # the sweep's own command's config
+    _check_store(folder, OmegaConf.select(multirun, "tracking.uri") or uri, uri)
+    own = _own(config.hydra.overrides.task)
+    if str(config.hydra.sweep.dir) != str(folder):  # the command as typed
+        if own:
+            raise RnnexpError(f"a sweep resumes with its own config: drop {' '.join(own)}")
+        raise Relaunch(sweep.resume_argv(folder, multirun.hydra))
+    if own != _own(multirun.hydra.overrides.task):
+        raise RnnexpError(f"{folder} was started by another command line: it cannot resume")
+    rundir.hold(folder)  # refused while the sweep still runs
+    for job in sorted(folder.iterdir()):  # a job whose launcher was killed may train on
+        if job.is_dir() and rundir.is_held(job):
+            who = (job / rundir.MARKER).read_text().strip()
+            raise RnnexpError(
+                f"job {job.name} of {folder} still runs ({who}): let it end, or stop it, "
+                f"then resume the sweep"
+            )
+    return folder
+
+
+def _own(overrides) -> list[str]:
+    """A sweep's overrides but resume= and its store (which its multirun.yaml records)."""
+    return [o for o in overrides if override_key(o) not in ("resume", "tracking.uri")]

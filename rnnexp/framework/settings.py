@@ -10,18 +10,20 @@ later, the value that runs saved before it ran with (their folders still resume)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from rnnexp.config import ModelConfig, step_bytes
+from rnnexp.config import MODEL_CONFIGS, ModelConfig, step_bytes
 from rnnexp.data import check_val_fraction
 from rnnexp.errors import ConfigError, check_fits, check_whole
 from rnnexp.evaluate import CHUNK as EVAL_CHUNK
-from rnnexp.optim import make_optimizer
+from rnnexp.optim import OPTIMIZERS, Optimizer
 from rnnexp.sample import check_length, check_temperature
-from rnnexp.schedule import make_schedule
+from rnnexp.schedule import SCHEDULES
 from rnnexp.trainer import check_train_args
 
+GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")  # conf/'s choices
 MAX_THREADS = 1024  # more BLAS threads than any machine has cores: a typo
 
 
@@ -37,42 +39,6 @@ class CorpusSettings:
         check_val_fraction(self.val_fraction)  # the rule split() applies
         if self.max_chars is not None:
             check_whole("corpus.max_chars", self.max_chars, 1)
-
-
-@dataclass
-class OptimizerSettings:
-    name: str  # sgd | adagrad | rmsprop | adam (rnnexp/optim.py)
-    lr: float
-    # each optimizer's own keys, set by its YAML; None: not a key of this optimizer
-    eps: float | None = None  # adagrad, rmsprop, adam
-    initial_accumulator: float | None = None  # adagrad
-    decay: float | None = None  # rmsprop
-    beta1: float | None = None  # adam
-    beta2: float | None = None  # adam
-
-    def options(self) -> dict[str, float]:
-        """The keys this optimizer was given besides lr, for make_optimizer."""
-        return _given(self, skip=("name", "lr"))
-
-
-@dataclass
-class ScheduleSettings:
-    name: str  # constant | epoch_decay | cosine (rnnexp/schedule.py)
-    # each schedule's own keys, set by its YAML; None: not a key of this schedule
-    decay: float | None = None  # epoch_decay
-    after_epochs: int | None = None  # epoch_decay
-    warmup_steps: int | None = None  # cosine
-    min_lr_ratio: float | None = None  # cosine
-
-    def options(self) -> dict[str, float]:
-        """The keys this schedule was given, for make_schedule."""
-        return _given(self, skip=("name",))
-
-
-def _given(node, skip: tuple[str, ...]) -> dict[str, float]:
-    """A group node's own keys that its option sets (the others are None), by name."""
-    values = {f.name: getattr(node, f.name) for f in fields(node) if f.name not in skip}
-    return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass
@@ -158,17 +124,16 @@ class Settings:
     resume: str | None  # a run's output folder or MLflow run id to continue
     model: ModelConfig  # rnnexp/model.py: the model is described once
     corpus: CorpusSettings
-    optimizer: OptimizerSettings
-    schedule: ScheduleSettings
+    optimizer: Optimizer  # the chosen one's own dataclass (rnnexp/optim.py): its keys alone
+    schedule: Any  # the chosen one's own dataclass (rnnexp/schedule.py): its keys alone
     train: TrainSettings
     sample: SampleSettings
     inspect: InspectSettings
     tracking: TrackingSettings
 
     def __post_init__(self) -> None:
-        """What no single node can check: the optimizer and schedule are checked by their
-        own constructors (where their keys are defined: they hold no arrays yet), the
-        schedule against train.steps."""
+        """What no single node can check: the sizes of a step, an evaluation and an
+        inspection of this model (the optimizer and schedule check themselves)."""
         check_whole("seed", self.seed, 0)
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(
@@ -186,11 +151,26 @@ class Settings:
         ):  # fmt: skip
             check_fits(f"{what} for {m.name or m.cell} H{m.hidden_size} x{m.layers}",
                        step_bytes(m, batch, length))  # fmt: skip
-        o, sc = self.optimizer, self.schedule
-        make_optimizer(o.name, o.lr, **o.options())
-        make_schedule(sc.name, o.lr, self.train.steps, 1, **sc.options())
+
+
+# each group whose options have keys of their own: the option's dataclass, by the key that
+# names it in the node (conf/GROUP/NAME.yaml names its schema: /GROUP_NAME)
+OPTIONS = {"model": ("cell", MODEL_CONFIGS), "optimizer": ("name", OPTIMIZERS),
+           "schedule": ("name", SCHEDULES)}  # fmt: skip
+
+
+def schema_of(saved: dict) -> dict[str, type]:
+    """The dataclass each group's node of a saved config (.hydra/config.yaml) was composed
+    with, by the option it names: so it reads back typed as it ran."""
+    return {group: options[saved[group][key]] for group, (key, options) in OPTIONS.items()}
 
 
 def override_key(override: str) -> str:
     """The dotted key a command-line override sets: `+train.steps=5` -> `train.steps`."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def quote(value: str) -> str:
+    """`value` as a quoted string of Hydra's override grammar, taken literally."""
+    value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return "'" + value.replace("${", "\\${") + "'"

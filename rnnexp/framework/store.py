@@ -24,18 +24,6 @@ from rnnexp.errors import RnnexpError, install_hint
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
 
 
-# the store the entrypoint resolved for this command, handed to its Hydra jobs and the sweep's
-# callback (in this process or, with joblib, in processes it starts) through the environment
-COMMAND_STORE = "RNNEXP_COMMAND_STORE"
-
-
-def command_store(uri: str | None, launch_dir: Path) -> str:
-    """The store of the command under way, as its entrypoint resolved it once; resolved here
-    only where the entrypoint's environment did not reach (a Ray worker on another machine,
-    whose store is a server URL: the same wherever it is read)."""
-    return os.environ.get(COMMAND_STORE) or resolve_uri(uri, launch_dir)
-
-
 def resolve_uri(uri: str | None, launch_dir: Path) -> str:
     """tracking.uri if set, else $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db under the
     launch dir; a relative sqlite path is made absolute against the launch dir."""
@@ -100,6 +88,43 @@ def move_credentials(uri: str) -> tuple[str, dict[str, str]]:
         f"tracking store {redact(uri)}: a password in a {parts.scheme} URI would be recorded; "
         f"keep it in the database client's own configuration instead"
     )
+
+
+def check_no_password(uri: str | None) -> None:
+    """A password left in tracking.uri after the command line's was moved out (cli) came from
+    a preset or an interpolation (${oc.env:...}): it would be recorded, so it is refused."""
+    try:
+        moved = uri is not None and move_credentials(uri)[1]
+    except RnnexpError:
+        moved = True
+    if moved:
+        raise RnnexpError(
+            f"tracking.uri {redact(uri)} holds a password from a config file or an "
+            f"interpolation, where it would be recorded: give the URI on the command line or "
+            f"in MLFLOW_TRACKING_URI (rnnexp moves the password out), or the password in "
+            f"PGPASSWORD / MLFLOW_TRACKING_PASSWORD"
+        )
+
+
+def take_credentials(argv: list[str]) -> list[str]:
+    """A password in a command line's tracking.uri (or in $MLFLOW_TRACKING_URI) moved into
+    the environment variables its client reads (move_credentials), before Hydra records the
+    command line anywhere; the command line without it."""
+    from rnnexp.framework.settings import override_key, quote
+
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if env_uri:
+        clean, env = move_credentials(env_uri)
+        os.environ.update(env | {"MLFLOW_TRACKING_URI": clean})
+    out = []
+    for arg in argv:
+        if override_key(arg) == "tracking.uri":
+            key, _, value = arg.partition("=")
+            clean, env = move_credentials(value.strip("'\""))
+            os.environ.update(env)
+            arg = f"{key}={quote(clean)}" if env else arg
+        out.append(arg)
+    return out
 
 
 def sqlite_path(uri: str) -> Path | None:

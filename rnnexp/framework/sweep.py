@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,35 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.atomic import atomic_write
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, install_hint
 from rnnexp.framework import rundir
-from rnnexp.framework.experiment import CHECKPOINT_FILE, RESUMING, SWEEP_FILE
-from rnnexp.framework.inspection import PAGE
 from rnnexp.framework.provenance import run_tags
+from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
+from rnnexp.framework.settings import override_key, quote
 from rnnexp.framework.summary import sweep_summary, sweep_table
+from rnnexp.inspect.page import PAGE
 
 log = logging.getLogger("rnnexp")
+
+
+def check_launcher(launcher: str | None, address: str | None, uri: str) -> None:
+    """hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
+    tracking server (a local sqlite file is out of reach of other machines)."""
+    import importlib.util
+    import os
+
+    if launcher != "ray":
+        return
+    if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
+        raise RnnexpError(f"hydra/launcher=ray needs the Ray extra: {install_hint('ray')}")
+    # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "local" and not uri.startswith(("http://", "https://")):
+        raise RnnexpError(
+            f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
+            f"cannot write the tracking store {uri}: start an MLflow server (README, "
+            f"Scaling out) and set tracking.uri=http://HOST:PORT"
+        )
 
 
 def finished_job(folder: Path, uri: str) -> float | None:
@@ -43,6 +63,22 @@ def finished_job(folder: Path, uri: str) -> float | None:
         return None
     log.info("%s finished before the sweep stopped: kept as it is", folder)
     return loop["val_loss"]
+
+
+def job_ids(uri: str, experiment: str, sweep_dir: Path) -> tuple[str, str, list[str]]:
+    """The experiment id, parent run id and swept keys of a sweep's job, from the file its
+    launcher wrote in the sweep folder; a job on another machine of a cluster, where that
+    folder is not, asks the tracking server for the running parent tagged with the folder."""
+    from rnnexp.framework.tracking import find_sweep_parent, open_experiment
+
+    path = sweep_dir / SWEEP_FILE
+    if path.is_file():
+        ids = json.loads(path.read_text())
+        return ids["experiment_id"], ids["parent_run_id"], ids["swept"]
+    experiment_id = open_experiment(uri, experiment)
+    parent = find_sweep_parent(uri, experiment_id, str(sweep_dir))
+    swept = parent.tags.get("rnnexp.swept", "")
+    return experiment_id, parent.run_id, swept.split(",") if swept else []
 
 
 def sweep_folder(resume: str, uri: str) -> Path:
@@ -68,17 +104,22 @@ def sweep_folder(resume: str, uri: str) -> Path:
     return folder.resolve()
 
 
-def resume_argv(folder: Path, flags: list[str]) -> list[str]:
-    """The command line that runs the sweep of `folder` again, job for job: `flags` (such as
-    --config-dir), -m, and the overrides it was started with (its multirun.yaml)."""
-    saved = OmegaConf.load(folder / "multirun.yaml").hydra
+def resume_argv(folder: Path, saved: DictConfig) -> list[str]:
+    """The command line that runs the sweep of `folder` again, job for job, from its
+    multirun.yaml's Hydra node `saved`: its --config-dir, its overrides, its store, its folder."""
     sweeper = saved.runtime.choices.get("hydra/sweeper")
     if sweeper not in (None, "basic"):
         raise RnnexpError(
             f"{folder} is a search ({sweeper}): its trials are picked as it goes, so it cannot "
             f"be resumed job for job; resume its runs one by one, or start a new search"
         )
-    return ["-m", *flags, *saved.overrides.task, *saved.overrides.hydra]
+    dirs = [f"--config-dir={s.path.removeprefix('file://')}"
+            for s in saved.runtime.config_sources if s.provider == "command-line"]  # fmt: skip
+    hydra = [o for o in saved.overrides.hydra
+             if override_key(o) not in ("hydra.sweep.dir", "hydra.mode")]  # fmt: skip
+    task = [o for o in saved.overrides.task if override_key(o) != "tracking.uri"]
+    where = quote(str(folder))
+    return ["-m", *dirs, f"resume={where}", *task, *hydra, f"hydra.sweep.dir={where}"]
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
@@ -114,20 +155,19 @@ class SweepTracking(Callback):
             cls.active = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.framework.store import command_store
         from rnnexp.framework.tracking import MlflowRun, open_experiment
 
-        launch_dir = Path(config.hydra.runtime.cwd)
-        sweep_dir = launch_dir / str(config.hydra.sweep.dir)
-        uri = command_store(config.tracking.uri, launch_dir)
-        if os.environ.get(RESUMING) == str(sweep_dir):  # its parent run goes on
-            ids = json.loads((sweep_dir / SWEEP_FILE).read_text())
+        sweep_dir = Path(config.hydra.sweep.dir)  # claimed (checks.py), absolute
+        uri = config.tracking.uri  # resolved there too
+        path = sweep_dir / SWEEP_FILE
+        if path.is_file():  # resumed (checks.py held it): its parent run goes on
+            ids = json.loads(path.read_text())
             open_experiment(uri, config.tracking.experiment)  # and closes the dead jobs' runs
             MlflowRun(uri, ids["parent_run_id"]).reopen()
-            SweepTracking.active = ids
+            SweepTracking.active = ids | {"uri": uri}
             return
         experiment_id = open_experiment(uri, config.tracking.experiment)
-        overrides = list(config.hydra.overrides.task)
+        overrides = [o for o in config.hydra.overrides.task]
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
         swept = swept_keys(overrides, config)
         tags = run_tags(overrides) | {
@@ -137,16 +177,10 @@ class SweepTracking(Callback):
             "rnnexp.swept": ",".join(swept),
         }
         parent = MlflowRun.start(uri, experiment_id, name, tags)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        ids = {
-            "uri": uri,
-            "experiment_id": experiment_id,
-            "parent_run_id": parent.run_id,
-            "swept": swept,
-        }
+        ids = {"experiment_id": experiment_id, "parent_run_id": parent.run_id, "swept": swept}
         text = json.dumps(ids, indent=2).encode()
-        atomic_write(sweep_dir / SWEEP_FILE, lambda f: f.write(text))
-        SweepTracking.active = ids
+        atomic_write(path, lambda f: f.write(text))
+        SweepTracking.active = ids | {"uri": uri}
         rundir.started(sweep_dir)  # its parent run is open: the folder stays, to resume
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -154,9 +188,9 @@ class SweepTracking(Callback):
         from rnnexp.framework.tracking.models import register_model
 
         launch_dir = Path(config.hydra.runtime.cwd)
-        path = launch_dir / str(config.hydra.sweep.dir) / SWEEP_FILE
+        path = Path(config.hydra.sweep.dir) / SWEEP_FILE
         ids = json.loads(path.read_text())
-        parent = MlflowRun(ids["uri"], ids["parent_run_id"], ids["experiment_id"])
+        parent = MlflowRun(config.tracking.uri, ids["parent_run_id"], ids["experiment_id"])
         children = sorted(parent.children(ids["experiment_id"]), key=lambda c: c.name)
         failed = [c.name for c in children if c.status != "FINISHED"]
         labels = {c.run_id: label(c) for c in children}

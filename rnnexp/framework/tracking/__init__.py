@@ -47,6 +47,17 @@ MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
 
 
+def flatten(node: dict, prefix: str = "") -> dict[str, str]:
+    """{"train": {"steps": 5}} -> {"train.steps": "5"}: MLflow params, one per leaf."""
+    flat: dict[str, str] = {}
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            flat.update(flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = "null" if v is None else str(v)
+    return flat
+
+
 def open_experiment(uri: str, name: str) -> str:
     """Create the store (if new) and the experiment (if new); return the experiment id."""
     from mlflow.exceptions import MlflowException
@@ -235,9 +246,10 @@ class MlflowRun:
 
     @in_store
     def log_params(self, params: dict[str, object]) -> None:
+        """`params` (nested: a config) as one param per leaf, by its dotted key."""
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)) for k, v in params.items()]
+        items = [Param(k, v) for k, v in flatten(params).items()]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 

@@ -1,6 +1,6 @@
 """A look inside a trained network, as one self-contained page (inspect.html, no network
 needed): the text coloured by the model's surprisal, by any unit chosen by number, and by the
-units that track simple features of the text best (rnnexp/interpret.py), with the model's
+units that track simple features of the text best (units.py), with the model's
 top guesses for the next character on hover; plus, for gated cells, how often each gate
 unit saturates (gates.png, also drawn into the page).
 """
@@ -20,7 +20,8 @@ import numpy as np
 from rnnexp.atomic import atomic_write
 from rnnexp.data import Vocab
 from rnnexp.errors import ConfigError
-from rnnexp.interpret import (
+from rnnexp.inspect.trace import LEFT, RIGHT, Trace, trace
+from rnnexp.inspect.units import (
     STRONG,
     Match,
     best_matches,
@@ -29,7 +30,6 @@ from rnnexp.interpret import (
     text_features,
 )
 from rnnexp.model import CharRNN
-from rnnexp.trace import LEFT, RIGHT, Trace, trace
 
 TEMPLATE = Path(__file__).with_name("inspect.html")
 PAGE, GATES = "inspect.html", "gates.png"  # the files a run writes (and logs)
@@ -118,8 +118,6 @@ def write(page: Path, model: CharRNN, vocab: Vocab, ids: np.ndarray, title: str,
           gates: Path | None = None) -> list[Path]:  # fmt: skip
     """The page at `page` and, for gated cells, the saturation figure at `gates` (drawn into
     the page either way): the files written, each whole."""
-    from rnnexp.framework.plots import gate_saturation
-
     insp = inspect(model, vocab, ids, units, chosen)
     png = gate_saturation(insp.trace.saturation, title) if insp.trace.saturation else None
     written = [page]
@@ -129,3 +127,38 @@ def write(page: Path, model: CharRNN, vocab: Vocab, ids: np.ndarray, title: str,
         atomic_write(gates, lambda f: f.write(png))
         written.append(gates)
     return written
+
+
+def gate_saturation(saturation: dict[tuple[int, str], tuple], title: str) -> bytes:
+    """A PNG (bytes) of the figure of Karpathy, Johnson & Fei-Fei (2015): one panel per gate,
+    one dot per unit and layer at (fraction of characters left-saturated, fraction
+    right-saturated). saturation: (layer, gate) -> (left (H,), right (H,))."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gates = list(dict.fromkeys(name for _, name in saturation))
+    layers = sorted({l for l, _ in saturation})
+    fig, axes = plt.subplots(1, len(gates), figsize=(3.2 * len(gates) + 0.6, 3.6), dpi=100,
+                             squeeze=False)  # fmt: skip
+    for ax, gate in zip(axes[0], gates, strict=True):
+        ax.plot([0, 1], [1, 0], color="gray", linewidth=0.8, linestyle="--")  # always one
+        for l in layers:
+            left, right = saturation[(l, gate)]
+            ax.scatter(left, right, s=10, alpha=0.6, label=f"layer {l}")
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=f"{gate} gate",
+               xlabel="fraction left-saturated (< 0.1)")  # fmt: skip
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction right-saturated (> 0.9)")
+    if len(layers) > 1:
+        axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", metadata={"Title": title})
+    plt.close(fig)
+    return out.getvalue()

@@ -1,0 +1,155 @@
+"""Every job of a command checked before any runs, through Hydra's own hooks: a callback that
+sees the composed config of a run, or of each job of a sweep (composed with Hydra's compose
+API), turns it into Settings (every value checked where its setting is defined), checks the
+store, and claims the folder the command writes into. Hydra's and OmegaConf's errors become
+one line that says what is valid (`one_line`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from rnnexp import faults
+from rnnexp.errors import RnnexpError
+from rnnexp.framework import resume, rundir
+from rnnexp.framework.build import validate
+from rnnexp.framework.messages import refusing
+from rnnexp.framework.settings import Settings, override_key, quote
+from rnnexp.framework.store import check_no_password, check_store, resolve_uri
+from rnnexp.framework.sweep import check_launcher
+from rnnexp.resources import CONF_DIR
+
+
+def job_settings(cfg: DictConfig) -> Settings:
+    """A job's config (Hydra's node aside) as Settings, every value checked: a key the schema
+    does not know (`+key=` slips past Hydra's check), a value out of range, a corpus that
+    cannot be read."""
+    job = copy.deepcopy(cfg)
+    with open_dict(job):
+        job.pop("hydra", None)
+    _no_unknown_key(job, Settings)
+    s = OmegaConf.to_object(job)
+    validate(s)
+    return s
+
+
+class Checks(Callback):
+    """hydra.callbacks.checks (conf/config.yaml): before Hydra writes anything."""
+
+    @refusing
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        s = _command_settings(config)
+        launch_dir = Path(config.hydra.runtime.cwd)
+        uri = resolve_uri(s.tracking.uri, launch_dir)
+        if s.tracking.enabled:
+            check_store(uri)
+        with read_write(config):
+            config.tracking.uri = uri  # the store, resolved once: the job's config carries it
+            if s.resume:  # the run's own folder, log and store; its .hydra/ stays as it was
+                config.hydra.run.dir = str(resume.resume_folder(s, _overrides(config), uri))
+                config.hydra.output_subdir = None
+            else:
+                config.hydra.run.dir = str(_claim(config.hydra.run.dir, launch_dir, config))
+        faults.point("claimed")
+
+    @refusing
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra import compose
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        s = _command_settings(config)
+        if not s.tracking.enabled:
+            raise RnnexpError(
+                "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
+                "the best): drop tracking.enabled=false, or -m"
+            )
+        overrides = OverridesParser.create().parse_overrides(_overrides(config))
+        if any(override_key(o.input_line) == "tracking.uri" for o in overrides
+               if o.is_sweep_override()):  # fmt: skip
+            raise RnnexpError("a sweep lives in one tracking store: give tracking.uri one value")
+        if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic"):
+            for job in BasicSweeper.split_arguments(overrides, None)[0]:
+                job_settings(compose("config", overrides=job))
+        launch_dir = Path(config.hydra.runtime.cwd)
+        uri = resolve_uri(s.tracking.uri, launch_dir)
+        launcher = config.hydra.runtime.choices.get("hydra/launcher")
+        address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
+        check_launcher(launcher, address, uri)
+        check_store(uri)
+        if s.resume:
+            folder = resume.resume_sweep(s, config, uri)
+        else:
+            folder = _claim(config.hydra.sweep.dir, launch_dir, config)
+        with read_write(config):
+            config.tracking.uri, config.hydra.sweep.dir = uri, str(folder)
+            # the store, resolved once, and the folder reach every job (composed from these
+            # overrides, in this process or another: joblib, Ray) through its config
+            config.hydra.overrides.hydra += [f"tracking.uri={quote(uri)}",
+                                             f"hydra.sweep.dir={quote(str(folder))}"]  # fmt: skip
+        faults.point("claimed")
+
+
+def _overrides(config: DictConfig) -> list[str]:
+    return list(config.hydra.overrides.task)
+
+
+def _command_settings(config: DictConfig) -> Settings:
+    """The Settings of the command's config (a sweep's: before its swept values), and the
+    checks of its command line as a whole."""
+    _check_user_config_dir(config)
+    seen: dict[str, str] = {}
+    for line in _overrides(config):  # Hydra keeps the last value of a key given twice
+        key = override_key(line)
+        if key in seen:
+            raise RnnexpError(f"{key} is given twice ({seen[key]} and {line}): keep one")
+        seen[key] = line
+    s = job_settings(config)
+    check_no_password(s.tracking.uri)
+    return s
+
+
+def _claim(folder: str, launch_dir: Path, config: DictConfig) -> Path:
+    """The new or empty folder a run (or sweep) writes into: the one named, or the first free
+    one of the time-named default."""
+    key = "hydra.sweep.dir" if config.hydra.mode == "MULTIRUN" else "hydra.run.dir"
+    if not folder.strip():
+        raise RnnexpError(f"{key} is empty: name a new or empty folder")
+    named = any(override_key(o) == key for o in config.hydra.overrides.hydra)
+    wanted = launch_dir / Path(folder).expanduser()
+    try:
+        return rundir.claim(wanted) if named else rundir.claim_fresh(wanted)
+    except OSError as e:
+        raise RnnexpError(f"cannot create the output folder {wanted}: {e.strerror}") from None
+
+
+def _check_user_config_dir(config: DictConfig) -> None:
+    """--config-dir DIR: Hydra reads rnnexp's conf/ first, so a file of yours with one of
+    rnnexp's names would be silently unseen."""
+    for source in config.hydra.runtime.config_sources:
+        if source.provider != "command-line":
+            continue
+        for mine in sorted(Path(source.path.removeprefix("file://")).glob("*/*.yaml")):
+            if (CONF_DIR / mine.parent.name / mine.name).is_file():
+                raise RnnexpError(
+                    f"{mine}: rnnexp has a {mine.parent.name} of that name, which Hydra reads "
+                    f"first; give yours a name of its own"
+                )
+
+
+def _no_unknown_key(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    fields = {f.name: f.type for f in dataclasses.fields(schema)}
+    for k in cfg:
+        if k not in fields:
+            valid = ", ".join(sorted(fields))
+            raise RnnexpError(f"unknown key '{prefix}{k}'; valid keys of {prefix[:-1]}: {valid}")
+        node = cfg._get_node(k)
+        kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if kind is not None and dataclasses.is_dataclass(kind):
+            _no_unknown_key(node, kind, f"{prefix}{k}.")

@@ -1,0 +1,210 @@
+"""A run's training loop: the Trainer's steps (rnnexp/trainer.py) with metrics at their
+intervals, evaluation, samples and checkpoints, and what a person watching sees: a tqdm bar
+on a terminal, else a progress line every PROGRESS_EVERY seconds (a log file, CI, nohup), and
+each sample printed. A signal (signals.py) stops it between steps, after a checkpoint.
+
+Periodic evaluation reads a fixed sample of the validation split (train.eval_chars), so it
+stays a small part of the run; the last step reads the whole split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from rnnexp.atomic import atomic_write
+from rnnexp.checkpoint import BEST_MODEL_DIR, load_model, save_model
+from rnnexp.evaluate import evaluate
+from rnnexp.framework.signals import Interrupted
+from rnnexp.sample import sample
+
+if TYPE_CHECKING:  # the loop is a part of a Run, which imports it
+    from rnnexp.framework.run import Run
+
+log = logging.getLogger("rnnexp")
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+SAMPLES_DIR = "samples"  # in a run's folder (and its artifacts): samples/step_NNNNNNN.txt
+
+
+@dataclass
+class LoopState:
+    """The loop's own bookkeeping, saved with each checkpoint (JSON)."""
+
+    window_loss: float = 0.0  # sum of loss/char since the last train/loss point
+    window_steps: int = 0
+    window_time: float = 0.0
+    val_loss: float = math.nan
+    best_val_loss: float = math.inf  # the best model's loss (over the whole split at the end)
+    best_step: int = 0
+    best_estimate: float = math.inf  # the lowest periodic (sampled) val/loss: picks model_best
+    train_time: float = 0.0  # seconds in training steps so far (what train.max_seconds counts)
+    stopped_by: str = ""  # why training ended: "steps" or "max_seconds"
+    limits: dict = field(default_factory=dict)  # train.steps, max_seconds the run trains to
+    eval_time: float = 0.0
+    sample_time: float = 0.0
+    loop_time: float = 0.0  # seconds of the loop in all: steps, evaluation, samples, checkpoints
+    sample: str = ""  # the last sample, for the run's summary
+    train: list = field(default_factory=list)  # (step, train/loss) for the loss curve
+    val: list = field(default_factory=list)  # (step, val/loss)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def can_train(s, b, state: LoopState) -> bool:
+    """Whether the run has steps and seconds left (a resumed run may have been given more)."""
+    t = s.train
+    return b.trainer.step < t.steps and (t.max_seconds is None or state.train_time < t.max_seconds)
+
+
+def train(run: Run) -> None:
+    """Train from the run's current step to train.steps (or train.max_seconds); checkpoints
+    every train.checkpoint_every steps, at the end and on a signal, always between steps."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    t, trainer, state = run.s.train, run.b.trainer, run.state
+    first = trainer.step + 1
+    terminal = sys.stderr.isatty()
+    bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not terminal,
+               dynamic_ncols=True)  # fmt: skip
+    clock = {"began": time.perf_counter(), "progress": time.perf_counter()}
+    loop_start = time.perf_counter()
+    with bar, logging_redirect_tqdm():
+        for step in range(first, t.steps + 1):
+            start = time.perf_counter()
+            r = trainer.train_step()
+            took = time.perf_counter() - start
+            state.window_time += took
+            state.train_time += took
+            state.window_loss += r.loss_per_char
+            state.window_steps += 1
+            out_of_time = t.max_seconds is not None and state.train_time >= t.max_seconds
+            last = step == t.steps or out_of_time
+            if last:
+                state.stopped_by = "max_seconds" if out_of_time else "steps"
+            if step % t.log_every == 0 or last:
+                rate = _log_window(run, r, step, last, first, clock)
+                bar.set_postfix(loss=f"{state.train[-1][1]:.3f}", chars_s=f"{rate:,.0f}")
+            if step % t.eval_every == 0 or last:
+                _evaluate(run, step, last)
+            if t.sample_every and (step % t.sample_every == 0 or last):
+                _sample(run, step, last)
+            bar.update()
+            signum = run.interrupt["signum"]
+            if signum is not None or step % t.checkpoint_every == 0 or last:
+                run.tracked.flush()  # the metrics up to here are safe with the checkpoint
+                state.loop_time += time.perf_counter() - loop_start
+                loop_start = time.perf_counter()
+                run.checkpoint()
+            if signum is not None and not last:
+                raise Interrupted(signum, step)
+            if last:
+                break
+    if state.stopped_by == "max_seconds":
+        log.info("stopped at step %d of %d: train.max_seconds=%g s of training reached",
+                 trainer.step, t.steps, t.max_seconds)  # fmt: skip
+    log.info(
+        "trained %d steps; in all %.2f s, of which training steps %.2f s, evaluation %.2f s "
+        "(%.0f %%), samples %.2f s", trainer.step - first + 1, state.loop_time,
+        state.train_time, state.eval_time, 100 * state.eval_time / max(state.loop_time, 1e-9),
+        state.sample_time,
+    )  # fmt: skip
+
+
+def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> float:
+    """The train/ metrics of the steps since the last point, and a progress line now and
+    then when no terminal shows the bar; returns the window's chars/s."""
+    t, state = run.s.train, run.state
+    run.b.trainer.check_finite()  # a NaN weight shows in the loss late, if ever
+    loss = state.window_loss / state.window_steps
+    rate = state.window_steps * t.batch_size * t.seq_length / state.window_time
+    metrics = {
+        "train/loss": loss,
+        "train/smooth_loss": r.smooth_loss,  # min-char-rnn's: nats per chunk
+        "train/smooth_loss_per_char": r.smooth_loss / t.seq_length,  # comparable across T
+        "train/lr": r.lr,  # of the window's last step (schedule=...)
+        "perf/chars_per_s": rate,
+    }
+    run.tracked.log_metrics(metrics, step)
+    state.train.append((step, loss))
+    state.window_loss, state.window_steps, state.window_time = 0.0, 0, 0.0
+    now = time.perf_counter()
+    if not sys.stderr.isatty() and now - clock["progress"] >= PROGRESS_EVERY and not last:
+        clock["progress"] = now
+        left = (now - clock["began"]) / (step - first + 1) * (t.steps - step)
+        log.info("step %d/%d  train %.4f nats/char  %s chars/s  about %s left",
+                 step, t.steps, loss, f"{rate:,.0f}", _duration(left))  # fmt: skip
+    return rate
+
+
+def _evaluate(run: Run, step: int, last: bool) -> None:
+    """val/loss: over a fixed sample of the split, or the whole split at the last step (for
+    the final model and the best one); the best model so far saved in model_best/."""
+    t, b, state = run.s.train, run.b, run.state
+    start = time.perf_counter()
+    # side-by-side streams make evaluation one batched pass; each reads >= 1000 characters,
+    # so the zero-state start of each costs little (a short split is read as one stream)
+    streams = max(1, min(t.eval_streams, len(b.val_ids) // 1000))
+    if last:
+        ev = evaluate(b.model, b.val_ids, streams)
+        state.best_val_loss, state.best_step = _settle_best(run, ev.loss, step, streams)
+    else:
+        ev = evaluate(b.model, b.val_ids, streams, chars=t.eval_chars)
+        if ev.loss < state.best_estimate:  # char-rnn keeps its checkpoints by val loss
+            state.best_estimate = state.best_val_loss = ev.loss
+            state.best_step = step
+            save_model(run.folder / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
+    state.eval_time += time.perf_counter() - start
+    state.val_loss = ev.loss
+    best = {"val/best_loss": state.best_val_loss, "val/best_step": state.best_step}
+    run.tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc} | best, step)
+    run.tracked.flush()
+    state.val.append((step, ev.loss))
+    over = "the whole validation split" if ev.chars == len(b.val_ids) - 1 else (
+        f"{ev.chars:,} chars of the validation split")  # fmt: skip
+    log.info("step %d/%d  val %.4f nats/char (%.3f bpc) over %s", step, t.steps,
+             ev.loss, ev.bpc, over)  # fmt: skip
+
+
+def _settle_best(run: Run, final: float, step: int, streams: int) -> tuple[float, int]:
+    """The best model's loss over the whole split, and its step: the final model's, or that of
+    the earlier model the sampled losses picked (model_best/) if it does better on the whole
+    split. model_best/ is removed when the final model is the best: no second copy of it."""
+    folder, state = run.folder / BEST_MODEL_DIR, run.state
+    if (folder / "model.npz").is_file() and state.best_step < step:
+        earlier = evaluate(load_model(folder)[0], run.b.val_ids, streams).loss
+        if earlier < final:
+            return earlier, state.best_step
+    shutil.rmtree(folder, ignore_errors=True)
+    return final, step
+
+
+def _sample(run: Run, step: int, last: bool) -> None:
+    """A sample of the model's text: in the run's folder, its artifacts and the log."""
+    s, b, state = run.s, run.b, run.state
+    start = time.perf_counter()
+    # no prime: start where every training stream starts, a zero state and the first
+    # character; a random first character is a start the model may never have seen
+    prime = s.sample.prime or b.corpus.text[0]
+    text = sample(b.model, b.vocab, b.rng, s.train.sample_length, prime, s.sample.temperature)
+    name = f"{SAMPLES_DIR}/step_{step:07d}.txt"
+    (run.folder / SAMPLES_DIR).mkdir(exist_ok=True)
+    atomic_write(run.folder / name, lambda f: f.write(text.encode()))
+    run.tracked.log_text(text, name)
+    state.sample = text
+    state.sample_time += time.perf_counter() - start
+    if not last:  # the summary shows the last one
+        indented = "\n".join("    " + line for line in text.splitlines())
+        log.info("sample at step %d:\n%s", step, indented)
+
+
+def _duration(seconds: float) -> str:
+    """3.5 -> '4 s', 95 -> '1 min 35 s'."""
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"

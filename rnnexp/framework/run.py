@@ -1,0 +1,289 @@
+"""One run, start to end, top-down (`run`): its folder held, its parts built (build.py), its
+MLflow run opened, or reopened where its checkpoint left it (resume.py: to resume, or to train
+it further), trained (loop.py), its model, loss curve and inspection saved (artifacts.py), and
+its MLflow run closed with its status: FINISHED, FAILED or KILLED, with the reason.
+
+Plain values in (Settings, Job), the final validation loss out: no Hydra here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnexp import faults
+from rnnexp.cells import CELLS
+from rnnexp.checkpoint import save_checkpoint
+from rnnexp.config import ModelConfig
+from rnnexp.errors import RnnexpError
+from rnnexp.framework import resume, rundir, sweep
+from rnnexp.framework.artifacts import finish_artifacts
+from rnnexp.framework.build import build
+from rnnexp.framework.loop import LoopState, can_train, train
+from rnnexp.framework.provenance import run_tags
+from rnnexp.framework.rundir import CHECKPOINT_FILE
+from rnnexp.framework.settings import Settings
+from rnnexp.framework.signals import Interrupted, deferred_interrupts
+from rnnexp.framework.summary import run_summary, shown
+from rnnexp.framework.tracking import MlflowRun, NullRun, open_experiment
+
+log = logging.getLogger("rnnexp")
+DIGEST = 16  # hex digits of the text's sha256 that name its dataset (all 64: rnnexp.corpus_sha256)
+
+
+@dataclass
+class Job:
+    """What the entrypoint knows about this run, as plain values."""
+
+    output_dir: Path  # this run's folder: model, loss curve, log, checkpoint
+    launch_dir: Path  # where the command was started (the summary shows paths from there)
+    experiment: str | None = None  # the preset it was started from (experiment=NAME)
+    overrides: list[str] = field(default_factory=list)
+    config_yaml: str = ""  # the resolved config, logged as an artifact
+    params: dict[str, object] = field(default_factory=dict)  # the config, logged as params
+    sweep_dir: Path | None = None  # set for the jobs of a multirun
+    threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
+    resume: bool = False  # continue the run in output_dir from its checkpoint
+    further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
+
+
+def run(s: Settings, job: Job) -> float:
+    """Train one experiment, tracked; return its final validation loss (nats/char)."""
+    from threadpoolctl import threadpool_limits
+
+    threads = s.threads or job.threads or default_threads(s)
+    with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
+        rundir.hold(job.output_dir)  # no other process writes here while this run lives
+        rundir.remove_stale_temporaries(job.output_dir)
+        r = Run(s, job)
+        # SIGINT/SIGTERM wait for the end of a step (or of the final artifacts), so a
+        # checkpoint and the run's status always say where it stopped
+        with deferred_interrupts() as r.interrupt:
+            try:
+                r.open()
+            except KeyboardInterrupt:  # its MLflow run may be open: it never gets going
+                r._close("KILLED", "stopped before its first step: start it again")
+                raise
+            val_loss = r.finish(r.train())
+        if r.interrupt["signum"] is not None:  # arrived after the last step: it is complete
+            raise Interrupted(r.interrupt["signum"], r.b.trainer.step)
+        return val_loss
+
+
+# below this many multiply-adds in a step's recurrent product (B x H x gates*H), a second BLAS
+# thread gains at most ~20 % on a quiet machine and loses when a neighbour takes a core;
+# above, 2 threads train 1.5-1.7x faster (measured: README, Performance)
+ONE_THREAD_BELOW = 1_000_000
+
+
+def recurrent_work(model: ModelConfig, batch_size: int) -> int:
+    """Multiply-adds of one step's recurrent product, (B, H) x (H, gates * H)."""
+    return batch_size * model.hidden_size * CELLS[model.cell].gates * model.hidden_size
+
+
+def default_threads(s: Settings) -> int | None:
+    """BLAS threads of a single run when `threads` is null: 1 for small models, else None
+    (BLAS's own: every core)."""
+    return 1 if recurrent_work(s.model, s.train.batch_size) < ONE_THREAD_BELOW else None
+
+
+def threads_per_job(launcher: str | None, n_jobs: int | None, ray_cpus: int | None) -> int | None:
+    """BLAS threads of a sweep's job: jobs in parallel share the cores, cores / n_jobs each with
+    joblib, the cores Ray reserved for the task with Ray, so two jobs on two cores do not each
+    start two threads and fight. None: no limit (jobs one after the other)."""
+    if launcher == "ray":
+        return max(1, int(ray_cpus or 1))
+    if launcher != "joblib":
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = n_jobs or -1
+    n_jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 is all cores
+    return max(1, cores // max(1, n_jobs))
+
+
+def run_name(s: Settings, corpus: str, experiment: str | None) -> str:
+    """`gru-shakespeare-adam`: what the run is, model, corpus and optimizer; a preset's runs
+    lead with its name (`min_char_rnn rnn-shakespeare-adagrad`)."""
+    name = f"{s.model.name}-{corpus}-{s.optimizer.name}"
+    return f"{experiment} {name}" if experiment else name
+
+
+class Run:
+    """A run's parts and where it is: its settings, parts, MLflow run, loop state, folder."""
+
+    def __init__(self, s: Settings, job: Job):
+        self.s, self.job, self.folder = s, job, job.output_dir
+        self.path = self.folder / CHECKPOINT_FILE
+        if not job.resume and self.path.exists():
+            raise RnnexpError(
+                f"{self.folder} holds another run's {CHECKPOINT_FILE}: choose another "
+                f"folder, or continue that run with resume={self.folder}"
+            )
+        self.b = build(s)
+        self.name = run_name(s, self.b.corpus.name, job.experiment)
+        self.state = LoopState()
+        self.tracked: MlflowRun | NullRun = NullRun()
+        self.interrupt: dict = {"signum": None, "armed": False}
+
+    def open(self) -> None:
+        """Its MLflow run: a new one, described (params, config, datasets, baseline), or the
+        one its checkpoint names, reopened where it left off. From here on the folder stays
+        and a signal waits for the end of a step."""
+        s, b = self.s, self.b
+        if self.job.resume:
+            loop, self.tracked, was = resume.restore(b, self.path, s.tracking.uri,
+                                                     s.tracking.enabled)  # fmt: skip
+            self.state = LoopState(**loop)
+            grown = resume.train_further(s, self.state.limits, self.job.further)
+            if was == "FINISHED" and not can_train(s, b, self.state):
+                why = self.state.stopped_by == "max_seconds" and "train.max_seconds reached"
+                raise RnnexpError(
+                    f"{self.folder} finished at step {b.trainer.step} ({why or 'all steps done'}"
+                    f"): nothing to resume; to train it further, raise train.steps (or "
+                    f"train.max_seconds)"
+                )
+            self.tracked.reopen()
+            if grown:  # its params stay those it started with; the tag says what grew
+                self.tracked.set_tags({"rnnexp.trained_further": grown})
+        elif s.tracking.enabled:
+            self.tracked = self._start_tracking()
+        self.state.limits = resume.limits(s)
+        self.interrupt["armed"] = True  # a signal now waits for the end of a step
+        rundir.started(self.folder)  # and from here on its folder stays, whatever follows
+        faults.point("opened")
+
+    def _start_tracking(self) -> MlflowRun:
+        """A new MLflow run: a sweep's job under the parent its launcher opened, named by
+        what varies across the sweep (also the rnnexp.varied tag); a single run on its own."""
+        s, c, uri = self.s, self.b.corpus, self.s.tracking.uri
+        name, varied, parent = self.name, [], None
+        if self.job.sweep_dir is not None:
+            experiment_id, parent, swept = sweep.job_ids(uri, s.tracking.experiment,
+                                                         self.job.sweep_dir)  # fmt: skip
+            varied = [o for o in self.job.overrides if o.split("=")[0].lstrip("+~") in swept]
+            name = " ".join([name, *varied])
+            # an attempt killed before its first step (the sweep is resumed): replaced
+            from rnnexp.framework.tracking.abandoned import delete_runs_of
+
+            delete_runs_of(uri, experiment_id, parent, str(self.folder))
+        else:
+            experiment_id = open_experiment(uri, s.tracking.experiment)
+        tags = (
+            run_tags(self.job.overrides)
+            | {
+                "rnnexp.corpus": c.name,
+                "rnnexp.corpus_sha256": c.sha256,  # of the text trained on, not of the file
+                "rnnexp.corpus_source": c.source,
+                "rnnexp.vocab_size": str(len(self.b.vocab)),  # the V the model was built with
+                "rnnexp.output_dir": str(self.folder),
+                "rnnexp.varied": json.dumps(varied),
+            }
+            | ({"rnnexp.corpus_part": c.part} if c.part else {})
+        )  # e.g. without the licence
+        tracked = MlflowRun.start(uri, experiment_id, name, tags, parent)
+        if uri.startswith(("http://", "https://")):  # the UI's model-training pages
+            log.info("in the MLflow UI: %s/#/experiments/%s/runs/%s?workflowType="
+                     "machine_learning", uri, experiment_id, tracked.run_id)  # fmt: skip
+        return tracked
+
+    def _describe(self) -> None:
+        """What the new run is: its config, the corpus it reads, the baseline it must beat."""
+        import hashlib
+
+        b, c, tracked = self.b, self.b.corpus, self.tracked
+        tracked.log_params(self.job.params)  # the config as composed (model.vocab_size 0)
+        if self.job.config_yaml:
+            tracked.log_text(self.job.config_yaml, "config.yaml")
+        if c.entropy_floor is not None:
+            tracked.log_metrics({"corpus/entropy_floor": c.entropy_floor}, step=0)
+        # what character frequencies alone score on the validation split: the baseline
+        tracked.log_metrics({"corpus/unigram": b.unigram}, step=0)
+        # what it trained on, in the UI's dataset column, by the text's own digest; and what
+        # every val/ metric is measured on: the last corpus.val_fraction of the text
+        tracked.log_dataset(c.name, c.source, c.sha256[:DIGEST], context="training",
+                            profile={"chars": len(c.text), "vocabulary": len(b.vocab)})  # fmt: skip
+        val = b.vocab.decode(b.val_ids)
+        digest = hashlib.sha256(val.encode()).hexdigest()[:DIGEST]
+        tracked.log_dataset(f"{c.name}-validation", c.source, digest, context="evaluation",
+                            profile={"chars": len(val), "of": c.name})  # fmt: skip
+
+    def checkpoint(self) -> None:
+        """Everything resume= needs, written whole (a kill mid-write leaves the last one)."""
+        meta = {
+            "step": self.b.trainer.step,
+            "run_id": self.tracked.run_id,
+            "corpus_sha256": self.b.corpus.sha256,
+            "rng": self.b.rng.bit_generator.state,  # the samples' generator, mid-stream
+            "loop": self.state.to_json(),
+        }
+        save_checkpoint(self.path, self.b.trainer.state_dict(), meta)
+        faults.point("checkpointed")
+
+    def train(self) -> tuple[str, str | None]:
+        """Train, save and log what it leaves; (status, error) to close the MLflow run with."""
+        from threadpoolctl import threadpool_info
+
+        s, b, job = self.s, self.b, self.job
+        try:
+            if not job.resume:
+                self._describe()
+            if s.tracking.system_metrics:
+                self.tracked.monitor_system(resume=job.resume)
+            blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            log.info("%s: %s (%d chars, V=%d), %s, run %s, %s BLAS threads%s", self.name,
+                     b.corpus.name, len(b.corpus.text), len(b.vocab), self.folder,
+                     self.tracked.run_id or "untracked", max(blas, default="no"),
+                     f", resumed at step {b.trainer.step}" if job.resume else "")  # fmt: skip
+            if not job.resume:  # from its first moment, a kill leaves a run to resume
+                self.checkpoint()
+            if can_train(s, b, self.state):  # else: killed after its last checkpoint
+                train(self)
+            self.tracked.set_tags({"rnnexp.stopped_by": self.state.stopped_by or "steps"})
+            # a sweep registers its best child's model when it ends, not every job's
+            register = s.tracking.register if job.sweep_dir is None else None
+            finish_artifacts(s, b, self.tracked, self.folder, self.state, register)
+            faults.point("artifacts")
+            return "FINISHED", None
+        except Interrupted as e:
+            error = f"stopped by {e}; continue with: rnnexp resume={self.folder}"
+            log.info(error)
+            self._close("KILLED", error)
+            raise
+        except KeyboardInterrupt:
+            self._close("KILLED", "interrupted (Ctrl-C twice: no checkpoint of the last step)")
+            raise
+        except OSError as e:  # disk full, read-only folder: one line, and the run is FAILED
+            where = f" ({e.filename})" if e.filename else ""
+            error = f"cannot write the run's files: {e.strerror or e}{where}"
+            self._close("FAILED", error)
+            raise RnnexpError(f"{error}; the last checkpoint is whole: free space, then rnnexp "
+                              f"resume={self.folder}") from None  # fmt: skip
+        except Exception as e:
+            self._close("FAILED", f"{type(e).__name__}: {e}")
+            raise
+
+    def _close(self, status: str, error: str | None) -> None:
+        try:
+            self.tracked.finish(status, error)
+        except RnnexpError:  # the store failed too (a full disk): the error in flight counts
+            pass
+
+    def finish(self, outcome: tuple[str, str | None]) -> float:
+        """Close the MLflow run FINISHED; a single run ends with its summary (a sweep's job
+        is one row of the sweep's own)."""
+        self.tracked.finish(*outcome)
+        t, state, b = self.s.train, self.state, self.b
+        if self.job.sweep_dir is None:
+            done = b.trainer.step
+            rate = done * t.batch_size * t.seq_length / max(state.train_time, 1e-9)
+            log.info("\n%s", run_summary(
+                self.name, (done, t.steps), state.stopped_by, rate,
+                (state.val_loss, state.best_val_loss, state.best_step, b.unigram),
+                shown(self.folder, self.job.launch_dir),
+                self.tracked.ui_link(self.job.launch_dir), state.sample,
+            ))  # fmt: skip
+        return state.val_loss

@@ -1,0 +1,59 @@
+"""Ctrl-C and SIGTERM: before a run starts they stop the command at once (it leaves no folder
+behind); once its MLflow run is open they wait for the end of the current step, so a
+checkpoint and the run's status say where it stopped (a second Ctrl-C stops at once).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by a signal after a finished step and a written checkpoint; or,
+    `step` None, the command stopped by SIGTERM before its run started."""
+
+    def __init__(self, signum: int, step: int | None = None):
+        at = "" if step is None else f" at step {step}"
+        super().__init__(f"{signal.Signals(signum).name}{at}")
+        self.signum = signum
+        self.step = step
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt), so a command stopped
+    before its run starts still says so and leaves no folder; the run defers both."""
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[dict]:
+    """Within: SIGINT and SIGTERM stop the command at once (Interrupted) until the run is
+    started (flag["armed"] set: its MLflow run open, its folder kept), then only set
+    flag["signum"]: the loop stops between steps. A second Ctrl-C raises at once. Signal
+    handlers exist only in the main thread."""
+    flag: dict = {"signum": None, "armed": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if not flag["armed"]:  # nothing to save yet: the command stops, its folder goes
+            raise Interrupted(signum)
+        if flag["signum"] == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: stop now
+        flag["signum"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
