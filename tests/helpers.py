@@ -108,6 +108,27 @@ def refusal(*args: str, cwd: Path) -> str:
     return text.strip().removeprefix("rnnexp: error: ")
 
 
+def run_here(*args: str, cwd: Path, fresh: bool = False) -> subprocess.CompletedProcess:
+    """`rnnexp ARGS` run in this process from `cwd`: the whole framework (Hydra's parsing and
+    composition, the checks, the run, its store) without a process's start-up, for what the
+    process boundary does not change. Its exit code, stdout and stderr as a process's."""
+    import contextlib
+    import io
+
+    from rnnexp.framework.cli import main
+
+    if not fresh:
+        place_store(cwd, args, {})
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(["rnnexp", *args], code, out.getvalue(), err.getvalue())
+
+
 def launch(*args: str, cwd: Path, fresh: bool = False) -> subprocess.Popen:
     """`python -m rnnexp ARGS` started in `cwd`, not waited for (its store as rnnexp's)."""
     if not fresh:

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.raiseExceptions = False
     stop_on_sigterm()
     faults.point("startup")
+    given = sys.argv[:]  # Hydra reads the command line from sys.argv: set, then put back
     try:
         args = _prepare(sys.argv[1:] if argv is None else argv)
         while args is not None:  # once, or twice for a sweep resumed with its own overrides
@@ -129,11 +130,15 @@ def main(argv: list[str] | None = None) -> None:
         rundir.discard_unstarted()
         SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
         raise
+    finally:  # the command is over (called in-process too): its folders are let go
+        rundir.release()
+        sys.argv[:] = given
 
 
 def _launch(args: list[str]) -> list[str] | None:
     """Hydra on `args`; the command line to launch next, if any."""
     sys.argv[1:] = args
+    SweepTracking.failed, SweepTracking.failed_trials = [], []
     try:
         task()
     except Relaunch as r:

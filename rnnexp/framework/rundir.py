@@ -231,6 +231,14 @@ def _empty(folder: Path) -> None:
             entry.unlink()
 
 
+def release() -> None:
+    """Let go of every folder this process holds (its command is over; so does its exit)."""
+    for fd in _held.values():
+        os.close(fd)
+    _held.clear()
+    _unstarted.clear()
+
+
 def discard_unstarted() -> None:
     """discard() every folder this process claimed whose run never started (an error, or a
     signal, before its first step)."""

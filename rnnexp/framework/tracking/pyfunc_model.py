@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
 from rnnexp.checkpoint import load_model
 from rnnexp.framework.tracking import serving
@@ -24,8 +25,9 @@ class CharRNNModel(mlflow.pyfunc.PythonModel):
         # the key tracking.log_model gives the folder of the run's model.npz and model.json
         self.model, self.vocab, self.start = load_model(Path(context.artifacts["model"]))
 
-    def predict(self, context, model_input, params=None):
-        """A DataFrame with one column, `text`, a row per row of `model_input`."""
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        """A DataFrame with one column, `text`, a row per row of `model_input` (the model's
+        own signature checks it: the type hint only says what MLflow hands over)."""
         return serving.predict(self.model, self.vocab, self.start, model_input)
 
 
