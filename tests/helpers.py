@@ -108,25 +108,43 @@ def refusal(*args: str, cwd: Path) -> str:
     return text.strip().removeprefix("rnnexp: error: ")
 
 
-def run_here(*args: str, cwd: Path, fresh: bool = False) -> subprocess.CompletedProcess:
+def run_here(
+    *args: str, cwd: Path, fresh: bool = False, timeout: float = 0, **extra_env: str
+) -> subprocess.CompletedProcess:
     """`rnnexp ARGS` run in this process from `cwd`: the whole framework (Hydra's parsing and
-    composition, the checks, the run, its store) without a process's start-up, for what the
-    process boundary does not change. Its exit code, stdout and stderr as a process's."""
+    composition, the checks, the run, its store) without a process's start-up (~4 s), for
+    what the process boundary does not change (signals, exit on a kill, concurrency and the
+    installed command are tested with processes). Its exit code, stdout and stderr as a
+    process's; this process's environment as it was before."""
+    from rnnexp.framework.cli import main
+
+    assert "RNNEXP_KILL_AT" not in extra_env, "a kill test runs a process: it would kill this one"
+    if not fresh:
+        place_store(cwd, args, extra_env)
+    return _here(main, ["rnnexp", *args], cwd, extra_env)
+
+
+def _here(main, argv: list[str], cwd: Path, extra_env: dict) -> subprocess.CompletedProcess:
+    """main(argv[1:]) in this process from `cwd`, in the environment a process would have."""
     import contextlib
     import io
 
-    from rnnexp.framework.cli import main
-
-    if not fresh:
-        place_store(cwd, args, {})
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return subprocess.CompletedProcess(["rnnexp", *args], code, out.getvalue(), err.getvalue())
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env(**extra_env))
+    try:
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(
+            err
+        ):
+            try:
+                code = main(argv[1:]) or 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def launch(*args: str, cwd: Path, fresh: bool = False) -> subprocess.Popen:
@@ -146,16 +164,13 @@ def wait_for(proc: subprocess.Popen, path: Path, text: str = "", timeout: float 
 
 
 def command(module: str, *args: str, cwd: Path, timeout: float = 120):
-    """`python -m rnnexp.framework.MODULE ARGS` in `cwd` (a command of rnnexp's besides the
-    entrypoint); returns the CompletedProcess (text)."""
-    return subprocess.run(
-        [sys.executable, "-m", f"rnnexp.framework.{module}", *args],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """rnnexp's command `python -m rnnexp.framework.MODULE ARGS` (besides the entrypoint),
+    run in this process from `cwd` (test_wheel runs the installed ones); the
+    CompletedProcess-like result (text)."""
+    import importlib
+
+    main = importlib.import_module(f"rnnexp.framework.{module}").main
+    return _here(main, [module, *args], cwd, {})
 
 
 def sample_cmd(*args: str, cwd: Path, timeout: float = 120):

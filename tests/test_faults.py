@@ -13,7 +13,18 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import free_port
-from helpers import SMALL, TINY, artifacts, env, history, launch, rnnexp, runs, sample_cmd, wait_for
+from helpers import (
+    SMALL,
+    TINY,
+    artifacts,
+    env,
+    history,
+    launch,
+    run_here,
+    runs,
+    sample_cmd,
+    wait_for,
+)
 
 
 def store(tmp_path) -> str:
@@ -38,7 +49,7 @@ def test_a_store_whose_creation_is_cut_off_is_not_left_half_built(tmp_path):
     )
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
     assert not list((tmp_path / "outputs").glob(".*.tmp"))
-    again = rnnexp(*TINY, fresh=True, cwd=tmp_path)  # the next run creates it whole
+    again = run_here(*TINY, fresh=True, cwd=tmp_path)  # the next run creates it whole
     assert again.returncode == 0, again.stderr
     assert [r.info.status for r in runs(store(tmp_path))] == ["FINISHED"]
 
@@ -53,7 +64,7 @@ def test_a_damaged_store_is_named_and_left_alone(tmp_path, damage):
     else:
         db.write_bytes(b"these are my notes, not a database\n" * 100)
     before = db.read_bytes()
-    r = rnnexp(*TINY, cwd=tmp_path)
+    r = run_here(*TINY, cwd=tmp_path)
     assert r.returncode == 2
     reason = "its tables were never completed" if damage == "half-built" else "not an sqlite"
     assert (
@@ -64,7 +75,7 @@ def test_a_damaged_store_is_named_and_left_alone(tmp_path, damage):
 
 
 def test_a_store_another_process_holds_locked_is_waited_for_not_called_damaged(tmp_path):
-    assert rnnexp(*TINY, "tracking.experiment=first", cwd=tmp_path).returncode == 0
+    assert run_here(*TINY, "tracking.experiment=first", cwd=tmp_path).returncode == 0
     db = tmp_path / "outputs" / "mlflow.db"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sqlite3, sys, time\n"
@@ -72,7 +83,7 @@ def test_a_store_another_process_holds_locked_is_waited_for_not_called_damaged(t
         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(4)\n"
         "c.execute('COMMIT')")], stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert holder.stdout.readline().strip() == "locked"
-    r = rnnexp(*TINY, cwd=tmp_path)
+    r = run_here(*TINY, cwd=tmp_path)
     holder.wait(timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stderr.startswith(
@@ -104,13 +115,13 @@ def test_a_store_locked_mid_run_fails_the_run_and_loses_nothing(tmp_path):
     assert last.startswith("rnnexp: error: ") and "locked" in last, err
     (run,) = runs(store(tmp_path))
     assert run.info.status == "RUNNING"  # it could not write its own end
-    other = rnnexp(*TINY, "tracking.enabled=true", cwd=tmp_path)  # opens the store
+    other = run_here(*TINY, "tracking.enabled=true", cwd=tmp_path)  # opens the store
     assert other.returncode == 0, other.stderr
     run = [r for r in runs(store(tmp_path)) if r.info.run_id == run.info.run_id][0]
     assert run.info.status == "KILLED"
     assert "its process died before closing it; continue with: rnnexp resume=" in (
         run.data.tags["rnnexp.error"])  # fmt: skip
-    resumed = rnnexp("resume=outputs/r", cwd=tmp_path, timeout=600)
+    resumed = run_here("resume=outputs/r", cwd=tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     run = [r for r in runs(store(tmp_path)) if r.info.run_id == run.info.run_id][0]
     assert run.info.status == "FINISHED" and "rnnexp.error" not in run.data.tags
@@ -119,12 +130,12 @@ def test_a_store_locked_mid_run_fails_the_run_and_loses_nothing(tmp_path):
 
 
 def test_a_store_of_an_older_mlflow_is_named_with_its_upgrade_command(tmp_path):
-    assert rnnexp(*TINY, cwd=tmp_path).returncode == 0
+    assert run_here(*TINY, cwd=tmp_path).returncode == 0
     db = tmp_path / "outputs" / "mlflow.db"
     with sqlite3.connect(db) as c:  # as MLflow 2.x left it: a revision before this one's head
         c.execute("UPDATE alembic_version SET version_num = 'f5a4f2784254'")
     before = db.read_bytes()
-    r = rnnexp(*TINY, cwd=tmp_path)
+    r = run_here(*TINY, cwd=tmp_path)
     assert one_line(r) == (
         f"rnnexp: error: tracking store {db} was made by an older MLflow (schema "
         f"f5a4f2784254): back it up, then upgrade it with mlflow db upgrade sqlite:///{db}"
@@ -135,10 +146,10 @@ def test_a_store_of_an_older_mlflow_is_named_with_its_upgrade_command(tmp_path):
 @pytest.mark.parametrize("saved", ["", "seed: [", "train: {steps: -5}"])
 def test_a_run_folder_whose_saved_config_is_cut_or_edited_is_one_line(tmp_path, saved):
     assert (
-        rnnexp(*TINY, "tracking.enabled=false", "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+        run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=run", cwd=tmp_path).returncode == 0
     )
     (tmp_path / "run" / ".hydra" / "config.yaml").write_text(saved)
-    r = rnnexp("resume=run", cwd=tmp_path)
+    r = run_here("resume=run", cwd=tmp_path)
     assert r.returncode == 2
     assert one_line(r).startswith(
         "rnnexp: error: run cannot be resumed: its .hydra/ is unreadable ("
@@ -148,7 +159,7 @@ def test_a_run_folder_whose_saved_config_is_cut_or_edited_is_one_line(tmp_path, 
 def test_an_unreachable_database_store_fails_fast(tmp_path):
     uri = f"postgresql://rnnexp:s3cr3t-pw@127.0.0.1:{free_port()}/mlflow"
     start = time.monotonic()
-    r = rnnexp(*TINY, f"tracking.uri={uri}", fresh=True, cwd=tmp_path)
+    r = run_here(*TINY, f"tracking.uri={uri}", fresh=True, cwd=tmp_path)
     assert time.monotonic() - start < 15
     assert r.returncode == 2
     assert one_line(r).startswith(
@@ -172,7 +183,7 @@ def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
     before = their_db.read_bytes()
     mine = tmp_path / "mine"
     mine.mkdir()
-    r = rnnexp(f"resume={theirs}/outputs/cut", fresh=True, cwd=mine)
+    r = run_here(f"resume={theirs}/outputs/cut", fresh=True, cwd=mine)
     assert r.returncode == 2
     assert one_line(r) == (
         f"rnnexp: error: {theirs}/outputs/cut is tracked in sqlite:///{their_db}, not in this "
@@ -180,7 +191,7 @@ def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
         f"tracking.uri=sqlite:///{their_db}"
     )
     assert their_db.read_bytes() == before and not (mine / "outputs" / "mlflow.db").exists()
-    ok = rnnexp(
+    ok = run_here(
         f"resume={theirs}/outputs/cut", f"tracking.uri=sqlite:///{their_db}", fresh=True, cwd=mine
     )
     assert ok.returncode == 0, ok.stderr
@@ -199,7 +210,7 @@ def test_a_look_up_never_creates_a_store(tmp_path):
         f"at {tmp_path}/outputs/mlflow.db; run this from the folder the run was launched from, "
         f"or pass --tracking-uri"
     )
-    r = rnnexp("resume=0123456789abcdef0123456789abcdef", fresh=True, cwd=tmp_path)
+    r = run_here("resume=0123456789abcdef0123456789abcdef", fresh=True, cwd=tmp_path)
     assert r.returncode == 2 and "there is no MLflow store at" in one_line(r)
     assert not (tmp_path / "outputs").exists()
 
@@ -221,7 +232,7 @@ def test_a_signal_after_the_last_step_still_saves_the_model(tmp_path):
 def test_resume_finishes_a_run_killed_before_its_model_was_saved(tmp_path):
     from mlflow import MlflowClient
 
-    done = rnnexp(*TINY, "hydra.run.dir=outputs/end", cwd=tmp_path)
+    done = run_here(*TINY, "hydra.run.dir=outputs/end", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "outputs" / "end"
     saved = (folder / "model" / "model.npz").read_bytes()
@@ -233,13 +244,13 @@ def test_resume_finishes_a_run_killed_before_its_model_was_saved(tmp_path):
         (folder / f).unlink()
     (logged / "loss_curve.png").unlink()
     client.update_run(run.info.run_id, status="RUNNING")
-    r = rnnexp("resume=outputs/end", cwd=tmp_path)
+    r = run_here("resume=outputs/end", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (folder / "model" / "model.npz").read_bytes() == saved
     (run,) = runs(store(tmp_path))
     assert run.info.status == "FINISHED"
     assert "loss_curve.png" in artifacts(store(tmp_path), run.info.run_id)
-    again = rnnexp("resume=outputs/end", cwd=tmp_path)
+    again = run_here("resume=outputs/end", cwd=tmp_path)
     assert again.returncode == 2 and "nothing to resume" in one_line(again)
     assert runs(store(tmp_path))[0].info.status == "FINISHED"
 
@@ -252,7 +263,7 @@ def test_a_kill_mid_run_resumes_without_logging_any_step_twice(tmp_path):
     wait_for(proc, tmp_path / "outputs" / "cut" / "rnnexp.log", "step 2600/6000")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    r = run_here("resume=outputs/cut", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     (run,) = runs(store(tmp_path))
     assert run.info.status == "FINISHED"

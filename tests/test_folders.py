@@ -6,7 +6,7 @@ import signal
 
 import pytest
 import yaml
-from helpers import SMALL, TINY, artifacts, launch, rnnexp, runs, wait_for
+from helpers import SMALL, TINY, artifacts, launch, run_here, runs, wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -61,11 +61,11 @@ def test_two_sweeps_started_at_once_keep_their_own_jobs(tmp_path):
 
 
 def test_a_folder_that_holds_a_run_is_never_written_into(tmp_path):
-    first = rnnexp(*TINY, "hydra.run.dir=outputs/mine", cwd=tmp_path)
+    first = run_here(*TINY, "hydra.run.dir=outputs/mine", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     config = (tmp_path / "outputs" / "mine" / ".hydra" / "config.yaml").read_bytes()
     log = (tmp_path / "outputs" / "mine" / "rnnexp.log").read_bytes()
-    again = rnnexp(*TINY, "seed=7", "hydra.run.dir=outputs/mine", cwd=tmp_path)
+    again = run_here(*TINY, "seed=7", "hydra.run.dir=outputs/mine", cwd=tmp_path)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines() == [
         f"rnnexp: error: {tmp_path}/outputs/mine already holds a run (.hydra): choose another "
@@ -81,7 +81,7 @@ def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_pat
     proc = launch(*SMALL, "train.steps=20000", "hydra.run.dir=outputs/cut", cwd=tmp_path)
     log = tmp_path / "outputs" / "cut" / "rnnexp.log"
     wait_for(proc, log, "BLAS threads")
-    busy = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    busy = run_here("resume=outputs/cut", cwd=tmp_path)
     assert busy.returncode == 2
     assert (
         f"{tmp_path}/outputs/cut is in use by a running rnnexp (pid {proc.pid} on " in busy.stderr
@@ -90,14 +90,14 @@ def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_pat
     proc.communicate(timeout=60)
     again = launch("resume=outputs/cut", cwd=tmp_path)
     wait_for(again, log, "resumed at step")
-    busy = rnnexp("resume=outputs/cut", cwd=tmp_path)  # the holder named is the live one
+    busy = run_here("resume=outputs/cut", cwd=tmp_path)  # the holder named is the live one
     assert f"is in use by a running rnnexp (pid {again.pid} on " in busy.stderr
     again.send_signal(signal.SIGTERM)
     again.communicate(timeout=60)
     assert again.returncode == 143
     stale = tmp_path / "outputs" / "cut" / ".checkpoint.npz.999999.tmp"  # a dead writer's
     stale.write_bytes(b"half a checkpoint")
-    resumed = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    resumed = run_here("resume=outputs/cut", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert not stale.exists()
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir() if p.is_dir()) == [

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import answers, free_port
-from helpers import TINY, env, inspect_cmd, rnnexp, runs, sample_cmd
+from helpers import TINY, env, inspect_cmd, run_here, runs, sample_cmd
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """One tiny elman run, registered as `elman_rnn`; (folder, uri, run)."""
     tmp = tmp_path_factory.mktemp("model")
-    r = rnnexp(*TINY, "corpus=elman", "tracking.register=elman_rnn", cwd=tmp)
+    r = run_here(*TINY, "corpus=elman", "tracking.register=elman_rnn", cwd=tmp)
     assert r.returncode == 0, r.stderr
     assert "registered as models:/elman_rnn/1" in r.stdout  # the log
     uri = f"sqlite:///{tmp / 'outputs' / 'mlflow.db'}"

@@ -20,7 +20,7 @@ from helpers import (
     history,
     inspect_cmd,
     page_data,
-    rnnexp,
+    run_here,
     runs,
     sample_cmd,
 )
@@ -36,7 +36,7 @@ def default_store(tmp_path) -> str:
 def finished(tmp_path_factory):
     """One tiny run with the default store under its launch dir; (folder, uri, run)."""
     tmp = tmp_path_factory.mktemp("run")
-    r = rnnexp(*TINY, "corpus=elman", "hydra.run.dir=outputs/the_run", cwd=tmp)
+    r = run_here(*TINY, "corpus=elman", "hydra.run.dir=outputs/the_run", cwd=tmp)
     assert r.returncode == 0, r.stderr
     uri = default_store(tmp)
     (run,) = runs(uri)
@@ -238,7 +238,7 @@ def test_the_inspect_command_reads_only_the_text_a_run_recorded(finished):
 
 def test_same_seed_same_metrics_and_samples(tmp_path):
     for inspect in ("true", "false"):  # the look inside reads the model, and changes nothing
-        r = rnnexp(*TINY, "model=stacked2", "model.hidden_size=16", "seed=5",
+        r = run_here(*TINY, "model=stacked2", "model.hidden_size=16", "seed=5",
                    f"inspect.enabled={inspect}", cwd=tmp_path)  # fmt: skip
         assert r.returncode == 0, r.stderr
     uri = default_store(tmp_path)
@@ -264,7 +264,7 @@ def test_same_seed_same_metrics_and_samples(tmp_path):
 
 
 def test_a_diverged_run_is_failed_with_its_error(tmp_path):
-    r = rnnexp(*TINY, "model.init_scale=1e308", cwd=tmp_path)  # inf weights: a NaN loss at once
+    r = run_here(*TINY, "model.init_scale=1e308", cwd=tmp_path)  # inf weights: a NaN loss at once
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("rnnexp: error: loss is nan at step 1")
     (run,) = runs(default_store(tmp_path))
@@ -296,14 +296,14 @@ def test_ctrl_c_marks_the_run_killed(tmp_path):
 
 
 def test_a_sweep_is_one_parent_with_a_child_per_job(tmp_path):
-    r = rnnexp("-m", "model=srn,rnn", "seed=0,1", *TINY, cwd=tmp_path)
+    r = run_here("-m", "model=srn,rnn", "seed=0,1", *TINY, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     check_sweep(default_store(tmp_path), 4, {"model", "seed"})
 
 
 def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
     # plain SGD at lr 1000 without clipping blows up at once: that job is FAILED
-    r = rnnexp("-m", "optimizer=sgd", "optimizer.lr=0.005,1000", "train.clip=null",
+    r = run_here("-m", "optimizer=sgd", "optimizer.lr=0.005,1000", "train.clip=null",
                "corpus=fizzbuzz", "corpus.options.n=100", *TINY, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 1
     assert "rnnexp: error: sweep jobs failed: gru-fizzbuzz-sgd optimizer.lr=1000\n" in r.stderr
@@ -350,7 +350,7 @@ def test_a_blown_up_run_stops_at_once_failed(tmp_path, overrides, message):
     notebook = ["model=rnn", "optimizer=sgd", "schedule=constant", "model.init=normal",
                 "model.init_scale=0.01", "model.dtype=float64", "corpus=fizzbuzz",
                 "corpus.options.n=100", "train.batch_size=1", "train.seq_length=25"]  # fmt: skip
-    r = rnnexp("train.steps=300", *notebook, *overrides, cwd=tmp_path)
+    r = run_here("train.steps=300", *notebook, *overrides, cwd=tmp_path)
     assert r.returncode == 2
     assert re.match(f"rnnexp: error: {message}", r.stderr.strip().splitlines()[-1])
     (run,) = runs(default_store(tmp_path))
@@ -361,7 +361,7 @@ def test_a_blown_up_run_stops_at_once_failed(tmp_path, overrides, message):
 def test_an_unreachable_tracking_server_fails_before_anything_runs(tmp_path):
     from conftest import free_port
 
-    r = rnnexp(*TINY, f"tracking.uri=http://127.0.0.1:{free_port()}", fresh=True, cwd=tmp_path)
+    r = run_here(*TINY, f"tracking.uri=http://127.0.0.1:{free_port()}", fresh=True, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("rnnexp: error: cannot reach the MLflow tracking server")
     assert len(r.stderr.strip().splitlines()) == 1
@@ -369,7 +369,7 @@ def test_an_unreachable_tracking_server_fails_before_anything_runs(tmp_path):
 
 
 def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
-    r = rnnexp(
+    r = run_here(
         "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
         "tracking.register=seeds", fresh=True, cwd=tmp_path, timeout=300,
     )  # fmt: skip
@@ -427,7 +427,7 @@ def check_sweep(
 
 
 def test_a_run_against_a_real_mlflow_server(tmp_path, mlflow_server):
-    r = rnnexp(
+    r = run_here(
         *TINY,
         f"tracking.uri={mlflow_server}",
         "tracking.experiment=server",
@@ -445,7 +445,7 @@ def test_a_run_against_a_real_mlflow_server(tmp_path, mlflow_server):
 def test_a_run_without_tracking_keeps_its_folder_and_opens_no_store(tmp_path):
     """tracking.enabled=false: no MLflow at all (even an unreachable server is never asked),
     the run's folder still has its model, curve and page; a sweep needs its parent run."""
-    r = rnnexp(*TINY, "tracking.enabled=false", "tracking.uri=http://127.0.0.1:9",
+    r = run_here(*TINY, "tracking.enabled=false", "tracking.uri=http://127.0.0.1:9",
                "hydra.run.dir=outputs/alone", fresh=True, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = tmp_path / "outputs" / "alone"
@@ -457,7 +457,7 @@ def test_a_run_without_tracking_keeps_its_folder_and_opens_no_store(tmp_path):
         (["-m", "seed=1,2"], "a sweep is tracked (its parent run gathers the jobs"),
         (["tracking.register=x"], "tracking.register needs tracking.enabled=true"),
     ]:
-        bad = rnnexp(*args, "tracking.enabled=false", fresh=True, cwd=tmp_path)
+        bad = run_here(*args, "tracking.enabled=false", fresh=True, cwd=tmp_path)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
 
 
@@ -467,7 +467,7 @@ def test_mlflow_tracking_uri_from_the_environment(tmp_path):
     uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     # an experiment made before rnnexp set its kind gets it (the UI then opens its runs table)
     MlflowClient(uri).create_experiment("rnnexp", (tmp_path / "artifacts").as_uri())
-    r = rnnexp(*TINY, fresh=True, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
+    r = run_here(*TINY, fresh=True, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
     assert r.returncode == 0, r.stderr
     assert len(runs(uri)) == 1
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
@@ -478,7 +478,7 @@ def test_mlflow_tracking_uri_from_the_environment(tmp_path):
 def test_mlflow_experiment_name_from_the_environment_and_system_metrics(tmp_path):
     # MLflow's own variable names the experiment when tracking.experiment is not given;
     # tracking.system_metrics=true adds MLflow's system/* metrics (sampled every second here)
-    r = rnnexp(*SMALL, "train.steps=300", "corpus=elman", "tracking.system_metrics=true",
+    r = run_here(*SMALL, "train.steps=300", "corpus=elman", "tracking.system_metrics=true",
                cwd=tmp_path, MLFLOW_EXPERIMENT_NAME="mine",
                MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="0.5")  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -486,14 +486,14 @@ def test_mlflow_experiment_name_from_the_environment_and_system_metrics(tmp_path
     assert run.data.params["tracking.experiment"] == "mine"
     assert "system/cpu_utilization_percentage" in run.data.metrics
     assert "system/system_memory_usage_megabytes" in run.data.metrics
-    given = rnnexp(*TINY, "tracking.experiment=theirs", cwd=tmp_path, MLFLOW_EXPERIMENT_NAME="x")
+    given = run_here(*TINY, "tracking.experiment=theirs", cwd=tmp_path, MLFLOW_EXPERIMENT_NAME="x")
     assert given.returncode == 0, given.stderr
     (other,) = runs(default_store(tmp_path), "theirs")  # the command line wins
     assert not [k for k in other.data.metrics if k.startswith("system/")]  # off by default
 
 
 def test_an_optuna_search_tags_its_best_trial(tmp_path):
-    r = rnnexp(
+    r = run_here(
         "search=optuna", "hydra.sweeper.n_trials=3", "corpus=elman", "train.steps=100",
         "train.batch_size=4",
         "train.eval_every=50", "optimizer.lr=tag(log,interval(0.01,0.05))",  # a narrower space
@@ -515,7 +515,7 @@ def test_an_optuna_search_tags_its_best_trial(tmp_path):
 def test_a_search_with_blown_up_trials(tmp_path, lr, status):
     """A trial that blows up is a search's result (FAILED, scored +inf): the search finishes
     and exits 0 as long as some trial finished; when none did, it failed."""
-    r = rnnexp(
+    r = run_here(
         "search=optuna", "hydra.sweeper.n_trials=4", "corpus=elman", "train.steps=100",
         "train.batch_size=4",
         "train.eval_every=50", f"optimizer.lr={lr}", cwd=tmp_path, timeout=300,

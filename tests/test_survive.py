@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from conftest import ROOT
-from helpers import SMALL, TINY, env, history, rnnexp, runs
+from helpers import SMALL, TINY, env, history, run_here, runs
 
 SHARED = ROOT.parent / "shared" / "corpora"
 
@@ -79,7 +79,7 @@ BAD = [  # (overrides, what the one line must say)
 def test_bad_input_is_one_line_exit_2_and_nothing_logged(tmp_path, overrides, message):
     files(tmp_path)
     steps = [o for o in TINY if o not in SMALL]  # the values under test may set B and T
-    r = rnnexp(*[o.format(tmp=tmp_path) for o in overrides], *steps, fresh=True, cwd=tmp_path)
+    r = run_here(*[o.format(tmp=tmp_path) for o in overrides], *steps, fresh=True, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"rnnexp: error: {message}"), r.stderr
@@ -92,7 +92,7 @@ def test_a_corrupted_download_is_refused_and_left_alone(tmp_path):
     (tmp_path / "data").mkdir()
     bad = tmp_path / "data" / "kafka.txt"
     bad.write_text("One morning, as Gregor Samsa was waking up from anxious dreams\n" * 50)
-    r = rnnexp(
+    r = run_here(
         "corpus=kafka", *TINY, fresh=True, cwd=tmp_path, RNNEXP_DATA_DIR=str(tmp_path / "data")
     )
     assert r.returncode == 2
@@ -113,14 +113,14 @@ def test_a_run_goes_only_into_a_new_or_empty_folder_and_keeps_the_users_files(tm
     (mine / ".draft.tmp").write_text("x")  # named like a temporary file: still the user's
     (mine / ".notes.txt.999999.tmp").write_text("y")  # even rnnexp's own naming, unclaimed
     for folder in (mine, tmp_path, "/etc"):  # never written into, whoever runs it
-        r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={folder}", fresh=True, cwd=tmp_path,
+        r = run_here("corpus=kafka", *TINY, f"hydra.run.dir={folder}", fresh=True, cwd=tmp_path,
                    RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
         [line] = r.stderr.strip().splitlines()
         assert r.returncode == 2 and line.startswith(f"rnnexp: error: {folder} is not empty (")
         assert line.endswith("): a run writes only into a new or empty folder; name another")
-    r = rnnexp(*TINY, "hydra.run.dir=''", fresh=True, cwd=tmp_path)
+    r = run_here(*TINY, "hydra.run.dir=''", fresh=True, cwd=tmp_path)
     assert r.stderr.strip() == "rnnexp: error: hydra.run.dir is empty: name a new or empty folder"
-    r = rnnexp("corpus=kafka", *TINY, f"hydra.run.dir={empty}", fresh=True, cwd=tmp_path,
+    r = run_here("corpus=kafka", *TINY, f"hydra.run.dir={empty}", fresh=True, cwd=tmp_path,
                RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
     assert r.returncode == 2 and "expected 836497d1" in r.stderr  # claimed, then failed
     assert sorted(p.name for p in mine.iterdir()) == [".draft.tmp", ".notes.txt.999999.tmp",
@@ -131,21 +131,21 @@ def test_a_run_goes_only_into_a_new_or_empty_folder_and_keeps_the_users_files(tm
     (hand / ".hydra").mkdir(parents=True)
     (hand / ".rnnexp").touch()
     (hand / ".hydra" / "notes.txt").write_text("precious")
-    r = rnnexp(*TINY, f"hydra.run.dir={hand}", fresh=True, cwd=tmp_path)
+    r = run_here(*TINY, f"hydra.run.dir={hand}", fresh=True, cwd=tmp_path)
     assert r.returncode == 2 and (hand / ".hydra" / "notes.txt").read_text() == "precious"
     shutil.rmtree(hand)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "empty", "mine"]
     home = tmp_path / "home"  # ~ is the user's home, not a folder named ~
-    r = rnnexp(*TINY, "tracking.enabled=false", "hydra.run.dir=~/run", fresh=True, cwd=tmp_path,
+    r = run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=~/run", fresh=True, cwd=tmp_path,
                HOME=str(home))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (home / "run" / "checkpoint.npz").is_file() and not (tmp_path / "~").exists()
 
 
 def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):
-    assert rnnexp(*TINY, cwd=tmp_path).returncode == 0
-    assert rnnexp("model.init_scale=1e308", *TINY, cwd=tmp_path).returncode == 2  # NaN at once
-    assert rnnexp("corpus=file", "corpus.path=/nope", *TINY, cwd=tmp_path).returncode == 2
+    assert run_here(*TINY, cwd=tmp_path).returncode == 0
+    assert run_here("model.init_scale=1e308", *TINY, cwd=tmp_path).returncode == 2  # NaN at once
+    assert run_here("corpus=file", "corpus.path=/nope", *TINY, cwd=tmp_path).returncode == 2
     good, failed = runs(store(tmp_path))
     assert (good.info.status, failed.info.status) == ("FINISHED", "FAILED")
     assert len(history(store(tmp_path), good.info.run_id, "train/loss")) == 6
@@ -154,7 +154,7 @@ def test_a_bad_run_leaves_the_store_and_earlier_runs_intact(tmp_path):
 # ---------------------------------------------------------------- interruption and resume
 
 # two layers with dropout: the masks come from the run's generator, which resume restores too
-LONG = [*SMALL, "train.steps=6000", "train.checkpoint_every=500", "train.eval_every=3000",
+LONG = [*SMALL, "train.steps=3000", "train.checkpoint_every=500", "train.eval_every=1500",
         "corpus=fizzbuzz", "model.layers=2", "model.hidden_size=32",
         "model.dropout=0.2"]  # fmt: skip
 
@@ -189,7 +189,7 @@ def params(folder) -> dict[str, bytes]:
     "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
 )
 def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path, signum):
-    full = rnnexp(*LONG, "hydra.run.dir=outputs/full", cwd=tmp_path)
+    full = run_here(*LONG, "hydra.run.dir=outputs/full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr
     cut = interrupt(tmp_path, "cut", signum)
     assert cut.returncode == 128 + signum
@@ -198,10 +198,10 @@ def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path,
     assert run.info.status == "KILLED"
     assert "continue with: rnnexp resume=" in run.data.tags["rnnexp.error"]
     stopped_at = max(s for s, _ in history(uri, run.info.run_id, "train/loss"))
-    assert 0 < stopped_at < 6000
+    assert 0 < stopped_at < 3000
     assert (tmp_path / "outputs" / "cut" / "checkpoint.npz").is_file()
 
-    resumed = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    resumed = run_here("resume=outputs/cut", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert params(tmp_path / "outputs" / "cut") == params(tmp_path / "outputs" / "full")
     finished = [r for r in runs(uri) if r.info.run_id == run.info.run_id][0]
@@ -216,18 +216,18 @@ def test_resume_by_run_id_and_its_mistakes(tmp_path):
     cut = interrupt(tmp_path, "cut", signal.SIGTERM)
     assert cut.returncode == 143
     (run,) = runs(store(tmp_path))
-    r = rnnexp("resume=outputs/cut", "train.seq_length=5", cwd=tmp_path)
+    r = run_here("resume=outputs/cut", "train.seq_length=5", cwd=tmp_path)
     assert r.returncode == 2
     assert "resume continues a run with its own config (only train.steps and " in r.stderr
     assert "may grow, to train it further): drop train.seq_length=5" in r.stderr
-    r = rnnexp("resume=outputs/nothing", cwd=tmp_path)
+    r = run_here("resume=outputs/nothing", cwd=tmp_path)
     assert "is neither a run folder nor an MLflow run id" in r.stderr and r.returncode == 2
-    assert rnnexp(f"resume={run.info.run_id}", cwd=tmp_path).returncode == 0
+    assert run_here(f"resume={run.info.run_id}", cwd=tmp_path).returncode == 0
     assert runs(store(tmp_path))[0].info.status == "FINISHED"
-    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    r = run_here("resume=outputs/cut", cwd=tmp_path)
     assert (
         r.returncode == 2
-        and "finished at step 6000 (all steps done): nothing to resume" in r.stderr
+        and "finished at step 3000 (all steps done): nothing to resume" in r.stderr
     )
 
 
@@ -235,7 +235,7 @@ def test_a_corrupted_checkpoint_is_refused(tmp_path):
     assert interrupt(tmp_path, "cut", signal.SIGTERM).returncode == 143
     ckpt = tmp_path / "outputs" / "cut" / "checkpoint.npz"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a torn file
-    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    r = run_here("resume=outputs/cut", cwd=tmp_path)
     assert r.returncode == 2
     (line,) = r.stderr.strip().splitlines()
     assert line == (
@@ -253,7 +253,7 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
     arrays, meta = load_checkpoint(ckpt)
     arrays["param.l0.Whh"] = np.zeros((3, 3))
     save_checkpoint(ckpt, arrays, meta)
-    r = rnnexp("resume=outputs/cut", cwd=tmp_path)
+    r = run_here("resume=outputs/cut", cwd=tmp_path)
     assert r.returncode == 2
     assert "does not fit the run's config: l0.Whh has shape (3, 3), expected (32, 96)" in r.stderr
 
@@ -263,7 +263,7 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_eight_parallel_jobs_on_a_fresh_store(tmp_path):
-    r = rnnexp("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=8",
+    r = run_here("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=8",
                "seed=0,1,2,3,4,5,6,7", *TINY, cwd=tmp_path, timeout=600, fresh=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     from test_runs import check_sweep
@@ -273,7 +273,7 @@ def test_eight_parallel_jobs_on_a_fresh_store(tmp_path):
 
 @pytest.mark.slow
 def test_a_parallel_sweep_against_a_real_mlflow_server(tmp_path, mlflow_server):
-    r = rnnexp("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
+    r = run_here("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=0,1,2,3", *TINY,
                f"tracking.uri={mlflow_server}", "tracking.experiment=server-sweep",
                cwd=tmp_path, timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr

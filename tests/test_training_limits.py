@@ -4,7 +4,7 @@ model of the best validation loss, the unigram baseline and the learning rate as
 
 import numpy as np
 import pytest
-from helpers import artifacts, history, rnnexp, runs, sample_cmd
+from helpers import artifacts, history, run_here, runs, sample_cmd
 
 FAST = ["corpus=elman", "model.hidden_size=16", "train.log_every=10", "train.sample_every=0"]
 
@@ -20,7 +20,7 @@ def params(folder) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_max_seconds_stops_training_and_says_why(tmp_path):
-    r = rnnexp(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=200",
+    r = run_here(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=200",
                "hydra.run.dir=outputs/budget", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     (run,) = runs(store(tmp_path))
@@ -30,11 +30,11 @@ def test_max_seconds_stops_training_and_says_why(tmp_path):
     assert history(store(tmp_path), run.info.run_id, "val/loss")[-1][0] == last
     log = (tmp_path / "outputs" / "budget" / "rnnexp.log").read_text()
     assert f"stopped at step {last} of 10000000: train.max_seconds=1.5 s" in log
-    again = rnnexp("resume=outputs/budget", cwd=tmp_path)
+    again = run_here("resume=outputs/budget", cwd=tmp_path)
     assert (
         again.returncode == 2 and "(train.max_seconds reached): nothing to resume" in again.stderr
     )
-    bad = rnnexp("train.max_seconds=0", cwd=tmp_path)  # refused before anything runs
+    bad = run_here("train.max_seconds=0", cwd=tmp_path)  # refused before anything runs
     assert bad.returncode == 2 and "train.max_seconds must be > 0 or null, got 0.0" in bad.stderr
 
 
@@ -43,21 +43,21 @@ def test_a_finished_run_trains_further_to_the_parameters_of_a_longer_run(tmp_pat
     # a fixed rate: cosine's rate at a step depends on train.steps, so a run trained further
     # is a longer run only where the schedule does not look at the end
     fixed = [*FAST, "schedule=constant"]
-    short = rnnexp(*fixed, "train.steps=60", "train.eval_every=30", "hydra.run.dir=outputs/a",
+    short = run_here(*fixed, "train.steps=60", "train.eval_every=30", "hydra.run.dir=outputs/a",
                    cwd=tmp_path)  # fmt: skip
     assert short.returncode == 0, short.stderr
-    long = rnnexp(*fixed, "train.steps=100", "train.eval_every=30", "hydra.run.dir=outputs/b",
+    long = run_here(*fixed, "train.steps=100", "train.eval_every=30", "hydra.run.dir=outputs/b",
                   cwd=tmp_path)  # fmt: skip
     assert long.returncode == 0, long.stderr
-    cut = rnnexp("resume=outputs/a", "train.steps=40", cwd=tmp_path)
+    cut = run_here("resume=outputs/a", "train.steps=40", cwd=tmp_path)
     assert cut.returncode == 2 and "train.steps=40 would cut the run short: it trains to 60" in (
         cut.stderr
     )
-    other = rnnexp("resume=outputs/a", "train.clip=1", cwd=tmp_path)
+    other = run_here("resume=outputs/a", "train.clip=1", cwd=tmp_path)
     assert other.returncode == 2 and "may grow, to train it further): drop train.clip=1" in (
         other.stderr
     )
-    more = rnnexp("resume=outputs/a", "train.steps=100", cwd=tmp_path)
+    more = run_here("resume=outputs/a", "train.steps=100", cwd=tmp_path)
     assert more.returncode == 0, more.stderr
     assert params(tmp_path / "outputs" / "a") == params(tmp_path / "outputs" / "b")
     uri = store(tmp_path)
@@ -67,12 +67,12 @@ def test_a_finished_run_trains_further_to_the_parameters_of_a_longer_run(tmp_pat
     assert a.data.params["train.steps"] == "60"  # params are what it started with
     assert [s for s, _ in history(uri, a.info.run_id, "val/loss")] == [30, 60, 90, 100]
     # a later resume= knows the run now trains to 100: nothing left
-    done = rnnexp("resume=outputs/a", cwd=tmp_path)
+    done = run_here("resume=outputs/a", cwd=tmp_path)
     assert done.returncode == 2 and "finished at step 100 (all steps done)" in done.stderr
 
 
 def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
-    r = rnnexp(*FAST, "train.steps=300", "train.eval_every=50", "schedule=cosine",
+    r = run_here(*FAST, "train.steps=300", "train.eval_every=50", "schedule=cosine",
                "schedule.warmup_steps=20", "hydra.run.dir=outputs/run", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     uri = store(tmp_path)
@@ -104,13 +104,13 @@ def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
 def test_resume_accepts_the_command_that_started_the_run(tmp_path):
     # the same command with resume= added continues the run; a value that differs is named
     started = [*FAST, "model=gru", "train.clip=2.5"]
-    first = rnnexp(*started, "train.steps=40", "hydra.run.dir=outputs/r", cwd=tmp_path)
+    first = run_here(*started, "train.steps=40", "hydra.run.dir=outputs/r", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    again = rnnexp(*started, "resume=outputs/r", "train.steps=60", cwd=tmp_path)
+    again = run_here(*started, "resume=outputs/r", "train.steps=60", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     (run,) = runs(store(tmp_path))
     assert run.data.tags["rnnexp.trained_further"] == "train.steps: 40 -> 60"
-    other = rnnexp("model=lstm", "train.clip=2.5", "train.seq_length=9", "resume=outputs/r",
+    other = run_here("model=lstm", "train.clip=2.5", "train.seq_length=9", "resume=outputs/r",
                    cwd=tmp_path)  # fmt: skip
     assert other.returncode == 2
     assert other.stderr.strip().endswith(

@@ -191,7 +191,7 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
     if str(config.hydra.sweep.dir) != str(folder):  # the command as typed
         if own:
             raise RnnexpError(f"a sweep resumes with its own config: drop {' '.join(own)}")
-        raise Relaunch(sweep.resume_argv(folder, multirun.hydra))
+        raise Relaunch(sweep.resume_argv(folder, multirun))
     if own != _own(multirun.hydra.overrides.task):
         raise RnnexpError(f"{folder} was started by another command line: it cannot resume")
     rundir.hold(folder)  # refused while the sweep still runs

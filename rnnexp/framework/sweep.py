@@ -104,9 +104,11 @@ def sweep_folder(resume: str, uri: str) -> Path:
     return folder.resolve()
 
 
-def resume_argv(folder: Path, saved: DictConfig) -> list[str]:
+def resume_argv(folder: Path, multirun: DictConfig) -> list[str]:
     """The command line that runs the sweep of `folder` again, job for job, from its
-    multirun.yaml's Hydra node `saved`: its --config-dir, its overrides, its store, its folder."""
+    multirun.yaml (its config, as its last command composed it): its --config-dir, its
+    overrides, its store, its folder, and resume= (each once, however often it resumed)."""
+    saved = multirun.hydra
     sweeper = saved.runtime.choices.get("hydra/sweeper")
     if sweeper not in (None, "basic"):
         raise RnnexpError(
@@ -115,11 +117,13 @@ def resume_argv(folder: Path, saved: DictConfig) -> list[str]:
         )
     dirs = [f"--config-dir={s.path.removeprefix('file://')}"
             for s in saved.runtime.config_sources if s.provider == "command-line"]  # fmt: skip
-    hydra = [o for o in saved.overrides.hydra
-             if override_key(o) not in ("hydra.sweep.dir", "hydra.mode")]  # fmt: skip
-    task = [o for o in saved.overrides.task if override_key(o) != "tracking.uri"]
-    where = quote(str(folder))
-    return ["-m", *dirs, f"resume={where}", *task, *hydra, f"hydra.sweep.dir={where}"]
+    ours = ("resume", "tracking.uri", "hydra.sweep.dir", "hydra.mode")  # given below
+    lines = [
+        o for o in [*saved.overrides.task, *saved.overrides.hydra] if override_key(o) not in ours
+    ]
+    where, store = quote(str(folder)), quote(multirun.tracking.uri)
+    return ["-m", *dirs, f"resume={where}", f"tracking.uri={store}", *lines,
+            f"hydra.sweep.dir={where}"]  # fmt: skip
 
 
 def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
