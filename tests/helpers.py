@@ -134,8 +134,10 @@ def _here(main, argv: list[str], cwd: Path, extra_env: dict) -> subprocess.Compl
     os.environ.clear()
     os.environ.update(env(**extra_env))
     try:
-        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(
-            err
+        with (
+            contextlib.chdir(cwd),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
         ):
             try:
                 code = main(argv[1:]) or 0

@@ -1,0 +1,284 @@
+"""One MLflow run, as rnnexp writes it: through MlflowClient on its store (no global active
+run, no MLFLOW_RUN_ID), metrics buffered and written with `log_batch` (one `log_metric` per
+point costs ~9 ms on sqlite), a run reopened to resume without logging a point twice, and
+`NullRun`, the same methods doing nothing (tracking.enabled=false).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnexp.errors import RnnexpError
+from rnnexp.framework.store import redact, sqlite_path, store_lock
+from rnnexp.framework.tracking.client import (
+    client_for,
+    global_uris,
+    in_store,
+    quiet_downloads,
+    store_errors,
+)
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
+MAX_PARAMS_PER_BATCH = 100
+
+
+def flatten(node: dict, prefix: str = "") -> dict[str, str]:
+    """{"train": {"steps": 5}} -> {"train.steps": "5"}: MLflow params, one per leaf."""
+    flat: dict[str, str] = {}
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            flat.update(flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = "null" if v is None else str(v)
+    return flat
+
+
+@dataclass
+class Child:
+    """A run under a parent, as a sweep's end reads it."""
+
+    run_id: str
+    name: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    val_loss: float | None  # its last val/loss
+    tags: dict[str, str]
+    best_loss: float | None = None  # its val/best_loss
+
+
+class MlflowRun:
+    """One MLflow run, written through MlflowClient (no global active run, no MLFLOW_RUN_ID)."""
+
+    def __init__(self, uri: str, run_id: str, experiment_id: str | None = None):
+        self.uri = uri
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.client = client_for(uri)
+        self._monitor = None  # MLflow's system metrics sampler, if asked for
+        self._metrics: list = []
+        self._logged: dict[str, int] = {}  # metric -> last step the store already has
+
+    @classmethod
+    def start(
+        cls,
+        uri: str,
+        experiment_id: str,
+        run_name: str,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> MlflowRun:
+        tags = dict(tags)
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id  # shows the run nested in the UI
+        with store_lock(uri), store_errors(uri):
+            run = client_for(uri).create_run(experiment_id, tags=tags, run_name=run_name)
+        return cls(uri, run.info.run_id, experiment_id)
+
+    def status(self) -> str:
+        """RUNNING, FINISHED, FAILED or KILLED, as the store has it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(self.run_id).info.status
+        except MlflowException as e:
+            raise RnnexpError(
+                f"cannot continue MLflow run {self.run_id} in {redact(self.uri)}: {e.message}"
+            ) from None
+
+    @in_store
+    def reopen(self) -> None:
+        """Set the run RUNNING again to continue it (resume). Metric points it already holds
+        are not logged twice: steps trained again after a crash skip up to the last step
+        the store has for each metric."""
+        run = self.client.get_run(self.run_id)
+        self.experiment_id = run.info.experiment_id
+        for key in run.data.metrics:
+            history = self.client.get_metric_history(self.run_id, key)
+            self._logged[key] = max((m.step for m in history), default=-1)
+        if "rnnexp.error" in run.data.tags:  # what stopped it is over: it runs again
+            self.client.delete_tag(self.run_id, "rnnexp.error")
+        self.client.update_run(self.run_id, status="RUNNING")
+
+    def ui_link(self, launch_dir: Path) -> str:
+        """How to see this run in the MLflow UI: its page on a tracking server, or the `mlflow
+        ui` command that serves a local store, then the page. The UI's model-training pages,
+        not GenAI's, by the URL's workflowType (MLflow 3's UI chooses by it)."""
+        page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        page += "?workflowType=machine_learning"
+        if self.uri.startswith(("http://", "https://")):
+            return f"{redact(self.uri).rstrip('/')}/{page}"
+        from rnnexp.framework.summary import shown
+
+        path = sqlite_path(self.uri)
+        store = self.uri if path is None else f"sqlite:///{shown(path, launch_dir)}"
+        script = Path(sys.executable).with_name("mlflow")  # of this Python's venv, if it has one
+        mlflow = shown(script, launch_dir) if script.is_file() else "mlflow"
+        # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
+        command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
+        return f"{command}{store} --workers 1\nthen open http://127.0.0.1:5000/{page}"
+
+    def monitor_system(self, resume: bool) -> None:
+        """MLflow's system metrics (system/cpu_utilization_percentage, memory, disk, network)
+        sampled on a thread of MLflow's until finish(); a resumed run continues their steps."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # start/stop lines
+        self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume,
+                                             tracking_uri=self.uri)  # fmt: skip
+        self._monitor.start()
+
+    @in_store
+    def log_params(self, params: dict[str, object]) -> None:
+        """`params` (nested: a config) as one param per leaf, by its dotted key."""
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in flatten(params).items()]
+        for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
+
+    @in_store
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Buffered; written by flush() or when a batch is full. NaN/inf are kept as such."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for k, v in metrics.items():
+            if step > self._logged.get(k, -1):
+                self._metrics.append(Metric(k, float(v), now, step))
+        if len(self._metrics) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    @in_store
+    def flush(self) -> None:
+        while self._metrics:
+            batch = self._metrics[:MAX_METRICS_PER_BATCH]
+            self.client.log_batch(self.run_id, metrics=batch)
+            del self._metrics[: len(batch)]
+
+    @in_store
+    def log_dataset(self, name: str, source: str, digest: str, context: str,
+                    profile: dict | None = None) -> None:  # fmt: skip
+        """A text as the run's dataset input (the UI's dataset column), for `context` training
+        or evaluation: `source` a URL, a file's path, or `generated: ...` (the generator and
+        its options); `profile` what the UI shows of its size."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.exceptions import MlflowException
+
+        if source.startswith(("http://", "https://")):
+            kind, where = "http", {"url": source}
+        elif source.startswith("generated:"):
+            kind, where = "code", {"tags": {"rnnexp.generator": source.split(":", 1)[1].strip()}}
+        else:
+            kind, where = "local", {"uri": Path(source).as_uri()}
+        dataset = Dataset(name, digest, kind, json.dumps(where),
+                          profile=json.dumps(profile) if profile else None)  # fmt: skip
+        tags = [InputTag("mlflow.data.context", context)]
+        # MLflow adds a dataset's row after looking for it, unlocked: two runs starting at once
+        # on one corpus collide (a UNIQUE constraint). A local store is locked; a server's
+        # second try finds the row the other run made
+        with store_lock(self.uri):
+            for attempt in range(3):
+                try:
+                    self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+                    return
+                except MlflowException:
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+
+    @in_store
+    def log_model(self, model_dir: Path, step: int) -> str:
+        """The model in `model_dir` (model.npz + model.json) as the run's MLflow model
+        (tracking/models.py); returns its model id, also the tag rnnexp.model_id."""
+        from rnnexp.framework.tracking.models import log_model
+
+        model_id = log_model(self.client, self.run_id, model_dir, step)
+        self.set_tags({"rnnexp.model_id": model_id})
+        return model_id
+
+    @in_store
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    @in_store
+    def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+
+    @in_store
+    def children(self, experiment_id: str) -> list[Child]:
+        """The runs nested under this one (a sweep's jobs), as plain values."""
+        found = self.client.search_runs(
+            [experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=50_000
+        )
+        return [Child(r.info.run_id, r.info.run_name, r.info.status,
+                      r.data.metrics.get("val/loss"), r.data.tags,
+                      r.data.metrics.get("val/best_loss")) for r in found]  # fmt: skip
+
+    @in_store
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """Metric `key` of run `run_id`, (step, value) by step."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+
+    @in_store
+    def tag_run(self, run_id: str, tags: dict[str, str]) -> None:
+        """Tags on another run of the store (a sweep tags its best child)."""
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, v)
+
+    @in_store
+    def copy_artifact(self, run_id: str, path: str) -> bool:
+        """Artifact `path` of run `run_id` logged to this run too (a sweep's parent shows its
+        best child's page); False if that run has none."""
+        import tempfile
+
+        quiet_downloads()
+        # MLflow lists a run's logged models through its global URIs
+        with tempfile.TemporaryDirectory() as scratch, global_uris(self.uri):
+            if not any(f.path == path for f in self.client.list_artifacts(run_id)):
+                return False
+            local = self.client.download_artifacts(run_id, path, scratch)
+            self.client.log_artifact(self.run_id, local)
+        return True
+
+    @in_store
+    def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
+        """Flush, record the error (if any) as a tag, and close with FINISHED/FAILED/KILLED."""
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
+        self.flush()
+        if error:
+            self.set_tags({"rnnexp.error": error[:5000]})
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class NullRun:
+    """Same methods as MlflowRun; records nothing."""
+
+    run_id = None
+
+    def ui_link(self, launch_dir: Path) -> str:
+        return ""
+
+    def status(self) -> str: ...
+    def monitor_system(self, resume: bool) -> None: ...
+    def reopen(self) -> None: ...
+    def log_params(self, params: dict[str, object]) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def flush(self) -> None: ...
+    def log_dataset(self, name: str, source: str, digest: str, context: str,
+                    profile: dict | None = None) -> None: ...  # fmt: skip
+    def log_model(self, model_dir: Path, step: int) -> str: ...
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+    def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None: ...
+    def finish(self, status: str = "FINISHED", error: str | None = None) -> None: ...
