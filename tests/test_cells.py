@@ -190,9 +190,9 @@ def test_a_trainer_resumes_a_gated_model_exactly(cell):
 
 @pytest.mark.slow
 def test_a_sweep_over_cells_trains_saves_and_samples_each(tmp_path):
-    from helpers import TINY, rnnexp, runs, sample_cmd
+    from helpers import TINY, run_here, runs, sample_cmd
 
-    r = rnnexp("-m", "model=rnn,lstm,gru", "model.layers=2", "model.hidden_size=16", *TINY,
+    r = run_here("-m", "model=rnn,lstm,gru", "model.layers=2", "model.hidden_size=16", *TINY,
                cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     children = [c for c in runs(f"sqlite:///{tmp_path}/outputs/mlflow.db")

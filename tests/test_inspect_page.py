@@ -12,7 +12,7 @@ import os
 
 import pytest
 from conftest import serve_mlflow
-from helpers import rnnexp, runs
+from helpers import run_here, runs
 
 RUN = [
     "model=lstm", "model.dtype=float32", "corpus=shakespeare", "optimizer=adam",
@@ -83,7 +83,7 @@ def test_a_runs_inspection_page_works_in_a_browser(tmp_path, browser):
 
     (tmp_path / "server").mkdir()
     with serve_mlflow(tmp_path / "server", f"sqlite:///{tmp_path / 'server' / 'db'}") as uri:
-        r = rnnexp(*RUN, f"tracking.uri={uri}", "hydra.run.dir=outputs/run", cwd=tmp_path,
+        r = run_here(*RUN, f"tracking.uri={uri}", "hydra.run.dir=outputs/run", cwd=tmp_path,
                    timeout=600)  # fmt: skip
         assert r.returncode == 0, r.stderr
         (run,) = runs(uri)

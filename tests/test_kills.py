@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import TINY, history, launch, rnnexp, runs
+from helpers import TINY, history, launch, rnnexp, run_here, runs
 from mlflow import MlflowClient
 
 RUN = [*TINY, "train.checkpoint_every=10"]  # checkpoints at steps 0, 10, 20, 30
@@ -23,7 +23,7 @@ def store(folder) -> str:
 def reference(tmp_path_factory):
     """What an uninterrupted run leaves: its val/loss curve, parameters and last sample."""
     cwd = tmp_path_factory.mktemp("reference")
-    assert rnnexp(*RUN, cwd=cwd).returncode == 0
+    assert run_here(*RUN, cwd=cwd).returncode == 0
     return _result(cwd, runs(store(cwd))[0])
 
 
@@ -75,17 +75,17 @@ def test_a_kill_at_any_moment_of_a_run_loses_nothing(phase, then, tmp_path, refe
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     folders = sorted((tmp_path / "outputs" / "runs").glob("*"))
     if then == "again":
-        assert rnnexp(*RUN, cwd=tmp_path).returncode == 0
+        assert run_here(*RUN, cwd=tmp_path).returncode == 0
     else:
         [folder] = folders
-        r = rnnexp(f"resume={folder}", cwd=tmp_path)
+        r = run_here(f"resume={folder}", cwd=tmp_path)
         if then == "refused":
             assert r.returncode == 2
             assert r.stderr.strip().splitlines() == [
                 f"rnnexp: error: {folder} was stopped before its first step (checkpoint.npz "
                 f"missing): nothing to resume; start the run again"
             ]
-            r = rnnexp(*RUN, cwd=tmp_path)
+            r = run_here(*RUN, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
     every = runs(store(tmp_path))
     finished = [r for r in every if r.info.status == "FINISHED"]
@@ -116,11 +116,11 @@ def test_a_killed_sweep_resumes_job_for_job(phase, tmp_path, reference):
     killed = rnnexp(*SWEEP, cwd=tmp_path, RNNEXP_KILL_AT=phase)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
-    one_run = rnnexp(f"resume={folder}", cwd=tmp_path)  # a sweep is resumed whole
+    one_run = run_here(f"resume={folder}", cwd=tmp_path)  # a sweep is resumed whole
     assert one_run.stderr.strip() == (
         f"rnnexp: error: {folder} is a sweep: resume it with rnnexp -m resume={folder}"
     )
-    r = rnnexp("-m", f"resume={folder}", cwd=tmp_path)
+    r = run_here("-m", f"resume={folder}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "seed=0  FINISHED" in r.stdout and "seed=1  FINISHED" in r.stdout
     every = runs(store(tmp_path))
@@ -137,7 +137,7 @@ def test_a_killed_sweep_resumes_job_for_job(phase, tmp_path, reference):
         c.info.run_id for c in children.values()
     )
     # resumed once more, it has nothing left to do: every job kept, the parent closed again
-    again = rnnexp("-m", f"resume={folder}", cwd=tmp_path)
+    again = run_here("-m", f"resume={folder}", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("FINISHED") == 2
 
 
@@ -150,10 +150,10 @@ def test_a_sweep_is_resumed_by_its_parent_run_id_and_a_search_is_not(tmp_path):
     assert killed.returncode == -signal.SIGKILL
     [parent] = [r for r in runs(store(tmp_path)) if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "RUNNING"  # until the store is next opened
-    r = rnnexp("-m", f"resume={parent.info.run_id}", cwd=tmp_path)
+    r = run_here("-m", f"resume={parent.info.run_id}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert {r.info.status for r in runs(store(tmp_path))} == {"FINISHED"}
-    extra = rnnexp("-m", f"resume={parent.info.run_id}", "seed=5", cwd=tmp_path)
+    extra = run_here("-m", f"resume={parent.info.run_id}", "seed=5", cwd=tmp_path)
     assert extra.stderr.strip() == "rnnexp: error: a sweep resumes with its own config: drop seed=5"
 
 
@@ -192,7 +192,7 @@ def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path):
     assert proc.returncode == 143, err
     assert {r.info.status for r in runs(store(tmp_path))} == {"KILLED"}
     [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
-    r = rnnexp("-m", f"resume={folder}", cwd=tmp_path, timeout=600)
+    r = run_here("-m", f"resume={folder}", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     every = runs(store(tmp_path))
     assert len(every) == 3 and {x.info.status for x in every} == {"FINISHED"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow.artifacts
 import pytest
-from helpers import TINY, artifacts, history, rnnexp, runs
+from helpers import TINY, artifacts, history, run_here, runs
 from omegaconf import OmegaConf
 from test_runs import check_sweep
 
@@ -22,7 +22,7 @@ def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres
 
     uri = postgres_mlflow_server
     start = time.monotonic()
-    r = rnnexp("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "corpus=elman",
+    r = run_here("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "corpus=elman",
                "model.hidden_size=16,24,32,40", *TINY, f"tracking.uri={uri}",
                cwd=tmp_path, timeout=600)  # fmt: skip
     print(f"4 jobs, 2 at a time, to mlflow server on PostgreSQL: {time.monotonic() - start:.1f} s")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import serve_mlflow
-from helpers import rnnexp, runs
+from helpers import run_here, runs
 
 SWEEP = [
     "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "corpus=elman",
@@ -35,7 +35,7 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
 
     (tmp_path / "server").mkdir()
     with serve_mlflow(tmp_path / "server", f"sqlite:///{tmp_path / 'server' / 'db'}") as uri:
-        r = rnnexp(*SWEEP, f"tracking.uri={uri}", cwd=tmp_path, timeout=600)
+        r = run_here(*SWEEP, f"tracking.uri={uri}", cwd=tmp_path, timeout=600)
         assert r.returncode == 0, r.stderr
         parent, *children = runs(uri)
         exp = parent.info.experiment_id
