@@ -35,3 +35,17 @@ def option_values(group: str, name: str, cls: type, given: dict) -> dict:
     check_keys(group, name, keys, given)
     preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"))
     return {k: v for k, v in preset.items() if k in keys} | given
+
+
+def check_own_names(folder: Path) -> None:
+    """A user's folder of presets (--config-dir DIR: DIR/model/NAME.yaml, ...): Hydra reads
+    rnnexp's conf/ first, so a file of theirs named like one of rnnexp's would be silently
+    unseen: refused."""
+    from rnnexp.errors import RnnexpError
+
+    for mine in sorted(folder.glob("*/*.yaml")):
+        if (CONF_DIR / mine.parent.name / mine.name).is_file():
+            raise RnnexpError(
+                f"{mine}: rnnexp has a {mine.parent.name} of that name, which Hydra reads "
+                f"first; give yours a name of its own"
+            )

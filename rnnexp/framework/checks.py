@@ -25,7 +25,7 @@ from rnnexp.framework.settings import Settings, override_key, quote
 from rnnexp.framework.store import check_no_password, resolve_uri
 from rnnexp.framework.store_check import check_store
 from rnnexp.framework.sweep import check_launcher
-from rnnexp.resources import CONF_DIR
+from rnnexp.resources import check_own_names
 
 
 def job_settings(cfg: DictConfig) -> Settings:
@@ -104,7 +104,9 @@ def _overrides(config: DictConfig) -> list[str]:
 def _command_settings(config: DictConfig) -> Settings:
     """The Settings of the command's config (a sweep's: before its swept values), and the
     checks of its command line as a whole."""
-    _check_user_config_dir(config)
+    for source in config.hydra.runtime.config_sources:  # --config-dir DIR
+        if source.provider == "command-line":
+            check_own_names(Path(source.path.removeprefix("file://")))
     seen: dict[str, str] = {}
     for line in _overrides(config):  # Hydra keeps the last value of a key given twice
         key = override_key(line)
@@ -128,20 +130,6 @@ def _claim(folder: str, launch_dir: Path, config: DictConfig) -> Path:
         return rundir.claim(wanted) if named else rundir.claim_fresh(wanted)
     except OSError as e:
         raise RnnexpError(f"cannot create the output folder {wanted}: {e.strerror}") from None
-
-
-def _check_user_config_dir(config: DictConfig) -> None:
-    """--config-dir DIR: Hydra reads rnnexp's conf/ first, so a file of yours with one of
-    rnnexp's names would be silently unseen."""
-    for source in config.hydra.runtime.config_sources:
-        if source.provider != "command-line":
-            continue
-        for mine in sorted(Path(source.path.removeprefix("file://")).glob("*/*.yaml")):
-            if (CONF_DIR / mine.parent.name / mine.name).is_file():
-                raise RnnexpError(
-                    f"{mine}: rnnexp has a {mine.parent.name} of that name, which Hydra reads "
-                    f"first; give yours a name of its own"
-                )
 
 
 def _no_unknown_key(cfg: DictConfig, schema: type, prefix: str = "") -> None:

@@ -36,10 +36,8 @@ from rnnexp.resources import CONF_DIR
 
 
 def register_configs() -> None:
-    """The schema of conf/config.yaml, every key and its type (settings.py), and of each
-    option of the groups whose options have keys of their own: model_CELL for a model of
-    that cell, optimizer_NAME for conf/optimizer/NAME.yaml, schedule_NAME (top-level
-    configs: Hydra's --help lists no group of them)."""
+    """The schema of conf/config.yaml (settings.py), and of each option with keys of its own,
+    GROUP_NAME, that its YAML names (top-level configs: --help lists no group of them)."""
     cs = ConfigStore.instance()
     cs.store(name="rnnexp_schema", node=Settings)
     for group, (_, options) in OPTIONS.items():
@@ -62,8 +60,9 @@ def task(cfg: DictConfig) -> float:
         experiment=hc.runtime.choices.get("experiment"),
         overrides=list(hc.overrides.task),
         sweep_dir=Path(hc.sweep.dir) if in_sweep else None,
-        threads=_threads_per_job(hc) if in_sweep else None,
-    )
+        threads=threads_per_job(hc.runtime.choices.get("hydra/launcher"), hc.launcher.get(
+            "n_jobs"), OmegaConf.select(hc, "launcher.ray.remote.num_cpus")) if in_sweep else None,
+    )  # fmt: skip
     try:
         if in_sweep and not (output_dir / rundir.CHECKPOINT_FILE).is_file():
             s.resume = None  # a job of a resumed sweep that never got going: it runs
@@ -83,12 +82,6 @@ def task(cfg: DictConfig) -> float:
         if not in_sweep:  # SystemExit passes through Hydra, which reports an Exception again
             raise SystemExit(2) from None
         return float("inf")  # the worst score to a minimising sweeper (Optuna refuses NaN)
-
-
-def _threads_per_job(hc) -> int:
-    launcher = hc.runtime.choices.get("hydra/launcher")
-    cpus = OmegaConf.select(hc, "launcher.ray.remote.num_cpus")
-    return threads_per_job(launcher, hc.launcher.get("n_jobs"), cpus)
 
 
 def _prepare(argv: list[str]) -> list[str]:
