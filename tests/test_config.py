@@ -159,6 +159,7 @@ def test_params_are_the_flattened_config():
             ["+train.stepz=5"],
             "unknown key 'train.stepz'; valid keys of train: batch_size, checkpoint_every, clip, ",
         ),
+        (["+trian=5"], "unknown key 'trian'; valid keys at the top level: corpus, experiment, "),
         (
             ["trian.steps=5"],
             "unknown key 'trian'; valid keys at the top level: corpus, experiment, ",

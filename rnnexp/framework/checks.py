@@ -20,7 +20,7 @@ from rnnexp import faults
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
-from rnnexp.framework.messages import refusing
+from rnnexp.framework.messages import refusing, unknown_key
 from rnnexp.framework.settings import Settings, override_key, quote
 from rnnexp.framework.store import check_no_password, resolve_uri
 from rnnexp.framework.store_check import check_store
@@ -135,9 +135,8 @@ def _claim(folder: str, launch_dir: Path, config: DictConfig) -> Path:
 def _no_unknown_key(cfg: DictConfig, schema: type, prefix: str = "") -> None:
     fields = {f.name: f.type for f in dataclasses.fields(schema)}
     for k in cfg:
-        if k not in fields:
-            valid = ", ".join(sorted(fields))
-            raise RnnexpError(f"unknown key '{prefix}{k}'; valid keys of {prefix[:-1]}: {valid}")
+        if k not in fields:  # the line Hydra's own refusal of a key gets (messages.py)
+            raise RnnexpError(unknown_key(f"{prefix}{k}", set(fields)))
         node = cfg._get_node(k)
         kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
         if kind is not None and dataclasses.is_dataclass(kind):

@@ -106,9 +106,14 @@ def _value_problem(cause: BaseException) -> str | None:
         return f"{full}={cause.value} is not {kind}{optional}"
     if "not in" not in str(cause):
         return None
-    where, valid = full.rpartition(".")[0], {str(k) for k in parent} - {"hydra"}
+    return unknown_key(full, {str(k) for k in parent} - {"hydra"})
+
+
+def unknown_key(full: str, valid: set[str]) -> str:
+    """`unknown key 'train.stepz'; valid keys of train: batch_size, ...`."""
+    where = full.rpartition(".")[0]
     place = f"of {where}" if where else "at the top level"
-    valid |= set() if where else set(GROUPS)  # a group is a key too (experiment=, search=)
+    valid = valid | (set() if where else set(GROUPS))  # a group is a key (experiment=, search=)
     return f"unknown key '{full}'; valid keys {place}: {', '.join(sorted(valid))}"
 
 
