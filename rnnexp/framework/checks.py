@@ -47,10 +47,7 @@ class Checks(Callback):
     @refusing
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         s = _command_settings(config)
-        launch_dir = Path(config.hydra.runtime.cwd)
-        uri = resolve_uri(s.tracking.uri, launch_dir)
-        if s.tracking.enabled:
-            check_store(uri)
+        launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
         with read_write(config):
             config.tracking.uri = uri  # the store, resolved once: the job's config carries it
             if s.resume:  # the run's own folder, log and store; its .hydra/ stays as it was
@@ -78,12 +75,10 @@ class Checks(Callback):
         if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic"):
             for job in BasicSweeper.split_arguments(overrides, None)[0]:
                 job_settings(compose("config", overrides=job))
-        launch_dir = Path(config.hydra.runtime.cwd)
-        uri = resolve_uri(s.tracking.uri, launch_dir)
+        launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
         launcher = config.hydra.runtime.choices.get("hydra/launcher")
         address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
         check_launcher(launcher, address, uri)
-        check_store(uri)
         if s.resume:
             folder = resume.resume_sweep(s, config, uri)
         else:
@@ -116,6 +111,15 @@ def _command_settings(config: DictConfig) -> Settings:
     s = job_settings(config)
     check_no_password(s.tracking.uri)
     return s
+
+
+def _store(s: Settings, config: DictConfig) -> str:
+    """The command's store, resolved (the one place: store.resolve_uri) and, if it tracks,
+    checked."""
+    uri = resolve_uri(s.tracking.uri, Path(config.hydra.runtime.cwd))
+    if s.tracking.enabled:
+        check_store(uri)
+    return uri
 
 
 def _claim(folder: str, launch_dir: Path, config: DictConfig) -> Path:

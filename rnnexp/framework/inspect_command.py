@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import ConfigError, RnnexpError, first_line
-from rnnexp.framework.run_source import RunSource
+from rnnexp.framework.run_source import RunSource, add_source_arguments
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,11 +26,7 @@ def parser() -> argparse.ArgumentParser:
         description="Look inside a finished rnnexp run's network: a self-contained HTML page "
         "of the text coloured by surprisal and by the units that track features of it.",
     )
-    p.add_argument(
-        "source",
-        help="the run's output folder (or its model/ folder), its MLflow run id, or an MLflow "
-        "model URI: models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>",
-    )
+    add_source_arguments(p)
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", type=Path, help="inspect this file's text (its first --length)")
     text.add_argument(
@@ -49,16 +45,9 @@ def parser() -> argparse.ArgumentParser:
                    help="how many of the most interpretable units to draw (default 8)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("inspect.html"),
                    help="the page to write (default ./inspect.html)")  # fmt: skip
-    p.add_argument("--best", action="store_true",
-                   help="the model of the run's lowest validation loss (model_best/)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="--prime: the sampling seed (default 0)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="--prime: the sampling temperature (default 1.0)")  # fmt: skip
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow store to find a run id in "
-        "(default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)",
-    )
     return p
 
 

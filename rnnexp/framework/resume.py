@@ -90,16 +90,11 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
     """The folder of the run that resume=<folder or MLflow run id> continues, held by this
     process (refused while another runs there) and checked: a run, whose config the command
     does not change, that got as far as its first checkpoint."""
-    from rnnexp.framework.tracking import RUN_ID, get_run_tags
     from rnnexp.framework.tracking.abandoned import close_abandoned
 
-    folder = Path(s.resume).expanduser()
+    folder = named_folder(s.resume, uri)
     if not folder.is_dir():
-        if not RUN_ID.fullmatch(s.resume):
-            raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
-        hint = "resume from the folder the run was launched from, or set tracking.uri"
-        tags = get_run_tags(uri, s.resume, hint)
-        folder = Path(tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir", ""))
+        raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
     if (folder / rundir.SWEEP_FILE).is_file():
         raise RnnexpError(f"{folder} is a sweep: resume it with rnnexp -m resume={s.resume}")
     if not (folder / ".hydra" / "config.yaml").is_file():
@@ -121,6 +116,19 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
             f"nothing to resume; start the run again"
         )
     return folder.resolve()
+
+
+def named_folder(resume: str, uri: str) -> Path:
+    """The folder `resume=` names: itself, or the folder of the MLflow run (a run's, or a
+    sweep's parent run) of that id; what is there, the caller checks."""
+    from rnnexp.framework.tracking import RUN_ID, get_run_tags
+
+    folder = Path(resume).expanduser()
+    if folder.is_dir() or not RUN_ID.fullmatch(resume):
+        return folder
+    hint = "resume from the folder it was launched from, or set tracking.uri"
+    tags = get_run_tags(uri, resume, hint)
+    return Path(tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir") or resume)
 
 
 def saved_settings(folder: Path) -> Settings:
@@ -184,7 +192,17 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
     command line (its multirun.yaml: its overrides, store and folder) and resume=<its
     folder>; in that command, the folder, held (each job decides from its own folder whether
     it is done, to be resumed, or to be run: cli.task)."""
-    folder = sweep.sweep_folder(s.resume, uri)
+    folder = named_folder(s.resume, uri)
+    if (folder / ".hydra").is_dir():
+        raise RnnexpError(f"{folder} is a run's folder, not a sweep's: resume it without -m")
+    if not folder.is_dir():
+        raise RnnexpError(f"resume={s.resume} is neither a sweep folder nor a sweep's run id")
+    if not (folder / rundir.SWEEP_FILE).is_file() or not (folder / "multirun.yaml").is_file():
+        raise RnnexpError(
+            f"{folder} is not a sweep that started (no {rundir.SWEEP_FILE}): nothing to "
+            f"resume; start the sweep again"
+        )
+    folder = folder.resolve()
     multirun = OmegaConf.load(folder / "multirun.yaml")  # the sweep's own command's config
     _check_store(folder, OmegaConf.select(multirun, "tracking.uri") or uri, uri)
     own = _own(config.hydra.overrides.task)

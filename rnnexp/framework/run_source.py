@@ -6,6 +6,7 @@ and the config it ran with. Files of a run id or model URI are downloaded from t
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -16,6 +17,20 @@ from rnnexp.framework.tracking import RUN_ID, download_artifacts, get_run_tags
 from rnnexp.framework.tracking.models import download_model
 
 HINT = "run this from the folder the run was launched from, or pass --tracking-uri"
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments that name a run, its model and its store (rnnexp-sample, rnnexp-inspect)."""
+    p.add_argument(
+        "source",
+        help="the run's output folder (or its model/ folder), its MLflow run id, or an MLflow "
+        "model URI: models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>",
+    )
+    p.add_argument("--best", action="store_true",
+                   help="the model of the run's lowest validation loss (model_best/), not its "
+                   "final one")  # fmt: skip
+    p.add_argument("--tracking-uri", help="MLflow store to find a run id in (default: "
+                   "$MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)")  # fmt: skip
 
 
 class RunSource:

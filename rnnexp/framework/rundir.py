@@ -64,14 +64,10 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
+@_signals_held()
 def claim_fresh(base: Path) -> Path:
     """The first of base, base_2, base_3, … that this process creates; claimed and held.
     Folders beside it that a killed command claimed and never started a run in go."""
-    with _signals_held():
-        return _claim_fresh(base)
-
-
-def _claim_fresh(base: Path) -> Path:
     parents = _make(base.parent)
     for other in base.parent.iterdir():
         if _never_started(other):
@@ -84,18 +80,14 @@ def _claim_fresh(base: Path) -> Path:
         except FileExistsError:
             n += 1
             continue
-        return _claim(folder, made=[folder, *parents])
+        return claim(folder, made=[folder, *parents])
 
 
+@_signals_held()
 def claim(folder: Path, made: list[Path] | None = None) -> Path:
     """Claim a folder the user named, new or empty (made if missing), and hold it; refuse one
     with anything in it, or that another process claimed first. `made`: the folders the
     caller made for it."""
-    with _signals_held():
-        return _claim(folder, made)
-
-
-def _claim(folder: Path, made: list[Path] | None) -> Path:
     if folder.exists() and not folder.is_dir():
         raise RnnexpError(f"{folder} is a file, not a folder: name a new or empty folder")
     made = _make(folder) if made is None else made

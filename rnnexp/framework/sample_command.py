@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.run_source import RunSource
+from rnnexp.framework.run_source import RunSource, add_source_arguments
 from rnnexp.sample import sample
 
 
@@ -24,11 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rnnexp-sample", description="Generate text from a finished rnnexp run."
     )
-    p.add_argument(
-        "source",
-        help="the run's output folder (or its model/ folder), its MLflow run id, or an MLflow "
-        "model URI: models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>",
-    )
+    add_source_arguments(p)
     p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
     p.add_argument(
         "--temperature", type=float, default=1.0,
@@ -42,15 +38,6 @@ def parser() -> argparse.ArgumentParser:
     )
     prime.add_argument("--prime-file", type=Path, help="read the prime text from this file")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator (default 0)")
-    p.add_argument(
-        "--best", action="store_true",
-        help="the model of the run's lowest validation loss (model_best/), not its final one",
-    )  # fmt: skip
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow store to find a run id in "
-        "(default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)",
-    )
     return p
 
 

@@ -81,29 +81,6 @@ def job_ids(uri: str, experiment: str, sweep_dir: Path) -> tuple[str, str, list[
     return experiment_id, parent.run_id, swept.split(",") if swept else []
 
 
-def sweep_folder(resume: str, uri: str) -> Path:
-    """The folder of the sweep `resume` names: the folder itself, or its parent run's id."""
-    from rnnexp.framework.tracking import RUN_ID, get_run_tags
-
-    folder = Path(resume).expanduser()
-    if not folder.is_dir() and RUN_ID.fullmatch(resume):
-        hint = "resume from the folder the sweep was launched from, or set tracking.uri"
-        tags = get_run_tags(uri, resume, hint)
-        if "rnnexp.sweep_dir" not in tags:
-            raise RnnexpError(f"run {resume} is not a sweep's parent run: resume it without -m")
-        folder = Path(tags["rnnexp.sweep_dir"])
-    if not folder.is_dir():
-        raise RnnexpError(f"resume={resume} is neither a sweep folder nor a sweep's run id")
-    if (folder / ".hydra").is_dir():
-        raise RnnexpError(f"{folder} is a run's folder, not a sweep's: resume it without -m")
-    if not (folder / SWEEP_FILE).is_file() or not (folder / "multirun.yaml").is_file():
-        raise RnnexpError(
-            f"{folder} is not a sweep that started (no {SWEEP_FILE}): nothing to resume; "
-            f"start the sweep again"
-        )
-    return folder.resolve()
-
-
 def resume_argv(folder: Path, multirun: DictConfig) -> list[str]:
     """The command line that runs the sweep of `folder` again, job for job, from its
     multirun.yaml (its config, as its last command composed it): its --config-dir, its
