@@ -175,7 +175,8 @@ def test_an_unreachable_database_store_fails_fast(tmp_path):
 def test_resume_never_writes_to_a_store_the_user_did_not_name(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    proc = launch(*SMALL, "train.steps=8000", "hydra.run.dir=outputs/cut", fresh=True, cwd=theirs)
+    proc = launch(*SMALL, "train.steps=8000", "train.max_seconds=5", "hydra.run.dir=outputs/cut",
+                  fresh=True, cwd=theirs)  # fmt: skip
     wait_for(proc, theirs / "outputs" / "cut" / "rnnexp.log", "BLAS threads")
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)

@@ -78,7 +78,10 @@ def test_a_folder_that_holds_a_run_is_never_written_into(tmp_path):
 
 @pytest.mark.slow
 def test_a_running_folder_cannot_be_resumed_and_resume_writes_only_there(tmp_path):
-    proc = launch(*SMALL, "train.steps=20000", "hydra.run.dir=outputs/cut", cwd=tmp_path)
+    # long enough to be killed, held and killed again while it trains; the last resume
+    # trains only what is left of its 15 s
+    proc = launch(*SMALL, "train.steps=20000", "train.max_seconds=15", "hydra.run.dir=outputs/cut",
+                  cwd=tmp_path)  # fmt: skip
     log = tmp_path / "outputs" / "cut" / "rnnexp.log"
     wait_for(proc, log, "BLAS threads")
     busy = run_here("resume=outputs/cut", cwd=tmp_path)

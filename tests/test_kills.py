@@ -180,8 +180,9 @@ def test_sigterm_before_the_run_starts_says_so_and_leaves_no_folder(tmp_path, mo
 @pytest.mark.slow
 def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path):
     """SIGTERM (Ctrl-C alike) closes the job and the parent KILLED: not a dead end either."""
-    proc = launch("-m", *[o for o in TINY if "steps" not in o], "train.steps=2000", "seed=0,1",
-                  cwd=tmp_path)  # fmt: skip
+    # long enough to be stopped in its first job; resumed, each job trains at most 4 s
+    proc = launch("-m", *[o for o in TINY if "steps" not in o], "train.steps=2000",
+                  "train.max_seconds=4", "seed=0,1", cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + 120
     while not any("BLAS threads" in p.read_text()
                   for p in tmp_path.glob("outputs/multiruns/*/0/rnnexp.log")):  # fmt: skip

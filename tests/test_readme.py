@@ -25,6 +25,8 @@ TINY = {
     "train.sample_every": "10",
     "train.sample_length": "20",
     "train.checkpoint_every": "10",
+    "train.eval_chars": "2048",
+    "corpus.val_fraction": "0.02",  # the final evaluation reads 2 % of the text, not 10 %
     "hydra.sweeper.n_trials": "2",  # a search: two trials
 }
 NOT_RUN = {  # README command (start) -> why it is not run here, and what covers it

@@ -54,7 +54,7 @@ BAD = [  # (overrides, what the one line must say)
     (["train.seq_length=0"], "train.seq_length must be a whole number >= 1, got 0"),
     (
         ["corpus=fizzbuzz", "corpus.options.n=100", "train.batch_size=100"],
-        "training text of 372 characters is too short for batch_size=100",
+        "training text of 405 characters is too short for batch_size=100",  # 98 % of 413
     ),
     (["corpus=file", "corpus.path=/no/such/file.txt"], "corpus file not found: /no/such/file.txt"),
     (["corpus=file", "corpus.path={tmp}/a_folder"], "corpus path is not a file: "),
