@@ -70,17 +70,16 @@ def validation_ids(config_yaml: Path, vocab, length: int, sha256: str | None
     corpus read again as its config says, and only if it is the text whose `sha256` the run
     recorded: a config from someone else could name any file), and the words saying so."""
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
 
     from rnnexp.data import split
     from rnnexp.framework.build import load_corpus_of
+    from rnnexp.framework.messages import config_errors
     from rnnexp.framework.settings import CorpusSettings
 
     try:  # its corpus node alone: runs saved before later keys existed still read
         saved = OmegaConf.load(config_yaml).corpus
         c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
-    except (OSError, ValueError, YAMLError, OmegaConfBaseException) as e:
+    except (OSError, ValueError, *config_errors()) as e:
         raise RnnexpError(
             f"the run's config.yaml cannot be read ({first_line(e)}): name the text to inspect "
             f"with --text FILE"

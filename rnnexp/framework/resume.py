@@ -134,8 +134,7 @@ def named_folder(resume: str, uri: str) -> Path:
 def saved_settings(folder: Path) -> Settings:
     """The Settings a run folder was started with (.hydra/config.yaml), checked: a file cut
     short by a kill, or edited by hand, is one line."""
-    from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
+    from rnnexp.framework.messages import config_errors
 
     path = folder / ".hydra" / "config.yaml"
     try:
@@ -147,7 +146,7 @@ def saved_settings(folder: Path) -> Settings:
         for group, schema in schema_of(OmegaConf.to_container(saved)).items():
             typed[group] = OmegaConf.structured(schema)
         return OmegaConf.to_object(OmegaConf.merge(typed, saved))
-    except (OSError, KeyError, TypeError, ValueError, YAMLError, OmegaConfBaseException) as e:
+    except (OSError, KeyError, TypeError, ValueError, *config_errors()) as e:
         raise RnnexpError(
             f"{folder} cannot be resumed: its {path.parent.name}/ is unreadable "
             f"({first_line(e)}); it was cut short or edited"

@@ -29,6 +29,7 @@ from rnnexp.framework.tracking.client import (
     lookup_errors,
     quiet_downloads,
     store_errors,
+    tag_is,
 )
 from rnnexp.framework.tracking.mlflow_run import Child, MlflowRun, NullRun, flatten
 
@@ -95,10 +96,9 @@ def _create_whole(uri: str) -> None:
 
 def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> Child:
     """The running parent run of the sweep whose folder is `sweep_dir`."""
-    quote = '"' if "'" in sweep_dir else "'"
     runs = client_for(uri).search_runs(
         [experiment_id],
-        f"tags.`rnnexp.sweep_dir` = {quote}{sweep_dir}{quote} and attributes.status = 'RUNNING'",
+        f"{tag_is('rnnexp.sweep_dir', sweep_dir)} and attributes.status = 'RUNNING'",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )

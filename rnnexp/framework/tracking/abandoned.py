@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rnnexp.framework import rundir
 from rnnexp.framework.store import sqlite_path
-from rnnexp.framework.tracking.client import client_for, store_errors
+from rnnexp.framework.tracking.client import client_for, store_errors, tag_is
 
 log = logging.getLogger("rnnexp")
 
@@ -51,9 +51,8 @@ def delete_runs_of(uri: str, experiment_id: str, parent_run_id: str, folder: str
     """Delete the runs under `parent_run_id` made for `folder`: a sweep's job started again
     there replaces an attempt that never reached its first step."""
     client = client_for(uri)
-    quote = '"' if "'" in folder else "'"
+    parent = tag_is("mlflow.parentRunId", parent_run_id)
+    mine = f"{tag_is('rnnexp.output_dir', folder)} and {parent}"
     with store_errors(uri):
-        for r in client.search_runs([experiment_id],
-                                    f"tags.`rnnexp.output_dir` = {quote}{folder}{quote} and "
-                                    f"tags.mlflow.parentRunId = '{parent_run_id}'"):  # fmt: skip
+        for r in client.search_runs([experiment_id], mine):
             client.delete_run(r.info.run_id)

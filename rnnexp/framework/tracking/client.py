@@ -89,6 +89,12 @@ def store_errors(uri: str) -> Iterator[None]:
         raise RnnexpError(f"the tracking store {redact(uri)} failed: {first_line(root)}") from None
 
 
+def tag_is(key: str, value: str) -> str:
+    """MLflow's search filter for runs whose tag `key` is `value` (a path may hold a quote)."""
+    quote = '"' if "'" in value else "'"
+    return f"tags.`{key}` = {quote}{value}{quote}"
+
+
 def in_store(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapped(self, *args, **kwargs):
