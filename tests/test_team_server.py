@@ -28,6 +28,9 @@ def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres
     print(f"4 jobs, 2 at a time, to mlflow server on PostgreSQL: {time.monotonic() - start:.1f} s")
     assert r.returncode == 0, r.stderr
     check_sweep(uri, 4, {"model.hidden_size"})  # parent, children, every metric point
+    # named by its command line, over the 250 characters PostgreSQL holds for a run's name
+    [parent] = [p for p in runs(uri) if "mlflow.parentRunId" not in p.data.tags]
+    assert len(parent.info.run_name) == 250 and parent.info.run_name.endswith("…")
 
     client = MlflowClient(uri)
     for child in runs(uri)[1:]:

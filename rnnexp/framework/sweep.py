@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp.atomic import atomic_write
 from rnnexp.errors import RnnexpError, install_hint
 from rnnexp.framework import rundir
+from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 from rnnexp.framework.settings import override_key, quote
@@ -135,6 +136,7 @@ class SweepTracking(Callback):
             MlflowRun(cls.active["uri"], cls.active["parent_run_id"]).finish(status, reason)
             cls.active = None
 
+    @refusing
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.framework.tracking import MlflowRun, open_experiment
 
@@ -164,6 +166,7 @@ class SweepTracking(Callback):
         SweepTracking.active = ids | {"uri": uri}
         rundir.started(sweep_dir)  # its parent run is open: the folder stays, to resume
 
+    @refusing
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.framework.tracking import MlflowRun
         from rnnexp.framework.tracking.models import register_model

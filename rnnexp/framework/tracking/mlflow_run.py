@@ -25,6 +25,7 @@ from rnnexp.framework.tracking.client import (
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
+RUN_NAME_LIMIT = 250  # its runs.name column: sqlite keeps a longer name, PostgreSQL refuses it
 
 
 def flatten(node: dict, prefix: str = "") -> dict[str, str]:
@@ -72,6 +73,8 @@ class MlflowRun:
         parent_run_id: str | None = None,
     ) -> MlflowRun:
         tags = dict(tags)
+        if len(run_name) > RUN_NAME_LIMIT:  # a sweep named by a long command line
+            run_name = run_name[: RUN_NAME_LIMIT - 1] + "…"
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shows the run nested in the UI
         with store_lock(uri), store_errors(uri):
