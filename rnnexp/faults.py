@@ -1,6 +1,7 @@
 """A test-only way to kill rnnexp at a named moment of a run's life, as a power cut or the
 OOM killer would: with RNNEXP_KILL_AT=PHASE (or PHASE@N, its Nth time in the process) set,
-`point(PHASE)` sends the process SIGKILL there. Unset, a point costs one dict lookup.
+`point(PHASE)` sends the process SIGKILL there (or the signal RNNEXP_KILL_WITH names, e.g.
+SIGTERM: a stop asked for at that very moment). Unset, a point costs one dict lookup.
 
 The phases, in the order a run meets them: startup, claimed (its folder), store (a new
 sqlite store half made), hydra (Hydra's .hydra/ files written), opened (its MLflow run made,
@@ -15,11 +16,12 @@ import os
 import signal
 
 ENV = "RNNEXP_KILL_AT"
+SIGNAL_ENV = "RNNEXP_KILL_WITH"
 _seen: dict[str, int] = {}
 
 
 def point(phase: str) -> None:
-    """SIGKILL this process if RNNEXP_KILL_AT names `phase` (and this is its Nth time)."""
+    """Signal this process if RNNEXP_KILL_AT names `phase` (and this is its Nth time)."""
     wanted = os.environ.get(ENV)
     if not wanted:
         return
@@ -28,4 +30,4 @@ def point(phase: str) -> None:
         return
     _seen[phase] = _seen.get(phase, 0) + 1
     if _seen[phase] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[os.environ.get(SIGNAL_ENV, "SIGKILL")])

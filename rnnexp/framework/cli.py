@@ -107,25 +107,25 @@ def main(argv: list[str] | None = None) -> None:
     # a log line that cannot be written (a full disk) must not print a traceback per line:
     # the run reports the failure itself, in one line
     logging.raiseExceptions = False
-    stop_on_sigterm()
-    faults.point("startup")
-    given = sys.argv[:]  # Hydra reads the command line from sys.argv: set, then put back
-    try:
-        args = _prepare(sys.argv[1:] if argv is None else argv)
-        while args is not None:  # once, or twice for a sweep resumed with its own overrides
-            args = _launch(args)
-    except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
-        rundir.discard_unstarted()
-        SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")
-        print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
-        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
-    except BaseException:  # a run that never started leaves no folder, a sweep no open run
-        rundir.discard_unstarted()
-        SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
-        raise
-    finally:  # the command is over (called in-process too): its folders are let go
-        rundir.release()
-        sys.argv[:] = given
+    with stop_on_sigterm():
+        faults.point("startup")
+        given = sys.argv[:]  # Hydra reads the command line from sys.argv: set, then put back
+        try:
+            args = _prepare(sys.argv[1:] if argv is None else argv)
+            while args is not None:  # once, or twice for a sweep resumed with its own overrides
+                args = _launch(args)
+        except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
+            rundir.discard_unstarted()
+            SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")
+            print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
+            sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
+        except BaseException:  # a run that never started leaves no folder, a sweep no open run
+            rundir.discard_unstarted()
+            SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
+            raise
+        finally:  # the command is over (called in-process too): its folders are let go
+            rundir.release()
+            sys.argv[:] = given
 
 
 def _launch(args: list[str]) -> list[str] | None:

@@ -22,15 +22,24 @@ class Interrupted(KeyboardInterrupt):
         self.step = step
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt), so a command stopped
-    before its run starts still says so and leaves no folder; the run defers both."""
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within: SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt), so a command
+    stopped before its run starts still says so and leaves no folder; the run defers both.
+    After, the handler before it is back: a SIGTERM once the command is over, while Python
+    shuts down, ends the process without a traceback."""
 
     def handler(signum, frame):
         raise Interrupted(signum)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @contextmanager
