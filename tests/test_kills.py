@@ -172,6 +172,28 @@ def test_sigterm_before_the_run_starts_says_so_and_leaves_no_folder(tmp_path, mo
         assert runs(store(tmp_path)) == []  # no run opened
 
 
+def test_a_stop_a_finalizer_swallowed_is_not_lost():
+    """A signal's handler runs wherever the main thread is; in a GC callback (SQLAlchemy's,
+    while a run opens its store) Python prints its exception and goes on: seen as a SIGTERM
+    that stopped nothing. The command keeps it and raises it at its next check."""
+    import gc
+    import weakref
+
+    from rnnexp.framework.signals import Interrupted, check_dropped, stop_on_sigterm
+
+    class Store:
+        pass
+
+    with stop_on_sigterm():
+        store = Store()
+        weakref.finalize(store, signal.raise_signal, signal.SIGTERM)  # the handler, in it
+        del store
+        gc.collect()  # the finalizer ran and its exception went to sys.unraisablehook
+        with pytest.raises(Interrupted, match="SIGTERM"):
+            check_dropped()
+        check_dropped()  # once
+
+
 @pytest.mark.slow
 def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path):
     """SIGTERM (Ctrl-C alike) closes the job and the parent KILLED: not a dead end either."""

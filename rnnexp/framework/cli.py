@@ -29,7 +29,7 @@ from rnnexp.framework.messages import Refused, config_errors, one_line
 from rnnexp.framework.resume import Relaunch, further, saved_settings
 from rnnexp.framework.run import Job, run, threads_per_job
 from rnnexp.framework.settings import OPTIONS, Settings, quote
-from rnnexp.framework.signals import stop_on_sigterm
+from rnnexp.framework.signals import check_dropped, stop_on_sigterm
 from rnnexp.framework.store import take_credentials
 from rnnexp.framework.sweep import SweepTracking, finished_job
 from rnnexp.resources import CONF_DIR
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             args = _prepare(sys.argv[1:] if argv is None else argv)
             while args is not None:  # once, or twice for a sweep resumed with its own overrides
                 args = _launch(args)
+            check_dropped()  # a stop asked for in its last moments: said, and exit 143
         except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
             rundir.discard_unstarted()
             SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")

@@ -27,7 +27,7 @@ from rnnexp.framework.loop import LoopState, can_train, train
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE
 from rnnexp.framework.settings import Settings
-from rnnexp.framework.signals import Interrupted, deferred_interrupts
+from rnnexp.framework.signals import Interrupted, check_dropped, deferred_interrupts
 from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.tracking import MlflowRun, NullRun, open_experiment
 
@@ -152,6 +152,7 @@ class Run:
         elif s.tracking.enabled:
             self.tracked = self._start_tracking()
         self.state.limits = resume.limits(s)
+        check_dropped()  # a stop asked for while it opened goes now, as its folder does
         self.interrupt["armed"] = True  # a signal now waits for the end of a step
         rundir.started(self.folder)  # and from here on its folder stays, whatever follows
         faults.point("opened")

@@ -6,6 +6,7 @@ checkpoint and the run's status say where it stopped (a second Ctrl-C stops at o
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +23,34 @@ class Interrupted(KeyboardInterrupt):
         self.step = step
 
 
+# a stop Python dropped: a signal's handler runs wherever the main thread is, and when that is
+# a finalizer (a GC callback of SQLAlchemy's, say) its exception is printed as "Exception
+# ignored" and the command goes on; kept here, the next check_dropped() raises it
+_dropped: list[KeyboardInterrupt] = []
+
+
+def _keep_dropped(unraisable, python_hook=sys.unraisablehook) -> None:
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _dropped.append(unraisable.exc_value)
+    else:
+        python_hook(unraisable)
+
+
+def check_dropped() -> None:
+    """Raise the interrupt a finalizer swallowed, if one did."""
+    if _dropped:
+        e = _dropped[-1]
+        _dropped.clear()
+        raise e
+
+
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """Within: SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt), so a command
-    stopped before its run starts still says so and leaves no folder; the run defers both.
-    After, the handler before it is back: a SIGTERM once the command is over, while Python
-    shuts down, ends the process without a traceback."""
+    stopped before its run starts still says so and leaves no folder; the run defers both; a
+    stop a finalizer swallowed waits for check_dropped(). After, the handler before it is
+    back: a SIGTERM once the command is over, while Python shuts down, ends the process
+    without a traceback."""
 
     def handler(signum, frame):
         raise Interrupted(signum)
@@ -35,11 +58,14 @@ def stop_on_sigterm() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGTERM, handler)
+    before, hook = signal.signal(signal.SIGTERM, handler), sys.unraisablehook
+    sys.unraisablehook = _keep_dropped
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
+        sys.unraisablehook = hook
+        _dropped.clear()
 
 
 @contextmanager
