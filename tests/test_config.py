@@ -226,6 +226,22 @@ def test_params_are_the_flattened_config():
             "hydra.sweeper.params.seed=range(3): Hydra cannot sweep its own keys; give a search "
             "space on the key itself (seed=...)",
         ),
+        # each password of a swept URI stays unread: refused before any is moved out
+        (["-m", "tracking.uri=http://u:pw1@h:9/,http://u:pw2@h:9/"], "a sweep lives in one "),
+        (["tracking.uri='http://u:s@[::1'"], "tracking.uri is not a valid URI: Invalid IPv6 URL"),
+        (["tracking.uri=http://h:port/"], "tracking.uri is not a valid URI: Port could not be "),
+        (["tracking.uri=http://h:9/?password=x"], "tracking store http://h:9/?password=***: a "),
+        (["tracking.uri='sqlite:////tmp'"], "tracking store /tmp is a folder: name a file in it"),
+        (["resume="], "resume= is empty: name a run's folder or MLflow run id"),
+        (["-m", "resume=a,b"], "resume= takes one folder or run id: -m resume=<sweep folder> "),
+        # a run's config goes where resume= reads it, never into another run's folder
+        (["hydra.output_subdir=../other/.hydra"], "hydra.output_subdir is rnnexp's: a run keeps"),
+        (["-m", "hydra.sweep.subdir=x", "seed=1,2"], "hydra.sweep.subdir=x gives every job the "),
+        (
+            ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "seed=1,2"],
+            "hydra.launcher.n_jobs=0 runs no job: give how many run at once (-1: one per core)",
+        ),
+        (["-m", "hydra.sweep.dir=", "seed=1,2"], "hydra.sweep.dir is empty: name a new or empty "),
     ],
 )
 def test_command_line_mistakes_are_one_clear_line(args, message, tmp_path):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,11 +114,14 @@ def test_a_run_goes_only_into_a_new_or_empty_folder_and_keeps_the_users_files(tm
     (mine / ".draft.tmp").write_text("x")  # named like a temporary file: still the user's
     (mine / ".notes.txt.999999.tmp").write_text("y")  # even rnnexp's own naming, unclaimed
     for folder in (mine, tmp_path, "/etc"):  # never written into, whoever runs it
-        r = run_here("corpus=kafka", *TINY, f"hydra.run.dir={folder}", fresh=True, cwd=tmp_path,
-                   RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
-        [line] = r.stderr.strip().splitlines()
-        assert r.returncode == 2 and line.startswith(f"rnnexp: error: {folder} is not empty (")
-        assert line.endswith("): a run writes only into a new or empty folder; name another")
+        for command in (["hydra.run.dir"], ["-m", "seed=1,2", "hydra.sweep.dir"]):
+            *sweep, key = command
+            r = run_here(*sweep, "corpus=kafka", *TINY, f"{key}={folder}", fresh=True,
+                         cwd=tmp_path, RNNEXP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+            [line] = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and line.startswith(f"rnnexp: error: {folder} is not empty (")
+            assert line.endswith("): a run writes only into a new or empty folder; name another")
+    assert not list(tmp_path.glob("mine_*")) and not Path("/etc_2").exists()
     r = run_here(*TINY, "hydra.run.dir=''", fresh=True, cwd=tmp_path)
     assert r.stderr.strip() == "rnnexp: error: hydra.run.dir is empty: name a new or empty folder"
     r = run_here("corpus=kafka", *TINY, f"hydra.run.dir={empty}", fresh=True, cwd=tmp_path,

@@ -21,7 +21,7 @@ from rnnexp.errors import RnnexpError
 from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
-from rnnexp.framework.settings import Settings, override_key, quote
+from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides
 from rnnexp.framework.store import check_no_password, resolve_uri
 from rnnexp.framework.store_check import check_store
 from rnnexp.framework.sweep import check_launcher
@@ -54,7 +54,7 @@ class Checks(Callback):
                 config.hydra.run.dir = str(resume.resume_folder(s, _overrides(config), uri))
                 config.hydra.output_subdir = None
             else:
-                config.hydra.run.dir = str(_claim(config.hydra.run.dir, launch_dir, config))
+                config.hydra.run.dir = str(_claim("hydra.run.dir", launch_dir, config))
         faults.point("claimed")
 
     @refusing
@@ -69,20 +69,28 @@ class Checks(Callback):
                 "the best): drop tracking.enabled=false, or -m"
             )
         overrides = OverridesParser.create().parse_overrides(_overrides(config))
-        if any(override_key(o.input_line) == "tracking.uri" for o in overrides
-               if o.is_sweep_override()):  # fmt: skip
-            raise RnnexpError("a sweep lives in one tracking store: give tracking.uri one value")
+        if any(override_key(o.input_line) == "resume" for o in overrides if o.is_sweep_override()):
+            raise RnnexpError(
+                "resume= takes one folder or run id: -m resume=<sweep folder> resumes a whole "
+                "sweep; resume runs one at a time"
+            )
         if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic"):
             for job in BasicSweeper.split_arguments(overrides, None)[0]:
                 job_settings(compose("config", overrides=job))
         launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
         launcher = config.hydra.runtime.choices.get("hydra/launcher")
         address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
-        check_launcher(launcher, address, uri)
+        check_launcher(launcher, address, uri, OmegaConf.select(config, "hydra.launcher.n_jobs"))
+        subdir = config.hydra.sweep._get_node("subdir")._value()  # as written, unresolved
+        if "${hydra.job." not in str(subdir):
+            raise RnnexpError(
+                f"hydra.sweep.subdir={subdir} gives every job the same folder: keep "
+                "${hydra.job.num} (or another ${hydra.job...} value) in it"
+            )
         if s.resume:
             folder = resume.resume_sweep(s, config, uri)
         else:
-            folder = _claim(config.hydra.sweep.dir, launch_dir, config)
+            folder = _claim("hydra.sweep.dir", launch_dir, config)
         with read_write(config):
             config.tracking.uri, config.hydra.sweep.dir = uri, str(folder)
             # the store, resolved once, and the folder reach every job (composed from these
@@ -93,7 +101,7 @@ class Checks(Callback):
 
 
 def _overrides(config: DictConfig) -> list[str]:
-    return list(config.hydra.overrides.task)
+    return typed_overrides(config.hydra)
 
 
 def _command_settings(config: DictConfig) -> Settings:
@@ -102,6 +110,11 @@ def _command_settings(config: DictConfig) -> Settings:
     for source in config.hydra.runtime.config_sources:  # --config-dir DIR
         if source.provider == "command-line":
             check_own_names(Path(source.path.removeprefix("file://")))
+    if config.hydra.output_subdir != ".hydra":  # elsewhere it could be another run's
+        raise RnnexpError(
+            "hydra.output_subdir is rnnexp's: a run keeps its config in its folder's .hydra/, "
+            "where resume= reads it"
+        )
     seen: dict[str, str] = {}
     for line in _overrides(config):  # Hydra keeps the last value of a key given twice
         key = override_key(line)
@@ -122,13 +135,13 @@ def _store(s: Settings, config: DictConfig) -> str:
     return uri
 
 
-def _claim(folder: str, launch_dir: Path, config: DictConfig) -> Path:
-    """The new or empty folder a run (or sweep) writes into: the one named, or the first free
-    one of the time-named default."""
-    key = "hydra.sweep.dir" if config.hydra.mode == "MULTIRUN" else "hydra.run.dir"
+def _claim(key: str, launch_dir: Path, config: DictConfig) -> Path:
+    """The new or empty folder a run (or sweep) writes into, at `key` (hydra.run.dir or
+    hydra.sweep.dir): the one named, or the first free one of the time-named default."""
+    folder = str(OmegaConf.select(config, key))
     if not folder.strip():
         raise RnnexpError(f"{key} is empty: name a new or empty folder")
-    named = any(override_key(o) == key for o in config.hydra.overrides.hydra)
+    named = any(override_key(o) == key for o in typed_overrides(config.hydra, "hydra"))
     wanted = launch_dir / Path(folder).expanduser()
     try:
         return rundir.claim(wanted) if named else rundir.claim_fresh(wanted)

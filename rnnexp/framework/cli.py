@@ -28,7 +28,7 @@ from rnnexp.framework.checks import job_settings
 from rnnexp.framework.messages import Refused, config_errors, one_line
 from rnnexp.framework.resume import Relaunch, further, saved_settings
 from rnnexp.framework.run import Job, run, threads_per_job
-from rnnexp.framework.settings import OPTIONS, Settings, quote
+from rnnexp.framework.settings import OPTIONS, Settings, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
 from rnnexp.framework.store import take_credentials
 from rnnexp.framework.sweep import SweepTracking, finished_job
@@ -58,7 +58,7 @@ def task(cfg: DictConfig) -> float:
         output_dir=output_dir,
         launch_dir=Path(hc.runtime.cwd),
         experiment=hc.runtime.choices.get("experiment"),
-        overrides=list(hc.overrides.task),
+        overrides=typed_overrides(hc),
         sweep_dir=Path(hc.sweep.dir) if in_sweep else None,
         threads=threads_per_job(hc.runtime.choices.get("hydra/launcher"), hc.launcher.get(
             "n_jobs"), OmegaConf.select(hc, "launcher.ray.remote.num_cpus")) if in_sweep else None,
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         faults.point("startup")
         given = sys.argv[:]  # Hydra reads the command line from sys.argv: set, then put back
         try:
-            args = _prepare(sys.argv[1:] if argv is None else argv)
+            args = sys.argv[1:] if argv is None else argv
             while args is not None:  # once, or twice for a sweep resumed with its own overrides
                 args = _launch(args)
             check_dropped()  # a stop asked for in its last moments: said, and exit 143
@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _launch(args: list[str]) -> list[str] | None:
     """Hydra on `args`; the command line to launch next, if any."""
-    sys.argv[1:] = args
     SweepTracking.failed, SweepTracking.failed_trials = [], []
     try:
+        sys.argv[1:] = _prepare(args)
         task()
     except Relaunch as r:
         return r.argv

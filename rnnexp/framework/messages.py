@@ -33,6 +33,8 @@ def refusing(check: Callable) -> Callable:
             raise Refused(str(e)) from None
         except config_errors() as e:  # composing a sweep's jobs
             raise Refused(one_line(e)) from None
+        except Exception as e:  # what no check foresaw: still one line, and nothing runs
+            raise Refused(f"{type(e).__name__}: {first_line(e)}") from None
 
     return wrapped
 

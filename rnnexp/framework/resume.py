@@ -14,7 +14,7 @@ from rnnexp.checkpoint import MODEL_DIR, load_checkpoint
 from rnnexp.errors import CorpusError, RnnexpError, first_line
 from rnnexp.framework import rundir, sweep
 from rnnexp.framework.build import Built
-from rnnexp.framework.settings import GROUPS, Settings, override_key, schema_of
+from rnnexp.framework.settings import GROUPS, Settings, override_key, schema_of, typed_overrides
 from rnnexp.framework.store import redact
 from rnnexp.framework.tracking import MlflowRun, NullRun
 
@@ -204,12 +204,12 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
     folder = folder.resolve()
     multirun = OmegaConf.load(folder / "multirun.yaml")  # the sweep's own command's config
     _check_store(folder, OmegaConf.select(multirun, "tracking.uri") or uri, uri)
-    own = _own(config.hydra.overrides.task)
+    own = _own(typed_overrides(config.hydra))
     if str(config.hydra.sweep.dir) != str(folder):  # the command as typed
         if own:
             raise RnnexpError(f"a sweep resumes with its own config: drop {' '.join(own)}")
         raise Relaunch(sweep.resume_argv(folder, multirun))
-    if own != _own(multirun.hydra.overrides.task):
+    if own != _own(typed_overrides(multirun.hydra)):
         raise RnnexpError(f"{folder} was started by another command line: it cannot resume")
     rundir.hold(folder)  # refused while the sweep still runs
     for job in sorted(folder.iterdir()):  # a job whose launcher was killed may train on

@@ -140,6 +140,8 @@ class Settings:
                 f"threads must be a whole number in [1, {MAX_THREADS}] or null (automatic), "
                 f"got {self.threads}"
             )
+        if self.resume is not None and not str(self.resume).strip():  # an unset $RUN, say
+            raise ConfigError("resume= is empty: name a run's folder or MLflow run id")
         # sizes by arithmetic, before anything is allocated: one training step, an
         # evaluation's chunk of its streams, the inspection's trace
         t, m = self.train, self.model
@@ -168,6 +170,14 @@ def schema_of(saved: dict) -> dict[str, type]:
 def override_key(override: str) -> str:
     """The dotted key a command-line override sets: `+train.steps=5` -> `train.steps`."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def typed_overrides(hydra: Any, kind: str = "task") -> list[str]:
+    """The command line's overrides (`kind`: task or hydra) in a config's `hydra` node, as
+    typed: one may hold a ${...} only a job resolves (hydra.sweep.subdir=${hydra.job.num})."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(hydra.overrides[kind], resolve=False)
 
 
 def quote(value: str) -> str:

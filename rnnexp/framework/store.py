@@ -38,7 +38,10 @@ SECRET_KEYS = re.compile(r"(?i)^(password|passwd|pwd|sslpassword|token|secret|ac
 def redact(uri: str) -> str:
     """The URI with its password, if any, shown as *** (as MLflow and SQLAlchemy print them),
     in the user part or a query parameter (`?password=...`)."""
-    parts = urlparse(uri)
+    try:
+        parts = _parse(uri)
+    except RnnexpError:
+        return "(the tracking URI, unparsable)"
     query = _query(parts.query)
     if parts.password is None and not any(SECRET_KEYS.match(k) for k, _ in query):
         return uri  # as it was given: urlparse's round trip drops sqlite:////'s slashes
@@ -57,7 +60,7 @@ def move_credentials(uri: str) -> tuple[str, dict[str, str]]:
     a password never enters the config, the run's params and tags, or Hydra's files.
     http(s): MLflow reads MLFLOW_TRACKING_USERNAME and _PASSWORD; postgresql: libpq reads
     PGPASSWORD. Other stores take the password from their own configuration files."""
-    parts = urlparse(uri)
+    parts = _parse(uri)
     secret = [v for k, v in _query(parts.query) if SECRET_KEYS.match(k)]
     if secret and parts.scheme.split("+")[0] == "postgresql" and parts.password is None:
         # libpq's ?password=: the same password, moved the same way
@@ -114,12 +117,35 @@ def take_credentials(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         if override_key(arg) == "tracking.uri":
+            if _is_sweep(arg):  # each value may hold a password: refused before any is read
+                raise RnnexpError(
+                    "a sweep lives in one tracking store: give tracking.uri one value"
+                )
             key, _, value = arg.partition("=")
             clean, env = move_credentials(value.strip("'\""))
             os.environ.update(env)
             arg = f"{key}={quote(clean)}" if env else arg
         out.append(arg)
     return out
+
+
+def _is_sweep(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_override(override).is_sweep_override()
+    except Exception:  # not Hydra's grammar: Hydra says so, once its password is out
+        return False
+
+
+def _parse(uri: str):
+    """urlparse, its error one line that does not repeat the URI (it may hold a password)."""
+    try:
+        parts = urlparse(uri)
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError as e:
+        raise RnnexpError(f"tracking.uri is not a valid URI: {e}") from None
+    return parts
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -91,6 +91,8 @@ def _check_sqlite(uri: str) -> None:
             tempfile.TemporaryFile(dir=folder).close()
         except OSError as e:
             raise RnnexpError(f"cannot create the tracking store {path}: {e.strerror}") from None
+    if path.is_dir():
+        raise RnnexpError(f"tracking store {path} is a folder: name a file in it (mlflow.db)")
     if path.exists():
         problem = _wait_while_busy(path)
         if problem:

@@ -23,19 +23,24 @@ from rnnexp.framework import rundir
 from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
-from rnnexp.framework.settings import override_key, quote
+from rnnexp.framework.settings import override_key, quote, typed_overrides
 from rnnexp.framework.summary import sweep_summary, sweep_table
 from rnnexp.inspect.page import PAGE
 
 log = logging.getLogger("rnnexp")
 
 
-def check_launcher(launcher: str | None, address: str | None, uri: str) -> None:
-    """hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
+def check_launcher(launcher: str | None, address: str | None, uri: str, n_jobs: int | None) -> None:
+    """hydra/launcher=joblib runs some jobs at once (joblib refuses 0 with a traceback);
+    hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
     tracking server (a local sqlite file is out of reach of other machines)."""
     import importlib.util
     import os
 
+    if launcher == "joblib" and n_jobs == 0:
+        raise RnnexpError(
+            "hydra.launcher.n_jobs=0 runs no job: give how many run at once (-1: one per core)"
+        )
     if launcher != "ray":
         return
     if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
@@ -97,7 +102,9 @@ def resume_argv(folder: Path, multirun: DictConfig) -> list[str]:
             for s in saved.runtime.config_sources if s.provider == "command-line"]  # fmt: skip
     ours = ("resume", "tracking.uri", "hydra.sweep.dir", "hydra.mode")  # given below
     lines = [
-        o for o in [*saved.overrides.task, *saved.overrides.hydra] if override_key(o) not in ours
+        o
+        for o in [*typed_overrides(saved), *typed_overrides(saved, "hydra")]
+        if override_key(o) not in ours
     ]
     where, store = quote(str(folder)), quote(multirun.tracking.uri)
     return ["-m", *dirs, f"resume={where}", f"tracking.uri={store}", *lines,
@@ -129,11 +136,17 @@ class SweepTracking(Callback):
     @classmethod
     def interrupted(cls, status: str, reason: str) -> None:
         """The sweep stopped before its end (Ctrl-C, SIGTERM, an error in the sweeper), when
-        Hydra calls no end callback: close the parent run with `status`."""
+        Hydra calls no end callback: close the parent run with `status`, and as KILLED the
+        jobs still RUNNING in processes of their own (joblib's, Ray's), which stop with it."""
         from rnnexp.framework.tracking import MlflowRun
 
         if cls.active:
-            MlflowRun(cls.active["uri"], cls.active["parent_run_id"]).finish(status, reason)
+            uri, experiment_id = cls.active["uri"], cls.active["experiment_id"]
+            parent = MlflowRun(uri, cls.active["parent_run_id"], experiment_id)
+            for child in parent.children(experiment_id):
+                if child.status == "RUNNING":
+                    MlflowRun(uri, child.run_id).finish("KILLED", "stopped with its sweep")
+            parent.finish(status, reason)
             cls.active = None
 
     @refusing
@@ -150,7 +163,7 @@ class SweepTracking(Callback):
             SweepTracking.active = ids | {"uri": uri}
             return
         experiment_id = open_experiment(uri, config.tracking.experiment)
-        overrides = [o for o in config.hydra.overrides.task]
+        overrides = typed_overrides(config.hydra)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
         swept = swept_keys(overrides, config)
         tags = run_tags(overrides) | {

@@ -21,6 +21,7 @@ from rnnexp.framework.tracking.client import (
     in_store,
     quiet_downloads,
     store_errors,
+    tag_is,
 )
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
@@ -220,7 +221,7 @@ class MlflowRun:
     def children(self, experiment_id: str) -> list[Child]:
         """The runs nested under this one (a sweep's jobs), as plain values."""
         found = self.client.search_runs(
-            [experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'", max_results=50_000
+            [experiment_id], tag_is("mlflow.parentRunId", self.run_id), max_results=50_000
         )
         return [Child(r.info.run_id, r.info.run_name, r.info.status,
                       r.data.metrics.get("val/loss"), r.data.tags,
