@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import env, refusal, rnnexp
+from helpers import TINY, env, refusal, rnnexp, run_here
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -242,6 +242,9 @@ def test_params_are_the_flattened_config():
             "hydra.launcher.n_jobs=0 runs no job: give how many run at once (-1: one per core)",
         ),
         (["-m", "hydra.sweep.dir=", "seed=1,2"], "hydra.sweep.dir is empty: name a new or empty "),
+        (["-m", "model=glob(q*)"], "the sweep has no jobs: a glob(...) that matches nothing?"),
+        (["-m", "--cfg", "job"], "--cfg and --multirun: give one of them"),
+        (["-m", "model=glob(s*)", "model.hidden_size=0"], "model.hidden_size must be a whole "),
     ],
 )
 def test_command_line_mistakes_are_one_clear_line(args, message, tmp_path):
@@ -259,6 +262,21 @@ def test_good_command_lines_compose_into_settings():
     ):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             assert isinstance(job_settings(compose("config", overrides=args)), Settings)
+
+
+def test_a_sweep_over_text_files_checks_and_runs_each(tmp_path):
+    """A swept key is not in the command's config (Hydra leaves it to the jobs): corpus=file
+    without corpus.path there, each job has its own."""
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(f"{name} holds some text to learn from. " * 40)
+    paths = f"corpus.path={tmp_path / 'a.txt'},{tmp_path / 'nope.txt'}"
+    assert refusal("-m", "corpus=file", paths, cwd=tmp_path).endswith(
+        f"corpus file not found: {tmp_path / 'nope.txt'}"
+    )
+    paths = f"corpus.path={tmp_path / 'a.txt'},{tmp_path / 'b.txt'}"
+    r = run_here("-m", "corpus=file", paths, *TINY, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("FINISHED") == 2
 
 
 def test_a_mistake_exits_2_with_one_line_and_nothing_written(tmp_path):

@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -62,21 +63,30 @@ class Checks(Callback):
         from hydra import compose
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-        s = _command_settings(config)
-        if not s.tracking.enabled:
-            raise RnnexpError(
-                "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
-                "the best): drop tracking.enabled=false, or -m"
-            )
-        overrides = OverridesParser.create().parse_overrides(_overrides(config))
+        _check_command_line(config)
+        # with Hydra's config loader: glob(...) lists a group's options (model='glob(g*)')
+        loader = GlobalHydra.instance().config_loader()
+        overrides = OverridesParser.create(loader).parse_overrides(_overrides(config))
         if any(override_key(o.input_line) == "resume" for o in overrides if o.is_sweep_override()):
             raise RnnexpError(
                 "resume= takes one folder or run id: -m resume=<sweep folder> resumes a whole "
                 "sweep; resume runs one at a time"
             )
         if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic"):
-            for job in BasicSweeper.split_arguments(overrides, None)[0]:
-                job_settings(compose("config", overrides=job))
+            jobs = BasicSweeper.split_arguments(overrides, None)[0]
+            if not jobs:  # seed='glob(*)': a glob lists a group's options, not values
+                raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
+            # each job checked before any runs; the first's settings are the command's (what
+            # is swept is not in the command's config: corpus=file corpus.path=a.txt,b.txt)
+            s = [job_settings(compose("config", overrides=job)) for job in jobs][0]
+        else:  # a search: the sweeper picks its values as it goes
+            s = job_settings(config)
+        check_no_password(s.tracking.uri)
+        if not s.tracking.enabled:
+            raise RnnexpError(
+                "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
+                "the best): drop tracking.enabled=false, or -m"
+            )
         launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
         launcher = config.hydra.runtime.choices.get("hydra/launcher")
         address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
@@ -105,8 +115,15 @@ def _overrides(config: DictConfig) -> list[str]:
 
 
 def _command_settings(config: DictConfig) -> Settings:
-    """The Settings of the command's config (a sweep's: before its swept values), and the
-    checks of its command line as a whole."""
+    """The Settings of a run's config, after the checks of its command line as a whole."""
+    _check_command_line(config)
+    s = job_settings(config)
+    check_no_password(s.tracking.uri)
+    return s
+
+
+def _check_command_line(config: DictConfig) -> None:
+    """The checks of a command line as a whole."""
     for source in config.hydra.runtime.config_sources:  # --config-dir DIR
         if source.provider == "command-line":
             check_own_names(Path(source.path.removeprefix("file://")))
@@ -121,9 +138,6 @@ def _command_settings(config: DictConfig) -> Settings:
         if key in seen:
             raise RnnexpError(f"{key} is given twice ({seen[key]} and {line}): keep one")
         seen[key] = line
-    s = job_settings(config)
-    check_no_password(s.tracking.uri)
-    return s
 
 
 def _store(s: Settings, config: DictConfig) -> str:

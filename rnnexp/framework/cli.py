@@ -84,11 +84,20 @@ def task(cfg: DictConfig) -> float:
         return float("inf")  # the worst score to a minimising sweeper (Optuna refuses NaN)
 
 
+# Hydra's flags that each choose what the command does
+MODES = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg",
+         "-i": "--info", "--info": "--info", "-r": "--run", "--run": "--run"}  # fmt: skip
+
+
 def _prepare(argv: list[str]) -> list[str]:
     """The command line as Hydra should read it. `corpus.path=~/my_text.txt`, as typed into
     bash (which expands ~ only at the start of a word): quoted for Hydra, whose grammar
     rejects a bare ~ (the path is expanded where it is read). A password in tracking.uri
-    moves out of it before Hydra records the command line anywhere (store.py)."""
+    moves out of it before Hydra records the command line anywhere (store.py). Two of
+    Hydra's modes at once are refused here (Hydra raises a ValueError for them)."""
+    modes = {MODES[a.split("=")[0]] for a in argv if a.split("=")[0] in MODES}
+    if len(modes) > 1:
+        raise RnnexpError(f"{' and '.join(sorted(modes))}: give one of them")
     out = []
     for arg in take_credentials(argv):
         key, eq, value = arg.partition("=")
