@@ -49,7 +49,7 @@ def ours(seconds: float) -> tuple[float, int, float]:
         )  # fmt: skip
         log = (Path(tmp) / "run" / "rnnexp.log").read_text()
     vals = re.findall(r"step (\d+)/\d+  val ([0-9.]+) nats/char", log)
-    spent = re.findall(r"([0-9.]+) s of training steps in all", log)
+    spent = re.findall(r"of which training steps ([0-9.]+) s", log)
     assert vals and spent, r.stderr
     return float(vals[-1][1]), int(vals[-1][0]), float(spent[-1])
 

@@ -58,7 +58,8 @@ def full(preset: str, steps: int, threads: int, folder: Path) -> tuple[float, fl
     wall = time.perf_counter() - start
     log = (out / "rnnexp.log").read_text()
     m = re.search(
-        r"trained \d+ steps in ([0-9.]+) s .* evaluation ([0-9.]+) s, samples ([0-9.]+) s", log
+        r"trained \d+ steps; in all ([0-9.]+) s, .* evaluation ([0-9.]+) s .*samples ([0-9.]+) s",
+        log,
     )
     return float(m.group(1)), float(m.group(2)) + float(m.group(3)), wall
 

@@ -55,3 +55,18 @@ def test_early_validation_benchmark_runs():
               "model.hidden_size=8")  # fmt: skip
     assert "train.batch_size=1" in out and "train.batch_size=32" in out
     assert len([line for line in out.splitlines() if line.strip().startswith("4 ")]) == 2
+
+
+def test_entrypoint_overhead_benchmark_runs():
+    """It reads the run's own log line of its times: a rewording of that line broke it once."""
+    out = run("benchmarks/entrypoint_overhead.py", "--preset", "basic_rnn_sevenths", "--steps",
+              "30", "--repeats", "1")  # fmt: skip
+    assert "framework overhead" in out and "median of 1" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs tiny shakespeare in ../shared/corpora")
+def test_best200_benchmark_runs():
+    """It reads the preset's log: its val losses and its seconds of training steps."""
+    out = run("benchmarks/best200.py", "--seconds", "2")
+    assert "rnnexp" in out and "nn.LSTM" in out, out
