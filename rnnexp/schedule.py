@@ -9,7 +9,9 @@ run takes exactly the rates it would have taken (nothing to checkpoint).
 
 Each is a dataclass whose fields are its keys (what conf/schedule/NAME.yaml sets, and the
 schema Hydra checks it against), checked once when it is made; `rates` gives the function of
-the step for a run of `steps` steps from the optimizer's lr.
+the step for a run of `steps` steps from the optimizer's lr. That function also takes the
+run's length as a second argument, for a run whose length is a time budget (train.schedule_over
+=seconds: the framework passes the steps the budget holds at the speed so far).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from rnnexp.errors import ConfigError, check_interval, check_whole
 from rnnexp.resources import option_values
 
-Rates = Callable[[int], float]  # step index t (0 for the first step) -> learning rate
+# step index t (0 for the first step) [, the run's length in steps] -> learning rate
+Rates = Callable[..., float]
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Constant:
     name: str = field(default="constant", init=False)
 
     def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
-        return lambda t: lr
+        return lambda t, steps=steps: lr
 
 
 @dataclass
@@ -50,7 +53,7 @@ class EpochDecay:
     def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
         first = max(1, self.after_epochs)  # the first pass whose end decays the rate
 
-        def rate(t: int) -> float:
+        def rate(t: int, steps: int = steps) -> float:
             done = t // steps_per_epoch  # passes completed before step t
             return lr * self.decay ** (done - first + 1) if done >= first else lr
 
@@ -59,7 +62,7 @@ class EpochDecay:
 
 @dataclass
 class Cosine:
-    """nanoGPT's get_lr, decaying over the run's train.steps."""
+    """nanoGPT's get_lr, decaying over the run's train.steps (or what its time budget holds)."""
 
     warmup_steps: int
     min_lr_ratio: float
@@ -72,7 +75,7 @@ class Cosine:
     def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
         warmup, min_lr = self.warmup_steps, lr * self.min_lr_ratio
 
-        def rate(t: int) -> float:
+        def rate(t: int, steps: int = steps) -> float:
             if t < warmup:
                 return lr * (t + 1) / (warmup + 1)
             if t >= steps:

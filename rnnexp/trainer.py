@@ -69,6 +69,9 @@ class Trainer:
         self.optimizer = optimizer
         self.streams = Streams(train_ids, batch_size, seq_length)
         self.schedule = schedule
+        # the steps the schedule decays over when the run's length is not the schedule's own
+        # (a time budget: set before each step by whoever keeps the time); None: its own
+        self.horizon: int | None = None
         self.rng = rng
         if model.config.dropout and rng is None:
             raise ValueError("a model with dropout trains with an rng for its masks")
@@ -88,7 +91,8 @@ class Trainer:
         if wrapped:
             self.hprev = self.model.zero_state(self.streams.batch_size)
         if self.schedule is not None:  # a function of the step alone: resumes exactly
-            self.optimizer.lr = self.schedule(self.step)
+            self.optimizer.lr = (self.schedule(self.step) if self.horizon is None
+                                 else self.schedule(self.step, self.horizon))  # fmt: skip
         loss, grads, hnext = self.model.loss_and_grads(
             inputs, targets, self.hprev, self.grads, self.rng
         )

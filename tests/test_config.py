@@ -233,6 +233,8 @@ def test_params_are_the_flattened_config():
         (["tracking.uri=http://h:9/?password=x"], "tracking store http://h:9/?password=***: a "),
         (["tracking.uri='sqlite:////tmp'"], "tracking store /tmp is a folder: name a file in it"),
         (["resume="], "resume= is empty: name a run's folder or MLflow run id"),
+        (["train.schedule_over=weeks"], "train.schedule_over is steps or seconds, got 'weeks'"),
+        (["train.schedule_over=seconds"], "train.schedule_over=seconds runs the schedule over "),
         (["-m", "resume=a,b"], "resume= takes one folder or run id: -m resume=<sweep folder> "),
         # a run's config goes where resume= reads it, never into another run's folder
         (["hydra.output_subdir=../other/.hydra"], "hydra.output_subdir is rnnexp's: a run keeps"),

@@ -44,6 +44,11 @@ def test_cosine_follows_nanogpt():
     ours = np.array([rate(t) for t in range(steps + 5)])
     np.testing.assert_allclose(ours, [get_lr(t) for t in range(steps + 5)], rtol=1e-12)
     assert ours.argmax() == warmup and ours[-1] == pytest.approx(lr * ratio)
+    # a run whose length is a time budget passes the steps it holds: the same formula then
+    longer = make_schedule("cosine", lr, 2 * steps, 50, warmup_steps=warmup, min_lr_ratio=ratio)
+    assert [rate(t, 2 * steps) for t in range(0, 2 * steps, 7)] == [
+        longer(t) for t in range(0, 2 * steps, 7)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,26 @@ def test_a_finished_run_trains_further_to_the_parameters_of_a_longer_run(tmp_pat
     assert done.returncode == 2 and "finished at step 100 (all steps done)" in done.stderr
 
 
+def test_a_schedule_over_seconds_decays_to_its_end_by_the_time_budget(tmp_path):
+    """train.schedule_over=seconds: the cosine's length is what train.max_seconds holds at the
+    speed so far, so its rate is near its floor when the time is up, train.steps far away."""
+    r = run_here(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=100000",
+                 "schedule=cosine", "schedule.warmup_steps=5", "train.schedule_over=seconds",
+                 cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(store(tmp_path))
+    assert run.data.tags["rnnexp.stopped_by"] == "max_seconds"
+    assert run.data.params["train.schedule_over"] == "seconds"  # recorded: not bit for bit
+    lr = history(store(tmp_path), run.info.run_id, "train/lr")
+    peak, floor = (
+        float(run.data.params["optimizer.lr"]),
+        float(run.data.params["optimizer.lr"]) * 0.1,
+    )
+    assert lr[-1][0] > 100 and lr[-1][1] < floor * 1.1  # the end of the cosine, at the end
+    middle = lr[len(lr) // 2][1]
+    assert floor * 1.5 < middle < peak  # on its way down halfway through the time
+
+
 def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
     r = run_here(*FAST, "train.steps=300", "train.eval_every=50", "schedule=cosine",
                "schedule.warmup_steps=20", "hydra.run.dir=outputs/run", cwd=tmp_path)  # fmt: skip

@@ -62,6 +62,14 @@ def can_train(s, b, state: LoopState) -> bool:
     return b.trainer.step < t.steps and (t.max_seconds is None or state.train_time < t.max_seconds)
 
 
+def horizon(done: int, spent: float, budget: float, cap: int) -> int:
+    """The steps a run of `budget` seconds holds, at the speed of its first `done` steps
+    (`spent` seconds); at most `cap` (train.steps), and more than `done`."""
+    if spent <= 0:
+        return cap
+    return min(cap, max(done + 1, round(done * budget / spent)))
+
+
 def train(run: Run) -> None:
     """Train from the run's current step to train.steps (or train.max_seconds); checkpoints
     every train.checkpoint_every steps, at the end and on a signal, always between steps."""
@@ -77,6 +85,8 @@ def train(run: Run) -> None:
     loop_start = time.perf_counter()
     with bar, logging_redirect_tqdm():
         for step in range(first, t.steps + 1):
+            if t.schedule_over == "seconds":
+                trainer.horizon = horizon(step - 1, state.train_time, t.max_seconds, t.steps)
             start = time.perf_counter()
             r = trainer.train_step()
             took = time.perf_counter() - start

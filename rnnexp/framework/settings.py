@@ -58,6 +58,10 @@ class TrainSettings:
     # characters each periodic evaluation reads; None: the whole split (and what a run saved
     # before the key existed did, so resume= reads its config as it ran)
     eval_chars: int | None = None
+    # what the schedule's length is: "steps" (train.steps, to the bit on a rerun), or
+    # "seconds" (train.max_seconds: the steps it holds at the speed so far, re-estimated each
+    # step, so a rerun differs with the machine's speed); "steps" before the key existed
+    schedule_over: str = "steps"
 
     def __post_init__(self) -> None:
         keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
@@ -69,6 +73,14 @@ class TrainSettings:
             check_whole("train.eval_chars", self.eval_chars, 1)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ConfigError(f"train.max_seconds must be > 0 or null, got {self.max_seconds}")
+        if self.schedule_over not in ("steps", "seconds"):
+            raise ConfigError(
+                f"train.schedule_over is steps or seconds, got {self.schedule_over!r}"
+            )
+        if self.schedule_over == "seconds" and self.max_seconds is None:
+            raise ConfigError(
+                "train.schedule_over=seconds runs the schedule over train.max_seconds: set it"
+            )
         check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
 
 
