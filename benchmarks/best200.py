@@ -54,21 +54,30 @@ def ours(seconds: float) -> tuple[float, int, float]:
     return float(vals[-1][1]), int(vals[-1][0]), float(spent[-1])
 
 
-def theirs(seconds: float) -> tuple[float, int, float]:
-    """(val loss, steps, seconds of training steps) of nn.LSTM + Adam trained for
-    `seconds` of step time."""
+def theirs(seconds: float, cell: str = "LSTM", cosine: bool = False) -> tuple[float, int, float]:
+    """(val loss, steps, seconds of training steps) of nn.LSTM or nn.GRU + Adam 5e-3 trained
+    for `seconds` of step time; with `cosine`, the preset's recipe: its cosine (warmup 50,
+    down to 0.1 x) over the steps the seconds hold at the speed so far, computed by rnnexp's
+    own schedule and estimate (rnnexp.schedule, framework/loop.horizon)."""
     import torch
     from throughput import torch_step
+
+    from rnnexp.framework.loop import horizon
+    from rnnexp.schedule import make_schedule
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train_ids, val_ids, V = splits()
     H, B, T, dt = 256, 32, 64, torch.float32
-    net = torch.nn.LSTM(V, H, batch_first=True, dtype=dt)
+    net = getattr(torch.nn, cell)(V, H, batch_first=True, dtype=dt)
     head = torch.nn.Linear(H, V, dtype=dt)
     optimizer = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=5e-3)
+    rate = make_schedule("cosine", 5e-3, 10**9, 1, warmup_steps=50, min_lr_ratio=0.1)
     step, steps, spent = torch_step(net, head, optimizer, train_ids, V, B, T, dt), 0, 0.0
     while spent < seconds:
+        if cosine:
+            for group in optimizer.param_groups:
+                group["lr"] = rate(steps, horizon(steps, spent, seconds, 10**9))
         start = time.perf_counter()
         step()
         spent += time.perf_counter() - start
@@ -93,7 +102,7 @@ def evaluate_torch(net, head, ids, V: int, streams: int = 16, chunk: int = 256) 
             x, y = x_all[:, start : start + chunk], y_all[:, start : start + chunk]
             out, h = net(F.one_hot(x, V).float(), h)
             total += F.cross_entropy(head(out).reshape(-1, V), y.reshape(-1), reduction="sum")
-        h = tuple(s[:, -1:].contiguous() for s in h)
+        h = tuple(s[:, -1:].contiguous() for s in h) if isinstance(h, tuple) else h[:, -1:]
         for start in range(S * L, n, chunk):
             x = data[start : min(start + chunk, n)][None]
             y = data[start + 1 : min(start + chunk, n) + 1][None]
@@ -107,10 +116,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=200.0)
     args = p.parse_args()
     rows = [("rnnexp experiment=shakespeare_200s", *ours(args.seconds)),
+            ("PyTorch nn.GRU, the same recipe", *theirs(args.seconds, "GRU", cosine=True)),
             ("PyTorch nn.LSTM H256 Adam 5e-3", *theirs(args.seconds))]  # fmt: skip
     print(f"{'':36s} {'val nats/char':>13s} {'steps':>7s} {'training s':>10s}")
     for name, loss, steps, spent in rows:
-        print(f"{name:36s} {loss:13.4f} {steps:7d} {spent:10.1f}")
+        print(f"{name:36s} {loss:13.4f} {steps:7d} {spent:10.1f}", flush=True)
 
 
 if __name__ == "__main__":
