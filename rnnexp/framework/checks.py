@@ -91,7 +91,7 @@ class Checks(Callback):
         launcher = config.hydra.runtime.choices.get("hydra/launcher")
         address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
         check_launcher(launcher, address, uri, OmegaConf.select(config, "hydra.launcher.n_jobs"))
-        subdir = config.hydra.sweep._get_node("subdir")._value()  # as written, unresolved
+        subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]  # as typed
         if "${hydra.job." not in str(subdir):
             raise RnnexpError(
                 f"hydra.sweep.subdir={subdir} gives every job the same folder: keep "
