@@ -9,9 +9,14 @@ from threadpoolctl import threadpool_limits
 
 from rnnexp import CharRNN, Trainer, Vocab, evaluate, load_corpus, make_optimizer, preset, sample
 from rnnexp import split as split_text
+from rnnexp.cells.jit import SMALL_BATCH
+from rnnexp.cells.ops import LARGE_BATCH
 from rnnexp.errors import ConfigError
 
 V, H, B, T = 7, 5, 3, 4
+# each batch regime of the kernels: the whole chunk in one call; a compiled pass per step
+# around BLAS products; those products in their transposed form
+BATCHES = [1, SMALL_BATCH, LARGE_BATCH]
 
 
 def make(cell: str, layers: int, dtype: str = "float64", seed: int = 0) -> CharRNN:
@@ -20,34 +25,36 @@ def make(cell: str, layers: int, dtype: str = "float64", seed: int = 0) -> CharR
     return CharRNN(config, np.random.default_rng(seed))
 
 
-def batch(model: CharRNN, seed: int = 1):
+def batch(model: CharRNN, seed: int = 1, B: int = B):
     rng = np.random.default_rng(seed)
     inputs, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     state = [rng.uniform(-0.9, 0.9, (B, H)).astype(model.dtype) for _ in model.zero_state(B)]
     return inputs, targets, state  # a carried h (and c) that is not zero
 
 
+@pytest.mark.parametrize("B", BATCHES)
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_gradients_match_finite_differences(cell, layers):
+def test_gradients_match_finite_differences(cell, layers, B):
     model = make(cell, layers)
-    inputs, targets, state = batch(model)
+    inputs, targets, state = batch(model, B=B)
     _, grads, _ = model.loss_and_grads(inputs, targets, state)
     # eps 1e-4: truncation error ~eps^2 (1e-8 relative) stays under the roundoff that a
     # smaller step amplifies through three layers of gates
     numeric = numerical_grads(lambda: model.loss(inputs, targets, state)[0], model.params, 1e-4)
     checked = max_relative_error_above_noise(dict(grads), numeric)
     every = max_relative_error(dict(grads), numeric)  # tiny entries included: noise-bound
-    print(f"\n{cell} x{layers}: max relative error {max(checked.values()):.1e} "
+    print(f"\n{cell} x{layers} B{B}: max relative error {max(checked.values()):.1e} "
           f"({max(every.values()):.1e} with entries under 1e-3 of the largest)")  # fmt: skip
     assert max(checked.values()) < 1e-6, checked
     assert max(every.values()) < 1e-4, every
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_float32_follows_float64(cell):
+@pytest.mark.parametrize("B", BATCHES)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_float32_follows_float64(cell, B):
     m64, m32 = make(cell, 2), make(cell, 2, "float32")
-    inputs, targets, state = batch(m64)
+    inputs, targets, state = batch(m64, B=B)
     l64, g64, _ = m64.loss_and_grads(inputs, targets, state)
     l32, g32, _ = m32.loss_and_grads(inputs, targets, [s.astype(np.float32) for s in state])
     assert l32 == pytest.approx(l64, rel=1e-5)
@@ -82,12 +89,13 @@ def test_gate_options_belong_to_the_rnn_cell():
         preset("rnn", V, H, cell="tcn")
 
 
+@pytest.mark.parametrize("B", BATCHES)
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_agrees_with_pytorch(cell, layers):
+def test_agrees_with_pytorch(cell, layers, B):
     torch = pytest.importorskip("torch")
     model = make(cell, layers)
-    inputs, targets, state = batch(model)
+    inputs, targets, state = batch(model, B=B)
     loss, grads, nxt = model.loss_and_grads(inputs, targets, state)
 
     p = {k: torch.tensor(v, dtype=torch.float64) for k, v in model.params.items()}

@@ -17,6 +17,9 @@ it over; the cell owns everything else of the layer:
 - `step(p, a_t, state, out, scratch)`: one character, (B, G) -> `out`, the new state. The
   chunk forward runs this very method for each t, and so does sampling: each recurrence is
   written once;
+- the work of a step past its big products is one compiled pass (numba, rnnexp/cells/jit.py),
+  written beside the cell's equations; at batch 1 the whole chunk's recurrence, forward and
+  backward, is one compiled call. The products stay in BLAS where BLAS is faster;
 - `observe(ws)`: what a look inside shows of the chunk just run (rnnexp/inspect/trace.py): the
   (T, B, H) values the text is coloured by (its memory: tanh(c) for the LSTM, h otherwise)
   and each gate's (T, B, H) values in (0, 1), by name.

@@ -18,14 +18,79 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, sigmoid, tanh
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
     recurrent_product,
-    sigmoid,
+    transposed,
     xty,
 )
 from rnnexp.init import init_weights
+
+
+@kernel
+def _cell(hh, a_t, bhn, h_prev, n, h):
+    """One step's elementwise work, every row: hh (B, 3H) = h_{t-1} Whh in; r, u and
+    hh^n + bhn out; n (B, H) and h (B, H), which may be h_prev (each element is read first)."""
+    B, H = n.shape
+    for b in range(B):  # rows as 1-D views: with them LLVM vectorizes the loop over j
+        hr, hu, hnb = hh[b, :H], hh[b, H : 2 * H], hh[b, 2 * H :]
+        ar, au, an = a_t[b, :H], a_t[b, H : 2 * H], a_t[b, 2 * H :]
+        hp, nb, hb = h_prev[b], n[b], h[b]
+        for j in range(H):
+            r, u = sigmoid(ar[j] + hr[j]), sigmoid(au[j] + hu[j])
+            hn = hnb[j] + bhn[j]
+            nn = tanh(an[j] + r * hn)
+            hr[j], hu[j], hnb[j], nb[j] = r, u, hn, nn
+            hb[j] = nn + u * (hp[j] - nn)  # (1 - u) n + u h_{t-1}
+
+
+@kernel
+def _step(Whh, bhn, a_t, h_prev, hh, n, h):
+    """A step at a small batch, its product included: hh = h_prev Whh, then _cell."""
+    hh[:] = 0
+    add_product(h_prev, Whh, hh)
+    _cell(hh, a_t, bhn, h_prev, n, h)
+
+
+@kernel
+def _steps(Whh, bhn, a, hs, hh, ns):
+    """The chunk at a small batch, in one call: _step for t = 0 .. T-1."""
+    for t in range(a.shape[0]):
+        _step(Whh, bhn, a[t], hs[t], hh[t], ns[t], hs[t + 1])
+
+
+@kernel
+def _cell_back(dh_t, product, dh_out, hh, n, h_prev, dhh, da):
+    """One step back, every row. The gradient at h_t is dh_t (its direct part through u, from
+    the step after) + product (through that step's recurrent product) + dh_out (from outside);
+    writes dhh (B, 3H) at hh_t, da (B, 3H) at a_t, and dh_t's direct part for h_{t-1}."""
+    B, H = n.shape
+    one = dhh.dtype.type(1)
+    for b in range(B):  # rows as 1-D views, for SIMD (_cell)
+        hr, hu, hnb = hh[b, :H], hh[b, H : 2 * H], hh[b, 2 * H :]
+        dr, du, dn = dhh[b, :H], dhh[b, H : 2 * H], dhh[b, 2 * H :]
+        ar, au, an = da[b, :H], da[b, H : 2 * H], da[b, 2 * H :]
+        dhb, pb, ob, hp, nb = dh_t[b], product[b], dh_out[b], h_prev[b], n[b]
+        for j in range(H):
+            r, u, hn, nn = hr[j], hu[j], hnb[j], nb[j]
+            d = dhb[j] + pb[j] + ob[j]
+            d_u = d * (hp[j] - nn) * u * (one - u)  # at u's pre-activation
+            d_n = d * (one - u) * (one - nn * nn)  # at n's: a^n ...
+            d_r = d_n * hn * r * (one - r)  # at r's: a^r and hh^r alike
+            dr[j], du[j], dn[j] = d_r, d_u, d_n * r  # ... and hh^n, through r
+            ar[j], au[j], an[j] = d_r, d_u, d_n
+            dhb[j] = d * u  # on to h_{t-1} directly, through u h_{t-1}
+
+
+@kernel
+def _back_steps(WhhT, dh, hs, hh, ns, dhh, da, dh_t, product):
+    """The chunk backward at a small batch, in one call: _cell_back, then dhh_t Whh.T."""
+    for t in range(dh.shape[0] - 1, -1, -1):
+        _cell_back(dh_t, product, dh[t], hh[t], ns[t], hs[t], dhh[t], da[t])
+        product[:] = 0
+        add_product(dhh[t], WhhT, product)
 
 
 class GRU:
@@ -49,44 +114,34 @@ class GRU:
             hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
             hh=np.empty((T, B, 3 * H), dtype),  # r, u after σ; then hh^n + bhn
             ns=np.empty((T, B, H), dtype),  # n_t
-            du=np.empty((T, B, H), dtype),  # (h_{t-1} - n) u (1 - u): dL/du^pre per dh_t
-            dn=np.empty((T, B, H), dtype),  # (1 - u) (1 - n^2): dL/dn^pre per dh_t
-            dr=np.empty((T, B, H), dtype),  # (hh^n + bhn) r (1 - r): dL/dr^pre per dn^pre
             dhh=np.empty((T, B, 3 * H), dtype),  # gradient at hh_t
             da=np.empty((T, B, 3 * H), dtype),  # gradient at a_t
-            dh=np.empty((B, H), dtype),
+            dh=np.empty((B, H), dtype),  # gradient at h_t, its direct part
+            product=np.empty((B, H), dtype),  # ... and its part through the next product
             WhhT=None,  # a contiguous Whh.T, for large batches
             fast=None,  # the forward's gemm_buffers
-            tmp=np.empty((B, H), dtype),
             scratch=(np.empty((B, 3 * H), dtype), np.empty((B, H), dtype), None),
         )
 
     def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
         """state [h] -> out [h], each (B, H); scratch (B, 3H), (B, H) keeps r, u, hh^n + bhn
         and n after the step."""
-        H = self.H
         hh, n, fast = scratch
-        h = state[0]
-        recurrent_product(h, p["Whh"], hh, fast)
-        rz = hh[:, : 2 * H]
-        rz += a_t[:, : 2 * H]
-        sigmoid(rz, out=rz)  # r, u
-        hn = hh[:, 2 * H :]
-        hn += p["bhn"]
-        np.multiply(hh[:, :H], hn, out=n)
-        n += a_t[:, 2 * H :]
-        np.tanh(n, out=n)
-        new = out[0]
-        np.subtract(h, n, out=new)  # h_t = n + u (h_{t-1} - n)
-        new *= hh[:, H : 2 * H]
-        new += n
+        if a_t.shape[0] < SMALL_BATCH:
+            _step(p["Whh"], p["bhn"], a_t, state[0], hh, n, out[0])
+        else:  # the product in BLAS, the rest in one compiled pass
+            recurrent_product(state[0], p["Whh"], hh, fast)
+            _cell(hh, a_t, p["bhn"], state[0], n, out[0])
 
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
-        h, hh, ns, step = ws.hs, ws.hh, ws.ns, self.step
-        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
+        h, hh, ns = ws.hs, ws.hh, ws.ns
         h[0] = state[0]
+        if a.shape[1] < SMALL_BATCH:
+            _steps(p["Whh"], p["bhn"], a, h, hh, ns)
+            return [h[-1]]
+        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
         for t in range(a.shape[0]):
-            step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t], fast))
+            self.step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t], fast))
         return [h[-1]]
 
     def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -95,35 +150,16 @@ class GRU:
 
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
-        hs, hh, ns, dhh, da = ws.hs, ws.hh, ws.ns, ws.dhh, ws.da
-        r, u, hn = hh[:, :, :H], hh[:, :, H : 2 * H], hh[:, :, 2 * H :]
-        # everything that does not depend on the gradient flowing back, for the whole chunk
-        # at once: the step loop below is then eight calls
-        du, dn, dr = ws.du, ws.dn, ws.dr
-        np.subtract(1.0, u, out=dr)  # 1 - u, used twice
-        np.multiply(dr, u, out=du)
-        np.subtract(hs[:-1], ns, out=dn)
-        du *= dn  # (h_{t-1} - n) u (1 - u)
-        np.multiply(ns, ns, out=dn)
-        np.subtract(1.0, dn, out=dn)
-        dn *= dr  # (1 - u) (1 - n^2)
-        np.subtract(1.0, r, out=dr)
-        dr *= r
-        dr *= hn  # (hh^n + bhn) r (1 - r)
-        WhhT = backward_transpose(p["Whh"], ws)
-        dh_t, tmp = ws.dh, ws.tmp
+        hs, hh, ns, dhh, da, dh_t, product = ws.hs, ws.hh, ws.ns, ws.dhh, ws.da, ws.dh, ws.product
         dh_t.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
-        for t in range(T - 1, -1, -1):
-            d_r, d_u, d_hn = dhh[t][:, :H], dhh[t][:, H : 2 * H], dhh[t][:, 2 * H :]
-            dh_t += dh[t]
-            np.multiply(dh_t, du[t], out=d_u)  # at u's pre-activation: a^u and hh^u alike
-            np.multiply(dh_t, dn[t], out=da[t][:, 2 * H :])  # at n's: a^n ...
-            np.multiply(da[t][:, 2 * H :], r[t], out=d_hn)  # ... and hh^n + bhn, through r
-            np.multiply(da[t][:, 2 * H :], dr[t], out=d_r)  # at r's: a^r and hh^r alike
-            dh_t *= u[t]  # on to h_{t-1}: directly through u ⊙ h_{t-1} ...
-            np.dot(dhh[t], WhhT, out=tmp)
-            dh_t += tmp  # ... and through the recurrent product
-        da[:, :, : 2 * H] = dhh[:, :, : 2 * H]  # r and u see a_t and hh_t alike
+        product.fill(0)
+        if B < SMALL_BATCH:
+            _back_steps(transposed(p["Whh"], ws, B), dh, hs, hh, ns, dhh, da, dh_t, product)
+        else:  # two calls a step: the pointwise pass, the product in BLAS
+            WhhT = backward_transpose(p["Whh"], ws)
+            for t in range(T - 1, -1, -1):
+                _cell_back(dh_t, product, dh[t], hh[t], ns[t], hs[t], dhh[t], da[t])
+                np.dot(dhh[t], WhhT, out=product)
         xty(hs[:-1].reshape(T * B, H), dhh.reshape(T * B, 3 * H), out=g["Whh"])
         np.sum(dhh[:, :, 2 * H :].reshape(T * B, H), axis=0, out=g["bhn"])
         return da

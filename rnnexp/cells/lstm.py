@@ -16,8 +16,83 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import backward_transpose, gemm_buffers, recurrent_product, xty
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, sigmoid, tanh
+from rnnexp.cells.ops import (
+    backward_transpose,
+    gemm_buffers,
+    recurrent_product,
+    transposed,
+    xty,
+)
 from rnnexp.init import init_weights
+
+
+@kernel
+def _cell(z, c_prev, c, tc, h):
+    """One step's elementwise work, every row: z (B, 4H) the pre-activations in, the gates
+    i, f, g, o out; c_{t-1} -> c, tanh(c) into tc, h = o tanh(c), each (B, H). c may be
+    c_prev and h the previous h (sampling steps in place: each element is read first)."""
+    B, H = c.shape
+    for b in range(B):  # rows as 1-D views: with them LLVM vectorizes the loop over j
+        zi, zf, zg, zo = z[b, :H], z[b, H : 2 * H], z[b, 2 * H : 3 * H], z[b, 3 * H :]
+        cp, cb, tb, hb = c_prev[b], c[b], tc[b], h[b]
+        for j in range(H):
+            i, f, g, o = sigmoid(zi[j]), sigmoid(zf[j]), tanh(zg[j]), sigmoid(zo[j])
+            cc = f * cp[j] + i * g
+            t = tanh(cc)
+            zi[j], zf[j], zg[j], zo[j] = i, f, g, o
+            cb[j], tb[j], hb[j] = cc, t, o * t
+
+
+@kernel
+def _step(Whh, a_t, h_prev, c_prev, z, tc, h, c):
+    """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
+    z[:] = a_t
+    add_product(h_prev, Whh, z)
+    _cell(z, c_prev, c, tc, h)
+
+
+@kernel
+def _steps(Whh, a, hs, cs, gates, tc):
+    """The chunk at a small batch, in one call: _step for t = 0 .. T-1."""
+    for t in range(a.shape[0]):
+        _step(Whh, a[t], hs[t], cs[t], gates[t], tc[t], hs[t + 1], cs[t + 1])
+
+
+@kernel
+def _cell_back(dh_t, dh_out, dc, gates, tc, c_prev, dz):
+    """One step back, every row: dh_t (B, H) the gradient at h_t through h_{t+1} (the last
+    step's product), dh_out at h_t from outside; dc at c_t from c_{t+1}, left at c_{t-1}.
+    Writes dz (B, 4H), the gradient at z_t (and a_t)."""
+    B, H = dc.shape
+    one = dz.dtype.type(1)
+    for b in range(B):  # rows as 1-D views, for SIMD (_cell)
+        gi, gf, gg, go = (
+            gates[b, :H],
+            gates[b, H : 2 * H],
+            gates[b, 2 * H : 3 * H],
+            gates[b, 3 * H :],
+        )
+        di, df, dg, do = dz[b, :H], dz[b, H : 2 * H], dz[b, 2 * H : 3 * H], dz[b, 3 * H :]
+        dhb, dob, dcb, tb, cp = dh_t[b], dh_out[b], dc[b], tc[b], c_prev[b]
+        for j in range(H):
+            i, f, g, o, t = gi[j], gf[j], gg[j], go[j], tb[j]
+            dh = dhb[j] + dob[j]
+            d = dcb[j] + dh * o * (one - t * t)  # dL/dc_t: through h_t, and from c_{t+1}
+            di[j] = d * g * i * (one - i)
+            df[j] = d * cp[j] * f * (one - f)
+            dg[j] = d * i * (one - g * g)
+            do[j] = dh * t * o * (one - o)
+            dcb[j] = d * f
+
+
+@kernel
+def _back_steps(WhhT, dh, gates, tc, cs, dz, dh_t, dc):
+    """The chunk backward at a small batch, in one call: _cell_back, then dh_t = dz_t Whh.T."""
+    for t in range(dh.shape[0] - 1, -1, -1):
+        _cell_back(dh_t, dh[t], dc, gates[t], tc[t], cs[t], dz[t])
+        dh_t[:] = 0
+        add_product(dz[t], WhhT, dh_t)
 
 
 class LSTM:
@@ -39,56 +114,39 @@ class LSTM:
 
     def workspace(self, B: int, T: int, dtype) -> SimpleNamespace:
         H = self.H
-        # sigmoid(x) = (1 + tanh(x / 2)) / 2: all four gates in one tanh, scaled per column
-        half = np.full(4 * H, 0.5, dtype)
-        half[2 * H : 3 * H] = 1.0  # g is a plain tanh
-        shift = half.copy()
-        shift[2 * H : 3 * H] = 0.0
-        K = max(1, min(T, 32768 // (B * 4 * H)))
         return SimpleNamespace(
             hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
             cs=np.empty((T + 1, B, H), dtype),  # c_0 .. c_T
             gates=np.empty((T, B, 4 * H), dtype),  # i, f, g, o after their nonlinearities
             tc=np.empty((T, B, H), dtype),  # tanh(c_t)
             dz=np.empty((T, B, 4 * H), dtype),  # gradient at z_t: also at a_t
-            # backward's factors for blocks of K steps (_gate_factors): ~128 KB a block
-            deriv=np.empty((K, B, 4 * H), dtype),  # each gate's derivative
-            dc_from_h=np.empty((K, B, H), dtype),  # o (1 - tanh(c)^2): dc_t per dh_t
-            by_dc=np.empty((K, B, 3, H), dtype),  # g, c_{t-1}, i: di, df, dg per dc_t
             dh=np.empty((B, H), dtype),
+            dc=np.empty((B, H), dtype),
             WhhT=None,  # a contiguous Whh.T, for large batches
             fast=None,  # the forward's gemm_buffers
-            dc=np.empty((B, H), dtype),
-            tmp=np.empty((B, H), dtype),
-            scratch=(np.empty((B, 4 * H), dtype), np.empty((B, H), dtype), half, shift, None),
+            scratch=(np.empty((B, 4 * H), dtype), np.empty((B, H), dtype), None),
         )
 
     def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
         """state [h, c] -> out [h, c], each (B, H); scratch: z (B, 4H) and tanh c (B, H),
-        which keep the gates and tanh(c_t) after the step, the gates' column scales, and
-        the buffers of a faster recurrent GEMM at large B (ops.gemm_buffers)."""
-        H = self.H
-        z, tc, half, shift, fast = scratch
-        recurrent_product(state[0], p["Whh"], z, fast, add=a_t)
-        z *= half  # x / 2 for i, f, o: one tanh for every gate
-        np.tanh(z, out=z)
-        z *= half  # then (1 + t) / 2 = t / 2 + 1 / 2 for i, f, o; g stays tanh
-        z += shift
-        c = out[1]
-        np.multiply(z[:, H : 2 * H], state[1], out=c)  # f c_{t-1}
-        np.multiply(z[:, :H], z[:, 2 * H : 3 * H], out=tc)  # i g, in tc until tanh(c) is due
-        c += tc
-        np.tanh(c, out=tc)
-        np.multiply(z[:, 3 * H :], tc, out=out[0])  # o tanh(c_t)
+        which keep the gates and tanh(c_t) after the step, and the buffers of a faster
+        recurrent GEMM at large B (ops.gemm_buffers)."""
+        z, tc, fast = scratch
+        if a_t.shape[0] < SMALL_BATCH:
+            _step(p["Whh"], a_t, state[0], state[1], z, tc, out[0], out[1])
+        else:  # the product in BLAS, the rest in one compiled pass
+            recurrent_product(state[0], p["Whh"], z, fast, add=a_t)
+            _cell(z, state[1], out[1], tc, out[0])
 
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
-        h, c, gates, tc, step = ws.hs, ws.cs, ws.gates, ws.tc, self.step
-        _, _, half, shift, _ = ws.scratch
-        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
+        h, c, gates, tc = ws.hs, ws.cs, ws.gates, ws.tc
         h[0], c[0] = state
+        if a.shape[1] < SMALL_BATCH:
+            _steps(p["Whh"], a, h, c, gates, tc)
+            return [h[-1], c[-1]]
+        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
         for t in range(a.shape[0]):
-            scratch = (gates[t], tc[t], half, shift, fast)
-            step(p, a[t], [h[t], c[t]], [h[t + 1], c[t + 1]], scratch)
+            self.step(p, a[t], [h[t], c[t]], [h[t + 1], c[t + 1]], (gates[t], tc[t], fast))
         return [h[-1], c[-1]]
 
     def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -98,47 +156,15 @@ class LSTM:
 
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
-        tc, dz, f = ws.tc, ws.dz, ws.gates[:, :, H : 2 * H]
-        WhhT = backward_transpose(p["Whh"], ws)
-        dh_t, dc, tmp = ws.dh, ws.dc, ws.tmp
+        dz, dh_t, dc = ws.dz, ws.dh, ws.dc
         dc.fill(0)
         dh_t.fill(0)  # the gradient reaching h_T from the next chunk: none (truncated BPTT)
-        dz3 = dz[:, :, : 3 * H].reshape(T, B, 3, H)
-        K = ws.deriv.shape[0]
-        for stop in range(T, 0, -K):  # blocks of K steps, the last first
-            start = max(0, stop - K)
-            deriv, dc_from_h, by_dc = self._gate_factors(ws, start, stop)
-            for t in range(stop - 1, start - 1, -1):  # eight calls a step
-                k = t - start
-                dh_t += dh[t]
-                np.multiply(dh_t, dc_from_h[k], out=tmp)
-                dc += tmp  # dL/dc_t: through h_t, and from c_{t+1}
-                np.multiply(dc[:, None, :], by_dc[k], out=dz3[t])  # di, df, dg
-                np.multiply(dh_t, tc[t], out=dz[t][:, 3 * H :])  # do
-                dz[t] *= deriv[k]  # through each gate's nonlinearity
-                dc *= f[t]  # on to c_{t-1}
+        if B < SMALL_BATCH:
+            _back_steps(transposed(p["Whh"], ws, B), dh, ws.gates, ws.tc, ws.cs, dz, dh_t, dc)
+        else:  # two calls a step: the pointwise pass, the product in BLAS
+            WhhT = backward_transpose(p["Whh"], ws)
+            for t in range(T - 1, -1, -1):
+                _cell_back(dh_t, dh[t], dc, ws.gates[t], ws.tc[t], ws.cs[t], dz[t])
                 np.dot(dz[t], WhhT, out=dh_t)  # on to h_{t-1}
         xty(ws.hs[:-1].reshape(T * B, H), dz.reshape(T * B, 4 * H), out=g["Whh"])
         return dz
-
-    def _gate_factors(self, ws, start: int, stop: int):
-        """What the gradient is multiplied by at steps start..stop-1, which does not depend
-        on the gradient itself: computed for K steps at once (few calls when B is small;
-        blocks small enough to stay in cache when B is large). Returns, per step k of the
-        block: each gate's derivative (B, 4H), o (1 - tanh(c)^2) (B, H), and g, c_{t-1}, i
-        (B, 3, H), the factors of di, df, dg in dc."""
-        H, n = self.H, stop - start
-        gates, tc = ws.gates[start:stop], ws.tc[start:stop]
-        deriv, dc_from_h, by_dc = ws.deriv[:n], ws.dc_from_h[:n], ws.by_dc[:n]
-        np.subtract(1.0, gates, out=deriv)  # s (1 - s) for i, f, o ...
-        deriv *= gates
-        gg, dg = gates[:, :, 2 * H : 3 * H], deriv[:, :, 2 * H : 3 * H]
-        np.multiply(gg, gg, out=dg)  # ... and 1 - g^2 for g
-        np.subtract(1.0, dg, out=dg)
-        np.multiply(tc, tc, out=dc_from_h)
-        np.subtract(1.0, dc_from_h, out=dc_from_h)
-        dc_from_h *= gates[:, :, 3 * H :]
-        by_dc[:, :, 0] = gg
-        by_dc[:, :, 1] = ws.cs[start:stop]
-        by_dc[:, :, 2] = gates[:, :, :H]
-        return deriv, dc_from_h, by_dc

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def sigmoid(a: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = 1 / (1 + exp(-a)) as (1 + tanh(a/2)) / 2: no overflow in exp for large |a|."""
-    np.multiply(a, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1.0
-    out *= 0.5
-    return out
+from rnnexp.cells.jit import SMALL_BATCH
 
 
 def xty(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -26,9 +19,10 @@ LARGE_BATCH = 16  # from here on a GEMM pays for a contiguous copy of its operan
 
 
 def transposed(W: np.ndarray, ws, B: int) -> np.ndarray:
-    """W.T for the backward step's GEMM: a contiguous copy in ws.WhhT at a large batch
-    (against a transposed view the GEMM runs ~13 % slower there), the free view below it."""
-    if B < LARGE_BATCH:
+    """W.T for the backward step's product: a contiguous copy in ws.WhhT at a large batch
+    (against a transposed view the GEMM runs ~13 % slower there) and for the compiled
+    small-batch chunk (its loops read rows); the free view between."""
+    if SMALL_BATCH <= B < LARGE_BATCH:
         return W.T
     if ws.WhhT is None:
         ws.WhhT = np.empty((W.shape[1], W.shape[0]), W.dtype)

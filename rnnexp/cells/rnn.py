@@ -13,27 +13,69 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.ops import sigmoid, transposed, xty
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, sigmoid, tanh
+from rnnexp.cells.ops import transposed, xty
 from rnnexp.init import init_weights
 
 ACTIVATIONS = ("tanh", "sigmoid")
 
 
-def activate(a: np.ndarray, kind: str, out: np.ndarray) -> np.ndarray:
-    """out = f(a); `a` may be overwritten."""
-    if kind == "tanh":
-        return np.tanh(a, out=out)
-    return sigmoid(a, out)
+@kernel
+def _f(z, logistic):
+    """The unit's nonlinearity: tanh, or the logistic sigmoid."""
+    return sigmoid(z) if logistic else tanh(z)
 
 
-def derivative(h: np.ndarray, kind: str, out: np.ndarray) -> np.ndarray:
-    """out = f'(a), written in terms of h = f(a)."""
-    if kind == "tanh":
-        np.multiply(h, h, out=out)  # 1 - h^2
-        return np.subtract(1.0, out, out=out)
-    np.subtract(1.0, h, out=out)  # h (1 - h)
-    out *= h
-    return out
+@kernel
+def _df(h, logistic, one):
+    """Its derivative, written in terms of h = f(z): 1 - h^2, or h (1 - h)."""
+    return h * (one - h) if logistic else one - h * h
+
+
+@kernel
+def _cell(z, logistic, h):
+    """One step's elementwise work, every row: h = f(z), z (B, H) = a_t + h_{t-1} Whh."""
+    for b in range(z.shape[0]):  # rows as 1-D views: with them LLVM vectorizes the j loop
+        zb, hb = z[b], h[b]
+        for j in range(zb.shape[0]):
+            hb[j] = _f(zb[j], logistic)
+
+
+@kernel
+def _step(Whh, a_t, h_prev, z, logistic, h):
+    """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
+    z[:] = a_t
+    add_product(h_prev, Whh, z)
+    _cell(z, logistic, h)
+
+
+@kernel
+def _steps(Whh, a, hs, z, logistic):
+    """The chunk at a small batch, in one call: _step for t = 0 .. T-1."""
+    for t in range(a.shape[0]):
+        _step(Whh, a[t], hs[t], z, logistic, hs[t + 1])
+
+
+@kernel
+def _cell_back(product, dh_out, h, logistic, dz):
+    """One step back, every row: dz = (product + dh_out) f'(z), the gradient at z_t from
+    h_t, which the step after reaches through its product and the outside through dh_out."""
+    one = dz.dtype.type(1)
+    for b in range(dz.shape[0]):  # rows as 1-D views, for SIMD (_cell)
+        pb, ob, hb, db = product[b], dh_out[b], h[b], dz[b]
+        for j in range(db.shape[0]):
+            db[j] = (pb[j] + ob[j]) * _df(hb[j], logistic, one)
+
+
+@kernel
+def _back_steps(WhhT, dh, hs, logistic, dz, product, bptt):
+    """The chunk backward in one call: _cell_back, then dz_t Whh.T, at a small batch; or,
+    without BPTT (product stays 0), at any batch."""
+    for t in range(dh.shape[0] - 1, -1, -1):
+        _cell_back(product, dh[t], hs[t + 1], logistic, dz[t])
+        if bptt:
+            product[:] = 0
+            add_product(dz[t], WhhT, product)
 
 
 class RNN:
@@ -42,6 +84,7 @@ class RNN:
 
     def __init__(self, hidden_size: int, activation: str = "tanh", bptt: bool = True):
         self.H, self.activation, self.bptt = hidden_size, activation, bptt
+        self.logistic = activation == "sigmoid"
 
     def param_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
         H = self.H
@@ -56,8 +99,7 @@ class RNN:
         tmp = np.empty((B, H), dtype)
         return SimpleNamespace(
             hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
-            deriv=np.empty((T, B, H), dtype),  # f'(a_t)
-            dhraw=np.empty((T, B, H), dtype),  # gradient at the pre-activations
+            dz=np.empty((T, B, H), dtype),  # gradient at the pre-activations
             tmp=tmp,
             scratch=tmp,  # what step writes into
             WhhT=None,  # a contiguous Whh.T, for large batches
@@ -65,15 +107,21 @@ class RNN:
 
     def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
         """h = f(a_t + h_prev Whh): state [h_prev] -> out [h], each (B, H)."""
-        np.dot(state[0], p["Whh"], out=scratch)  # np.dot: the least call overhead here
-        scratch += a_t
-        activate(scratch, self.activation, out=out[0])
+        if a_t.shape[0] < SMALL_BATCH:
+            _step(p["Whh"], a_t, state[0], scratch, self.logistic, out[0])
+        else:  # the product in BLAS, the rest in one compiled pass
+            np.dot(state[0], p["Whh"], out=scratch)  # np.dot: the least call overhead here
+            scratch += a_t
+            _cell(scratch, self.logistic, out[0])
 
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
-        h, step, tmp = ws.hs, self.step, ws.scratch
+        h, tmp = ws.hs, ws.scratch
         h[0] = state[0]
+        if a.shape[1] < SMALL_BATCH:
+            _steps(p["Whh"], a, h, tmp, self.logistic)
+            return [h[-1]]
         for t in range(a.shape[0]):
-            step(p, a[t], [h[t]], [h[t + 1]], tmp)
+            self.step(p, a[t], [h[t]], [h[t + 1]], tmp)
         return [h[-1]]
 
     def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -81,16 +129,15 @@ class RNN:
 
     def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
         T, B, H = dh.shape
-        h, deriv, dhraw = ws.hs, ws.deriv, ws.dhraw
-        derivative(h[1:], self.activation, out=deriv)
-        if not self.bptt:
-            np.multiply(dh, deriv, out=dhraw)  # context units are constants
-        else:
-            WhhT, tmp, dot, multiply = transposed(p["Whh"], ws, B), ws.tmp, np.dot, np.multiply
-            multiply(dh[T - 1], deriv[T - 1], out=dhraw[T - 1])
-            for t in range(T - 2, -1, -1):
-                dot(dhraw[t + 1], WhhT, out=tmp)  # dhnext
-                tmp += dh[t]
-                multiply(tmp, deriv[t], out=dhraw[t])
-        xty(h[:-1].reshape(T * B, H), dhraw.reshape(T * B, H), out=g["Whh"])
-        return dhraw
+        h, dz, product = ws.hs, ws.dz, ws.tmp
+        product.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
+        if B < SMALL_BATCH or not self.bptt:  # without BPTT the context units are constants
+            WhhT = transposed(p["Whh"], ws, B) if self.bptt else p["Whh"]
+            _back_steps(WhhT, dh, h, self.logistic, dz, product, self.bptt)
+        else:  # two calls a step: the pointwise pass, the product in BLAS
+            WhhT = transposed(p["Whh"], ws, B)
+            for t in range(T - 1, -1, -1):
+                _cell_back(product, dh[t], h[t + 1], self.logistic, dz[t])
+                np.dot(dz[t], WhhT, out=product)
+        xty(h[:-1].reshape(T * B, H), dz.reshape(T * B, H), out=g["Whh"])
+        return dz
