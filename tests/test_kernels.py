@@ -1,0 +1,103 @@
+"""The compiled kernels' cache: runs started together on an empty cache all compile, write it
+and agree; a later run compiles nothing; a package folder it may not write to sends the cache
+to the user's cache folder, without a word."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rnnexp
+from rnnexp.resources import CONF_DIR
+
+# trains each cell (argv 1) in each dtype (argv 2) a few steps at batch 1 (the whole-chunk
+# kernels) and 16 (a pass per step), samples, then prints the parameters' digest and how many
+# kernels it compiled (numba's cache misses) and loaded (its hits)
+CHILD = """
+import hashlib, sys, numpy as np
+from rnnexp import CharRNN, Trainer, make_optimizer, preset
+from rnnexp.cells import gru, jit, lstm, rnn
+digest = hashlib.sha256()
+ids = np.random.default_rng(0).integers(0, 12, 400)
+for cell in sys.argv[1].split(","):
+    for dtype in sys.argv[2].split(","):
+        for B in (1, 16):
+            model = CharRNN(preset(cell, 12, 8, dtype=dtype), np.random.default_rng(1))
+            trainer = Trainer(model, make_optimizer("adagrad", lr=0.1), ids, seq_length=5,
+                              batch_size=B)
+            for _ in range(3):
+                trainer.train_step()
+            step, state = model.stepper(), model.zero_state(1)
+            for i in range(20):  # sampling's path
+                digest.update(step(i % 12, state).tobytes())
+            for v in model.params.values():
+                digest.update(v.tobytes())
+kernels = [f for m in (jit, rnn, lstm, gru) for f in vars(m).values() if hasattr(f, "stats")]
+misses = sum(sum(f.stats.cache_misses.values()) for f in kernels)
+hits = sum(sum(f.stats.cache_hits.values()) for f in kernels)
+print(digest.hexdigest(), misses, hits)
+"""
+
+
+def child_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "XDG_"))}
+    return env | {"OPENBLAS_NUM_THREADS": "1"} | extra
+
+
+def run_children(n: int, env: dict, cwd: Path, prefix: list[str] | None = None,
+                 cells: str = "rnn,lstm,gru", dtypes: str = "float32,float64"):  # fmt: skip
+    """n children at once (from cwd: `python -c` imports from there first)."""
+    cmd = [*(prefix or []), sys.executable, "-c", CHILD, cells, dtypes]
+    procs = [subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]  # fmt: skip
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        assert "Warning" not in err and "Error" not in err, err  # no "cannot cache", no retry
+        digest, misses, hits = out.split()
+        results.append((digest, int(misses), int(hits)))
+    return results
+
+
+@pytest.mark.slow
+def test_four_first_runs_at_once_share_an_empty_cache(tmp_path):
+    env = child_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    first = run_children(4, env, tmp_path)
+    assert len({digest for digest, _, _ in first}) == 1  # the same bits, whoever compiled
+    assert all(misses > 0 for _, misses, _ in first)  # each started on the empty cache
+    assert not [p for p in (tmp_path / "cache").rglob("*") if ".tmp" in p.name]
+    [(digest, misses, hits)] = run_children(1, env, tmp_path)
+    assert (digest, misses) == (first[0][0], 0) and hits > 0  # all loaded, nothing compiled
+
+
+def test_an_unwritable_package_folder_falls_back_to_the_user_cache(tmp_path):
+    # a copy of the package in a folder this user may not write to; as root, without the
+    # capability that lets root write anywhere (setpriv), the same folder is just as closed
+    package = Path(rnnexp.__file__).parent
+    site = tmp_path / "site"
+    shutil.copytree(package, site / "rnnexp", ignore=shutil.ignore_patterns("__pycache__"))
+    if not (site / "rnnexp" / "conf").is_dir():  # a clone's: the wheel has it inside
+        shutil.copytree(CONF_DIR, site / "rnnexp" / "conf")
+    for p in [site, *site.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("root without setpriv: no folder is closed to root")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = child_env(HOME=str(home), PYTHONPATH=str(site))
+    [(digest, misses, _)] = run_children(1, env, tmp_path, prefix, "gru", "float32")
+    assert misses > 0
+    cached = list((home / ".cache" / "numba").rglob("*.nbi"))
+    assert cached and not list(site.rglob("*.nbi"))
+    [(again, misses, hits)] = run_children(1, env, tmp_path, prefix, "gru", "float32")
+    assert (again, misses) == (digest, 0) and hits > 0
+    for p in [site, *site.rglob("*")]:  # so that pytest can remove it
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)
