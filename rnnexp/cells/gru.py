@@ -18,12 +18,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
     recurrent_product,
-    transposed,
     xty,
 )
 from rnnexp.init import init_weights
@@ -85,12 +84,11 @@ def _cell_back(dh_t, product, dh_out, hh, n, h_prev, dhh, da):
 
 
 @kernel
-def _back_steps(WhhT, dh, hs, hh, ns, dhh, da, dh_t, product):
+def _back_steps(Whh, dh, hs, hh, ns, dhh, da, dh_t, product):
     """The chunk backward at a small batch, in one call: _cell_back, then dhh_t Whh.T."""
     for t in range(dh.shape[0] - 1, -1, -1):
         _cell_back(dh_t, product, dh[t], hh[t], ns[t], hs[t], dhh[t], da[t])
-        product[:] = 0
-        add_product(dhh[t], WhhT, product)
+        product_t(dhh[t], Whh, product)
 
 
 class GRU:
@@ -154,7 +152,7 @@ class GRU:
         dh_t.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
         product.fill(0)
         if B < SMALL_BATCH:
-            _back_steps(transposed(p["Whh"], ws, B), dh, hs, hh, ns, dhh, da, dh_t, product)
+            _back_steps(p["Whh"], dh, hs, hh, ns, dhh, da, dh_t, product)
         else:  # two calls a step: the pointwise pass, the product in BLAS
             WhhT = backward_transpose(p["Whh"], ws)
             for t in range(T - 1, -1, -1):

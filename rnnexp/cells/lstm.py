@@ -16,12 +16,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
     recurrent_product,
-    transposed,
     xty,
 )
 from rnnexp.init import init_weights
@@ -87,12 +86,11 @@ def _cell_back(dh_t, dh_out, dc, gates, tc, c_prev, dz):
 
 
 @kernel
-def _back_steps(WhhT, dh, gates, tc, cs, dz, dh_t, dc):
+def _back_steps(Whh, dh, gates, tc, cs, dz, dh_t, dc):
     """The chunk backward at a small batch, in one call: _cell_back, then dh_t = dz_t Whh.T."""
     for t in range(dh.shape[0] - 1, -1, -1):
         _cell_back(dh_t, dh[t], dc, gates[t], tc[t], cs[t], dz[t])
-        dh_t[:] = 0
-        add_product(dz[t], WhhT, dh_t)
+        product_t(dz[t], Whh, dh_t)
 
 
 class LSTM:
@@ -160,7 +158,7 @@ class LSTM:
         dc.fill(0)
         dh_t.fill(0)  # the gradient reaching h_T from the next chunk: none (truncated BPTT)
         if B < SMALL_BATCH:
-            _back_steps(transposed(p["Whh"], ws, B), dh, ws.gates, ws.tc, ws.cs, dz, dh_t, dc)
+            _back_steps(p["Whh"], dh, ws.gates, ws.tc, ws.cs, dz, dh_t, dc)
         else:  # two calls a step: the pointwise pass, the product in BLAS
             WhhT = backward_transpose(p["Whh"], ws)
             for t in range(T - 1, -1, -1):

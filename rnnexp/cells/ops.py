@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH
-
 
 def xty(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out = x.T @ y for x (N, I), y (N, J); for N = 1 an outer product (the same products:
@@ -19,10 +17,9 @@ LARGE_BATCH = 16  # from here on a GEMM pays for a contiguous copy of its operan
 
 
 def transposed(W: np.ndarray, ws, B: int) -> np.ndarray:
-    """W.T for the backward step's product: a contiguous copy in ws.WhhT at a large batch
-    (against a transposed view the GEMM runs ~13 % slower there) and for the compiled
-    small-batch chunk (its loops read rows); the free view between."""
-    if SMALL_BATCH <= B < LARGE_BATCH:
+    """W.T for the backward step's GEMM: a contiguous copy in ws.WhhT at a large batch
+    (against a transposed view the GEMM runs ~13 % slower there), the free view below it."""
+    if B < LARGE_BATCH:
         return W.T
     if ws.WhhT is None:
         ws.WhhT = np.empty((W.shape[1], W.shape[0]), W.dtype)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh
 from rnnexp.cells.ops import transposed, xty
 from rnnexp.init import init_weights
 
@@ -68,14 +68,13 @@ def _cell_back(product, dh_out, h, logistic, dz):
 
 
 @kernel
-def _back_steps(WhhT, dh, hs, logistic, dz, product, bptt):
+def _back_steps(Whh, dh, hs, logistic, dz, product, bptt):
     """The chunk backward in one call: _cell_back, then dz_t Whh.T, at a small batch; or,
     without BPTT (product stays 0), at any batch."""
     for t in range(dh.shape[0] - 1, -1, -1):
         _cell_back(product, dh[t], hs[t + 1], logistic, dz[t])
         if bptt:
-            product[:] = 0
-            add_product(dz[t], WhhT, product)
+            product_t(dz[t], Whh, product)
 
 
 class RNN:
@@ -132,8 +131,7 @@ class RNN:
         h, dz, product = ws.hs, ws.dz, ws.tmp
         product.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
         if B < SMALL_BATCH or not self.bptt:  # without BPTT the context units are constants
-            WhhT = transposed(p["Whh"], ws, B) if self.bptt else p["Whh"]
-            _back_steps(WhhT, dh, h, self.logistic, dz, product, self.bptt)
+            _back_steps(p["Whh"], dh, h, self.logistic, dz, product, self.bptt)
         else:  # two calls a step: the pointwise pass, the product in BLAS
             WhhT = transposed(p["Whh"], ws, B)
             for t in range(T - 1, -1, -1):
