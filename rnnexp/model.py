@@ -22,6 +22,7 @@ from rnnexp.cells.ops import xty
 from rnnexp.config import ModelConfig
 from rnnexp.init import init_weights
 from rnnexp.params import FlatParams
+from rnnexp.stepping import Stepper
 
 Params = dict[str, np.ndarray]
 # the carried state: the (B, H) arrays of every layer in order, its cell's parts each
@@ -208,32 +209,12 @@ class CharRNN:
                 _scatter_add_rows(g["l0.Wxh"], inputs.T.reshape(-1), da2)
         return loss / B, g, [x.copy() for x in last]
 
-    def stepper(self):
+    def stepper(self) -> Stepper:
         """step(x, state) -> logits (1, V): one character through every layer, updating the
-        carried state (a list of (1, H) arrays) in place, with each cell's own step: the
-        code the chunk forward runs. Buffers are made once, for sampling's tight loop."""
-        cells, layers, H = self.cells, self._layers, self.config.hidden_size
-        Why, by = self._params["Why"], self._params["by"]
-        a = np.empty((1, cells[0].gates * H), self.dtype)
-        scratch = [cell.workspace(1, 1, self.dtype) for cell in cells]
-        logits = np.empty((1, self.config.vocab_size), self.dtype)
-
-        def step(x: int, state: State) -> np.ndarray:
-            below = None
-            for l, (cell, p, parts) in enumerate(zip(cells, layers, self._split(state),
-                                                     strict=True)):  # fmt: skip
-                if l == 0:
-                    np.add(p["Wxh"][x], p["bh"], out=a[0])
-                else:
-                    np.dot(below, p["Wxh"], out=a)
-                    np.add(a, p["bh"], out=a)
-                cell.step(p, a, parts, parts, scratch[l].scratch)  # in place: a step reads
-                below = parts[0]  # the old state before it writes the new one
-            np.dot(below, Why, out=logits)
-            np.add(logits, by, out=logits)
-            return logits
-
-        return step
+        carried state (a list of (1, H) arrays) in place, each layer with its cell's own
+        step kernel, the one the chunk forward runs; step.generate() is sampling's loop, one
+        compiled call (rnnexp/stepping.py)."""
+        return Stepper(self)
 
 
 def _dropout(h: np.ndarray, rate: float, rng: np.random.Generator, mask: np.ndarray,

@@ -52,20 +52,9 @@ def sample(
 
 
 def _generate(model: CharRNN, h: State, x: int, length: int, temperature: float, rng) -> list[int]:
-    """The per-character loop: the model's stepper (each cell's own step, buffers made
-    once), then an inverse-CDF draw. h: (1, H) each, updated in place."""
-    step, V = model.stepper(), model.config.vocab_size
-    z, cdf, out = np.empty(V), np.empty(V), []
-    for _ in range(length):
-        logits = step(x, h)
-        if temperature == 0:
-            x = int(logits.argmax())
-        else:
-            np.subtract(logits[0], logits.max(), out=z)  # float64 whatever the model's dtype
-            z *= 1.0 / temperature
-            np.exp(z, out=z)
-            np.cumsum(z, out=cdf)
-            # inverse-CDF draw: one uniform number per character, cheaper than rng.choice
-            x = min(int(cdf.searchsorted(rng.random() * cdf[-1], side="right")), V - 1)
-        out.append(x)
-    return out
+    """The per-character loop, compiled (rnnexp/stepping.py): each cell's own step, then an
+    inverse-CDF draw, one uniform number per character drawn from `rng` up front (the same
+    numbers, in the same order, as one call per character), none at temperature 0. h: (1, H)
+    each, updated in place."""
+    u = rng.random(length) if temperature > 0 else np.zeros(length)
+    return model.stepper().generate(x, h, u, temperature).tolist()

@@ -20,6 +20,7 @@ from rnnexp.resources import CONF_DIR
 CHILD = """
 import hashlib, sys, numpy as np
 from rnnexp import CharRNN, Trainer, make_optimizer, preset
+from rnnexp import stepping
 from rnnexp.cells import gru, jit, lstm, rnn
 digest = hashlib.sha256()
 ids = np.random.default_rng(0).integers(0, 12, 400)
@@ -36,7 +37,7 @@ for cell in sys.argv[1].split(","):
                 digest.update(step(i % 12, state).tobytes())
             for v in model.params.values():
                 digest.update(v.tobytes())
-kernels = [f for m in (jit, rnn, lstm, gru) for f in vars(m).values() if hasattr(f, "stats")]
+kernels = [f for m in (jit, rnn, lstm, gru, stepping) for f in vars(m).values() if hasattr(f, "stats")]
 misses = sum(sum(f.stats.cache_misses.values()) for f in kernels)
 hits = sum(sum(f.stats.cache_hits.values()) for f in kernels)
 print(digest.hexdigest(), misses, hits)

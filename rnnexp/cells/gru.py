@@ -46,7 +46,7 @@ def _cell(hh, a_t, bhn, h_prev, n, h):
 
 
 @kernel
-def _step(Whh, bhn, a_t, h_prev, hh, n, h):
+def small_step(Whh, bhn, a_t, h_prev, hh, n, h):
     """A step at a small batch, its product included: hh = h_prev Whh, then _cell."""
     hh[:] = 0
     add_product(h_prev, Whh, hh)
@@ -55,9 +55,9 @@ def _step(Whh, bhn, a_t, h_prev, hh, n, h):
 
 @kernel
 def _steps(Whh, bhn, a, hs, hh, ns):
-    """The chunk at a small batch, in one call: _step for t = 0 .. T-1."""
+    """The chunk at a small batch, in one call: small_step for t = 0 .. T-1."""
     for t in range(a.shape[0]):
-        _step(Whh, bhn, a[t], hs[t], hh[t], ns[t], hs[t + 1])
+        small_step(Whh, bhn, a[t], hs[t], hh[t], ns[t], hs[t + 1])
 
 
 @kernel
@@ -126,7 +126,7 @@ class GRU:
         and n after the step."""
         hh, n, fast = scratch
         if a_t.shape[0] < SMALL_BATCH:
-            _step(p["Whh"], p["bhn"], a_t, state[0], hh, n, out[0])
+            small_step(p["Whh"], p["bhn"], a_t, state[0], hh, n, out[0])
         else:  # the product in BLAS, the rest in one compiled pass
             recurrent_product(state[0], p["Whh"], hh, fast)
             _cell(hh, a_t, p["bhn"], state[0], n, out[0])

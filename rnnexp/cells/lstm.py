@@ -44,7 +44,7 @@ def _cell(z, c_prev, c, tc, h):
 
 
 @kernel
-def _step(Whh, a_t, h_prev, c_prev, z, tc, h, c):
+def small_step(Whh, a_t, h_prev, c_prev, z, tc, h, c):
     """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
     z[:] = a_t
     add_product(h_prev, Whh, z)
@@ -53,9 +53,9 @@ def _step(Whh, a_t, h_prev, c_prev, z, tc, h, c):
 
 @kernel
 def _steps(Whh, a, hs, cs, gates, tc):
-    """The chunk at a small batch, in one call: _step for t = 0 .. T-1."""
+    """The chunk at a small batch, in one call: small_step for t = 0 .. T-1."""
     for t in range(a.shape[0]):
-        _step(Whh, a[t], hs[t], cs[t], gates[t], tc[t], hs[t + 1], cs[t + 1])
+        small_step(Whh, a[t], hs[t], cs[t], gates[t], tc[t], hs[t + 1], cs[t + 1])
 
 
 @kernel
@@ -131,7 +131,7 @@ class LSTM:
         recurrent GEMM at large B (ops.gemm_buffers)."""
         z, tc, fast = scratch
         if a_t.shape[0] < SMALL_BATCH:
-            _step(p["Whh"], a_t, state[0], state[1], z, tc, out[0], out[1])
+            small_step(p["Whh"], a_t, state[0], state[1], z, tc, out[0], out[1])
         else:  # the product in BLAS, the rest in one compiled pass
             recurrent_product(state[0], p["Whh"], z, fast, add=a_t)
             _cell(z, state[1], out[1], tc, out[0])

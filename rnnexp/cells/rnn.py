@@ -42,7 +42,7 @@ def _cell(z, logistic, h):
 
 
 @kernel
-def _step(Whh, a_t, h_prev, z, logistic, h):
+def small_step(Whh, a_t, h_prev, z, logistic, h):
     """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
     z[:] = a_t
     add_product(h_prev, Whh, z)
@@ -51,9 +51,9 @@ def _step(Whh, a_t, h_prev, z, logistic, h):
 
 @kernel
 def _steps(Whh, a, hs, z, logistic):
-    """The chunk at a small batch, in one call: _step for t = 0 .. T-1."""
+    """The chunk at a small batch, in one call: small_step for t = 0 .. T-1."""
     for t in range(a.shape[0]):
-        _step(Whh, a[t], hs[t], z, logistic, hs[t + 1])
+        small_step(Whh, a[t], hs[t], z, logistic, hs[t + 1])
 
 
 @kernel
@@ -107,7 +107,7 @@ class RNN:
     def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
         """h = f(a_t + h_prev Whh): state [h_prev] -> out [h], each (B, H)."""
         if a_t.shape[0] < SMALL_BATCH:
-            _step(p["Whh"], a_t, state[0], scratch, self.logistic, out[0])
+            small_step(p["Whh"], a_t, state[0], scratch, self.logistic, out[0])
         else:  # the product in BLAS, the rest in one compiled pass
             np.dot(state[0], p["Whh"], out=scratch)  # np.dot: the least call overhead here
             scratch += a_t
