@@ -52,6 +52,6 @@ system-deps:  ## the Debian packages of the slow tests (CI runs this before `mak
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-clean:  # numba's kernel cache too: it checks only the file of the function it caches
+clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 	find rnnexp -name '*.nbi' -o -name '*.nbc' | xargs rm -f

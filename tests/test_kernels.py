@@ -37,7 +37,8 @@ for cell in sys.argv[1].split(","):
                 digest.update(step(i % 12, state).tobytes())
             for v in model.params.values():
                 digest.update(v.tobytes())
-kernels = [f for m in (jit, rnn, lstm, gru, stepping) for f in vars(m).values() if hasattr(f, "stats")]
+modules = (jit, rnn, lstm, gru, stepping)
+kernels = [f for m in modules for f in vars(m).values() if hasattr(f, "stats")]
 misses = sum(sum(f.stats.cache_misses.values()) for f in kernels)
 hits = sum(sum(f.stats.cache_hits.values()) for f in kernels)
 print(digest.hexdigest(), misses, hits)
@@ -65,6 +66,16 @@ def run_children(n: int, env: dict, cwd: Path, prefix: list[str] | None = None,
     return results
 
 
+def package_copy(tmp_path: Path) -> Path:
+    """A copy of the package (and its config), without any compiled cache: its site folder."""
+    site = tmp_path / "site"
+    shutil.copytree(Path(rnnexp.__file__).parent, site / "rnnexp",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    if not (site / "rnnexp" / "conf").is_dir():  # a clone's: the wheel has it inside
+        shutil.copytree(CONF_DIR, site / "rnnexp" / "conf")
+    return site
+
+
 @pytest.mark.slow
 def test_four_first_runs_at_once_share_an_empty_cache(tmp_path):
     env = child_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"))
@@ -76,14 +87,24 @@ def test_four_first_runs_at_once_share_an_empty_cache(tmp_path):
     assert (digest, misses) == (first[0][0], 0) and hits > 0  # all loaded, nothing compiled
 
 
+@pytest.mark.slow
+def test_editing_a_kernel_that_others_inline_recompiles_them(tmp_path):
+    # numba's own check reads only the cached function's file: the cells inline jit.py's tanh
+    site = package_copy(tmp_path)
+    env = child_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(site))
+    [(digest, misses, _)] = run_children(1, env, tmp_path, None, "lstm", "float32")
+    [(again, none, _)] = run_children(1, env, tmp_path, None, "lstm", "float32")
+    assert misses > 0 and (again, none) == (digest, 0)
+    jit = site / "rnnexp" / "cells" / "jit.py"
+    jit.write_text(jit.read_text() + "\n# an edit\n")
+    [(edited, misses, _)] = run_children(1, env, tmp_path, None, "lstm", "float32")
+    assert misses > 0 and edited == digest  # recompiled: the same code, the same bits
+
+
 def test_an_unwritable_package_folder_falls_back_to_the_user_cache(tmp_path):
     # a copy of the package in a folder this user may not write to; as root, without the
     # capability that lets root write anywhere (setpriv), the same folder is just as closed
-    package = Path(rnnexp.__file__).parent
-    site = tmp_path / "site"
-    shutil.copytree(package, site / "rnnexp", ignore=shutil.ignore_patterns("__pycache__"))
-    if not (site / "rnnexp" / "conf").is_dir():  # a clone's: the wheel has it inside
-        shutil.copytree(CONF_DIR, site / "rnnexp" / "conf")
+    site = package_copy(tmp_path)
     for p in [site, *site.rglob("*")]:
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     prefix = []
@@ -102,3 +123,32 @@ def test_an_unwritable_package_folder_falls_back_to_the_user_cache(tmp_path):
     assert (again, misses) == (digest, 0) and hits > 0
     for p in [site, *site.rglob("*")]:  # so that pytest can remove it
         p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_kernels_tanh_and_sigmoid_follow_numpys(dtype):
+    import numba
+    import numpy as np
+
+    from rnnexp.cells.jit import FLAGS, sigmoid, tanh
+
+    @numba.njit(fastmath=FLAGS, error_model="numpy")
+    def both(x, t, s):
+        for i in range(x.shape[0]):
+            t[i], s[i] = tanh(x[i]), sigmoid(x[i])
+
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, 0.625, -0.625, 7.9, 19.0, 30.0, -1e30, 1e-30, np.inf, -np.inf, np.nan]
+    x = np.concatenate([rng.standard_normal(10_000) * 3, rng.uniform(-1, 1, 10_000),
+                        rng.uniform(-40, 40, 10_000), edges]).astype(dtype)  # fmt: skip
+    t, s = np.empty_like(x), np.empty_like(x)
+    both(x, t, s)
+    ref = x.astype(np.float64)  # the reference in float64, for both
+    want_t, want_s = np.tanh(ref), 0.5 + 0.5 * np.tanh(0.5 * ref)
+    # float32: within its rounding; float64: a few units in the last place
+    tol = 3e-7 if dtype == "float32" else 4 * np.spacing(np.abs(want_t[:-1]))
+    assert np.isnan(t[-1]) and np.isnan(s[-1])  # a diverging run stays visible
+    assert np.all(np.abs(t[:-1] - want_t[:-1]) <= tol)
+    # sigmoid = (1 + tanh(x/2)) / 2: an absolute error of its float type's epsilon
+    assert np.all(np.abs(s[:-1] - want_s[:-1]) <= 4 * np.finfo(x.dtype).eps)
+    assert t.dtype == x.dtype and np.all(np.abs(t[:-1]) <= 1)
