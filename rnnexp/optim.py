@@ -2,10 +2,11 @@
 
 Each optimizer is a dataclass whose fields are its keys (what conf/optimizer/NAME.yaml sets,
 and the schema Hydra checks that file and the command line against), checked once when it
-is made; it writes its update once, as arithmetic on arrays (`_update`), run on the one
-buffer of a FlatParams (a few calls for every parameter at once) or per array for plain
-dicts, the same numbers either way. Their state is keyed by parameter name (`mem.l0.Whh`,
-`m.Why`, …), so it is saved and restored as a flat dict of arrays and a run resumes exactly.
+is made; it writes its update once, as one compiled pass over the elements (`_update`,
+numba), run on the one buffer of a FlatParams (one call for every parameter at once) or per
+array for plain dicts, the same numbers either way. Their state is keyed by parameter name
+(`mem.l0.Whh`, `m.Why`, …), so it is saved and restored as a flat dict of arrays and a run
+resumes exactly.
 (Notebook 000 zipped its Adagrad memories in a different order than its parameters, so one
 matrix was scaled by another's history: keys make that impossible.)
 
@@ -24,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from rnnexp.cells.jit import kernel
 from rnnexp.errors import ConfigError, check_interval
 from rnnexp.params import FlatParams, same_layout
 from rnnexp.resources import option_values
@@ -65,7 +67,6 @@ class Optimizer:
     def __post_init__(self) -> None:
         self.lr = _check_lr(self.lr)
         self.state: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slots}
-        self._scratch: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def step(self, params: Params, grads: Params) -> None:
         self._count()
@@ -90,13 +91,6 @@ class Optimizer:
     def _update(self, p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _buffers(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two scratch arrays like g, made once per shape: an update allocates nothing."""
-        key = (g.shape, g.dtype)
-        if key not in self._scratch:
-            self._scratch[key] = (np.empty_like(g), np.empty_like(g))
-        return self._scratch[key]
-
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"{s}.{k}": v.copy() for s in self.slots for k, v in self.state[s].items()}
 
@@ -117,9 +111,7 @@ class SGD(Optimizer):
     name: str = field(default="sgd", init=False)
 
     def _update(self, p, g):
-        a, _ = self._buffers(g)
-        np.multiply(g, self.lr, out=a)
-        p -= a
+        _sgd(_flat(p), _flat(g), self.lr)
 
 
 @dataclass
@@ -140,14 +132,7 @@ class Adagrad(Optimizer):
         self.initial = check_interval(key, self.initial_accumulator, 0, 1e6)
 
     def _update(self, p, g, mem):
-        a, b = self._buffers(g)
-        np.multiply(g, g, out=a)
-        mem += a  # mem += g * g
-        np.add(mem, self.eps, out=b)
-        np.sqrt(b, out=b)  # sqrt(mem + eps)
-        np.multiply(g, self.lr, out=a)  # lr * g
-        np.divide(a, b, out=a)
-        p -= a
+        _adagrad(_flat(p), _flat(g), _flat(mem), self.lr, self.eps)
 
 
 @dataclass
@@ -166,16 +151,7 @@ class RMSprop(Optimizer):
         self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
 
     def _update(self, p, g, ms):
-        a, b = self._buffers(g)
-        ms *= self.decay
-        np.multiply(g, g, out=a)
-        a *= 1 - self.decay
-        ms += a
-        np.sqrt(ms, out=b)
-        b += self.eps
-        np.multiply(g, self.lr, out=a)
-        np.divide(a, b, out=a)
-        p -= a
+        _rmsprop(_flat(p), _flat(g), _flat(ms), self.lr, self.decay, self.eps)
 
 
 @dataclass
@@ -200,20 +176,9 @@ class Adam(Optimizer):
         self.t += 1
 
     def _update(self, p, g, m, v):
-        a, b = self._buffers(g)
-        m *= self.beta1
-        np.multiply(g, 1 - self.beta1, out=a)
-        m += a
-        v *= self.beta2
-        np.multiply(g, g, out=a)
-        a *= 1 - self.beta2
-        v += a
-        np.sqrt(v, out=b)
-        b /= math.sqrt(1 - self.beta2**self.t)
-        b += self.eps
-        np.divide(m, b, out=a)
-        a *= self.lr / (1 - self.beta1**self.t)
-        p -= a
+        step = self.lr / (1 - self.beta1**self.t)  # the bias corrections of step t
+        root = math.sqrt(1 - self.beta2**self.t)
+        _adam(_flat(p), _flat(g), _flat(m), _flat(v), step, self.beta1, self.beta2, root, self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return super().state_dict() | {"t": np.array(self.t)}
@@ -222,6 +187,50 @@ class Adam(Optimizer):
         state = dict(state)
         self.t = int(state.pop("t", 0))
         super().load_state_dict(state)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """a as one row, a view: the kernels update it in place."""
+    if not a.flags.c_contiguous:
+        raise ValueError("an optimizer updates contiguous arrays only")
+    return a.reshape(-1)
+
+
+# the updates, one pass each over the elements, in the parameters' dtype (x.dtype.type: a
+# Python float is float64 in a kernel)
+@kernel
+def _sgd(p, g, lr):
+    lr = p.dtype.type(lr)
+    for i in range(p.shape[0]):
+        p[i] -= lr * g[i]
+
+
+@kernel
+def _adagrad(p, g, mem, lr, eps):
+    lr, eps = p.dtype.type(lr), p.dtype.type(eps)
+    for i in range(p.shape[0]):
+        mem[i] += g[i] * g[i]
+        p[i] -= lr * g[i] / np.sqrt(mem[i] + eps)
+
+
+@kernel
+def _rmsprop(p, g, ms, lr, decay, eps):
+    lr, eps, keep = p.dtype.type(lr), p.dtype.type(eps), p.dtype.type(decay)
+    new = p.dtype.type(1 - decay)
+    for i in range(p.shape[0]):
+        ms[i] = keep * ms[i] + new * (g[i] * g[i])
+        p[i] -= lr * g[i] / (np.sqrt(ms[i]) + eps)
+
+
+@kernel
+def _adam(p, g, m, v, step, beta1, beta2, root, eps):
+    t = p.dtype.type
+    step, b1, b2, root, eps = t(step), t(beta1), t(beta2), t(root), t(eps)
+    n1, n2 = t(1 - beta1), t(1 - beta2)
+    for i in range(p.shape[0]):
+        m[i] = b1 * m[i] + n1 * g[i]
+        v[i] = b2 * v[i] + n2 * (g[i] * g[i])
+        p[i] -= step * (m[i] / (np.sqrt(v[i]) / root + eps))  # PyTorch's order
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
