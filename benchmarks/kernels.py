@@ -1,0 +1,67 @@
+"""Where the compiled whole-chunk recurrence stops paying: a cell's chunk, forward and
+backward, as one compiled call with its own products (the small-batch regime) against a
+compiled pass per step around OpenBLAS's products, per cell, H and B, 1 BLAS thread, in one
+process. The crossover sets rnnexp/cells/jit.py's SMALL_BATCH.
+
+    .venv/bin/python benchmarks/kernels.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads
+
+import numpy as np  # noqa: E402
+
+from rnnexp.cells import CELLS, gru, lstm, rnn  # noqa: E402
+
+
+def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool) -> float:
+    """Best of 5 windows of 0.2 s: microseconds a character of forward + backward."""
+    for module in (rnn, lstm, gru):
+        module.SMALL_BATCH = B + 1 if small else 1  # the regime chosen for this batch
+    rng = np.random.default_rng(0)
+    cell = CELLS[name](H)
+    shapes = cell.param_shapes(H)
+    p = {k: (rng.standard_normal(s) * 0.05).astype(dtype) for k, s in shapes.items()}
+    a = rng.standard_normal((T, B, cell.gates * H)).astype(dtype)
+    dh = rng.standard_normal((T, B, H)).astype(dtype)
+    ws, g = cell.workspace(B, T, dtype), {k: np.empty(s, dtype) for k, s in shapes.items()}
+    state = [np.zeros((B, H), dtype) for _ in cell.parts]
+
+    def chunk():
+        cell.forward(p, a, state, ws)
+        cell.backward(p, dh, ws, g)
+
+    chunk()  # compiles, or loads the cache
+    best = float("inf")
+    for _ in range(5):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 0.2:
+            chunk()
+            n += 1
+        best = min(best, (time.perf_counter() - start) / n)
+    return best / (T * B) * 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--T", type=int, default=64)
+    args = p.parse_args()
+    print(f"us a character, chunk forward + backward, T{args.T} {args.dtype}, best of 5")
+    print(f"{'cell':5} {'H':>4} {'B':>3} {'one call':>9} {'per step':>9}  faster")
+    for name in ("rnn", "lstm", "gru"):
+        for H in (100, 256):
+            for B in (1, 2, 4):
+                one = chunk_us_per_char(name, H, B, args.T, args.dtype, small=True)
+                per = chunk_us_per_char(name, H, B, args.T, args.dtype, small=False)
+                best = "one call" if one < per else "per step"
+                print(f"{name:5} {H:4} {B:3} {one:9.2f} {per:9.2f}  {best}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
