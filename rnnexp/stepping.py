@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from rnnexp.cells import GRU, LSTM, RNN, gru, lstm, rnn
-from rnnexp.cells.jit import add_product, kernel
+from rnnexp.cells.jit import add_product, fill_rows, kernel
 
 KINDS = {RNN: 0, LSTM: 1, GRU: 2}  # which cell's step the kernel runs
 
@@ -25,13 +26,14 @@ def advance(kind, logistic, Wxh, Whh, bh, bhn, Why, by, x, state, a, z, tmp, log
     """Feed character x through every layer, state (L, 2, 1, H) updated in place (index 1:
     the LSTM's c); logits (1, V) the readout after it. a (1, G), z (1, G), tmp (1, H) are
     buffers. Each step reads the old state before it writes the new one."""
+    numba.literally(kind)
     for l in range(len(Whh)):
         if l == 0:  # a row of Wxh + bh, as the chunk forward's gathered table
             row, b = Wxh[0][x], bh[0]
             for j in range(b.shape[0]):
                 a[0, j] = row[j] + b[j]
         else:
-            a[0, :] = bh[l]
+            fill_rows(a, bh[l])
             add_product(state[l - 1, 0], Wxh[l], a)
         h = state[l, 0]
         if kind == 0:
@@ -40,7 +42,7 @@ def advance(kind, logistic, Wxh, Whh, bh, bhn, Why, by, x, state, a, z, tmp, log
             lstm.small_step(Whh[l], a, h, state[l, 1], z, tmp, h, state[l, 1])
         else:
             gru.small_step(Whh[l], bhn[l], a, h, z, tmp, h)
-    logits[0, :] = by
+    fill_rows(logits, by)
     add_product(state[len(Whh) - 1, 0], Why, logits)
 
 
@@ -50,6 +52,7 @@ def generate(kind, logistic, Wxh, Whh, bh, bhn, Why, by, x, state, a, z, tmp, lo
     """out[k] = the character drawn after feeding x, then each drawn one: from the softmax
     of logits / temperature by its inverse CDF at u[k] in [0, 1) (float64 whatever the
     model's dtype), or the likeliest at temperature 0 (u unused)."""
+    numba.literally(kind)  # compiled per cell kind: the other cells' branches pruned
     V = logits.shape[1]
     p = np.empty(V)
     for k in range(out.shape[0]):

@@ -48,7 +48,10 @@ def _cell(hh, a_t, bhn, h_prev, n, h):
 @kernel
 def small_step(Whh, bhn, a_t, h_prev, hh, n, h):
     """A step at a small batch, its product included: hh = h_prev Whh, then _cell."""
-    hh[:] = 0
+    zero = hh.dtype.type(0)
+    for b in range(hh.shape[0]):  # loops: a slice assignment compiles slowly (jit.copy)
+        for j in range(hh.shape[1]):
+            hh[b, j] = zero
     add_product(h_prev, Whh, hh)
     _cell(hh, a_t, bhn, h_prev, n, h)
 

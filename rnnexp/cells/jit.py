@@ -137,6 +137,23 @@ def _sigmoid(x):
 
 
 @kernel
+def copy(src, out):
+    """out[...] = src for 2-D arrays, as loops: numba's slice assignment (`out[:] = src`)
+    takes ~4 s longer to compile, in every kernel that has one."""
+    for b in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[b, j] = src[b, j]
+
+
+@kernel
+def fill_rows(out, row):
+    """out[b] = row for every row b of a 2-D out (loops, as copy)."""
+    for b in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[b, j] = row[j]
+
+
+@kernel
 def add_product(h, W, out):
     """out += h W for h (B, H), W (H, G), out (B, G), a small B. Four rows of W at a time:
     each pass over a row of out then does four multiply-adds a load, not one (as fast as

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, copy, kernel, product_t, sigmoid, tanh
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
@@ -46,7 +46,7 @@ def _cell(z, c_prev, c, tc, h):
 @kernel
 def small_step(Whh, a_t, h_prev, c_prev, z, tc, h, c):
     """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
-    z[:] = a_t
+    copy(a_t, z)
     add_product(h_prev, Whh, z)
     _cell(z, c_prev, c, tc, h)
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, copy, kernel, product_t, sigmoid, tanh
 from rnnexp.cells.ops import transposed, xty
 from rnnexp.init import init_weights
 
@@ -44,7 +44,7 @@ def _cell(z, logistic, h):
 @kernel
 def small_step(Whh, a_t, h_prev, z, logistic, h):
     """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
-    z[:] = a_t
+    copy(a_t, z)
     add_product(h_prev, Whh, z)
     _cell(z, logistic, h)
 
