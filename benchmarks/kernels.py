@@ -19,8 +19,9 @@ import numpy as np  # noqa: E402
 from rnnexp.cells import CELLS, gru, lstm, rnn  # noqa: E402
 
 
-def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool) -> float:
-    """Best of 5 windows of 0.2 s: microseconds a character of forward + backward."""
+def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool,
+                      window: float) -> float:  # fmt: skip
+    """Best of 5 windows: microseconds a character of forward + backward."""
     for module in (rnn, lstm, gru):
         module.SMALL_BATCH = B + 1 if small else 1  # the regime chosen for this batch
     rng = np.random.default_rng(0)
@@ -40,7 +41,7 @@ def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool
     best = float("inf")
     for _ in range(5):
         n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 0.2:
+        while time.perf_counter() - start < window:
             chunk()
             n += 1
         best = min(best, (time.perf_counter() - start) / n)
@@ -51,14 +52,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dtype", default="float32")
     p.add_argument("--T", type=int, default=64)
+    p.add_argument("--cells", default="rnn,lstm,gru")
+    p.add_argument("--hidden", default="100,256")
+    p.add_argument("--batches", default="1,2,4")
+    p.add_argument("--window", type=float, default=0.2, help="seconds of one timed window")
     args = p.parse_args()
     print(f"us a character, chunk forward + backward, T{args.T} {args.dtype}, best of 5")
     print(f"{'cell':5} {'H':>4} {'B':>3} {'one call':>9} {'per step':>9}  faster")
-    for name in ("rnn", "lstm", "gru"):
-        for H in (100, 256):
-            for B in (1, 2, 4):
-                one = chunk_us_per_char(name, H, B, args.T, args.dtype, small=True)
-                per = chunk_us_per_char(name, H, B, args.T, args.dtype, small=False)
+    for name in args.cells.split(","):
+        for H in map(int, args.hidden.split(",")):
+            for B in map(int, args.batches.split(",")):
+                how = (H, B, args.T, args.dtype)
+                one = chunk_us_per_char(name, *how, small=True, window=args.window)
+                per = chunk_us_per_char(name, *how, small=False, window=args.window)
                 best = "one call" if one < per else "per step"
                 print(f"{name:5} {H:4} {B:3} {one:9.2f} {per:9.2f}  {best}", flush=True)
 

@@ -18,8 +18,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--chars", type=int, default=5000, help="characters per timed sample")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--models", default="rnn:100,rnn:256,lstm:256,gru:256,rnn:512,stacked2:256",
-                   help="model:H pairs (default: %(default)s)")
+    p.add_argument(
+        "--models",
+        default="rnn:100,rnn:256,lstm:256,gru:256,rnn:512,stacked2:256",
+        help="model:H pairs (default: %(default)s)",
+    )
     args = p.parse_args()
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # before numpy loads

@@ -31,6 +31,28 @@ def test_sampling_benchmark_runs():
     assert "rnn H512 float64:" in out and "chars/s" in out
 
 
+def test_kernels_benchmark_runs():
+    out = run("benchmarks/kernels.py", "--cells", "gru", "--hidden", "8", "--batches", "1,2",
+              "--window", "0.01", "--T", "4")  # fmt: skip
+    assert out.splitlines()[-1].split()[:3] == ["gru", "8", "2"]
+
+
+def test_compile_benchmark_runs():
+    out = run("benchmarks/compile.py", "--repeats", "1", "--cells", "rnn", "--dtypes", "float32",
+              "--no-command")  # fmt: skip
+    assert "rnn    float32  engine" in out
+
+
+def test_targets_benchmark_runs():
+    """Its sampling rows run the code of an older commit from `git archive`."""
+    has = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "da0996a^{commit}"],
+                         capture_output=True)  # fmt: skip
+    if has.returncode != 0:
+        pytest.skip("not a clone with the history the benchmark compares against")
+    out = run("benchmarks/targets.py", "--only", "sampling", "--repeats", "1")
+    assert "| sampling lstm H256 float32 |" in out and "at da0996a" in out
+
+
 def test_startup_benchmark_runs():
     out = run("benchmarks/startup.py", "--repeats", "1")
     assert "rnnexp --help" in out and "imports mlflow: False" in out
