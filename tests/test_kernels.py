@@ -122,6 +122,10 @@ def test_an_unwritable_package_folder_falls_back_to_the_user_cache(tmp_path):
     assert cached and not list(site.rglob("*.nbi"))
     [(again, compiled, hits)] = run_children(1, env, tmp_path, prefix, "gru", "float32")
     assert (again, compiled) == (digest, 0) and hits > 0
+    # and a home folder closed too (a service user's): no cache anywhere, no error, same bits
+    env = child_env(HOME=str(site), PYTHONPATH=str(site))
+    [(uncached, compiled, hits)] = run_children(1, env, tmp_path, prefix, "gru", "float32")
+    assert (uncached, hits) == (digest, 0) and compiled > 0
     for p in [site, *site.rglob("*")]:  # so that pytest can remove it
         p.chmod(p.stat().st_mode | stat.S_IWUSR)
 

@@ -47,7 +47,11 @@ SOURCES = _sources_digest()
 def kernel(fn):
     """numba.njit, cached on disk, with the house's float semantics (FLAGS); its cache
     entries are valid for these kernel sources only (SOURCES)."""
-    compiled = numba.njit(cache=True, fastmath=FLAGS, error_model="numpy", nogil=True)(fn)
+    options = {"fastmath": FLAGS, "error_model": "numpy", "nogil": True}
+    try:
+        compiled = numba.njit(cache=True, **options)(fn)
+    except RuntimeError:  # numba may write no cache anywhere (a read-only install, no home
+        return numba.njit(**options)(fn)  # folder): compile in each process instead
     # the stamp numba compares with the one saved in the cache's index (numba's internals,
     # hence the pin < 0.69 in pyproject.toml; without them numba's own check stands)
     cache_file = getattr(getattr(compiled, "_cache", None), "_cache_file", None)
