@@ -4,6 +4,7 @@ temporary file left behind; a read-only output folder is one line before anythin
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,21 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, small_disk):
         f"rnnexp: error: cannot create the output folder {disk}/run: Read-only file system"
     )
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_kernel_cache_costs_only_the_cache(tmp_path, small_disk):
+    disk = small_disk("1M")
+    (disk / "cache").mkdir()
+    fill(disk)
+    code = (
+        "import numpy as np; from rnnexp import CharRNN, preset; "
+        "m = CharRNN(preset('gru', 12, 8), np.random.default_rng(0)); "
+        "x = np.zeros((1, 5), int); print(m.loss_and_grads(x, x, m.zero_state(1))[0])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       env=env | {"NUMBA_CACHE_DIR": str(disk / "cache")})  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # it trained, not a word
+    assert float(r.stdout) > 0
+    assert not [p for p in (disk / "cache").rglob("*") if ".tmp." in p.name]

@@ -46,18 +46,36 @@ SOURCES = _sources_digest()
 
 def kernel(fn):
     """numba.njit, cached on disk, with the house's float semantics (FLAGS); its cache
-    entries are valid for these kernel sources only (SOURCES)."""
+    entries are valid for these kernel sources only (SOURCES), and a cache that cannot be
+    written costs only itself."""
     options = {"fastmath": FLAGS, "error_model": "numpy", "nogil": True}
     try:
         compiled = numba.njit(cache=True, **options)(fn)
     except RuntimeError:  # numba may write no cache anywhere (a read-only install, no home
         return numba.njit(**options)(fn)  # folder): compile in each process instead
-    # the stamp numba compares with the one saved in the cache's index (numba's internals,
-    # hence the pin < 0.69 in pyproject.toml; without them numba's own check stands)
-    cache_file = getattr(getattr(compiled, "_cache", None), "_cache_file", None)
+    # numba's internals (hence the pin < 0.69 in pyproject.toml; without them numba's own
+    # behaviour stands): the stamp it compares with the one in the cache's index, and its save
+    cache = getattr(compiled, "_cache", None)
+    cache_file = getattr(cache, "_cache_file", None)
     if cache_file is not None and hasattr(cache_file, "_source_stamp"):
         cache_file._source_stamp = (cache_file._source_stamp, SOURCES)
+    if cache is not None and hasattr(cache, "save_overload"):
+        cache.save_overload = _saving_if_it_can(cache.save_overload)
     return compiled
+
+
+def _saving_if_it_can(save):
+    """numba's save of a compiled kernel, but a full or failing disk costs only the cache:
+    numba raises its OSError out of the compile, which would end the run (its temporary
+    file is removed either way)."""
+
+    def save_overload(sig, data) -> None:
+        try:
+            save(sig, data)
+        except OSError:
+            pass
+
+    return save_overload
 
 
 # below this, a chunk's recurrence is one call, its products the loop below: from batch 2 on
