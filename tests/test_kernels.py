@@ -102,6 +102,19 @@ def test_editing_a_kernel_that_others_inline_recompiles_them(tmp_path):
     assert compiled > 0 and edited == digest  # recompiled: the same code, the same bits
 
 
+@pytest.mark.slow
+def test_a_damaged_cache_is_compiled_again_and_rewritten(tmp_path):
+    cache = tmp_path / "cache"
+    env = child_env(NUMBA_CACHE_DIR=str(cache))
+    [(digest, _, _)] = run_children(1, env, tmp_path, None, "gru", "float32")
+    for path in [*cache.rglob("*.nbc"), *cache.rglob("*.nbi")]:  # cut short, as by a kill
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    [(again, compiled, _)] = run_children(1, env, tmp_path, None, "gru", "float32")
+    assert again == digest and compiled > 0
+    [(third, compiled, hits)] = run_children(1, env, tmp_path, None, "gru", "float32")
+    assert (third, compiled) == (digest, 0) and hits > 0  # rewritten whole
+
+
 def test_an_unwritable_package_folder_falls_back_to_the_user_cache(tmp_path):
     # a copy of the package in a folder this user may not write to; as root, without the
     # capability that lets root write anywhere (setpriv), the same folder is just as closed

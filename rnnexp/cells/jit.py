@@ -59,9 +59,28 @@ def kernel(fn):
     cache_file = getattr(cache, "_cache_file", None)
     if cache_file is not None and hasattr(cache_file, "_source_stamp"):
         cache_file._source_stamp = (cache_file._source_stamp, SOURCES)
-    if cache is not None and hasattr(cache, "save_overload"):
+    if cache is not None and hasattr(cache, "save_overload") and cache_file is not None:
+        cache.load_overload = _loading_if_it_can(cache.load_overload, cache_file)
         cache.save_overload = _saving_if_it_can(cache.save_overload)
     return compiled
+
+
+def _loading_if_it_can(load, cache_file):
+    """numba's load of a cached kernel, but a damaged cache (a file cut short by a kill or a
+    full disk) is compiled again and rewritten, not raised out of the run: its index is
+    emptied so that the compile's save starts it afresh."""
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:  # noqa: BLE001 - pickle's errors, EOFError, OSError: all mean "damaged"
+            try:
+                cache_file.flush()
+            except OSError:
+                pass
+            return None
+
+    return load_overload
 
 
 def _saving_if_it_can(save):
