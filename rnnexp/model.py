@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnexp.cells.jit import kernel
 from rnnexp.cells.ops import xty
 from rnnexp.config import ModelConfig
 from rnnexp.init import init_weights
@@ -227,27 +228,21 @@ def _dropout(h: np.ndarray, rate: float, rng: np.random.Generator, mask: np.ndar
     return np.multiply(h, mask, out=out)
 
 
-def _scatter_add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:
+@kernel
+def _scatter_add_rows(out, index, rows):
     """out = 0, then out[index[k]] += rows[k] for every k, in order of k: the gradient of a
-    row gather. Rows are sorted by index once (stably), then each run is summed: 7x faster
-    than np.add.at on a 8192-row chunk, adding in the same order."""
-    out.fill(0)
-    if len(index) == 1:
-        out[index[0]] = rows[0]
-        return
-    order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    if len(index) < 4 * len(out):  # few rows: one reduceat beats a loop over the vocabulary
-        first = np.empty(len(index), bool)  # where each run of equal indices starts
-        first[0] = True
-        np.not_equal(sorted_index[1:], sorted_index[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        out[sorted_index[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-        return
-    sorted_rows = rows[order]
-    bounds = np.searchsorted(sorted_index, np.arange(len(out) + 1))
-    for v in np.flatnonzero(bounds[1:] > bounds[:-1]):
-        np.sum(sorted_rows[bounds[v] : bounds[v + 1]], axis=0, out=out[v])
+    row gather, one compiled pass (the sorted reduceat it replaces took 35 us for the 25 rows
+    of a min-char-rnn step, 2.1 ms for 2,048 rows of 1,024)."""
+    zero = out.dtype.type(0)
+    for v in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[v, j] = zero
+    last = out.shape[0] - 1
+    for k in range(index.shape[0]):
+        v = min(max(index[k], 0), last)  # the row the forward's gather read (mode="clip")
+        o, r = out[v], rows[k]  # 1-D views: the inner loop vectorizes
+        for j in range(r.shape[0]):
+            o[j] += r[j]
 
 
 def _softmax_xent(
