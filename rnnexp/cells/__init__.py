@@ -15,11 +15,12 @@ it over; the cell owns everything else of the layer:
   recurrence; returns da (T, B, G), the gradient at the projected inputs, and writes the
   gradients of the parameters only it sees (`Whh`, …) into the dict `g`;
 - `step(p, a_t, state, out, scratch)`: one character, (B, G) -> `out`, the new state. The
-  chunk forward runs this very method for each t, and so does sampling: each recurrence is
-  written once;
-- the work of a step past its big products is one compiled pass (numba, rnnexp/cells/jit.py),
-  written beside the cell's equations; at batch 1 the whole chunk's recurrence, forward and
-  backward, is one compiled call. The products stay in BLAS where BLAS is faster;
+  chunk forward runs this very method for each t; each recurrence is written once;
+- the work of a step past its big products is one compiled pass (`_cell`, numba, with
+  rnnexp/cells/jit.py), written beside the cell's equations; at batch 1 a step is
+  `small_step` (its product included), which the chunk forward runs for every t in one call
+  (`_steps`, and `_back_steps` backward) and sampling for every character
+  (rnnexp/stepping.py). The products stay in BLAS where BLAS is faster;
 - `observe(ws)`: what a look inside shows of the chunk just run (rnnexp/inspect/trace.py): the
   (T, B, H) values the text is coloured by (its memory: tanh(c) for the LSTM, h otherwise)
   and each gate's (T, B, H) values in (0, 1), by name.
