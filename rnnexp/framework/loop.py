@@ -148,6 +148,8 @@ def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> 
     if not sys.stderr.isatty() and now - clock["progress"] >= PROGRESS_EVERY and not last:
         clock["progress"] = now
         left = (now - clock["began"]) / (step - first + 1) * (t.steps - step)
+        if t.max_seconds is not None:  # a time budget ends it first (train.steps a cap)
+            left = min(left, t.max_seconds - state.train_time)
         log.info("step %d/%d  train %.4f nats/char  %s chars/s  about %s left",
                  step, t.steps, loss, f"{rate:,.0f}", _duration(left))  # fmt: skip
     return rate
