@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh, zero
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
@@ -48,10 +48,7 @@ def _cell(hh, a_t, bhn, h_prev, n, h):
 @kernel
 def small_step(Whh, bhn, a_t, h_prev, hh, n, h):
     """A step at a small batch, its product included: hh = h_prev Whh, then _cell."""
-    zero = hh.dtype.type(0)
-    for b in range(hh.shape[0]):  # loops: a slice assignment compiles slowly (jit.copy)
-        for j in range(hh.shape[1]):
-            hh[b, j] = zero
+    zero(hh)
     add_product(h_prev, Whh, hh)
     _cell(hh, a_t, bhn, h_prev, n, h)
 

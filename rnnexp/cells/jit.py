@@ -187,6 +187,15 @@ def copy(src, out):
 
 
 @kernel
+def zero(out):
+    """out[...] = 0 for a 2-D out (loops, as copy)."""
+    nought = out.dtype.type(0)
+    for b in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[b, j] = nought
+
+
+@kernel
 def fill_rows(out, row):
     """out[b] = row for every row b of a 2-D out (loops, as copy)."""
     for b in range(out.shape[0]):

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from rnnexp.cells.jit import SMALL_BATCH, add_product, copy, kernel, product_t, sigmoid, tanh
-from rnnexp.cells.ops import transposed, xty
+from rnnexp.cells.ops import recurrent_product, transposed, xty
 from rnnexp.init import init_weights
 
 ACTIVATIONS = ("tanh", "sigmoid")
@@ -109,8 +109,7 @@ class RNN:
         if a_t.shape[0] < SMALL_BATCH:
             small_step(p["Whh"], a_t, state[0], scratch, self.logistic, out[0])
         else:  # the product in BLAS, the rest in one compiled pass
-            np.dot(state[0], p["Whh"], out=scratch)  # np.dot: the least call overhead here
-            scratch += a_t
+            recurrent_product(state[0], p["Whh"], scratch, None, add=a_t)
             _cell(scratch, self.logistic, out[0])
 
     def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
