@@ -21,8 +21,8 @@ from rnnexp.resources import CONF_DIR
 CHILD = """
 import hashlib, sys, numpy as np
 from rnnexp import CharRNN, Trainer, make_optimizer, preset
-from rnnexp import stepping
-from rnnexp.cells import gru, jit, lstm, rnn
+from rnnexp import model, optim, stepping
+from rnnexp.cells import gru, jit, lstm, rnn, scalars
 digest = hashlib.sha256()
 ids = np.random.default_rng(0).integers(0, 12, 400)
 for cell in sys.argv[1].split(","):
@@ -38,7 +38,7 @@ for cell in sys.argv[1].split(","):
                 digest.update(step(i % 12, state).tobytes())
             for v in model.params.values():
                 digest.update(v.tobytes())
-modules = (jit, rnn, lstm, gru, stepping)
+modules = (jit, scalars, rnn, lstm, gru, stepping, model, optim)
 kernels = [f for m in modules for f in vars(m).values() if hasattr(f, "stats")]
 hits = sum(sum(f.stats.cache_hits.values()) for f in kernels)
 compiled = sum(len(f.overloads) for f in kernels) - hits
@@ -90,7 +90,7 @@ def test_four_first_runs_at_once_share_an_empty_cache(tmp_path):
 
 @pytest.mark.slow
 def test_editing_a_kernel_that_others_inline_recompiles_them(tmp_path):
-    # numba's own check reads only the cached function's file: the cells inline jit.py's tanh
+    # numba's own check reads only the cached function's file: the cells inline jit.py's loops
     site = package_copy(tmp_path)
     env = child_env(NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(site))
     [(digest, compiled, _)] = run_children(1, env, tmp_path, None, "lstm", "float32")
@@ -148,7 +148,8 @@ def test_the_kernels_tanh_and_sigmoid_follow_numpys(dtype):
     import numba
     import numpy as np
 
-    from rnnexp.cells.jit import FLAGS, sigmoid, tanh
+    from rnnexp.cells.jit import FLAGS
+    from rnnexp.cells.scalars import sigmoid, tanh
 
     @numba.njit(fastmath=FLAGS, error_model="numpy")
     def both(x, t, s):
@@ -170,3 +171,35 @@ def test_the_kernels_tanh_and_sigmoid_follow_numpys(dtype):
     # sigmoid = (1 + tanh(x/2)) / 2: an absolute error of its float type's epsilon
     assert np.all(np.abs(s[:-1] - want_s[:-1]) <= 4 * np.finfo(x.dtype).eps)
     assert t.dtype == x.dtype and np.all(np.abs(t[:-1]) <= 1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_kernels_exp_follows_numpys(dtype):
+    # the softmax's exp: vectorized, so it builds 2^n from its bits; the edges are its risk
+    import numba
+    import numpy as np
+
+    from rnnexp.cells.jit import FLAGS
+    from rnnexp.cells.scalars import exp
+
+    @numba.njit(fastmath=FLAGS, error_model="numpy")  # reassociating callers, as the kernels
+    def each(x, out):
+        for i in range(x.shape[0]):
+            out[i] = exp(x[i])
+
+    info, top = np.finfo(dtype), (88.72 if dtype == "float32" else 709.78)
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, top, top + 0.01, -top, -top - 16, -1e30, 1e30, np.inf, -np.inf]
+    x = np.concatenate([rng.uniform(-1.2 * top, 1.01 * top, 100_000), rng.standard_normal(10_000),
+                        edges, [np.nan]]).astype(dtype)  # fmt: skip
+    got = np.empty_like(x)
+    each(x, got)
+    with np.errstate(over="ignore"):
+        want = np.exp(x)
+    assert np.isnan(got[-1]) and got.dtype == x.dtype
+    got, want = got[:-1], want[:-1]
+    assert np.array_equal(np.isinf(got), np.isinf(want))  # inf exactly where numpy's is
+    normal = np.isfinite(want) & (want >= info.tiny)
+    tiny = np.isfinite(want) & ~normal  # below the smallest normal number: denormals or 0
+    assert np.all(np.abs(got[normal] - want[normal]) <= 2 * np.spacing(want[normal]))  # 2 ulp
+    assert np.all(np.abs(got[tiny] - want[tiny]) <= info.smallest_subnormal)  # one step

@@ -18,13 +18,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, sigmoid, tanh, zero
+from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, zero
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
     recurrent_product,
     xty,
 )
+from rnnexp.cells.scalars import sigmoid, tanh
 from rnnexp.init import init_weights
 
 

@@ -1,5 +1,6 @@
-"""The compiled kernels' common parts: numba's `njit` as every cell kernel uses it, the scalar
-nonlinearities they inline, and the recurrent product for small batches.
+"""The compiled kernels' common parts: numba's `njit` as every kernel uses it, with its cache,
+and the loops they share (copies, the recurrent products for small batches). The scalar
+functions they inline are in scalars.py.
 
 A cell's kernels (beside its numpy-level methods, in its own file) are one compiled pass
 over a step's elementwise work; at a small batch, the whole chunk's recurrence is one call
@@ -15,18 +16,18 @@ float64: a kernel writes `one = x.dtype.type(1)` instead.
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import numba
-import numpy as np
-from numba.extending import overload
 
 # what a kernel may do that numpy's ufuncs do not: fuse a multiply-add (contract) and sum in
 # any order (reassoc), so LLVM can use FMA and SIMD reductions. Not `fast`'s nnan/ninf: a
 # diverging run must still see its NaNs. error_model="numpy": x/0 is inf, not a Python
 # exception, so the loops need no branch per division and vectorize.
 FLAGS = {"contract", "reassoc", "nsz"}
+# for arithmetic whose order is its point (a compensated sum, products that must not
+# overflow on the way): flags are per instruction, so they hold where such code is inlined
+IN_ORDER = FLAGS - {"reassoc"}
 
 
 def _sources_digest() -> str:
@@ -44,11 +45,13 @@ def _sources_digest() -> str:
 SOURCES = _sources_digest()
 
 
-def kernel(fn):
-    """numba.njit, cached on disk, with the house's float semantics (FLAGS); its cache
-    entries are valid for these kernel sources only (SOURCES), and a cache that cannot be
-    written costs only itself."""
-    options = {"fastmath": FLAGS, "error_model": "numpy", "nogil": True}
+def kernel(fn=None, *, fastmath: set[str] = FLAGS):
+    """numba.njit, cached on disk, with the house's float semantics (FLAGS, or `fastmath`
+    where a kernel needs fewer); its cache entries are valid for these kernel sources only
+    (SOURCES), and a cache that cannot be written costs only itself."""
+    if fn is None:  # @kernel(fastmath=...)
+        return lambda fn: kernel(fn, fastmath=fastmath)
+    options = {"fastmath": fastmath, "error_model": "numpy", "nogil": True}
     try:
         compiled = numba.njit(cache=True, **options)(fn)
     except RuntimeError:  # numba may write no cache anywhere (a read-only install, no home
@@ -100,81 +103,6 @@ def _saving_if_it_can(save):
 # below this, a chunk's recurrence is one call, its products the loop below: from batch 2 on
 # OpenBLAS computes them faster (benchmarks/kernels.py)
 SMALL_BATCH = 2
-
-
-def tanh(x):
-    """tanh of a scalar, in the kernels, in forms that vectorize (the C library's tanh does
-    not: 24 ns an element against 1.8): float32 by Eigen's rational approximation (max error
-    2.4e-7, within float32's rounding), float64 by Cephes' (max error 2 ulp against numpy's)."""
-    return math.tanh(x)
-
-
-_CLAMP = 7.90531110763549805  # beyond it the float32 rational is 1 to float32 precision
-_LOG2E = 1.4426950408889634
-
-
-@overload(tanh)
-def _tanh(x):
-    if x == numba.types.float32:
-        f = np.float32
-
-        def tanh32(x):
-            # `if` rather than min/max: a NaN passes through, a diverging run stays visible
-            if x > f(_CLAMP):
-                x = f(_CLAMP)
-            if x < f(-_CLAMP):
-                x = f(-_CLAMP)
-            x2 = x * x
-            p = x2 * f(-2.76076847742355e-16) + f(2.00018790482477e-13)
-            p = p * x2 + f(-8.60467152213735e-11)
-            p = p * x2 + f(5.12229709037114e-08)
-            p = p * x2 + f(1.48572235717979e-05)
-            p = p * x2 + f(6.37261928875436e-04)
-            p = p * x2 + f(4.89352455891786e-03)
-            q = x2 * f(1.19825839466702e-06) + f(1.18534705686654e-04)
-            q = q * x2 + f(2.26843463243900e-03)
-            q = q * x2 + f(4.89352518554385e-03)
-            return x * p / q
-
-        return tanh32
-    return lambda x: _tanh64(x)
-
-
-@kernel
-def _tanh64(x):
-    """Cephes' tanh: a rational in x^2 below |x| = 0.625, else 1 - 2 / (exp(2|x|) + 1), with
-    exp by Cephes' Pade form times an exact power of two; both computed, one kept (SIMD)."""
-    a = abs(x)
-    if a > 19.0:  # tanh(19) is 1 in float64
-        a = 19.0
-    z = a * a
-    p = ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
-         - 1.61468768441708447952e3)  # fmt: skip
-    q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
-    small = a + a * z * p / (q + 4.84406305325125486048e3)
-    y = 2.0 * a
-    n = math.floor(_LOG2E * y + 0.5)  # exp(y) = 2^n exp(r), |r| <= ln(2) / 2
-    r = y - n * 6.93145751953125e-1 - n * 1.42860682030941723212e-6
-    rr = r * r
-    px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
-              + 9.99999999999999999910e-1)  # fmt: skip
-    qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
-          + 2.27265548208155028766e-1) * rr + 2.00000000000000000009  # fmt: skip
-    e = (1.0 + 2.0 * px / (qx - px)) * np.float64(np.int64(1) << np.int64(n))  # n in 0..55
-    t = small if a < 0.625 else 1.0 - 2.0 / (e + 1.0)
-    t = t if x >= 0.0 else -t
-    return t if x == x else x  # a NaN stays NaN
-
-
-def sigmoid(x):
-    """1 / (1 + exp(-x)) as (1 + tanh(x/2)) / 2: no overflow in exp."""
-    return 0.5 + 0.5 * math.tanh(0.5 * x)
-
-
-@overload(sigmoid)
-def _sigmoid(x):
-    f = np.float32 if x == numba.types.float32 else np.float64  # a literal 0.5 is float64
-    return lambda x: f(0.5) + f(0.5) * tanh(f(0.5) * x)
 
 
 @kernel

@@ -16,13 +16,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, copy, kernel, product_t, sigmoid, tanh
+from rnnexp.cells.jit import SMALL_BATCH, add_product, copy, kernel, product_t
 from rnnexp.cells.ops import (
     backward_transpose,
     gemm_buffers,
     recurrent_product,
     xty,
 )
+from rnnexp.cells.scalars import sigmoid, tanh
 from rnnexp.init import init_weights
 
 
