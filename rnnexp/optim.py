@@ -38,7 +38,16 @@ def clip_grads(grads: Params, clip: float | None) -> None:
     if clip is None:
         return
     for g in [grads.flat] if isinstance(grads, FlatParams) else grads.values():
-        np.clip(g, -clip, clip, out=g)
+        _clip(_flat(g), clip)
+
+
+@kernel
+def _clip(g, clip):
+    """g = min(max(g, -clip), clip), a NaN kept (np.clip's 8 us a min-char-rnn step: ~2)."""
+    hi = g.dtype.type(clip)
+    for i in range(g.shape[0]):
+        x = g[i]
+        g[i] = hi if x > hi else (-hi if x < -hi else x)
 
 
 MAX_LR = 1e6  # a step of lr x a gradient entry (clipped to 5) beyond millions only blows up
