@@ -9,6 +9,7 @@ stays a small part of the run; the last step reads the whole split.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import shutil
@@ -77,6 +78,10 @@ def train(run: Run) -> None:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     t, trainer, state = run.s.train, run.b.trainer, run.state
+    # the ~400k objects MLflow, Hydra and SQLAlchemy left behind would be traversed by every
+    # full collection that the steps' few small allocations trigger (0.26 s of a 2.5 s
+    # min-char-rnn run of 10,000 steps, 0.09 s frozen): out of the collector's sight
+    gc.freeze()
     first = trainer.step + 1
     terminal = sys.stderr.isatty()
     bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not terminal,
