@@ -1,9 +1,10 @@
 """The best model in 200 seconds: rnnexp's `experiment=shakespeare_200s`, run through the real
-entrypoint, against PyTorch's `nn.LSTM` (H256, Adam 5e-3, elementwise clip 5, B32, T64,
-one-hot inputs, float32) trained for the same seconds, both on one CPU thread, one after the
-other. Both are scored the same way on the same validation split of tiny shakespeare:
-rnnexp.evaluate's 16 side-by-side streams from a zero state (PyTorch's model is read by a
-copy of that loop below).
+entrypoint, against PyTorch's `nn.GRU` with the preset's recipe (read from the preset: size,
+Adam's rate, the cosine over the seconds, dropout, clip, B, T; one-hot inputs, float32) and
+`nn.LSTM` (the same, at a constant rate), trained for the same seconds, all on one CPU
+thread, one after the other. All are scored the same way on the same validation split of
+tiny shakespeare: rnnexp.evaluate's 16 side-by-side streams from a zero state (PyTorch's
+models are read by a copy of that loop below).
 
     RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/best200.py [--seconds 200]
 
@@ -34,6 +35,19 @@ def splits():
     vocab = Vocab.from_text(text)
     train_ids, val_ids = split(vocab.encode(text), 0.1)
     return train_ids, val_ids, len(vocab)
+
+
+def recipe():
+    """The preset's settings (rnnexp.framework.settings.Settings), as the entrypoint composes
+    them: what PyTorch's side trains with too."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from rnnexp.framework.cli import CONF_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return OmegaConf.to_object(compose("config", overrides=["experiment=shakespeare_200s"]))
 
 
 def ours(seconds: float) -> tuple[float, int, float]:
@@ -67,13 +81,18 @@ def theirs(seconds: float, cell: str = "LSTM", cosine: bool = False) -> tuple[fl
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    s = recipe()
+    assert s.optimizer.name == "adam" and s.train.clip == 5.0 and s.model.layers == 1, s
     train_ids, val_ids, V = splits()
-    H, B, T, dt = 256, 32, 64, torch.float32
+    H, B, T, lr = s.model.hidden_size, s.train.batch_size, s.train.seq_length, s.optimizer.lr
+    dt = getattr(torch, s.model.dtype)
     net = getattr(torch.nn, cell)(V, H, batch_first=True, dtype=dt)
     head = torch.nn.Linear(H, V, dtype=dt)
-    optimizer = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=5e-3)
-    rate = make_schedule("cosine", 5e-3, 10**9, 1, warmup_steps=50, min_lr_ratio=0.1)
-    step, steps, spent = torch_step(net, head, optimizer, train_ids, V, B, T, dt), 0, 0.0
+    optimizer = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=lr)
+    rate = make_schedule("cosine", lr, 10**9, 1, warmup_steps=s.schedule.warmup_steps,
+                         min_lr_ratio=s.schedule.min_lr_ratio)  # fmt: skip
+    step = torch_step(net, head, optimizer, train_ids, V, B, T, dt, s.model.dropout)
+    steps, spent = 0, 0.0
     while spent < seconds:
         if cosine:
             for group in optimizer.param_groups:
@@ -117,7 +136,7 @@ def main() -> None:
     args = p.parse_args()
     rows = [("rnnexp experiment=shakespeare_200s", *ours(args.seconds)),
             ("PyTorch nn.GRU, the same recipe", *theirs(args.seconds, "GRU", cosine=True)),
-            ("PyTorch nn.LSTM H256 Adam 5e-3", *theirs(args.seconds))]  # fmt: skip
+            ("PyTorch nn.LSTM, at a constant rate", *theirs(args.seconds))]  # fmt: skip
     print(f"{'':36s} {'val nats/char':>13s} {'steps':>7s} {'training s':>10s}")
     for name, loss, steps, spent in rows:
         print(f"{name:36s} {loss:13.4f} {steps:7d} {spent:10.1f}", flush=True)

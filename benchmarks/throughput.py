@@ -142,10 +142,11 @@ def work_torch(cfg: str, dtype: str, B: int, seconds: float, repeats: int) -> di
     return dict(rates=rates, rss_mb=_rss_mb(), base_mb=base, V=V)
 
 
-def torch_step(net, head, optimizer, ids, V: int, B: int, T: int, dt):
+def torch_step(net, head, optimizer, ids, V: int, B: int, T: int, dt, dropout: float = 0.0):
     """One PyTorch training step as rnnexp's: B streams, one-hot inputs, the chunk's summed
     loss averaged over the streams, clip to 5, update; the state carried, zero (None) at the
-    start of the text. `net` is nn.RNN, nn.LSTM or nn.GRU (batch_first)."""
+    start of the text. `net` is nn.RNN, nn.LSTM or nn.GRU (batch_first), one layer; dropout
+    on its output, as rnnexp's model.dropout after every layer."""
     import torch
     import torch.nn.functional as F
 
@@ -160,6 +161,8 @@ def torch_step(net, head, optimizer, ids, V: int, B: int, T: int, dt):
             p, state["h"] = 0, None
         x, y = streams[:, p : p + T], streams[:, p + 1 : p + T + 1]
         out, h = net(F.one_hot(x, V).to(dt), state["h"])
+        if dropout:
+            out = F.dropout(out, dropout)
         loss = F.cross_entropy(head(out).reshape(-1, V), y.reshape(-1), reduction="sum") / B
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
