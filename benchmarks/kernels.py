@@ -1,7 +1,9 @@
 """Where the compiled whole-chunk recurrence stops paying: a cell's chunk, forward and
 backward, as one compiled call with its own products (the small-batch regime) against a
 compiled pass per step around OpenBLAS's products, per cell, H and B, 1 BLAS thread, in one
-process. The crossover sets rnnexp/cells/jit.py's SMALL_BATCH.
+process. The crossover sets rnnexp/cells/jit.py's SMALL_BATCH. Then the chunk's GEMMs at
+min-char-rnn's shapes (T25 H100 V65 float64): as compiled loops (what compiling the whole
+B1 step would make of them) against np.matmul called from Python.
 
     .venv/bin/python benchmarks/kernels.py
 """
@@ -17,6 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads
 import numpy as np  # noqa: E402
 
 from rnnexp.cells import CELLS, gru, lstm, rnn  # noqa: E402
+from rnnexp.cells.jit import add_product, kernel, zero  # noqa: E402
 
 
 def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool,
@@ -48,6 +51,51 @@ def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool
     return best / (T * B) * 1e6
 
 
+@kernel
+def _readout_loops(hs, Why, out):
+    """out = hs Why, a row at a time: the products a compiled step would run."""
+    zero(out)
+    for t in range(hs.shape[0]):
+        add_product(hs[t : t + 1], Why, out[t : t + 1])
+
+
+@kernel
+def _outer_loops(hs, dy, g):
+    """g = hs.T dy as T outer products accumulated (dWhy in a compiled step)."""
+    zero(g)
+    for t in range(hs.shape[0]):
+        h, d = hs[t], dy[t]
+        for i in range(h.shape[0]):
+            gi, hi = g[i], h[i]
+            for j in range(d.shape[0]):
+                gi[j] += hi * d[j]
+
+
+def gemms_as_loops(window: float) -> None:
+    rng = np.random.default_rng(0)
+    hs, Why = rng.standard_normal((25, 100)), rng.standard_normal((100, 65))
+    dy, out, g = rng.standard_normal((25, 65)), np.empty((25, 65)), np.empty((100, 65))
+    pairs = {"readout hs Why": (lambda: _readout_loops(hs, Why, out),
+                                lambda: np.matmul(hs, Why, out=out)),
+             "dWhy hs.T dy": (lambda: _outer_loops(hs, dy, g),
+                              lambda: np.matmul(hs.T, dy, out=g))}  # fmt: skip
+    print("us a chunk (T25 H100 V65 float64), best of 5: compiled loops | np.matmul")
+    for what, (loops, blas) in pairs.items():
+        print(f"{what:15} {_best_us(loops, window):8.2f} {_best_us(blas, window):8.2f}")
+
+
+def _best_us(f, window: float) -> float:
+    f()  # compiles, or loads the cache
+    best = float("inf")
+    for _ in range(5):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < window:
+            f()
+            n += 1
+        best = min(best, (time.perf_counter() - start) / n * 1e6)
+    return best
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dtype", default="float32")
@@ -67,6 +115,7 @@ def main() -> None:
                 per = chunk_us_per_char(name, *how, small=False, window=args.window)
                 best = "one call" if one < per else "per step"
                 print(f"{name:5} {H:4} {B:3} {one:9.2f} {per:9.2f}  {best}", flush=True)
+    gemms_as_loops(args.window)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def test_sampling_benchmark_runs():
 def test_kernels_benchmark_runs():
     out = run("benchmarks/kernels.py", "--cells", "gru", "--hidden", "8", "--batches", "1,2",
               "--window", "0.01", "--T", "4")  # fmt: skip
-    assert out.splitlines()[-1].split()[:3] == ["gru", "8", "2"]
+    lines = out.splitlines()
+    assert lines[-4].split()[:3] == ["gru", "8", "2"]  # the crossover table's last row
+    assert lines[-2].startswith("readout") and lines[-1].startswith("dWhy")  # then the GEMMs
 
 
 def test_compile_benchmark_runs():
