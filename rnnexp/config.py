@@ -57,6 +57,12 @@ class ModelConfig:
             raise ConfigError(
                 f"model.init_scale must be a positive number, got {self.init_scale!r}"
             )
+        largest = float(np.finfo(self.dtype).max)  # a float: comparing casts, with a warning
+        if self.init_scale > largest:  # drawn weights would be inf
+            raise ConfigError(
+                f"model.init_scale={self.init_scale:g} overflows {self.dtype} (largest "
+                f"{largest:.3g}); scales that learn are near 0.01-0.1"
+            )
         _check_fits_in_memory(self)
 
     def make_cells(self) -> list:

@@ -29,6 +29,14 @@ def check_train_args(clip: float | None, diverge_factor: float | None) -> None:
         raise ConfigError(f"train.diverge_factor must be > 1 or null, got {diverge_factor!r}")
 
 
+def _first_step_hint(step: int, model: CharRNN) -> str:
+    """Before any update, the initial weights are to blame, not the rate."""
+    if step > 1:
+        return ""
+    scale = model.config.init_scale
+    return f"; at step 1, before any update: the initial weights, model.init_scale={scale:g}"
+
+
 class DivergedError(RnnexpError):
     """Training blew up: a NaN or infinite loss (parameters are left at their values before
     that step), or a loss per character that stays far above the uniform guess ln V."""
@@ -97,8 +105,9 @@ class Trainer:
             inputs, targets, self.hprev, self.grads, self.rng
         )
         if not math.isfinite(loss):
+            hint = _first_step_hint(self.step + 1, self.model)
             raise DivergedError(
-                f"loss is {loss} at step {self.step + 1}; lower optimizer.lr or clip"
+                f"loss is {loss} at step {self.step + 1}; lower optimizer.lr or clip{hint}"
             )
         clip_grads(grads, self.clip)
         self.optimizer.step(self.model.params, grads)
@@ -108,11 +117,12 @@ class Trainer:
         T = self.streams.seq_length
         self.recent_loss = 0.9 * self.recent_loss + 0.1 * loss / T
         if self.diverge_at is not None and self.recent_loss > self.diverge_at:
+            hint = _first_step_hint(self.step, self.model)
             raise DivergedError(
                 f"loss per character averages {self.recent_loss:.3g} nats at step {self.step}, "
                 f"over {self.diverge_factor:g}x the uniform "
                 f"guess ln V = {math.log(self.model.config.vocab_size):.2f}: the run has blown up; "
-                f"lower optimizer.lr (or clip harder with sgd)"
+                f"lower optimizer.lr (or clip harder with sgd){hint}"
             )
         return StepResult(self.step, loss, loss / T, self.smooth_loss, wrapped, self.optimizer.lr)
 

@@ -178,6 +178,7 @@ def test_params_are_the_flattened_config():
         (["train.clip=big"], "train.clip=big is not a number or null"),
         (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number, got -0.1"),
         (["model.hidden_size=0"], "model.hidden_size must be a whole number >= 1, got 0"),
+        (["model.init_scale=1e39"], "model.init_scale=1e+39 overflows float32 (largest 3.4e+38)"),
         (["train.seq_length=0"], "train.seq_length must be a whole number >= 1, got 0"),
         # each value has one rule, where its setting is defined, that the code below shares
         (["corpus.val_fraction=0"], "corpus.val_fraction must be a number in (0, 1), got 0.0"),

@@ -160,6 +160,12 @@ def test_the_kernels_tanh_and_sigmoid_follow_numpys(dtype):
     edges = [0.0, -0.0, 0.625, -0.625, 7.9, 19.0, 30.0, -1e30, 1e-30, np.inf, -np.inf, np.nan]
     x = np.concatenate([rng.standard_normal(10_000) * 3, rng.uniform(-1, 1, 10_000),
                         rng.uniform(-40, 40, 10_000), edges]).astype(dtype)  # fmt: skip
+
+    def tanh_of(x):
+        t, s = np.empty_like(x), np.empty_like(x)
+        both(x, t, s)
+        return t
+
     t, s = np.empty_like(x), np.empty_like(x)
     both(x, t, s)
     ref = x.astype(np.float64)  # the reference in float64, for both
@@ -171,6 +177,8 @@ def test_the_kernels_tanh_and_sigmoid_follow_numpys(dtype):
     # sigmoid = (1 + tanh(x/2)) / 2: an absolute error of its float type's epsilon
     assert np.all(np.abs(s[:-1] - want_s[:-1]) <= 4 * np.finfo(x.dtype).eps)
     assert t.dtype == x.dtype and np.all(np.abs(t[:-1]) <= 1)
+    big = np.array([30.0, np.inf], dtype)  # saturated exactly, as numpy's
+    assert np.array_equal(tanh_of(big), [1, 1]) and np.array_equal(tanh_of(-big), [-1, -1])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

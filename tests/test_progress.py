@@ -33,3 +33,28 @@ def test_progress_lines_and_samples_without_a_terminal(tmp_path, monkeypatch, ca
     assert written == ["step_0000020.txt", "step_0000040.txt"]
     assert (tmp_path / "samples" / "step_0000040.txt").read_text() == run.state.sample
     assert len(run.state.sample) == 31  # the start character and 30 more
+
+
+def test_the_loop_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    # the loop hides start-up's objects from the collector (gc.freeze); a sweep runs its jobs
+    # one after another in one process, so garbage frozen with them would pile up job by job
+    import gc
+    import weakref
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        s = OmegaConf.to_object(compose("config", overrides=["corpus=elman", "train.steps=3"]))
+    run = Run(s, Job(output_dir=tmp_path, launch_dir=tmp_path))
+
+    class Garbage:
+        pass
+
+    cycle = Garbage()
+    cycle.me = cycle  # only the collector frees a cycle
+    ref = weakref.ref(cycle)
+    del cycle
+    frozen = gc.get_freeze_count()
+    loop.train(run)
+    gc.collect()
+    assert ref() is None  # collected, not frozen with the rest
+    assert gc.get_freeze_count() == frozen

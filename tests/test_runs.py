@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import yaml
@@ -265,12 +266,24 @@ def test_same_seed_same_metrics_and_samples(tmp_path):
 
 
 def test_a_diverged_run_is_failed_with_its_error(tmp_path):
-    r = run_here(*TINY, "model.init_scale=1e308", cwd=tmp_path)  # inf weights: a NaN loss at once
+    r = run_here(*TINY, "model.init_scale=1e38", cwd=tmp_path)  # float32 logits overflow: NaN
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("rnnexp: error: loss is nan at step 1")
     (run,) = runs(default_store(tmp_path))
     assert run.info.status == "FAILED"
     assert run.data.tags["rnnexp.error"].startswith("DivergedError: loss is nan at step 1")
+
+
+def test_a_run_that_overflows_says_so_in_one_line_without_numpys_warnings(tmp_path):
+    # float32 weights of 1e38 overflow in the first products: inf, then NaN, at step 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run_here(*TINY, "model.init_scale=1e38", "train.diverge_factor=null", cwd=tmp_path)
+    assert r.returncode == 2
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert "RuntimeWarning" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("rnnexp: error: loss is nan at step 1") and "init_scale=1e+38" in last
 
 
 def test_ctrl_c_marks_the_run_killed(tmp_path):

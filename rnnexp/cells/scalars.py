@@ -36,6 +36,7 @@ def _tanh(x):
         f = np.float32
 
         def tanh32(x):
+            x0 = x  # past 9, tanh rounds to 1 in float32; the rational at its clamp is 1 - 2^-22
             # `if` rather than min/max: a NaN passes through, a diverging run stays visible
             if x > f(_CLAMP):
                 x = f(_CLAMP)
@@ -51,7 +52,7 @@ def _tanh(x):
             q = x2 * f(1.19825839466702e-06) + f(1.18534705686654e-04)
             q = q * x2 + f(2.26843463243900e-03)
             q = q * x2 + f(4.89352518554385e-03)
-            return x * p / q
+            return math.copysign(f(1), x0) if abs(x0) >= f(9.0) else x * p / q  # as numpy's
 
         return tanh32
     return lambda x: _tanh64(x)
@@ -62,16 +63,16 @@ def _tanh64(x):
     """Cephes' tanh: a rational in x^2 below |x| = 0.625, else 1 - 2 / (exp(2|x|) + 1), with
     exp below; both computed, one kept (SIMD)."""
     a = abs(x)
-    if a > 19.0:  # tanh(19) is 1 in float64
-        a = 19.0
+    if a > 22.0:  # 1 - 2 / (e^44 + 1) rounds to 1 (at 19 it was 1 - 2^-53, never 1)
+        a = 22.0
     z = a * a
     p = ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
          - 1.61468768441708447952e3)  # fmt: skip
     q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
     small = a + a * z * p / (q + 4.84406305325125486048e3)
-    e = _exp64(2.0 * a)  # 2a in 1.25 .. 38: a normal number
+    e = _exp64(2.0 * a)  # 2a in 1.25 .. 44: a normal number
     t = small if a < 0.625 else 1.0 - 2.0 / (e + 1.0)
-    t = t if x >= 0.0 else -t
+    t = math.copysign(t, x)  # tanh(-0.0) is -0.0
     return t if x == x else x  # a NaN stays NaN
 
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from rnnexp.atomic import atomic_write
 from rnnexp.checkpoint import BEST_MODEL_DIR, load_model, save_model
 from rnnexp.evaluate import evaluate
@@ -74,14 +76,27 @@ def horizon(done: int, spent: float, budget: float, cap: int) -> int:
 def train(run: Run) -> None:
     """Train from the run's current step to train.steps (or train.max_seconds); checkpoints
     every train.checkpoint_every steps, at the end and on a signal, always between steps."""
+    # the ~400k objects MLflow, Hydra and SQLAlchemy left behind would be traversed by every
+    # full collection that the steps' few small allocations trigger (0.26 s of a 2.5 s
+    # min-char-rnn run of 10,000 steps, 0.09 s frozen): out of the collector's sight for the
+    # loop, after a collection (frozen garbage would stay), and back in it after (a sweep's
+    # jobs run one after another in one process: each would pin the last one's objects)
+    gc.collect()
+    gc.freeze()
+    try:
+        # a diverging run is caught by its loss and weights (Trainer), with one line; numpy's
+        # warnings about the inf and NaN on the way would only print before it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            _steps(run)
+    finally:
+        gc.unfreeze()
+
+
+def _steps(run: Run) -> None:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     t, trainer, state = run.s.train, run.b.trainer, run.state
-    # the ~400k objects MLflow, Hydra and SQLAlchemy left behind would be traversed by every
-    # full collection that the steps' few small allocations trigger (0.26 s of a 2.5 s
-    # min-char-rnn run of 10,000 steps, 0.09 s frozen): out of the collector's sight
-    gc.freeze()
     first = trainer.step + 1
     terminal = sys.stderr.isatty()
     bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not terminal,
