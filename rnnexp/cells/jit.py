@@ -45,6 +45,16 @@ def _sources_digest() -> str:
 SOURCES = _sources_digest()
 
 
+KERNELS: list = []  # every kernel made by `kernel`, for compiled_here()
+
+
+def compiled_here() -> int:
+    """How many kernels (one per signature) this process compiled rather than loaded from
+    the cache: a first run's start-up, said to the person waiting for it. (The signatures
+    not loaded: numba's cache-miss count also counts numba.literally's first, untyped try.)"""
+    return sum(len(k.overloads) - sum(k.stats.cache_hits.values()) for k in KERNELS)
+
+
 def kernel(fn=None, *, fastmath: set[str] = FLAGS):
     """numba.njit, cached on disk, with the house's float semantics (FLAGS, or `fastmath`
     where a kernel needs fewer); its cache entries are valid for these kernel sources only
@@ -55,7 +65,10 @@ def kernel(fn=None, *, fastmath: set[str] = FLAGS):
     try:
         compiled = numba.njit(cache=True, **options)(fn)
     except RuntimeError:  # numba may write no cache anywhere (a read-only install, no home
-        return numba.njit(**options)(fn)  # folder): compile in each process instead
+        compiled = numba.njit(**options)(fn)  # folder): compile in each process instead
+        KERNELS.append(compiled)
+        return compiled
+    KERNELS.append(compiled)
     # numba's internals (hence the pin < 0.69 in pyproject.toml; without them numba's own
     # behaviour stands): the stamp it compares with the one in the cache's index, and its save
     cache = getattr(compiled, "_cache", None)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnexp.atomic import atomic_write
+from rnnexp.cells.jit import compiled_here
 from rnnexp.checkpoint import BEST_MODEL_DIR, load_model, save_model
 from rnnexp.evaluate import evaluate
 from rnnexp.framework.signals import Interrupted
@@ -110,6 +111,10 @@ def _steps(run: Run) -> None:
             start = time.perf_counter()
             r = trainer.train_step()
             took = time.perf_counter() - start
+            if step == first and compiled_here():
+                log.info("step %d took %.1f s: it compiled %d numba kernels for this model, once "
+                         "on this machine (later runs load them from the cache)", step, took,
+                         compiled_here())  # fmt: skip
             state.window_time += took
             state.train_time += took
             state.window_loss += r.loss_per_char
