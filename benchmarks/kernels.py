@@ -40,15 +40,20 @@ def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool
         cell.forward(p, a, state, ws)
         cell.backward(p, dh, ws, g)
 
-    chunk()  # compiles, or loads the cache
+    return _best_us(chunk, window) / (T * B)
+
+
+def _best_us(f, window: float) -> float:
+    """Microseconds a call of f, best of 5 windows of `window` seconds."""
+    f()  # compiles, or loads the cache
     best = float("inf")
     for _ in range(5):
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < window:
-            chunk()
+            f()
             n += 1
-        best = min(best, (time.perf_counter() - start) / n)
-    return best / (T * B) * 1e6
+        best = min(best, (time.perf_counter() - start) / n * 1e6)
+    return best
 
 
 @kernel
@@ -82,18 +87,6 @@ def gemms_as_loops(window: float) -> None:
     print("us a chunk (T25 H100 V65 float64), best of 5: compiled loops | np.matmul")
     for what, (loops, blas) in pairs.items():
         print(f"{what:15} {_best_us(loops, window):8.2f} {_best_us(blas, window):8.2f}")
-
-
-def _best_us(f, window: float) -> float:
-    f()  # compiles, or loads the cache
-    best = float("inf")
-    for _ in range(5):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < window:
-            f()
-            n += 1
-        best = min(best, (time.perf_counter() - start) / n * 1e6)
-    return best
 
 
 def main() -> None:

@@ -66,11 +66,10 @@ def kernel(fn=None, *, fastmath: set[str] = FLAGS):
         compiled = numba.njit(cache=True, **options)(fn)
     except RuntimeError:  # numba may write no cache anywhere (a read-only install, no home
         compiled = numba.njit(**options)(fn)  # folder): compile in each process instead
-        KERNELS.append(compiled)
-        return compiled
     KERNELS.append(compiled)
     # numba's internals (hence the pin < 0.69 in pyproject.toml; without them numba's own
-    # behaviour stands): the stamp it compares with the one in the cache's index, and its save
+    # behaviour stands; an uncached kernel has no cache file): the stamp it compares with
+    # the one in the cache's index, and its save
     cache = getattr(compiled, "_cache", None)
     cache_file = getattr(cache, "_cache_file", None)
     if cache_file is not None and hasattr(cache_file, "_source_stamp"):

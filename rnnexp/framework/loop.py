@@ -111,10 +111,10 @@ def _steps(run: Run) -> None:
             start = time.perf_counter()
             r = trainer.train_step()
             took = time.perf_counter() - start
-            if step == first and compiled_here():
+            if step == first and (compiled := compiled_here()):
                 log.info("step %d took %.1f s: it compiled %d numba kernels for this model, once "
                          "on this machine (later runs load them from the cache)", step, took,
-                         compiled_here())  # fmt: skip
+                         compiled)  # fmt: skip
             state.window_time += took
             state.train_time += took
             state.window_loss += r.loss_per_char
