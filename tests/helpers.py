@@ -168,6 +168,36 @@ def wait_for(proc: subprocess.Popen, path: Path, text: str = "", timeout: float 
         time.sleep(0.01)
 
 
+def wait_for_metric(
+    proc: subprocess.Popen,
+    db: Path,
+    folder: Path | None = None,
+    key: str = "train/loss",
+    timeout: float = 120,
+) -> None:
+    """Until the store `db` (a sqlite file) holds a point of metric `key` (of the run whose
+    folder is `folder`, if given), while `proc` runs: the event a test of an interruption
+    needs (a step trained and logged), not a time."""
+    import sqlite3
+
+    query, args = "SELECT 1 FROM metrics m WHERE m.key = ?", [key]
+    if folder is not None:
+        query += (" AND m.run_uuid IN (SELECT run_uuid FROM tags WHERE key = "
+                  "'rnnexp.output_dir' AND value = ?)")  # fmt: skip
+        args.append(str(folder.resolve()))
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        if db.is_file():
+            try:
+                with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1) as c:
+                    if c.execute(query + " LIMIT 1", args).fetchone():
+                        return
+            except sqlite3.OperationalError:  # not created yet, or busy: look again
+                pass
+        time.sleep(0.05)
+
+
 def command(module: str, *args: str, cwd: Path, timeout: float = 120):
     """rnnexp's command `python -m rnnexp.framework.MODULE ARGS` (besides the entrypoint),
     run in this process from `cwd` (test_wheel runs the installed ones); the

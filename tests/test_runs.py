@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import warnings
 
 import pytest
@@ -24,6 +23,7 @@ from helpers import (
     run_here,
     runs,
     sample_cmd,
+    wait_for_metric,
 )
 
 from rnnexp.framework.settings import override_key
@@ -291,15 +291,7 @@ def test_ctrl_c_marks_the_run_killed(tmp_path):
         [sys.executable, "-m", "rnnexp", *SMALL, "train.steps=10000000", "train.log_every=100"],
         cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    log = tmp_path / "outputs"
-    deadline = time.monotonic() + 60
-    while (
-        not list(log.glob("runs/*/rnnexp.log"))
-        or "run " not in list(log.glob("runs/*/rnnexp.log"))[0].read_text()
-    ):  # the run exists once its first line is logged
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
-    time.sleep(1.0)
+    wait_for_metric(proc, tmp_path / "outputs" / "mlflow.db")  # a step trained and logged
     os.kill(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
