@@ -11,6 +11,12 @@ The library (no Hydra here) works from a notebook as well as from the `rnnexp` e
     trainer = Trainer(model, adagrad, train_ids, seq_length=25)
     trainer.run(500)
     evaluate(model, val_ids).loss, sample(model, vocab, rng, 60, prime="1")
+
+and the tracked experiments of the command line, composed by Hydra and logged to MLflow:
+
+    result = run(["model=lstm", "train.steps=500"])  # or run([...], multirun=True): a sweep
+    result.run_id, result.folder, result.metrics["val/loss"]
+    runs()  # the store's runs, a pandas DataFrame
 """
 
 from rnnexp.cells import CELLS
@@ -27,6 +33,16 @@ from rnnexp.sample import sample
 from rnnexp.schedule import SCHEDULES, make_schedule
 from rnnexp.trainer import DivergedError, StepResult, Trainer
 
+
+def __getattr__(name: str):
+    """run, runs and Result on first use: the engine alone imports no Hydra nor MLflow."""
+    if name in ("Result", "run", "runs"):
+        from rnnexp.framework import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'rnnexp' has no attribute {name!r}")
+
+
 __all__ = [
     "CELLS",
     "CORPORA",
@@ -41,6 +57,7 @@ __all__ = [
     "DivergedError",
     "Evaluation",
     "ModelConfig",
+    "Result",
     "RnnexpError",
     "StepResult",
     "Streams",
@@ -53,6 +70,8 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "preset",
+    "run",
+    "runs",
     "sample",
     "save_model",
     "split",

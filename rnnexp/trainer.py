@@ -126,6 +126,18 @@ class Trainer:
             )
         return StepResult(self.step, loss, loss / T, self.smooth_loss, wrapped, self.optimizer.lr)
 
+    def check_validation(self, loss: float) -> None:
+        """Raise DivergedError if a validation loss per character is not finite or tops the
+        same bound as the training loss: a model can fit its training text and blow up on
+        text it has not seen (76 nats/char in a search's trial)."""
+        if self.diverge_at is not None and not loss <= self.diverge_at:
+            raise DivergedError(
+                f"val/loss is {loss:.3g} nats/char at step {self.step}, over "
+                f"{self.diverge_factor:g}x the uniform guess ln V = "
+                f"{math.log(self.model.config.vocab_size):.2f}: the run has blown up on the "
+                f"validation text; lower optimizer.lr"
+            )
+
     def check_finite(self) -> None:
         """Raise DivergedError if any parameter is NaN or infinite (one pass over them all)."""
         if not np.isfinite(self.model.params.flat).all():

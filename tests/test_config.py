@@ -190,7 +190,8 @@ def test_params_are_the_flattened_config():
         (["model.layers=99999999999999999999"], "model.hidden_size=128 with 99999999999999999999"),
         (
             ["train.batch_size=99999999999999999999"],
-            "train.batch_size=99999999999999999999 x train.seq_length=64 for gru H128 x1: about ",
+            "train.batch_size=99999999999999999999 x train.seq_length=64 for gru H128 x1 and 256 "
+            "symbols: about ",
         ),
         (["train.seq_length=10000000000000"], "train.batch_size=32 x train.seq_length=1000000"),
         (["train.eval_streams=10000000000"], "train.eval_streams=10000000000 for gru H128"),

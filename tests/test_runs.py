@@ -27,6 +27,7 @@ from helpers import (
 )
 
 from rnnexp.framework.settings import override_key
+from rnnexp.framework.sweep import varied_label
 
 
 def default_store(tmp_path) -> str:
@@ -312,19 +313,19 @@ def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
     r = run_here("-m", "optimizer=sgd", "optimizer.lr=0.005,1000", "train.clip=null",
                "corpus=fizzbuzz", "corpus.options.n=100", *TINY, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 1
-    assert "rnnexp: error: sweep jobs failed: gru-fizzbuzz-sgd optimizer.lr=1000\n" in r.stderr
+    assert "rnnexp: error: sweep jobs failed: lr=1000 · gru-fizzbuzz-sgd\n" in r.stderr
     assert "Traceback" not in r.stderr
     # the sweep's summary: a row per job, the best one, where its figure is
-    assert "optimizer.lr=1000   FAILED" in r.stdout and "<- best" in r.stdout
-    assert "best job   gru-fizzbuzz-sgd optimizer.lr=0.005 (val " in r.stdout
+    assert "lr=1000   FAILED" in r.stdout and "<- best" in r.stdout
+    assert "best job   lr=0.005 · gru-fizzbuzz-sgd (val " in r.stdout
     assert re.search(r"comparison outputs/multiruns/[^/]+/comparison.png", r.stdout)
     all_runs = runs(default_store(tmp_path))
     status = {r.info.run_name: r.info.status for r in all_runs}
-    assert status["gru-fizzbuzz-sgd optimizer.lr=1000"] == "FAILED"
-    assert status["gru-fizzbuzz-sgd optimizer.lr=0.005"] == "FINISHED"
+    assert status["lr=1000 · gru-fizzbuzz-sgd"] == "FAILED"
+    assert status["lr=0.005 · gru-fizzbuzz-sgd"] == "FINISHED"
     (parent,) = [r for r in all_runs if r.info.run_name.startswith("sweep ")]
     assert parent.info.status == "FAILED"
-    assert "optimizer.lr=1000" in parent.data.tags["rnnexp.error"]
+    assert "lr=1000" in parent.data.tags["rnnexp.error"]
     from mlflow import MlflowClient
     from PIL import Image
 
@@ -332,12 +333,21 @@ def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
         parent.info.run_id, "comparison.png", str(tmp_path)
     )
     labels = Image.open(png).text["Description"].splitlines()  # the figure's legend
-    assert labels[0] == "optimizer.lr=0.005"
-    assert labels[1].startswith("optimizer.lr=1000: FAILED (DivergedError: loss per character")
+    assert labels[0] == "lr=0.005"
+    assert labels[1].startswith("lr=1000: FAILED (DivergedError: loss per character")
 
 
-def test_sweep_labels_round_long_numbers():
-    from rnnexp.framework.sweep import short
+def test_sweep_labels_round_long_numbers_and_differ_early():
+    from rnnexp.framework.sweep import short, varied_label
+
+    # what varies, first and short: the MLflow UI's name column shows a name's start
+    grid = [[f"optimizer.lr={lr}", f"model.hidden_size={h}"] for lr in (0.001, 0.003, 0.01,
+            0.0123456789) for h in (64, 128)]  # fmt: skip
+    labels = [varied_label(v) for v in grid]
+    assert labels[0] == "lr=0.001 hidden_size=64" and labels[-1] == "lr=0.0123 hidden_size=128"
+    assert len({label[:24] for label in labels}) == len(grid)
+    assert varied_label(["model=gru", "optimizer=adam"]) == "model=gru optimizer=adam"
+    assert varied_label(["+model.dropout=0.1", "x.dropout=2"]) == "model.dropout=0.1 x.dropout=2"
 
     assert short("optimizer.lr=0.012345678901234567") == "optimizer.lr=0.0123"
     assert short("model.hidden_size=128") == "model.hidden_size=128"
@@ -419,10 +429,10 @@ def check_sweep(
         names.add(c.info.run_name)
         varied = json.loads(c.data.tags["rnnexp.varied"])
         assert {override_key(o) for o in varied} == swept  # what varies, as data
-        assert c.info.run_name.endswith(" ".join(varied))  # and in the name
+        assert c.info.run_name.startswith(varied_label(varied) + " · ")  # and first in the name
         assert len(history(uri, c.info.run_id, "train/loss")) == steps[0]  # every point
         assert len(history(uri, c.info.run_id, "val/loss")) == steps[1]
-    assert len(names) == n
+    assert len(names) == n == len({name[:24] for name in names})  # apart in the UI's column
     # the children side by side, their table, and a look inside the best one
     files = set(artifacts(uri, parent.info.run_id))
     assert {"comparison.png", "inspect.html", "summary.txt"} <= files

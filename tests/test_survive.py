@@ -220,7 +220,10 @@ def test_resume_by_run_id_and_its_mistakes(tmp_path):
     r = run_here("resume=outputs/cut", "train.seq_length=5", cwd=tmp_path)
     assert r.returncode == 2
     assert "resume continues a run with its own config (only train.steps and " in r.stderr
-    assert "may grow, to train it further): drop train.seq_length=5" in r.stderr
+    assert (
+        "may grow, to train it further; threads and tracking options may change): drop "
+        "train.seq_length=5" in r.stderr
+    )
     r = run_here("resume=outputs/nothing", cwd=tmp_path)
     assert "is neither a run folder nor an MLflow run id" in r.stderr and r.returncode == 2
     assert run_here(f"resume={run.info.run_id}", cwd=tmp_path).returncode == 0
@@ -327,7 +330,7 @@ def test_ctrl_c_on_a_sweep_kills_the_job_and_the_parent(tmp_path):
     status = {r.info.run_name: r.info.status for r in runs(store(tmp_path))}
     # seed=1 never started
     assert status == {
-        "gru-shakespeare-adam seed=0": "KILLED",
+        "seed=0 · gru-shakespeare-adam": "KILLED",
         f"sweep {' '.join(proc.args[4:])}": "KILLED",
     }
 

@@ -10,8 +10,10 @@ screenshot.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from conftest import serve_mlflow
@@ -40,7 +42,7 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
         parent, *children = runs(uri)
         exp = parent.info.experiment_id
         names = sorted(c.info.run_name for c in children)
-        assert names[0] == "gru-elman-adam model.hidden_size=16 optimizer.lr=0.03"
+        assert names[0] == "hidden_size=16 lr=0.03 · gru-elman-adam"
         assert len(names) == 6
 
         def text() -> str:
@@ -100,11 +102,14 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
         browser.find_element(By.XPATH, '//*[text()="step_0000600.txt"]').click()
         wait_for(sample.read_text()[:60])
 
-        # the sweep compared: the children's validation curves, one chart, one line per run
-        browser.get(f"{uri}/#/experiments/{exp}/runs?compareRunsMode=CHART")
-        wait_for(parent.info.run_name[:40])
+        # the sweep compared, by the link its summary printed: its children alone (a filter on
+        # their parent) in the chart view, the validation curves one chart, a line per run
+        (link,) = re.findall(r"MLflow UI +(http://\S+)", r.stdout)
+        assert "compareRunsMode=CHART" in link and parent.info.run_id in unquote(link)
+        browser.get(link)
+        wait_for(*names)
         close_assistant()
-        unfold()
+        assert parent.info.run_name[:40] not in text()
         click('input[placeholder="Search metric charts"]')
         browser.find_element(
             By.CSS_SELECTOR, 'input[placeholder="Search metric charts"]'

@@ -41,7 +41,11 @@ def validate(s: Settings) -> None:
 
 
 def check_corpus(s: Settings, corpus: Corpus) -> None:
-    """The settings that depend on the text itself."""
+    """The settings that depend on the text itself: the sizes, with its real vocabulary (a
+    text of a million distinct characters has a million logits a character), and the prime."""
+    vocab = len(set(corpus.text))
+    replace(s.model, vocab_size=vocab)  # its parameters, checked as the model is described
+    s.check_sizes(vocab)
     unseen = sorted(set(s.sample.prime) - set(corpus.text))
     if unseen:
         raise ConfigError(

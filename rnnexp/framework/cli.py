@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
@@ -24,9 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp import faults
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
+from rnnexp.framework.bounds import check_config_dir
 from rnnexp.framework.checks import job_settings
 from rnnexp.framework.messages import Refused, config_errors, one_line
-from rnnexp.framework.resume import Relaunch, further, saved_settings
+from rnnexp.framework.resume import Relaunch, further, saved_settings, with_how
 from rnnexp.framework.run import Job, run, threads_per_job
 from rnnexp.framework.settings import OPTIONS, Settings, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
@@ -54,6 +56,8 @@ def task(cfg: DictConfig) -> float:
     faults.point("sweep-job" if in_sweep else "hydra")
     s = job_settings(cfg)
     output_dir = Path(hc.runtime.output_dir)
+    if not in_sweep:
+        _last.folder, _last.uri = output_dir, s.tracking.uri
     job = Job(
         output_dir=output_dir,
         launch_dir=Path(hc.runtime.cwd),
@@ -71,16 +75,16 @@ def task(cfg: DictConfig) -> float:
             if done is not None:
                 return done
             job.resume, job.further = True, further(s, job.overrides)
-            uri, s = s.tracking.uri, saved_settings(output_dir)
+            uri, s = s.tracking.uri, with_how(saved_settings(output_dir), s, job.overrides)
             s.tracking.uri = uri  # the store it was tracked in: checks.py made sure
         else:
             job.config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
             job.params = OmegaConf.to_container(cfg, resolve=True)
         return run(s, job)
     except RnnexpError as e:
+        if not in_sweep:  # Refused passes through Hydra, which reports an Exception again
+            raise Refused(str(e)) from None
         print(f"rnnexp: error: {e}", file=sys.stderr)
-        if not in_sweep:  # SystemExit passes through Hydra, which reports an Exception again
-            raise SystemExit(2) from None
         return float("inf")  # the worst score to a minimising sweeper (Optuna refuses NaN)
 
 
@@ -98,6 +102,11 @@ def _prepare(argv: list[str]) -> list[str]:
     modes = {MODES[a.split("=")[0]] for a in argv if a.split("=")[0] in MODES}
     if len(modes) > 1:
         raise RnnexpError(f"{' and '.join(sorted(modes))}: give one of them")
+    for i, arg in enumerate(argv):  # a user's presets, bounded before Hydra composes them
+        flag, eq, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            folder = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            check_config_dir(Path(folder).expanduser())
     out = []
     for arg in take_credentials(argv):
         key, eq, value = arg.partition("=")
@@ -106,9 +115,56 @@ def _prepare(argv: list[str]) -> list[str]:
     return out
 
 
+@dataclass
+class Outcome:
+    """What a command did, for rnnexp.run: the folder of its run or sweep, its store, and the
+    jobs of a sweep that failed (a grid's: the command exits 1; a search's: reported)."""
+
+    folder: Path | None = None
+    uri: str | None = None
+    sweep: bool = False
+    failed: list[str] = field(default_factory=list)
+    failed_trials: list[str] = field(default_factory=list)
+
+
+class CommandError(RnnexpError):
+    """A command refused or stopped by an error: its one line, and the exit code."""
+
+    def __init__(self, line: object, code: int = 2):
+        super().__init__(str(line))
+        self.code = code
+
+
+_last = Outcome()  # the command under way: task and the sweep's callback fill it in
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `rnnexp` command; `argv` (default: sys.argv[1:]) to call it in-process."""
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors: main makes each one line
+    try:
+        outcome = execute(sys.argv[1:] if argv is None else argv)
+    except CommandError as e:
+        print(f"rnnexp: error: {e}", file=sys.stderr)
+        sys.exit(e.code)
+    except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
+        said = f": {e}" if str(e) else ""
+        print(f"rnnexp: interrupted{said}{getattr(e, 'hint', '')}", file=sys.stderr)
+        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
+    if outcome.failed_trials:
+        print(
+            f"rnnexp: {len(outcome.failed_trials)} trials of the search failed (FAILED runs, "
+            f"scored +inf): {', '.join(outcome.failed_trials)}",
+            file=sys.stderr,
+        )
+    if outcome.failed:
+        print(f"rnnexp: error: sweep jobs failed: {', '.join(outcome.failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def execute(argv: list[str]) -> Outcome:
+    """The command `rnnexp ARGV`, in this process: what it did, or CommandError (its line
+    and exit code); KeyboardInterrupt for Ctrl-C and SIGTERM, with the run or sweep closed."""
+    global _last
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors: execute makes each one line
     register_configs()
     # conf/hydra/launcher/ray.yaml replaces the plugin's preset of the same name on purpose
     # (see that file); Hydra still merges it onto the plugin's schema, and warns that it does
@@ -116,19 +172,20 @@ def main(argv: list[str] | None = None) -> None:
     # a log line that cannot be written (a full disk) must not print a traceback per line:
     # the run reports the failure itself, in one line
     logging.raiseExceptions = False
+    _last = Outcome()
     with stop_on_sigterm():
         faults.point("startup")
         given = sys.argv[:]  # Hydra reads the command line from sys.argv: set, then put back
         try:
-            args = sys.argv[1:] if argv is None else argv
+            args: list[str] | None = list(argv)
             while args is not None:  # once, or twice for a sweep resumed with its own overrides
                 args = _launch(args)
             check_dropped()  # a stop asked for in its last moments: said, and exit 143
         except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
             rundir.discard_unstarted()
+            e.hint = SweepTracking.resume_hint()
             SweepTracking.interrupted("KILLED", f"interrupted: {e}" if str(e) else "interrupted")
-            print(f"rnnexp: interrupted: {e}" if str(e) else "rnnexp: interrupted", file=sys.stderr)
-            sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
+            raise
         except BaseException:  # a run that never started leaves no folder, a sweep no open run
             rundir.discard_unstarted()
             SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
@@ -136,11 +193,16 @@ def main(argv: list[str] | None = None) -> None:
         finally:  # the command is over (called in-process too): its folders are let go
             rundir.release()
             sys.argv[:] = given
+    if SweepTracking.last:
+        _last.folder, _last.uri, _last.sweep = Path(SweepTracking.last["folder"]), \
+            SweepTracking.last["uri"], True  # fmt: skip
+    _last.failed, _last.failed_trials = SweepTracking.failed, SweepTracking.failed_trials
+    return _last
 
 
 def _launch(args: list[str]) -> list[str] | None:
     """Hydra on `args`; the command line to launch next, if any."""
-    SweepTracking.failed, SweepTracking.failed_trials = [], []
+    SweepTracking.failed, SweepTracking.failed_trials, SweepTracking.last = [], [], None
     try:
         sys.argv[1:] = _prepare(args)
         task()
@@ -152,17 +214,5 @@ def _launch(args: list[str]) -> list[str] | None:
     except (Refused, RnnexpError, *config_errors()) as e:
         rundir.discard_unstarted()
         SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
-        line = e if isinstance(e, Refused | RnnexpError) else one_line(e)
-        print(f"rnnexp: error: {line}", file=sys.stderr)
-        sys.exit(2)
-    if SweepTracking.failed_trials:
-        print(
-            f"rnnexp: {len(SweepTracking.failed_trials)} trials of the search failed (FAILED "
-            f"runs, scored +inf): {', '.join(SweepTracking.failed_trials)}",
-            file=sys.stderr,
-        )
-    if SweepTracking.failed:
-        failed = ", ".join(SweepTracking.failed)
-        print(f"rnnexp: error: sweep jobs failed: {failed}", file=sys.stderr)
-        sys.exit(1)
+        raise CommandError(e if isinstance(e, Refused | RnnexpError) else one_line(e)) from None
     return None

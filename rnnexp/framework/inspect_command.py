@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.checkpoint import load_model
-from rnnexp.errors import ConfigError, RnnexpError, first_line
+from rnnexp.config import step_bytes
+from rnnexp.errors import ConfigError, RnnexpError, check_fits, first_line
+from rnnexp.framework.bounds import check_yaml
 from rnnexp.framework.run_source import RunSource, add_source_arguments
 
 
@@ -77,6 +79,7 @@ def validation_ids(config_yaml: Path, vocab, length: int, sha256: str | None
     from rnnexp.framework.settings import CorpusSettings
 
     try:  # its corpus node alone: runs saved before later keys existed still read
+        check_yaml(config_yaml)  # a received run folder's, or a download: bounded first
         saved = OmegaConf.load(config_yaml).corpus
         c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
     except (OSError, ValueError, *config_errors()) as e:
@@ -139,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             run = RunSource(args.source, args.tracking_uri, Path(scratch))
             model, vocab, start = load_model(run.model_dir(args.best))
+            # the trace of --length characters, sized by arithmetic before it is read or made
+            check_fits(f"--length {args.length:,} for {describe(model.config)}",
+                       step_bytes(model.config, 1, args.length, len(vocab)))  # fmt: skip
             ids, about = text_ids(args, run, model, vocab, start)
+        if run.note:
+            print(f"rnnexp-inspect: {run.note}", file=sys.stderr)
         if len(ids) < 2:
             raise RnnexpError("the text to inspect needs 2 characters or more")
         title = f"Inside {describe(model.config)}"

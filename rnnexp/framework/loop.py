@@ -111,11 +111,14 @@ def _steps(run: Run) -> None:
             start = time.perf_counter()
             r = trainer.train_step()
             took = time.perf_counter() - start
+            if step == first:  # the estimate of what is left starts after the first step,
+                clock["began"] = time.perf_counter()  # which may compile kernels for seconds
             if step == first and (compiled := compiled_here()):
                 log.info("step %d took %.1f s: it compiled %d numba kernels for this model, once "
                          "on this machine (later runs load them from the cache)", step, took,
                          compiled)  # fmt: skip
             state.window_time += took
+            evaluates = t.evaluates(step, state.train_time, state.train_time + took)
             state.train_time += took
             state.window_loss += r.loss_per_char
             state.window_steps += 1
@@ -126,7 +129,7 @@ def _steps(run: Run) -> None:
             if step % t.log_every == 0 or last:
                 rate = _log_window(run, r, step, last, first, clock)
                 bar.set_postfix(loss=f"{state.train[-1][1]:.3f}", chars_s=f"{rate:,.0f}")
-            if step % t.eval_every == 0 or last:
+            if evaluates or last:
                 _evaluate(run, step, last)
             if t.sample_every and (step % t.sample_every == 0 or last):
                 _sample(run, step, last)
@@ -144,11 +147,12 @@ def _steps(run: Run) -> None:
     if state.stopped_by == "max_seconds":
         log.info("stopped at step %d of %d: train.max_seconds=%g s of training reached",
                  trainer.step, t.steps, t.max_seconds)  # fmt: skip
+    # the run's whole count and times, as its summary gives them (a resumed run's included)
+    since = f" ({trainer.step - first + 1} since it resumed at step {first - 1})" * (first > 1)
     log.info(
-        "trained %d steps; in all %.2f s, of which training steps %.2f s, evaluation %.2f s "
-        "(%.0f %%), samples %.2f s", trainer.step - first + 1, state.loop_time,
-        state.train_time, state.eval_time, 100 * state.eval_time / max(state.loop_time, 1e-9),
-        state.sample_time,
+        "trained %d steps%s; in all %.2f s, of which training steps %.2f s, evaluation %.2f s "
+        "(%.0f %%), samples %.2f s", trainer.step, since, state.loop_time, state.train_time,
+        state.eval_time, 100 * state.eval_time / max(state.loop_time, 1e-9), state.sample_time,
     )  # fmt: skip
 
 
@@ -172,7 +176,7 @@ def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> 
     now = time.perf_counter()
     if not sys.stderr.isatty() and now - clock["progress"] >= PROGRESS_EVERY and not last:
         clock["progress"] = now
-        left = (now - clock["began"]) / (step - first + 1) * (t.steps - step)
+        left = (now - clock["began"]) / max(step - first, 1) * (t.steps - step)
         if t.max_seconds is not None:  # a time budget ends it first (train.steps a cap)
             left = min(left, t.max_seconds - state.train_time)
         log.info("step %d/%d  train %.4f nats/char  %s chars/s  about %s left",
@@ -203,6 +207,7 @@ def _evaluate(run: Run, step: int, last: bool) -> None:
     run.tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc} | best, step)
     run.tracked.flush()
     state.val.append((step, ev.loss))
+    b.trainer.check_validation(ev.loss)  # logged first: the run's curve shows the blow-up
     over = "the whole validation split" if ev.chars == len(b.val_ids) - 1 else (
         f"{ev.chars:,} chars of the validation split")  # fmt: skip
     log.info("step %d/%d  val %.4f nats/char (%.3f bpc) over %s", step, t.steps,

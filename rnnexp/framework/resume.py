@@ -13,8 +13,16 @@ from omegaconf import DictConfig, OmegaConf
 from rnnexp.checkpoint import MODEL_DIR, load_checkpoint
 from rnnexp.errors import CorpusError, RnnexpError, first_line
 from rnnexp.framework import rundir, sweep
+from rnnexp.framework.bounds import check_yaml
 from rnnexp.framework.build import Built
-from rnnexp.framework.settings import GROUPS, Settings, override_key, schema_of, typed_overrides
+from rnnexp.framework.settings import (
+    GROUPS,
+    Settings,
+    override_key,
+    schema_of,
+    typed_overrides,
+    yaml_value,
+)
 from rnnexp.framework.store import redact
 from rnnexp.framework.tracking import MlflowRun, NullRun
 
@@ -22,6 +30,9 @@ from rnnexp.framework.tracking import MlflowRun, NullRun
 # and each checkpoint keeps the values the run trains to (LoopState.limits)
 LIMITS = ("steps", "max_seconds")
 FURTHER = tuple(f"train.{name}" for name in LIMITS)
+# keys that change how a run computes or is recorded, not what it computes: a resume may set
+# them (a register name that could not be registered is fixed or dropped this way)
+HOW = ("threads", "tracking.system_metrics", "tracking.register")
 
 
 def limits(s: Settings) -> dict[str, object]:
@@ -41,9 +52,10 @@ def train_further(s: Settings, trained_to: dict[str, object], requested: dict[st
         if new == old:
             continue
         if old is not None and (new is None or new < old):
-            raise RnnexpError(f"train.{name}={new} would cut the run short: it trains to {old}")
+            raise RnnexpError(f"train.{name}={yaml_value(new)} would cut the run short: it trains "
+                              f"to {yaml_value(old)}")  # fmt: skip
         setattr(s.train, name, new)
-        grown.append(f"train.{name}: {old} -> {new}")
+        grown.append(f"train.{name}: {yaml_value(old)} -> {yaml_value(new)}")
     return ", ".join(grown)
 
 
@@ -79,6 +91,20 @@ class Relaunch(BaseException):  # noqa: N818 (BaseException: Hydra 1.3 swallows 
         self.argv = argv
 
 
+def with_how(saved: Settings, given: Settings, overrides: list[str]) -> Settings:
+    """The run's saved settings with the HOW keys this command sets (threads, tracking
+    options) taken from its own settings."""
+    keys = {override_key(o) for o in overrides}
+    for key in HOW:
+        if key in keys:
+            *path, name = key.split(".")
+            source, target = given, saved
+            for part in path:
+                source, target = getattr(source, part), getattr(target, part)
+            setattr(target, name, getattr(source, name))
+    return saved
+
+
 def further(settings: Settings, overrides: list[str]) -> dict[str, object]:
     """The FURTHER keys this command sets, by their name under train (checked and applied
     by the run, which knows how far it got)."""
@@ -104,7 +130,8 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
     if differ:  # MLflow refuses changed params, and the run must stay the run it was
         raise RnnexpError(
             f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
-            f"may grow, to train it further): drop {' '.join(differ)}"
+            f"may grow, to train it further; threads and tracking options may change): drop "
+            f"{' '.join(differ)}"
         )
     rundir.hold(folder)  # a run still training there is "in use", whatever it has
     if not (folder / rundir.CHECKPOINT_FILE).is_file():
@@ -137,6 +164,8 @@ def saved_settings(folder: Path) -> Settings:
     from rnnexp.framework.messages import config_errors
 
     path = folder / ".hydra" / "config.yaml"
+    for name in ("config.yaml", "overrides.yaml"):  # a received folder's files: bounded first
+        check_yaml(folder / ".hydra" / name)
     try:
         saved = OmegaConf.load(path)
         if not isinstance(saved, DictConfig) or not saved:
@@ -161,7 +190,7 @@ def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:
     differ = []
     for o in overrides:
         key = override_key(o)
-        if key in ("resume", "tracking.uri", *FURTHER) or o in started:
+        if key in ("resume", "tracking.uri", *FURTHER, *HOW) or o in started:
             continue
         path = f"{key}.name" if key in GROUPS else key  # a group: its option's name
         ours: object = s
@@ -169,7 +198,7 @@ def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:
             ours = getattr(ours, part, _ABSENT)
         theirs = OmegaConf.select(config, path, default=_ABSENT)
         if ours is _ABSENT or ours != theirs:
-            differ.append(o if theirs is _ABSENT else f"{o} (the run has {theirs})")
+            differ.append(o if theirs is _ABSENT else f"{o} (the run has {yaml_value(theirs)})")
     return differ
 
 
@@ -202,6 +231,7 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
             f"resume; start the sweep again"
         )
     folder = folder.resolve()
+    check_yaml(folder / "multirun.yaml")
     multirun = OmegaConf.load(folder / "multirun.yaml")  # the sweep's own command's config
     _check_store(folder, OmegaConf.select(multirun, "tracking.uri") or uri, uri)
     own = _own(typed_overrides(config.hydra))

@@ -105,6 +105,12 @@ def threads_per_job(launcher: str | None, n_jobs: int | None, ray_cpus: int | No
     return max(1, cores // max(1, n_jobs))
 
 
+def resume_command(folder: Path, sweep_dir: Path | None) -> str:
+    """The command that continues a run: a sweep's job is continued by resuming its sweep,
+    which finishes the jobs that never ran as well."""
+    return f"rnnexp -m resume={sweep_dir}" if sweep_dir else f"rnnexp resume={folder}"
+
+
 def run_name(s: Settings, corpus: str, experiment: str | None) -> str:
     """`gru-shakespeare-adam`: what the run is, model, corpus and optimizer; a preset's runs
     lead with its name (`min_char_rnn rnn-shakespeare-adagrad`)."""
@@ -166,7 +172,8 @@ class Run:
             experiment_id, parent, swept = sweep.job_ids(uri, s.tracking.experiment,
                                                          self.job.sweep_dir)  # fmt: skip
             varied = [o for o in self.job.overrides if o.split("=")[0].lstrip("+~") in swept]
-            name = " ".join([name, *varied])
+            # what varies first: the UI's name column shows a name's start
+            name = f"{sweep.varied_label(varied)} · {name}" if varied else name
             # an attempt killed before its first step (the sweep is resumed): replaced
             from rnnexp.framework.tracking.abandoned import delete_runs_of
 
@@ -250,7 +257,7 @@ class Run:
             faults.point("artifacts")
             return "FINISHED", None
         except Interrupted as e:
-            error = f"stopped by {e}; continue with: rnnexp resume={self.folder}"
+            error = f"stopped by {e}; continue with: {resume_command(self.folder, job.sweep_dir)}"
             log.info(error)
             self._close("KILLED", error)
             raise

@@ -17,6 +17,7 @@ from rnnexp.framework.tracking import RUN_ID, download_artifacts, get_run_tags
 from rnnexp.framework.tracking.models import download_model
 
 HINT = "run this from the folder the run was launched from, or pass --tracking-uri"
+FINAL_IS_BEST = "the run's final model is its best (it has no model_best/): using it"
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +43,7 @@ class RunSource:
         self.source, self.scratch, self._tracking_uri = source, scratch, tracking_uri
         self._uri: str | None = None
         self._model: tuple[Path, str] | None = None  # a models:/ URI's folder and run
+        self.note = ""  # what the command should tell about the model it got, if anything
 
     @property
     def uri(self) -> str:
@@ -82,17 +84,34 @@ class RunSource:
             if (path / name / "model.json").exists():
                 return path / name
             if best and (path / MODEL_DIR / "model.json").exists():
-                return path / MODEL_DIR  # no model_best/: the final model is the best
-            return path
+                self.note = FINAL_IS_BEST  # no model_best/: the final model is the best
+                return path / MODEL_DIR
+            if (path / "model.json").exists():  # a model's own folder
+                return path
+            return self._no_model(path)
         run_id = self._run_id()
         tags = get_run_tags(self.uri, run_id, HINT)
         if best and tags.get("rnnexp.best_model") == BEST_MODEL_DIR:
             return download_artifacts(self.uri, run_id, BEST_MODEL_DIR, self.scratch, HINT)
+        if best:
+            self.note = FINAL_IS_BEST
         if "rnnexp.model_id" not in tags:  # not finished, or logged before models were MLflow's
             return download_artifacts(self.uri, run_id, MODEL_DIR, self.scratch, HINT)
         # the final model's one copy in the store: the run's MLflow model
         where = self.scratch / "mlflow-model"
         return download_model(self.uri, f"models:/{tags['rnnexp.model_id']}", where, HINT)[0]
+
+    @staticmethod
+    def _no_model(path: Path) -> Path:
+        """A folder without a model: a run still training, a run that stopped before its end,
+        or no run's folder; said in one line."""
+        if not (path / rundir.CHECKPOINT_FILE).is_file():
+            raise RnnexpError(f"{path} holds no rnnexp model (model/model.json) and is no run's "
+                              f"folder")  # fmt: skip
+        if rundir.is_held(path):
+            raise RnnexpError(f"{path} is still training: its model is written when it ends")
+        raise RnnexpError(f"{path} stopped before its end and has no model yet: finish it with "
+                          f"rnnexp resume={path}")  # fmt: skip
 
     def corpus_sha256(self) -> str | None:
         """The sha256 of the text the run trained on, as the run recorded it (its checkpoint,

@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
             prime = read_text(args.prime_file)
         with tempfile.TemporaryDirectory() as scratch:
-            model, vocab, start = load_model(
-                RunSource(args.source, args.tracking_uri, Path(scratch)).model_dir(args.best)
-            )
+            source = RunSource(args.source, args.tracking_uri, Path(scratch))
+            model, vocab, start = load_model(source.model_dir(args.best))
+        if source.note:
+            print(f"rnnexp-sample: {source.note}", file=sys.stderr)
         rng = np.random.default_rng(args.seed)
         text = sample(model, vocab, rng, args.length, prime or start, args.temperature)
     except RnnexpError as e:

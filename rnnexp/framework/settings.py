@@ -10,6 +10,7 @@ later, the value that runs saved before it ran with (their folders still resume)
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from rnnexp.schedule import SCHEDULES
 from rnnexp.trainer import check_train_args
 
 GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")  # conf/'s choices
+EVAL_POINTS = 10  # periodic val/loss points of a run by default: a curve in every run and sweep
 MAX_THREADS = 1024  # more BLAS threads than any machine has cores: a typo
 
 
@@ -49,7 +51,10 @@ class TrainSettings:
     batch_size: int
     clip: float | None
     diverge_factor: float | None
-    eval_every: int
+    # steps between periodic val/loss; None: a tenth of the run (train.steps, or of
+    # train.max_seconds in training time when a time budget is set), so every run's curve has
+    # 10 points whatever its length (EVAL_POINTS)
+    eval_every: int | None
     eval_streams: int
     sample_every: int
     sample_length: int
@@ -64,9 +69,11 @@ class TrainSettings:
     schedule_over: str = "steps"
 
     def __post_init__(self) -> None:
-        keys = ("steps", "seq_length", "batch_size", "eval_every", "eval_streams", "log_every")
+        keys = ("steps", "seq_length", "batch_size", "eval_streams", "log_every")
         for key in (*keys, "sample_length", "checkpoint_every"):
             check_whole(f"train.{key}", getattr(self, key), 1)
+        if self.eval_every is not None:
+            check_whole("train.eval_every", self.eval_every, 1)
         check_length("train.sample_length", self.sample_length)  # the rule sample() applies
         check_whole("train.sample_every", self.sample_every, 0)  # 0: no samples
         if self.eval_chars is not None:
@@ -82,6 +89,17 @@ class TrainSettings:
                 "train.schedule_over=seconds runs the schedule over train.max_seconds: set it"
             )
         check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
+
+    def evaluates(self, step: int, seconds_before: float, seconds_after: float) -> bool:
+        """Whether a periodic val/loss is due after `step`, which took the training time from
+        `seconds_before` to `seconds_after`: every train.eval_every steps, or by default at
+        each tenth of the run (of train.steps; of train.max_seconds when that is set)."""
+        if self.eval_every is not None:
+            return step % self.eval_every == 0
+        if self.max_seconds is None:
+            return step % max(1, self.steps // EVAL_POINTS) == 0
+        period = self.max_seconds / EVAL_POINTS
+        return seconds_after // period > seconds_before // period
 
 
 @dataclass
@@ -118,10 +136,14 @@ class TrackingSettings:
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment must be a name, got ''")
         name = self.register
-        if name is not None and (not name.strip() or name.strip(".") == "" or "/" in name
-                                 or ":" in name):  # fmt: skip
+        # MLflow's rule for a registered model's name, which it may also use as a path: no
+        # '/' or ':', and one that a path's normalisation leaves as it is, not '.' nor '..x'
+        if name is not None and (not name.strip() or "/" in name or ":" in name
+                                 or posixpath.normpath(name) != name or name.startswith("..")
+                                 or name == "."):  # fmt: skip
             raise ConfigError(
-                f"tracking.register must be a model name without '/' or ':', got {name!r}"
+                f"tracking.register must be a model name without '/' or ':' that does not "
+                f"start with '..', got {name!r}"
             )
         if name is not None and not self.enabled:
             raise ConfigError(
@@ -154,8 +176,12 @@ class Settings:
             )
         if self.resume is not None and not str(self.resume).strip():  # an unset $RUN, say
             raise ConfigError("resume= is empty: name a run's folder or MLflow run id")
-        # sizes by arithmetic, before anything is allocated: one training step, an
-        # evaluation's chunk of its streams, the inspection's trace
+        self.check_sizes()
+
+    def check_sizes(self, vocab: int = 256) -> None:
+        """The bytes one training step, an evaluation's chunk of its streams and the
+        inspection's trace need, by arithmetic before anything is allocated, for a vocabulary
+        of `vocab` symbols (a guess until the corpus is read; build.py checks again with it)."""
         t, m = self.train, self.model
         for what, batch, length in (
             (f"train.batch_size={t.batch_size} x train.seq_length={t.seq_length}", t.batch_size,
@@ -163,8 +189,8 @@ class Settings:
             (f"train.eval_streams={t.eval_streams}", t.eval_streams, EVAL_CHUNK),
             (f"inspect.length={self.inspect.length}", 1, self.inspect.length),
         ):  # fmt: skip
-            check_fits(f"{what} for {m.name or m.cell} H{m.hidden_size} x{m.layers}",
-                       step_bytes(m, batch, length))  # fmt: skip
+            check_fits(f"{what} for {m.name or m.cell} H{m.hidden_size} x{m.layers} and "
+                       f"{vocab:,} symbols", step_bytes(m, batch, length, vocab))  # fmt: skip
 
 
 # each group whose options have keys of their own: the option's dataclass, by the key that
@@ -190,6 +216,13 @@ def typed_overrides(hydra: Any, kind: str = "task") -> list[str]:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(hydra.overrides[kind], resolve=False)
+
+
+def yaml_value(value: object) -> str:
+    """A value as the config and the command line spell it: null, true, false, 0.01."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
 
 
 def quote(value: str) -> str:

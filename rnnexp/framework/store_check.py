@@ -19,6 +19,7 @@ from urllib.parse import quote, urlparse
 from rnnexp.errors import RnnexpError, install_hint
 from rnnexp.framework.store import redact, sqlite_path
 
+NOT_SQLITE = "not an sqlite database"
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
 
 
@@ -93,12 +94,18 @@ def _check_sqlite(uri: str) -> None:
             raise RnnexpError(f"cannot create the tracking store {path}: {e.strerror}") from None
     if path.is_dir():
         raise RnnexpError(f"tracking store {path} is a folder: name a file in it (mlflow.db)")
+    if path.exists() and not path.is_file():  # a FIFO or a device: opening it would block
+        raise RnnexpError(f"tracking store {path} is not a regular file: name an MLflow sqlite "
+                          f"store, or a new file")  # fmt: skip
     if path.exists():
         problem = _wait_while_busy(path)
+        if problem == NOT_SQLITE:  # somebody's file, not a store: nothing to advise about it
+            raise RnnexpError(f"tracking store {path} is not an MLflow store ({problem}): set "
+                              f"tracking.uri to your store, or to a new file")  # fmt: skip
         if problem:
             raise RnnexpError(
-                f"tracking store {path} is damaged ({problem}); it was left as it is: move it "
-                f"aside (mv {path} {path}.damaged) to start a new store, or set tracking.uri"
+                f"tracking store {path} is damaged ({problem}); it was left as it is: restore "
+                f"it from a backup, or set tracking.uri to a new file"
             )
         schema = _schema_problem(path)
         if schema:
@@ -193,7 +200,7 @@ def sqlite_problem(path: Path) -> str | None:
     creation was cut off has some tables but no schema version (MLflow stamps it last)."""
     with open(path, "rb") as f:
         if f.read(16) != b"SQLite format 3\x00":
-            return "not an sqlite database"
+            return NOT_SQLITE
     try:
         with _read_only(path) as db:
             check = db.execute("PRAGMA quick_check").fetchone()[0]

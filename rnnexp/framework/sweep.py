@@ -132,6 +132,13 @@ class SweepTracking(Callback):
     failed: list[str] = []  # jobs of the last sweep that did not finish: the command exits 1
     failed_trials: list[str] = []  # trials of a search that did not finish: reported, exit 0
     active: dict | None = None  # the ids of the sweep under way, to close it if interrupted
+    last: dict | None = None  # the folder and store of the command's sweep, kept after it ends
+
+    @classmethod
+    def resume_hint(cls) -> str:
+        """How to finish the sweep under way, if one is: '; finish it with: rnnexp -m ...'."""
+        return f"; finish the sweep with: rnnexp -m resume={cls.active['folder']}" if (
+            cls.active) else ""  # fmt: skip
 
     @classmethod
     def interrupted(cls, status: str, reason: str) -> None:
@@ -160,7 +167,7 @@ class SweepTracking(Callback):
             ids = json.loads(path.read_text())
             open_experiment(uri, config.tracking.experiment)  # and closes the dead jobs' runs
             MlflowRun(uri, ids["parent_run_id"]).reopen()
-            SweepTracking.active = ids | {"uri": uri}
+            SweepTracking.active = SweepTracking.last = ids | {"uri": uri, "folder": str(sweep_dir)}
             return
         experiment_id = open_experiment(uri, config.tracking.experiment)
         overrides = typed_overrides(config.hydra)
@@ -176,7 +183,7 @@ class SweepTracking(Callback):
         ids = {"experiment_id": experiment_id, "parent_run_id": parent.run_id, "swept": swept}
         text = json.dumps(ids, indent=2).encode()
         atomic_write(path, lambda f: f.write(text))
-        SweepTracking.active = ids | {"uri": uri}
+        SweepTracking.active = SweepTracking.last = ids | {"uri": uri, "folder": str(sweep_dir)}
         rundir.started(sweep_dir)  # its parent run is open: the folder stays, to resume
 
     @refusing
@@ -209,7 +216,8 @@ class SweepTracking(Callback):
         parent.log_text(table + "\n", "summary.txt")
         print(sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,
                             registered and f"{registered} (alias best)",
-                            parent.ui_link(launch_dir), launch_dir), flush=True)  # fmt: skip
+                            parent.ui_link(launch_dir, children=True), launch_dir),
+              flush=True)  # fmt: skip
         SweepTracking.active = None
         if failed and is_search(config) and best is not None:
             # a search explores: a trial that blew up is a result (Optuna scored it +inf),
@@ -259,8 +267,20 @@ class SweepTracking(Callback):
 
 def label(child) -> str:
     """A job by what varies across its sweep (the rnnexp.varied tag), values shortened."""
-    varied = json.loads(child.tags.get("rnnexp.varied") or "[]")
-    return " ".join(short(o) for o in varied) or child.name
+    return varied_label(json.loads(child.tags.get("rnnexp.varied") or "[]")) or child.name
+
+
+def varied_label(varied: list[str]) -> str:
+    """What varies across a sweep, short enough that jobs read apart in the first characters
+    of the MLflow UI's name column and a legend: `optimizer.lr=0.012345 model.hidden_size=64`
+    -> `lr=0.0123 hidden_size=64` (a group keeps its name: `model=gru`)."""
+    last = [override_key(o).rpartition(".")[2] for o in varied]
+    out = []
+    for o, tail in zip(varied, last, strict=True):
+        o = short(o).lstrip("+~")
+        # the last part of the key, unless another varied key ends the same way
+        out.append(o if last.count(tail) > 1 else tail + "=" + o.partition("=")[2])
+    return " ".join(out)
 
 
 def short(override: str) -> str:

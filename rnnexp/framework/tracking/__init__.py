@@ -124,6 +124,39 @@ def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -
         return Path(client.download_artifacts(run_id, path, str(dst)))
 
 
+def run_record(uri: str, run_id: str) -> tuple[str, dict[str, float], dict[str, str]]:
+    """A run's status, latest metrics and tags, as the store has them."""
+    client = existing_store(uri, f"run {run_id}", "set tracking.uri to the run's store")
+    with lookup_errors(f"run {run_id}", uri, "set tracking.uri to the run's store"):
+        run = client.get_run(run_id)
+    return run.info.status, dict(run.data.metrics), dict(run.data.tags)
+
+
+def child_ids(uri: str, parent_run_id: str) -> list[str]:
+    """The ids of the runs nested under `parent_run_id` (a sweep's jobs), oldest first."""
+    client = client_for(uri)
+    with store_errors(uri):
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        found = client.search_runs(
+            [experiment_id],
+            tag_is("mlflow.parentRunId", parent_run_id),
+            max_results=50_000,
+            order_by=["attributes.start_time ASC"],
+        )
+    return [r.info.run_id for r in found]
+
+
+def runs_frame(uri: str, experiment: str, filter_string: str = "", max_results: int = 10_000):
+    """The runs of an experiment as a pandas DataFrame, one row a run (MLflow's search_runs:
+    run_id, status, start_time, metrics.*, params.*, tags.*), newest first."""
+    import mlflow
+
+    existing_store(uri, f"experiment {experiment!r}", "set tracking_uri to the store")
+    with store_errors(uri), global_uris(uri):
+        return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string,
+                                  max_results=max_results, output_format="pandas")  # fmt: skip
+
+
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
     not in ./mlruns of whatever the cwd is; a server decides for itself."""
@@ -135,4 +168,5 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
 
 
 __all__ = ["Child", "MlflowRun", "NullRun", "flatten", "open_experiment", "get_run_tags",
-           "download_artifacts", "find_sweep_parent", "RUN_ID"]  # fmt: skip
+           "download_artifacts", "find_sweep_parent", "RUN_ID", "run_record", "child_ids",
+           "runs_frame"]  # fmt: skip

@@ -107,12 +107,21 @@ class MlflowRun:
             self.client.delete_tag(self.run_id, "rnnexp.error")
         self.client.update_run(self.run_id, status="RUNNING")
 
-    def ui_link(self, launch_dir: Path) -> str:
+    def ui_link(self, launch_dir: Path, children: bool = False) -> str:
         """How to see this run in the MLflow UI: its page on a tracking server, or the `mlflow
-        ui` command that serves a local store, then the page. The UI's model-training pages,
-        not GenAI's, by the URL's workflowType (MLflow 3's UI chooses by it)."""
-        page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        page += "?workflowType=machine_learning"
+        ui` command that serves a local store, then the page; `children`: the runs under it
+        (a sweep's jobs) side by side, in the UI's chart view (one chart a metric, val/loss
+        among them, a line a run). The UI's model-training pages, not GenAI's, by the URL's
+        workflowType (MLflow 3's UI chooses by it)."""
+        from urllib.parse import quote
+
+        if children:
+            where = quote(tag_is("mlflow.parentRunId", self.run_id), safe="")
+            page = (f"#/experiments/{self.experiment_id}/runs?searchFilter={where}"
+                    "&compareRunsMode=CHART&workflowType=machine_learning")  # fmt: skip
+        else:
+            page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+            page += "?workflowType=machine_learning"
         if self.uri.startswith(("http://", "https://")):
             return f"{redact(self.uri).rstrip('/')}/{page}"
         from rnnexp.framework.summary import shown

@@ -1,0 +1,99 @@
+"""rnnexp from Python, a notebook say: `run` does what the `rnnexp` command does (Hydra's
+composition of conf/ and the overrides, every check, MLflow tracking, a sweep with
+multirun=True) in this process, and returns what it made; `runs` reads a store's runs as a
+pandas DataFrame.
+
+    result = rnnexp.run(["model=lstm", "train.steps=500"])
+    result.run_id, result.folder, result.metrics["val/loss"]
+    rnnexp.runs()[["run_id", "status", "metrics.val/loss", "params.model.name"]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
+
+
+@dataclass
+class Result:
+    """A run, or a sweep (its parent run and its jobs), as the store has it at the end."""
+
+    run_id: str | None  # its MLflow run (a sweep's: the parent); None when not tracked
+    folder: Path  # the run's (or sweep's) output folder
+    status: str  # FINISHED, FAILED or KILLED
+    metrics: dict[str, float]  # the latest value of each: val/loss, val/best_loss, train/loss...
+    jobs: list[Result] = field(default_factory=list)  # a sweep's runs, in the order they began
+    uri: str | None = None  # the tracking store
+    tags: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def best(self) -> Result | None:
+        """A sweep's job tagged best (lowest final val/loss); None for a run."""
+        return next((j for j in self.jobs if j.tags.get("rnnexp.best") == "true"), None)
+
+
+def run(overrides: Sequence[str] = (), multirun: bool = False) -> Result:
+    """Run `rnnexp OVERRIDES` (with -m when `multirun`) in this process, as the command line
+    does; return the run, or the sweep with its jobs. A refused command raises RnnexpError
+    (its one line, as the command prints it); a failed run raises too, a sweep returns with
+    its failed jobs' statuses. Example: `run(["optimizer.lr=0.001,0.01"], multirun=True)`."""
+    from rnnexp.framework import cli
+
+    if isinstance(overrides, str):  # run("model=lstm") would iterate its characters
+        overrides = overrides.split()
+    argv = [*(["-m"] if multirun else []), *overrides]
+    outcome = cli.execute(argv)
+    if outcome.folder is None:  # --help, --cfg: nothing ran
+        raise ValueError(f"rnnexp {' '.join(argv)} runs nothing: it prints")
+    if outcome.sweep:
+        return _sweep(outcome.folder, outcome.uri)
+    return _run(outcome.folder, outcome.uri)
+
+
+def runs(experiment: str | None = None, tracking_uri: str | None = None, where: str = "",
+         max_results: int = 10_000):  # fmt: skip
+    """The runs of an experiment as a pandas DataFrame (MLflow's search_runs: a row a run,
+    columns run_id, status, start_time, metrics.val/loss, params.optimizer.lr, tags...),
+    newest first. `experiment`: $MLFLOW_EXPERIMENT_NAME, else rnnexp; `tracking_uri`:
+    $MLFLOW_TRACKING_URI, else outputs/mlflow.db here, as for the command; `where`: MLflow's
+    filter, e.g. "metrics.`val/loss` < 2 and params.`model.name` = 'lstm'"."""
+    import os
+
+    from rnnexp.framework.store import resolve_uri
+    from rnnexp.framework.tracking import runs_frame
+
+    experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "rnnexp"
+    return runs_frame(resolve_uri(tracking_uri, Path.cwd()), experiment, where, max_results)
+
+
+def _run(folder: Path, uri: str | None) -> Result:
+    """A run by its folder: its MLflow run's record, or its checkpoint's when untracked."""
+    from rnnexp.checkpoint import load_checkpoint
+    from rnnexp.framework.tracking import run_record
+
+    meta = load_checkpoint(folder / CHECKPOINT_FILE)[1]
+    if meta.get("run_id") and uri:
+        status, metrics, tags = run_record(uri, meta["run_id"])
+        return Result(meta["run_id"], folder, status, metrics, uri=uri, tags=tags)
+    loop = meta.get("loop") or {}
+    metrics = {"val/loss": loop.get("val_loss"), "val/best_loss": loop.get("best_val_loss")}
+    done = (folder / "model" / "model.json").is_file()
+    return Result(None, folder, "FINISHED" if done else "KILLED", metrics)
+
+
+def _sweep(folder: Path, uri: str) -> Result:
+    import json
+
+    from rnnexp.framework.tracking import child_ids, run_record
+
+    parent = json.loads((folder / SWEEP_FILE).read_text())["parent_run_id"]
+    jobs = []
+    for run_id in child_ids(uri, parent):
+        status, metrics, tags = run_record(uri, run_id)
+        jobs.append(Result(run_id, Path(tags.get("rnnexp.output_dir", folder)), status, metrics,
+                           uri=uri, tags=tags))  # fmt: skip
+    status, metrics, tags = run_record(uri, parent)
+    return Result(parent, folder, status, metrics, jobs, uri, tags)
