@@ -35,6 +35,44 @@ def test_progress_lines_and_samples_without_a_terminal(tmp_path, monkeypatch, ca
     assert len(run.state.sample) == 31  # the start character and 30 more
 
 
+def _run(tmp_path, *overrides):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        s = OmegaConf.to_object(compose("config", overrides=["corpus=elman", *overrides]))
+    return Run(s, Job(output_dir=tmp_path, launch_dir=tmp_path))  # untracked: a NullRun
+
+
+def test_every_run_has_ten_validation_points_by_default(tmp_path):
+    run = _run(tmp_path, "train.steps=50", "train.batch_size=4", "train.seq_length=16")
+    loop.train(run)
+    assert [step for step, _ in run.state.val] == list(range(5, 51, 5))
+    run = _run(tmp_path / "b", "train.steps=50", "train.batch_size=4", "train.seq_length=16",
+               "train.eval_every=20")  # fmt: skip
+    loop.train(run)
+    assert [step for step, _ in run.state.val] == [20, 40, 50]  # given: it wins
+
+
+def test_the_time_left_leaves_out_the_first_steps_compile(tmp_path, monkeypatch, caplog):
+    import time
+
+    run = _run(tmp_path, "train.steps=40", "train.batch_size=4", "train.seq_length=16",
+               "train.log_every=10")  # fmt: skip
+    step, calls = run.b.trainer.train_step, []
+
+    def first_slow():  # as a first run compiles its kernels in its first step
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(2.0)
+        return step()
+
+    monkeypatch.setattr(run.b.trainer, "train_step", first_slow)
+    monkeypatch.setattr(loop, "PROGRESS_EVERY", 0.0)
+    with caplog.at_level(logging.INFO, logger="rnnexp"):
+        loop.train(run)
+    (first, *_) = [m for m in caplog.messages if m.startswith("step 10/40") and "left" in m]
+    assert first.endswith("about 0 s left"), first  # not 2 s / 10 steps x 30 = 6 s
+
+
 def test_the_loop_leaves_the_garbage_collector_as_it_found_it(tmp_path):
     # the loop hides start-up's objects from the collector (gc.freeze); a sweep runs its jobs
     # one after another in one process, so garbage frozen with them would pile up job by job

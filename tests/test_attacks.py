@@ -1,0 +1,135 @@
+"""What an attacker tried, a test per class of attack: sizes from the corpus's real
+vocabulary, YAML from outside bounded, a value accepted is a value that can run (or a resume
+can finish it), advice that is true, records that say what happened."""
+
+import math
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import TINY, env, rnnexp, run_here, runs, sample_cmd
+
+from rnnexp.errors import RnnexpError
+
+# ten aliases, each ten copies of the one before: 12 lines, 10^10 values once expanded
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9)
+)
+
+
+def one_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_sizes_are_checked_with_the_corpus_real_vocabulary(tmp_path):
+    # 200,000 distinct characters: a logit each, for each of a step's characters; the
+    # settings' guess of 256 symbols lets this step size through
+    text = "".join(chr(c) for c in range(0x10000, 0x10000 + 200_000))
+    (tmp_path / "wide.txt").write_text(text, encoding="utf-8")
+    r = run_here("corpus=file", f"corpus.path={tmp_path / 'wide.txt'}", "train.batch_size=1",
+                 "train.seq_length=200000", fresh=True, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2
+    assert one_line(r).startswith(
+        "rnnexp: error: train.batch_size=1 x train.seq_length=200000 for gru H128 x1 and "
+        "200,000 symbols: about "
+    )
+    assert not (tmp_path / "outputs").exists()  # no store, no folder: nothing opened
+
+
+def test_yaml_from_outside_is_bounded_before_it_is_read(tmp_path):
+    # a preset of the user's --config-dir, refused before Hydra composes it (which would
+    # expand it for hours)
+    mine = tmp_path / "mine" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "laughs.yaml").write_text("# @package _global_\n" + LAUGHS)
+    r = rnnexp("--config-dir", str(tmp_path / "mine"), "experiment=laughs", *TINY, fresh=True,
+               cwd=tmp_path, timeout=60)  # fmt: skip
+    assert r.returncode == 2
+    assert one_line(r) == (
+        f"rnnexp: error: {mine / 'laughs.yaml'} expands to 12,345,679,021 values 12 deep "
+        "through its aliases (*name); a config has at most 100,000, 100 deep"
+    )
+    # a run folder received from someone: its .hydra/config.yaml, read by resume= and
+    # rnnexp-inspect
+    assert (
+        run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=r", cwd=tmp_path).returncode == 0
+    )
+    saved = tmp_path / "r" / ".hydra" / "config.yaml"
+    for bad, said in ((LAUGHS, "expands to 12,345,679,021 values"),
+                      ("x: " + "[" * 200 + "]" * 200 + "\n", "values 201 deep"),
+                      ("a: &a [1, *a]\n", "contains itself through an alias"),
+                      ("# big\n" * 300_000, "is 1,800,000 bytes; a config file")):  # fmt: skip
+        saved.write_text(bad)
+        r = rnnexp("resume=r", "tracking.enabled=false", fresh=True, cwd=tmp_path, timeout=60)
+        assert r.returncode == 2 and one_line(r).startswith("rnnexp: error: r/.hydra/config.yaml ")
+        assert said in r.stderr
+    saved.write_text(LAUGHS)
+    r = rnnexp_inspect(tmp_path, "r")
+    assert r.returncode == 2 and one_line(r).startswith("rnnexp-inspect: error: r/.hydra/config")
+
+
+def rnnexp_inspect(tmp_path, *args):
+    """rnnexp-inspect in a process of its own: a hang ends the test, not the suite."""
+    return subprocess.run([sys.executable, "-m", "rnnexp.framework.inspect_command", *args],
+                          cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+def test_a_value_accepted_can_run_or_a_resume_can_finish_it(tmp_path):
+    # a name MLflow refuses to register under is refused before anything runs, not at the
+    # end of the training (where every resume= failed the same way, the key fixed in it)
+    r = run_here(*TINY, "tracking.register=..x", cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r).startswith(
+        "rnnexp: error: tracking.register must be a model name without '/' or ':' that does "
+        "not start with '..', got '..x'"
+    )
+    assert not (tmp_path / "outputs" / "runs").exists()
+    # keys that change how a run is computed or recorded, not what, may be given to resume=
+    assert run_here(*TINY, "hydra.run.dir=outputs/r", cwd=tmp_path).returncode == 0
+    r = run_here("resume=outputs/r", "train.steps=40", "threads=1", "tracking.register=tiny",
+                 cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    assert run.info.status == "FINISHED" and run.data.tags["rnnexp.registered"].startswith("tiny/")
+    assert run.data.tags["rnnexp.trained_further"] == "train.steps: 30 -> 40"
+    # and a message about a value prints it as the config spells it
+    r = run_here("resume=outputs/r", "train.max_seconds=null", "train.steps=30", cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r) == (
+        "rnnexp: error: train.steps=30 would cut the run short: it trains to 40"
+    )
+
+
+def test_a_blow_up_on_the_validation_text_fails_the_run():
+    from rnnexp import CharRNN, DivergedError, Trainer, make_optimizer, preset
+
+    model = CharRNN(preset("rnn", 5, 4), np.random.default_rng(0))
+    trainer = Trainer(model, make_optimizer("adam"), np.arange(200) % 5, seq_length=8)
+    trainer.check_validation(1.2)  # below 3 ln 5 = 4.83: fine
+    for bad in (76.0, math.inf, math.nan):  # a search's trial saw 76 nats/char
+        with pytest.raises(DivergedError, match=r"^val/loss is \S+ nats/char at step 0, over 3x"):
+            trainer.check_validation(bad)
+    assert issubclass(DivergedError, RnnexpError)
+
+
+def test_advice_names_what_is_true_of_a_run_folder(tmp_path):
+    assert (
+        run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=r", cwd=tmp_path).returncode == 0
+    )
+    folder = tmp_path / "r"
+    r = sample_cmd(str(folder), "--best", "--length", "5", cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == (
+        "rnnexp-sample: the run's final model is its best (it has no model_best/): using it\n"
+    )
+    shutil.rmtree(folder / "model")  # as a run stopped before its end leaves it
+    r = sample_cmd(str(folder), cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r) == (
+        f"rnnexp-sample: error: {folder} stopped before its end and has no model yet: finish "
+        f"it with rnnexp resume={folder}"
+    )
+    (tmp_path / "notes").mkdir()
+    r = sample_cmd(str(tmp_path / "notes"), cwd=tmp_path)
+    assert r.returncode == 2 and "holds no rnnexp model (model/model.json)" in r.stderr
