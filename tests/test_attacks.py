@@ -9,7 +9,17 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import TINY, env, rnnexp, run_here, runs, sample_cmd
+from helpers import (
+    TINY,
+    env,
+    history,
+    place_store,
+    rnnexp,
+    run_here,
+    runs,
+    sample_cmd,
+    wait_for_metric,
+)
 
 from rnnexp.errors import RnnexpError
 
@@ -133,3 +143,77 @@ def test_advice_names_what_is_true_of_a_run_folder(tmp_path):
     (tmp_path / "notes").mkdir()
     r = sample_cmd(str(tmp_path / "notes"), cwd=tmp_path)
     assert r.returncode == 2 and "holds no rnnexp model (model/model.json)" in r.stderr
+
+
+# ---------------------------------------------------------------- records that say what happened
+
+LONG = [*TINY[:2], "corpus=fizzbuzz", "train.steps=200000", "train.checkpoint_every=300",
+        "model.hidden_size=16"]  # fmt: skip
+
+
+def start(tmp_path, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rnnexp", *args], cwd=tmp_path, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def every_run(uri: str) -> list:
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("rnnexp")
+    return client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL)
+
+
+def test_a_run_deleted_in_the_ui_while_it_trains_is_closed(tmp_path):
+    from mlflow import MlflowClient
+
+    place_store(tmp_path, (), {})
+    uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    proc = start(tmp_path, *LONG, "hydra.run.dir=outputs/r")
+    wait_for_metric(proc, tmp_path / "outputs" / "mlflow.db")
+    (run,) = every_run(uri)
+    MlflowClient(uri).delete_run(run.info.run_id)  # as the UI's Delete does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("rnnexp: error: the tracking store ")
+    (run,) = every_run(uri)
+    assert run.info.lifecycle_stage == "deleted"  # left as the user wanted it
+    assert run.info.status == "FAILED" and "deleted while it ran" in run.data.tags["rnnexp.error"]
+
+
+def test_two_copies_of_a_run_folder_resumed_at_once_have_one_writer(tmp_path):
+
+    place_store(tmp_path, (), {})
+    uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    proc = start(tmp_path, *[o for o in LONG if "steps" not in o], "train.steps=6000",
+                 "hydra.run.dir=outputs/r")  # fmt: skip
+    wait_for_metric(proc, tmp_path / "outputs" / "mlflow.db")
+    proc.terminate()
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    shutil.copytree(tmp_path / "outputs" / "r", tmp_path / "outputs" / "copy")
+    both = [start(tmp_path, f"resume=outputs/{name}") for name in ("r", "copy")]
+    results = [(p.communicate(timeout=300), p.returncode) for p in both]
+    codes = sorted(code for _, code in results)
+    errors = [err for (_, err), code in results if code == 2]
+    # one continues the run; the other is refused while it writes, or finds it finished
+    assert codes == [0, 2], results
+    assert "one writer per run" in errors[0] or "nothing to resume" in errors[0], errors
+    (run,) = every_run(uri)
+    assert run.info.status == "FINISHED"
+    steps = [s for s, _ in history(uri, run.info.run_id, "train/loss")]
+    assert len(steps) == len(set(steps))  # no point written twice
+
+
+def test_a_sweeps_record_holds_when_its_summary_cannot_be_printed(tmp_path):
+
+    place_store(tmp_path, (), {})
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "rnnexp", "-m", "seed=0,1", *TINY],
+                           cwd=tmp_path, env=env(), stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "the sweep's summary could not be printed (No space left on device)" in r.stderr
+    statuses = {x.info.status for x in runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")}
+    assert statuses == {"FINISHED"}

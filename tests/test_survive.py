@@ -187,7 +187,8 @@ def params(folder) -> dict[str, bytes]:
 
 # SIGINT takes the same path as SIGTERM after its handler: the default suite runs one
 @pytest.mark.parametrize(
-    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+    "signum",  # SIGHUP: a closed terminal or ssh session stops a run as SIGTERM does
+    [signal.SIGTERM, signal.SIGHUP, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
 )
 def test_an_interrupted_run_resumes_to_the_same_parameters_bit_for_bit(tmp_path, signum):
     full = run_here(*LONG, "hydra.run.dir=outputs/full", cwd=tmp_path)

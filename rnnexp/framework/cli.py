@@ -33,6 +33,7 @@ from rnnexp.framework.run import Job, run, threads_per_job
 from rnnexp.framework.settings import OPTIONS, Settings, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
 from rnnexp.framework.store import take_credentials
+from rnnexp.framework.summary import say
 from rnnexp.framework.sweep import SweepTracking, finished_job
 from rnnexp.resources import CONF_DIR
 
@@ -143,20 +144,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         outcome = execute(sys.argv[1:] if argv is None else argv)
     except CommandError as e:
-        print(f"rnnexp: error: {e}", file=sys.stderr)
+        say(f"rnnexp: error: {e}")
         sys.exit(e.code)
     except KeyboardInterrupt as e:  # a run under way is already KILLED (and checkpointed)
         said = f": {e}" if str(e) else ""
-        print(f"rnnexp: interrupted{said}{getattr(e, 'hint', '')}", file=sys.stderr)
-        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
+        say(f"rnnexp: interrupted{said}{getattr(e, 'hint', '')}")
+        sys.exit(128 + getattr(e, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM, 129 SIGHUP
     if outcome.failed_trials:
-        print(
-            f"rnnexp: {len(outcome.failed_trials)} trials of the search failed (FAILED runs, "
-            f"scored +inf): {', '.join(outcome.failed_trials)}",
-            file=sys.stderr,
-        )
+        say(f"rnnexp: {len(outcome.failed_trials)} trials of the search failed (FAILED runs, "
+            f"scored +inf): {', '.join(outcome.failed_trials)}")  # fmt: skip
     if outcome.failed:
-        print(f"rnnexp: error: sweep jobs failed: {', '.join(outcome.failed)}", file=sys.stderr)
+        say(f"rnnexp: error: sweep jobs failed: {', '.join(outcome.failed)}")
         sys.exit(1)
 
 

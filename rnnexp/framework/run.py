@@ -152,7 +152,7 @@ class Run:
                     f"): nothing to resume; to train it further, raise train.steps (or "
                     f"train.max_seconds)"
                 )
-            self.tracked.reopen()
+            self.tracked.reopen(self.folder)
             if grown:  # its params stay those it started with; the tag says what grew
                 self.tracked.set_tags({"rnnexp.trained_further": grown})
         elif s.tracking.enabled:

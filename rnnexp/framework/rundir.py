@@ -56,7 +56,7 @@ def _make(folder: Path) -> list[Path]:
 def _signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the end of the block: a claim is whole (marker, lock,
     record of what to discard) or not made when the command stops, never half made."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield

@@ -1,6 +1,7 @@
-"""Ctrl-C and SIGTERM: before a run starts they stop the command at once (it leaves no folder
-behind); once its MLflow run is open they wait for the end of the current step, so a
-checkpoint and the run's status say where it stopped (a second Ctrl-C stops at once).
+"""Ctrl-C, SIGTERM and SIGHUP (a closed terminal or ssh session): before a run starts they
+stop the command at once (it leaves no folder behind); once its MLflow run is open they wait
+for the end of the current step, so a checkpoint and the run's status say where it stopped (a
+second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
@@ -10,6 +11,21 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# what stops a command as SIGTERM does: the terminal or ssh session that ran it closed (SIGHUP)
+STOPS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _hung_up(signum: int) -> None:
+    """After SIGHUP the terminal is gone and writing to it fails (EIO): the command's output
+    goes to /dev/null from here on, as under nohup; the run's log file still has it all."""
+    if signum == signal.SIGHUP:
+        import os
+
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        os.close(null)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -46,24 +62,26 @@ def check_dropped() -> None:
 
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """Within: SIGTERM raises Interrupted (as Ctrl-C raises KeyboardInterrupt), so a command
-    stopped before its run starts still says so and leaves no folder; the run defers both; a
+    """Within: SIGTERM and SIGHUP raise Interrupted (as Ctrl-C raises KeyboardInterrupt), so a
+    command stopped before its run starts still says so and leaves no folder; the run defers both; a
     stop a finalizer swallowed waits for check_dropped(). After, the handler before it is
     back: a SIGTERM once the command is over, while Python shuts down, ends the process
     without a traceback."""
 
     def handler(signum, frame):
+        _hung_up(signum)
         raise Interrupted(signum)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before, hook = signal.signal(signal.SIGTERM, handler), sys.unraisablehook
-    sys.unraisablehook = _keep_dropped
+    before = {s: signal.signal(s, handler) for s in STOPS}
+    hook, sys.unraisablehook = sys.unraisablehook, _keep_dropped
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for s, h in before.items():
+            signal.signal(s, h)
         sys.unraisablehook = hook
         _dropped.clear()
 
@@ -80,13 +98,14 @@ def deferred_interrupts() -> Iterator[dict]:
         return
 
     def handler(signum, frame):
+        _hung_up(signum)
         if not flag["armed"]:  # nothing to save yet: the command stops, its folder goes
             raise Interrupted(signum)
         if flag["signum"] == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # asked twice: stop now
         flag["signum"] = signum
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, *STOPS)}
     try:
         yield flag
     finally:

@@ -10,6 +10,16 @@ from pathlib import Path
 RULE = "-" * 72
 
 
+def say(line: str) -> None:
+    """A line on stderr, if it can still be written (a terminal closed by SIGHUP cannot)."""
+    import sys
+
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def field(label: str, text: str, indent: str = "") -> str:
     """`label` then `text`, its further lines aligned under its first."""
     head = f"{indent}{label:<10} "

@@ -24,7 +24,7 @@ from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 from rnnexp.framework.settings import override_key, quote, typed_overrides
-from rnnexp.framework.summary import sweep_summary, sweep_table
+from rnnexp.framework.summary import say, sweep_summary, sweep_table
 from rnnexp.inspect.page import PAGE
 
 log = logging.getLogger("rnnexp")
@@ -166,7 +166,7 @@ class SweepTracking(Callback):
         if path.is_file():  # resumed (checks.py held it): its parent run goes on
             ids = json.loads(path.read_text())
             open_experiment(uri, config.tracking.experiment)  # and closes the dead jobs' runs
-            MlflowRun(uri, ids["parent_run_id"]).reopen()
+            MlflowRun(uri, ids["parent_run_id"]).reopen(sweep_dir, "rnnexp.sweep_dir")
             SweepTracking.active = SweepTracking.last = ids | {"uri": uri, "folder": str(sweep_dir)}
             return
         experiment_id = open_experiment(uri, config.tracking.experiment)
@@ -214,10 +214,9 @@ class SweepTracking(Callback):
                 for c in children]  # fmt: skip
         table = sweep_table(rows, ids["swept"])
         parent.log_text(table + "\n", "summary.txt")
-        print(sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,
-                            registered and f"{registered} (alias best)",
-                            parent.ui_link(launch_dir, children=True), launch_dir),
-              flush=True)  # fmt: skip
+        summary = sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,
+                                registered and f"{registered} (alias best)",
+                                parent.ui_link(launch_dir, children=True), launch_dir)  # fmt: skip
         SweepTracking.active = None
         if failed and is_search(config) and best is not None:
             # a search explores: a trial that blew up is a result (Optuna scored it +inf),
@@ -225,10 +224,15 @@ class SweepTracking(Callback):
             parent.set_tags({"rnnexp.failed_trials": str(len(failed))})
             SweepTracking.failed, SweepTracking.failed_trials = [], failed
             parent.finish("FINISHED")
-            return
-        SweepTracking.failed, SweepTracking.failed_trials = failed, []
-        error = f"jobs not finished: {', '.join(failed)}" if failed else None
-        parent.finish("FAILED" if failed else "FINISHED", error)
+        else:
+            SweepTracking.failed, SweepTracking.failed_trials = failed, []
+            error = f"jobs not finished: {', '.join(failed)}" if failed else None
+            parent.finish("FAILED" if failed else "FINISHED", error)
+        try:  # the record first: a summary that cannot be printed (stdout on a full disk,
+            print(summary, flush=True)  # a closed pipe) changes nothing that happened
+        except (OSError, ValueError) as e:
+            say(f"rnnexp: the sweep's summary could not be printed ({e.strerror or e}); it is "
+                f"the parent run's artifact summary.txt")  # fmt: skip
 
     @staticmethod
     def _tag_best(parent, children):

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
+from rnnexp.framework import rundir
 from rnnexp.framework.store import redact, sqlite_path, store_lock
 from rnnexp.framework.tracking.client import (
     client_for,
@@ -94,17 +97,43 @@ class MlflowRun:
             ) from None
 
     @in_store
-    def reopen(self) -> None:
-        """Set the run RUNNING again to continue it (resume). Metric points it already holds
-        are not logged twice: steps trained again after a crash skip up to the last step
-        the store has for each metric."""
+    def reopen(self, folder: Path, folder_tag: str = "rnnexp.output_dir") -> None:
+        """Set the run RUNNING again to continue it (resume) from `folder` (held by this
+        process), its one writer: refused while another live process writes it (a copy of the
+        folder resumed elsewhere), also when two start at the same moment (each claims the
+        run's last close by a param of its own name, which MLflow lets only the first write).
+        Metric points it already holds are not logged twice: steps trained again after a crash
+        skip up to the last step the store has for each metric."""
+        from mlflow.exceptions import MlflowException
+
         run = self.client.get_run(self.run_id)
         self.experiment_id = run.info.experiment_id
+        writer = Path(run.data.tags.get(folder_tag) or folder)
+        host = run.data.tags.get("rnnexp.host", socket.gethostname())
+        other = writer.resolve() != folder.resolve()
+        if run.info.status == "RUNNING" and other and not rundir.abandoned(writer, host):
+            raise RnnexpError(
+                f"MLflow run {self.run_id} is being written from {writer} by a live process: one "
+                f"writer per run; let it end, or stop it"
+            )
+        claim, me = f"rnnexp.resumed.{run.info.end_time or 0}", f"pid {os.getpid()} {folder}"
+        try:
+            self.client.log_param(self.run_id, claim, me)
+        except MlflowException:  # claimed: by a process that died since, or by one starting now
+            held = self.client.get_run(self.run_id).data.params.get(claim, "")
+            pid = held.split()[1] if held.startswith("pid ") else ""
+            if pid.isdigit() and _alive(int(pid)):
+                raise RnnexpError(
+                    f"MLflow run {self.run_id} was resumed at this moment by "
+                    f"another process ({held}): one writer per run"
+                ) from None
         for key in run.data.metrics:
             history = self.client.get_metric_history(self.run_id, key)
             self._logged[key] = max((m.step for m in history), default=-1)
         if "rnnexp.error" in run.data.tags:  # what stopped it is over: it runs again
             self.client.delete_tag(self.run_id, "rnnexp.error")
+        if other:  # a copy of its folder continues it: the run lives there now
+            self.client.set_tag(self.run_id, folder_tag, str(folder.resolve()))
         self.client.update_run(self.run_id, status="RUNNING")
 
     def ui_link(self, launch_dir: Path, children: bool = False) -> str:
@@ -268,10 +297,31 @@ class MlflowRun:
         if self._monitor is not None:
             self._monitor.finish()
             self._monitor = None
+        if self.client.get_run(self.run_id).info.lifecycle_stage == "deleted":
+            # deleted (in the UI, say) while it ran: MLflow writes nothing to a deleted run,
+            # so it is restored for a moment to be closed, and deleted again
+            self._metrics.clear()
+            self.client.restore_run(self.run_id)
+            error = f"deleted while it ran; {error}" if error else "deleted while it ran"
+            self.client.set_tag(self.run_id, "rnnexp.error", error[:5000])
+            self.client.set_terminated(self.run_id, status=status)
+            self.client.delete_run(self.run_id)
+            return
         self.flush()
         if error:
             self.set_tags({"rnnexp.error": error[:5000]})
         self.client.set_terminated(self.run_id, status=status)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` of this machine lives."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class NullRun:
@@ -284,7 +334,7 @@ class NullRun:
 
     def status(self) -> str: ...
     def monitor_system(self, resume: bool) -> None: ...
-    def reopen(self) -> None: ...
+    def reopen(self, folder: Path, folder_tag: str = "rnnexp.output_dir") -> None: ...
     def log_params(self, params: dict[str, object]) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
