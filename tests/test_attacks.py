@@ -217,3 +217,44 @@ def test_a_sweeps_record_holds_when_its_summary_cannot_be_printed(tmp_path):
     assert "the sweep's summary could not be printed (No space left on device)" in r.stderr
     statuses = {x.info.status for x in runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")}
     assert statuses == {"FINISHED"}
+
+
+# ---------------------------------------------------------------- one line, not a traceback
+
+
+def test_what_went_wrong_is_one_line_not_a_traceback(tmp_path):
+    mine = tmp_path / "mine" / "experiment"
+    mine.mkdir(parents=True)
+    for name, other in (("a", "b"), ("b", "a")):  # presets whose defaults name each other
+        (mine / f"{name}.yaml").write_text(
+            f"# @package _global_\ndefaults:\n  - /experiment/{other}\n"
+        )
+    r = rnnexp("--config-dir", str(tmp_path / "mine"), "experiment=a", *TINY, cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r).startswith(
+        "rnnexp: error: composing the config never ends: a defaults list that includes itself"
+    )
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run([sys.executable, "-c", f"import os; os.chdir({str(gone)!r}); "
+                           f"os.rmdir({str(gone)!r}); from rnnexp.framework.cli import main; "
+                           "main(['train.steps=5'])"], env=env(), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and one_line(proc) == (
+        "rnnexp: error: the folder this command was started from was deleted: cd to a folder "
+        "that exists"
+    )
+    untracked = run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=r", cwd=tmp_path)
+    assert untracked.returncode == 0
+    sample = [sys.executable, "-m", "rnnexp.framework.sample_command", "r", "--length", "50"]
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(sample, cwd=tmp_path, env=env(), stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and one_line(r) == (
+        "rnnexp-sample: error: cannot write the text to standard output: No space left on device"
+    )
+    r = subprocess.run([*sample, "--prime", "é"], cwd=tmp_path, env=env(PYTHONIOENCODING="ascii"),
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "'\\xe9' is not in the model's vocabulary" in one_line(r)
+    r = subprocess.run(sample, cwd=tmp_path, env=env(PYTHONIOENCODING="ascii"),
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "" and len(r.stdout) == 52  # prime, 50, newline

@@ -162,6 +162,11 @@ def execute(argv: list[str]) -> Outcome:
     """The command `rnnexp ARGV`, in this process: what it did, or CommandError (its line
     and exit code); KeyboardInterrupt for Ctrl-C and SIGTERM, with the run or sweep closed."""
     global _last
+    try:
+        os.getcwd()  # Hydra records it first thing
+    except FileNotFoundError:
+        raise CommandError("the folder this command was started from was deleted: cd to a "
+                           "folder that exists") from None  # fmt: skip
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors: execute makes each one line
     register_configs()
     # conf/hydra/launcher/ray.yaml replaces the plugin's preset of the same name on purpose
@@ -209,6 +214,12 @@ def _launch(args: list[str]) -> list[str] | None:
     except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return None
+    except RecursionError:  # Hydra composing a defaults list that includes itself
+        rundir.discard_unstarted()
+        raise CommandError(
+            "composing the config never ends: a defaults list that includes itself (a preset "
+            "naming another that names it), or a ${...} that refers to itself"
+        ) from None
     except (Refused, RnnexpError, *config_errors()) as e:
         rundir.discard_unstarted()
         SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")

@@ -8,6 +8,7 @@ rnnexp-sample 4e6f283d2f954bce99bd85951865c0fe --prime "ROMEO:" --seed 3
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -59,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     except RnnexpError as e:
         print(f"rnnexp-sample: error: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(text + "\n")
+    # a terminal that cannot show a character gets '?' for it, not a traceback
+    sys.stdout.reconfigure(errors="replace")
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as e:  # a full disk, a closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        print(f"rnnexp-sample: error: cannot write the text to standard output: "
+              f"{e.strerror or e}", file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 
