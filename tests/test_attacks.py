@@ -258,3 +258,30 @@ def test_what_went_wrong_is_one_line_not_a_traceback(tmp_path):
     r = subprocess.run(sample, cwd=tmp_path, env=env(PYTHONIOENCODING="ascii"),
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0 and r.stderr == "" and len(r.stdout) == 52  # prime, 50, newline
+
+
+# ---------------------------------------------------------------- bounded, and never silent
+
+
+def test_a_long_sweep_check_says_what_it_does(tmp_path, monkeypatch):
+    from rnnexp.framework import checks
+
+    monkeypatch.setattr(checks, "SAY_EVERY", 0.0)
+    r = run_here("-m", "seed=0,1,2", *TINY, "tracking.enabled=true", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "rnnexp: checked 1 of the sweep's 3 jobs before any runs; about " in r.stderr
+
+
+def test_a_param_too_long_for_mlflow_is_said_and_kept_whole(tmp_path):
+    from mlflow import MlflowClient
+
+    r = run_here(*TINY, "sample.prime=" + "a" * 7000, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (run,) = runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    logged = run.data.params["sample.prime"]
+    assert len(logged) == 6000 and logged.endswith("… (cut: whole in config.yaml)")
+    log = (tmp_path / run.data.tags["rnnexp.output_dir"] / "rnnexp.log").read_text()
+    assert "param sample.prime is 7000 characters, over MLflow's 6000: logged cut" in log
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    config = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    assert "a" * 7000 in open(config).read()

@@ -72,6 +72,17 @@ BAD = [  # (overrides, what the one line must say)
     (["optimizer.lr=1e300"], "optimizer.lr=1e+300 is over 1e+06: every step would move"),
     (["train.steps=50", "train.steps=60"], "train.steps is given twice (train.steps=50 and "),
     (["corpus.path=a b("], "cannot read 'corpus.path=a b(': "),
+    # nothing a config says puts a file outside the run's folder
+    (["hydra.job.name=../../x"], "hydra.job.name='../../x' names the run's log file: give a "),
+    (
+        ["hydra.job_logging.handlers.file.filename={tmp}/x.log"],
+        "hydra.job_logging.handlers.file.filename=/",
+    ),
+    (
+        ["hydra.job_logging.handlers.file.filename=${{hydra.runtime.output_dir}}/../y.log"],
+        "hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/../y.log would ",
+    ),
+    (["tracking.register=..x"], "tracking.register must be a model name without '/' or ':' "),
 ]
 
 

@@ -78,7 +78,7 @@ class Checks(Callback):
                 raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
             # each job checked before any runs; the first's settings are the command's (what
             # is swept is not in the command's config: corpus=file corpus.path=a.txt,b.txt)
-            s = [job_settings(compose("config", overrides=job)) for job in jobs][0]
+            s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
         else:  # a search: the sweeper picks its values as it goes
             s = job_settings(config)
         check_no_password(s.tracking.uri)
@@ -110,6 +110,30 @@ class Checks(Callback):
         faults.point("claimed")
 
 
+SAY_EVERY = 10.0  # seconds between the lines of a long check of a sweep's jobs
+
+
+def _check_jobs(jobs: list[list[str]], settings_of) -> Settings:
+    """Each job's settings made (and so checked); the first job's returned. A sweep of many
+    jobs says what it is doing while it is checked (~0.3 s a job), before any runs."""
+    import time
+
+    from rnnexp.framework.summary import say
+
+    start = said = time.monotonic()
+    first = None
+    for i, job in enumerate(jobs, 1):
+        s = settings_of(job)
+        first = first or s
+        now = time.monotonic()
+        if now - said >= SAY_EVERY and i < len(jobs):
+            left = (now - start) / i * (len(jobs) - i)
+            say(f"rnnexp: checked {i:,} of the sweep's {len(jobs):,} jobs before any runs; "
+                f"about {left:.0f} s left")  # fmt: skip
+            said = now
+    return first
+
+
 def _overrides(config: DictConfig) -> list[str]:
     return typed_overrides(config.hydra)
 
@@ -132,12 +156,35 @@ def _check_command_line(config: DictConfig) -> None:
             "hydra.output_subdir is rnnexp's: a run keeps its config in its folder's .hydra/, "
             "where resume= reads it"
         )
+    _check_log_files(config)
     seen: dict[str, str] = {}
     for line in _overrides(config):  # Hydra keeps the last value of a key given twice
         key = override_key(line)
         if key in seen:
             raise RnnexpError(f"{key} is given twice ({seen[key]} and {line}): keep one")
         seen[key] = line
+
+
+OUTPUT_DIR = "${hydra.runtime.output_dir}/"
+
+
+def _check_log_files(config: DictConfig) -> None:
+    """Every log file Hydra is told to write lies in the run's folder: a job name, or a
+    handler's filename, that leads elsewhere would write into another run's folder or
+    anywhere on the disk."""
+    name = str(config.hydra.job.name)
+    if not name.strip() or "/" in name or name in (".", ".."):
+        raise RnnexpError(f"hydra.job.name={name!r} names the run's log file: give a plain name")
+    for node in ("job_logging", "hydra_logging"):
+        handlers = OmegaConf.select(config, f"hydra.{node}.handlers") or {}
+        for key, handler in OmegaConf.to_container(handlers, resolve=False).items():
+            where = handler.get("filename") if isinstance(handler, dict) else None
+            rest = str(where).removeprefix(OUTPUT_DIR)
+            if where is not None and (rest == str(where) or "/" in rest or ".." in rest):
+                raise RnnexpError(
+                    f"hydra.{node}.handlers.{key}.filename={where} would write a log outside "
+                    f"the run's folder: keep it {OUTPUT_DIR}NAME.log"
+                )
 
 
 def _store(s: Settings, config: DictConfig) -> str:

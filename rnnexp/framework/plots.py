@@ -46,6 +46,9 @@ def loss_curve(
     return path
 
 
+LEGEND_ROWS = 20  # runs a comparison's legend lists inside the chart; more go beside it
+
+
 def compare_curves(
     path: Path, series: dict[str, Points], title: str, failed: dict[str, str] | None = None
 ) -> Path:
@@ -57,8 +60,10 @@ def compare_curves(
     import matplotlib.pyplot as plt
 
     failed = failed or {}
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for name, points in sorted(series.items()):
+    # a sweep of many runs: the legend beside the chart, in columns of LEGEND_ROWS at most
+    columns = -(-len(series) // LEGEND_ROWS) if len(series) > LEGEND_ROWS else 0
+    fig, ax = plt.subplots(figsize=(8 + 2.2 * columns, 4.5), dpi=100)
+    for name, points in sorted(series.items(), key=lambda item: _natural(item[0])):
         if name in failed:
             reason = textwrap.shorten(failed[name], 70, placeholder="…")
             line = ax.plot(*_xy(points), "x--", markersize=4, linewidth=1, color="tab:red")
@@ -69,13 +74,23 @@ def compare_curves(
     ax.set_ylabel("val/loss (nats per character)")
     ax.set_title(textwrap.fill(title, 95), fontsize=9)  # long override lists wrap
     ax.grid(alpha=0.3)
-    legend = ax.legend(fontsize=7, loc="upper right")
+    if columns:
+        legend = ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns)
+    else:
+        legend = ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     # the legend also as the PNG's Description text: readable without looking at the image
     labels = "\n".join(t.get_text() for t in legend.get_texts())
     atomic_write(path, lambda f: fig.savefig(f, format="png", metadata={"Description": labels}))
     plt.close(fig)
     return path
+
+
+def _natural(name: str) -> list:
+    """seed=2 before seed=10: the numbers in a name compared as numbers."""
+    import re
+
+    return [float(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", name))]
 
 
 def _xy(points: Points) -> tuple[list[int], list[float]]:

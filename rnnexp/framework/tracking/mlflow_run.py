@@ -27,8 +27,11 @@ from rnnexp.framework.tracking.client import (
     tag_is,
 )
 
+log = logging.getLogger("rnnexp")
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000  # the longest param value MLflow stores (its params.value column)
+CUT = "… (cut: whole in config.yaml)"
 RUN_NAME_LIMIT = 250  # its runs.name column: sqlite keeps a longer name, PostgreSQL refuses it
 
 
@@ -178,7 +181,14 @@ class MlflowRun:
         """`params` (nested: a config) as one param per leaf, by its dotted key."""
         from mlflow.entities import Param
 
-        items = [Param(k, v) for k, v in flatten(params).items()]
+        items = []
+        for k, v in flatten(params).items():
+            if len(v) > MAX_PARAM_LENGTH:  # MLflow would cut it without a word: said, and whole
+                log.warning("param %s is %d characters, over MLflow's %d: logged cut, with a "
+                            "note; the whole value is in the run's config.yaml", k, len(v),
+                            MAX_PARAM_LENGTH)  # fmt: skip
+                v = v[: MAX_PARAM_LENGTH - len(CUT)] + CUT
+            items.append(Param(k, v))
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 
