@@ -23,6 +23,19 @@ def first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def disk_problem(e: OSError) -> str:
+    """An OSError of a file being written, said as what it means: its reason and where, the
+    temporary folder named as $TMPDIR when it is there (a full /tmp is not a full disk)."""
+    import tempfile
+    from pathlib import Path
+
+    words = e.strerror or str(e)
+    tmp = tempfile.gettempdir()
+    if e.filename and Path(str(e.filename)).is_relative_to(tmp):
+        return f"{words} in the temporary folder {tmp} (TMPDIR: set it to a folder with room)"
+    return f"{words} ({e.filename})" if e.filename else words
+
+
 class ConfigError(RnnexpError, ValueError):
     """A hyperparameter or option that cannot work."""
 

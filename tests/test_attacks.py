@@ -285,3 +285,49 @@ def test_a_param_too_long_for_mlflow_is_said_and_kept_whole(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
     config = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
     assert "a" * 7000 in open(config).read()
+
+
+def test_downloads_are_bounded_and_checked_before_they_are_copied(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from rnnexp.framework.tracking import client as tracking_client
+
+    assert run_here(*TINY, "tracking.register=tiny", cwd=tmp_path).returncode == 0
+    uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    (run,) = runs(uri)
+    client = MlflowClient(uri, registry_uri=uri)
+    # a store whose record points the model's files at /dev: its devices would never end
+    client.create_registered_model("evil")
+    client.create_model_version("evil", "file:///dev", run_id=run.info.run_id)
+    r = sample_cmd("models:/evil/1", cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r).startswith(
+        "rnnexp-sample: error: models:/evil/1: /dev/"
+    )
+    assert "is not a regular file: not downloaded" in r.stderr
+    # sizes from the listing, before a byte is copied
+    monkeypatch.setattr(tracking_client, "MAX_DOWNLOAD_BYTES", 1000)
+    r = sample_cmd(run.info.run_id, cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r).endswith("holds over 1,000 bytes or 10,000 files: "
+                                                      "not downloaded")  # fmt: skip
+    monkeypatch.undo()
+    # a download that fails says so, with no advice about where the command runs from
+    shutil.rmtree(tmp_path / "outputs" / "mlartifacts")
+    r = sample_cmd(run.info.run_id, "--best", cwd=tmp_path)
+    assert r.returncode == 2 and "cannot be downloaded from its artifact store" in one_line(r)
+    assert "launched from" not in r.stderr
+
+
+def test_a_full_temporary_folder_is_named_as_such(tmp_path, monkeypatch):
+    import errno
+
+    from rnnexp.errors import disk_problem
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read $TMPDIR again
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x" / "model.npz"))
+    assert disk_problem(full) == (
+        f"No space left on device in the temporary folder {tmp_path} (TMPDIR: set it to a "
+        "folder with room)"
+    )
+    elsewhere = OSError(errno.ENOSPC, "No space left on device", "/data/run/checkpoint.npz")
+    assert disk_problem(elsewhere) == "No space left on device (/data/run/checkpoint.npz)"

@@ -122,3 +122,31 @@ def test_a_full_disk_under_the_kernel_cache_costs_only_the_cache(tmp_path, small
     assert r.returncode == 0 and r.stderr == "", r.stderr  # it trained, not a word
     assert float(r.stdout) > 0
     assert not [p for p in (disk / "cache").rglob("*") if ".tmp." in p.name]
+
+
+def test_what_is_said_of_a_run_whose_folder_or_store_is_deleted_under_it(tmp_path):
+    import shutil
+
+    from helpers import place_store, wait_for_metric
+
+    place_store(tmp_path, (), {})
+    long = [*SMALL, "corpus=fizzbuzz", "model.hidden_size=16", "train.steps=300000",
+            "train.checkpoint_every=500"]  # fmt: skip
+    proc = launch(*long, "hydra.run.dir=outputs/r", cwd=tmp_path)
+    wait_for_metric(proc, tmp_path / "outputs" / "mlflow.db")
+    shutil.rmtree(tmp_path / "outputs" / "r")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("rnnexp: error: cannot write the run's files: No such file")
+    assert last.endswith(f"its folder {tmp_path}/outputs/r was deleted while it trained: start "
+                         "it again")  # fmt: skip
+    proc = launch(*long, "hydra.run.dir=outputs/s", cwd=tmp_path)
+    wait_for_metric(proc, tmp_path / "outputs" / "mlflow.db", tmp_path / "outputs" / "s")
+    (tmp_path / "outputs" / "mlflow.db").unlink()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"rnnexp: error: the tracking store {tmp_path}/outputs/mlflow.db was deleted while this "
+        "command used it"
+    )

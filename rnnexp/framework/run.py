@@ -19,7 +19,7 @@ from rnnexp import faults
 from rnnexp.cells import CELLS
 from rnnexp.checkpoint import save_checkpoint
 from rnnexp.config import ModelConfig
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, disk_problem
 from rnnexp.framework import resume, rundir, sweep
 from rnnexp.framework.artifacts import finish_artifacts
 from rnnexp.framework.build import build
@@ -265,14 +265,25 @@ class Run:
             self._close("KILLED", "interrupted (Ctrl-C twice: no checkpoint of the last step)")
             raise
         except OSError as e:  # disk full, read-only folder: one line, and the run is FAILED
-            where = f" ({e.filename})" if e.filename else ""
-            error = f"cannot write the run's files: {e.strerror or e}{where}"
+            error = f"cannot write the run's files: {disk_problem(e)}"
             self._close("FAILED", error)
-            raise RnnexpError(f"{error}; the last checkpoint is whole: free space, then rnnexp "
-                              f"resume={self.folder}") from None  # fmt: skip
+            raise RnnexpError(f"{error}; {self._after(e)}") from None
         except Exception as e:
             self._close("FAILED", f"{type(e).__name__}: {e}")
             raise
+
+    def _after(self, e: OSError) -> str:
+        """What can be done after the run's files could not be written, as far as it is true."""
+        import errno
+
+        if not self.folder.is_dir():
+            return f"its folder {self.folder} was deleted while it trained: start it again"
+        if not self.path.is_file():
+            return "it has no checkpoint to resume from: start it again"
+        fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space in your quota",
+               errno.EROFS: "make its folder writable", errno.EACCES: "make its folder writable",
+               }.get(e.errno, "mend that")  # fmt: skip
+        return f"its last checkpoint is whole: {fix}, then {resume_command(self.folder, None)}"
 
     def _close(self, status: str, error: str | None) -> None:
         try:

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnexp-sample: error: {e}", file=sys.stderr)
         return 2
     # a terminal that cannot show a character gets '?' for it, not a traceback
-    sys.stdout.reconfigure(errors="replace")
+    if hasattr(sys.stdout, "reconfigure"):  # a text file; not a StringIO (called in-process)
+        sys.stdout.reconfigure(errors="replace")
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

@@ -25,9 +25,9 @@ from rnnexp.framework.tracking.abandoned import close_abandoned
 from rnnexp.framework.tracking.client import (
     client_for,
     existing_store,
+    fetch,
     global_uris,
     lookup_errors,
-    quiet_downloads,
     store_errors,
     tag_is,
 )
@@ -116,12 +116,14 @@ def get_run_tags(uri: str, run_id: str, hint: str) -> dict[str, str]:
 
 
 def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -> Path:
-    """Artifact `path` of run `run_id` (a file or folder), downloaded into `dst`."""
+    """Artifact `path` of run `run_id` (a file or folder), downloaded into `dst`, bounded
+    (client.fetch)."""
     client = existing_store(uri, f"run {run_id}", hint)
-    quiet_downloads()
-    # global_uris: else MLflow opens its default store (./mlflow.db) as well
-    with lookup_errors(f"run {run_id}", uri, hint), global_uris(uri):
-        return Path(client.download_artifacts(run_id, path, str(dst)))
+    with lookup_errors(f"run {run_id}", uri, hint):
+        root = client.get_run(run_id).info.artifact_uri.rstrip("/")
+    # global_uris: a server's mlflow-artifacts:/ root is resolved through them
+    with global_uris(uri):
+        return fetch(f"{root}/{path}", dst, f"artifact {path} of run {run_id}")
 
 
 def run_record(uri: str, run_id: str) -> tuple[str, dict[str, float], dict[str, str]]:

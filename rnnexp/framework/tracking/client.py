@@ -10,8 +10,9 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from rnnexp.errors import RnnexpError, first_line
+from rnnexp.errors import RnnexpError, disk_problem, first_line
 from rnnexp.framework.store import redact, sqlite_path
 
 # MLflow logs each store error with its traceback before raising it; rnnexp reports it as
@@ -83,10 +84,70 @@ def store_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, OSError) as e:
+        path = sqlite_path(uri)
+        if path is not None and not path.exists():  # its file removed under it
+            raise RnnexpError(f"the tracking store {path} was deleted while this command used "
+                              f"it") from None  # fmt: skip
         root: BaseException = e  # the database's or the file system's own words
         while getattr(root, "orig", None) or root.__cause__:
             root = getattr(root, "orig", None) or root.__cause__
-        raise RnnexpError(f"the tracking store {redact(uri)} failed: {first_line(root)}") from None
+        said = disk_problem(root) if isinstance(root, OSError) else first_line(root)
+        raise RnnexpError(f"the tracking store {redact(uri)} failed: {said}") from None
+
+
+MAX_DOWNLOAD_BYTES = 2 << 30  # what one download may copy: a model that loads on a laptop
+MAX_DOWNLOAD_FILES = 10_000
+
+
+def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
+    """The artifact (a file or folder) at `artifact_uri` downloaded into `dst`, after its
+    listing was checked: regular files only where the store is a local folder (a store's
+    record could point at /dev, whose files never end), at most MAX_DOWNLOAD_BYTES in all.
+    `what` names it in an error."""
+    import stat
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    parts = urlparse(artifact_uri)
+    total, count = 0, 0
+    try:
+        if parts.scheme in ("", "file"):
+            root = Path(url2pathname(parts.path))
+            for path in [root] if not root.is_dir() else sorted(root.rglob("*")):
+                mode = os.lstat(path).st_mode
+                if stat.S_ISDIR(mode):
+                    continue
+                if not stat.S_ISREG(mode):
+                    raise RnnexpError(f"{what}: {path} in its artifact store is not a regular "
+                                      f"file: not downloaded")  # fmt: skip
+                total, count = total + os.lstat(path).st_size, count + 1
+                _check_download(what, total, count)
+        else:
+            stack = [artifact_uri.rstrip("/")]
+            while stack:
+                here = stack.pop()
+                for f in mlflow.artifacts.list_artifacts(artifact_uri=here):
+                    if f.is_dir:
+                        stack.append(f"{here}/{f.path.rsplit('/', 1)[-1]}")
+                    else:
+                        total, count = total + (f.file_size or 0), count + 1
+                        _check_download(what, total, count)
+        quiet_downloads()
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
+                                                        dst_path=str(dst)))  # fmt: skip
+    except (MlflowException, OSError) as e:
+        reason = disk_problem(e) if isinstance(e, OSError) else first_line(e.message)
+        raise RnnexpError(f"{what} cannot be downloaded from its artifact store "
+                          f"{redact(artifact_uri)}: {reason}") from None  # fmt: skip
+
+
+def _check_download(what: str, total: int, count: int) -> None:
+    if total > MAX_DOWNLOAD_BYTES or count > MAX_DOWNLOAD_FILES:
+        raise RnnexpError(f"{what} holds over {MAX_DOWNLOAD_BYTES:,} bytes or "
+                          f"{MAX_DOWNLOAD_FILES:,} files: not downloaded")  # fmt: skip
 
 
 def tag_is(key: str, value: str) -> str:

@@ -14,6 +14,7 @@ from rnnexp.framework.store import store_lock
 from rnnexp.framework.tracking.client import (
     client_for,
     existing_store,
+    fetch,
     global_uris,
     lookup_errors,
     quiet_downloads,
@@ -128,8 +129,6 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
     """An MLflow model of the store at `uri` (models:/<model id>, models:/<name>/<version>,
     models:/<name>@<alias>), downloaded into `dst`: the folder of its model.npz and
     model.json, and the id of the run that logged it."""
-    import mlflow.artifacts
-
     m = MODEL_URI.fullmatch(model_uri)
     if m is None:
         raise RnnexpError(
@@ -137,15 +136,15 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
             f"models:/<name>@<alias>"
         )
     client = existing_store(uri, model_uri, hint)
-    quiet_downloads()
     with lookup_errors(model_uri, uri, hint):
         if m["id"]:
-            run_id = client.get_logged_model(m["id"]).source_run_id
-        elif m["version"]:
-            run_id = client.get_model_version(m["name"], m["version"]).run_id
+            logged = client.get_logged_model(m["id"])
+            run_id, location = logged.source_run_id, logged.artifact_location
         else:
-            run_id = client.get_model_version_by_alias(m["name"], m["alias"]).run_id
-        # MLflow resolves models:/ through its global URIs, whatever one passes it
-        with global_uris(uri):
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
-    return Path(local) / "artifacts" / PARAMETERS, run_id
+            version = (client.get_model_version(m["name"], m["version"]) if m["version"] else
+                       client.get_model_version_by_alias(m["name"], m["alias"]))  # fmt: skip
+            run_id, location = version.run_id, version.source
+    # where the store says the model's files are, bounded; a server's through its URIs
+    with global_uris(uri):
+        local = fetch(location, dst, model_uri)
+    return local / "artifacts" / PARAMETERS, run_id
