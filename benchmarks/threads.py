@@ -1,64 +1,102 @@
-"""Does a second BLAS thread pay? Training characters per second at 1 and 2 threads, in one
-process, alternating (so both see the same machine load), median of three 1 s windows, for
-small and large models: the measurements behind the `threads=null` rule (README, Performance).
+"""BLAS threads beside a neighbour: training chars/s of `rnnexp` runs with threads=1,
+threads=2 and the default (threads=null: one thread, a second while it is faster), alone, beside
+a second run of the same command, and beside a CPU hog (one busy process); each figure the
+median of the runs of that cell. Prints a markdown table, and with --json writes it for the
+docs.
 
     RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/threads.py
+    .venv/bin/python benchmarks/threads.py --steps 200 --models gru   # a quick look
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+MODELS = {  # name -> overrides: the default run, and a larger LSTM
+    "gru": ["model=gru"],
+    "lstm": ["model=lstm", "model.hidden_size=256"],
+}
+SETTINGS = {"threads=1": ["threads=1"], "threads=2": ["threads=2"], "default": []}
+RATE = re.compile(r"\(all steps\), ([\d,]+) chars/s")
 
-CASES = [  # model, H, B, T, dtype
-    ("rnn", 100, 1, 25, "float64"),
-    ("lstm", 128, 1, 25, "float64"),
-    ("stacked2", 256, 1, 25, "float64"),
-    ("rnn", 100, 32, 25, "float64"),
-    ("gru", 128, 16, 25, "float64"),
-    ("rnn", 512, 32, 64, "float32"),
-    ("lstm", 256, 32, 64, "float32"),
-    ("lstm", 512, 64, 64, "float32"),
-]
+
+def start(args: list[str], folder: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnexp", *args, "tracking.enabled=false", "inspect.enabled=false",
+         "train.sample_every=0"], cwd=folder, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def rate(proc: subprocess.Popen) -> float:
+    out, _ = proc.communicate()
+    found = RATE.search(out)
+    if proc.returncode != 0 or found is None:
+        raise SystemExit(f"a run failed:\n{out[-2000:]}")
+    return float(found.group(1).replace(",", ""))
+
+
+def measure(args: list[str], beside: str, folder: Path) -> float:
+    """chars/s of a run of `args`, alone, beside a second run of it, or beside a busy process."""
+    if beside == "a run":
+        procs = [start(args, folder), start(args, folder)]
+        return statistics.mean(rate(p) for p in procs)
+    hog = None
+    if beside == "a CPU hog":
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)
+    try:
+        return rate(start(args, folder))
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
 
 
 def main() -> None:
-    import numpy as np
-    from threadpoolctl import threadpool_limits
-    from throughput import _data
-
-    from rnnexp import CharRNN, Trainer, make_optimizer, preset
-    from rnnexp.framework.run import recurrent_work  # what threads=null decides by
-
-    ids, V = _data()
-    print(f"{'model':14s} {'B':>3s} {'T':>3s} {'dtype':8s} {'B*H*G*H':>11s} {'1 thread':>9s} "
-          f"{'2 threads':>9s}  2/1")  # fmt: skip
-    for name, H, B, T, dtype in CASES:
-        config = preset(name, V, H, dtype=dtype)
-        model = CharRNN(config, np.random.default_rng(0))
-        trainer = Trainer(model, make_optimizer("adagrad", lr=0.01), ids, seq_length=T,
-                          batch_size=B)  # fmt: skip
-        rates: dict[int, list[float]] = {1: [], 2: []}
-        for _ in range(3):
-            for threads in (1, 2):
-                with threadpool_limits(threads, user_api="blas"):
-                    for _ in range(3):  # warm-up at this thread count
-                        trainer.train_step()
-                    steps, start = 0, time.perf_counter()
-                    while time.perf_counter() - start < 1.0:
-                        trainer.train_step()
-                        steps += 1
-                    rates[threads].append(steps * B * T / (time.perf_counter() - start))
-        one, two = statistics.median(rates[1]), statistics.median(rates[2])
-        work = recurrent_work(config, B)
-        print(f"{name + f' H{H}':14s} {B:3d} {T:3d} {dtype:8s} {work:11,d} {one:9,.0f} "
-              f"{two:9,.0f}  {two / one:4.2f}")  # fmt: skip
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=1, help="runs per cell (median)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--json", type=Path, help="also write the table here (for the docs)")
+    a = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in a.models:
+            for beside in ("nothing", "a run", "a CPU hog"):
+                row = {"model": model, "beside": beside}
+                for name, setting in SETTINGS.items():
+                    args = [*MODELS[model], *setting, f"train.steps={a.steps}"]
+                    rates = [measure(args, beside, Path(scratch)) for _ in range(a.repeats)]
+                    row[name] = statistics.median(rates)
+                row["default / threads=1"] = row["default"] / row["threads=1"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    head = ["model", "beside", *SETTINGS, "default / threads=1"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["beside"], *(f"{r[k]:,.0f}" for k in SETTINGS),
+                 f"{r['default / threads=1']:.2f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    command = "python benchmarks/threads.py " + " ".join(sys.argv[1:])
+    print(f"\n{table}\n\n{command}; {platform.node()}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
+    if a.json:
+        a.json.write_text(json.dumps({"command": command, "machine": platform.node(),
+                                      "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+                                      "rows": rows}, indent=2) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":

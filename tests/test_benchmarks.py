@@ -94,3 +94,10 @@ def test_best200_benchmark_runs():
     """It reads the preset's log: its val losses and its seconds of training steps."""
     out = run("benchmarks/best200.py", "--seconds", "2")
     assert "rnnexp" in out and "nn.LSTM" in out, out
+
+
+@pytest.mark.slow
+def test_threads_benchmark_runs(tmp_path):
+    out = run("benchmarks/threads.py", "--steps", "5", "--models", "gru", "--json",
+              str(tmp_path / "t.json"))  # fmt: skip
+    assert "| gru | a CPU hog |" in out and (tmp_path / "t.json").is_file()

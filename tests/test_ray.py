@@ -60,7 +60,7 @@ def test_a_sweep_on_a_ray_cluster_logs_to_a_server(tmp_path, ray_env, ray_head, 
     assert r.returncode == 0, r.stderr
     check_sweep(mlflow_server, 4, {"model.hidden_size"}, experiment="ray-cluster")
     check_outputs(tmp_path, 4)
-    assert "1 BLAS threads" in r.stdout + r.stderr  # the one core Ray reserved per job
+    assert "BLAS threads: 1" in r.stdout + r.stderr  # the one core Ray reserved per job
     assert list(Path(ray_env["HOME"]).iterdir()) == []
 
 

@@ -50,7 +50,9 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
     tmp, uri, run = finished
     assert run.info.status == "FINISHED"
     log = (tmp / "outputs" / "the_run" / "rnnexp.log").read_text()
-    assert "1 BLAS threads" in log  # a small model: one thread (threads=null)
+    assert "BLAS threads: 1" in log  # a small model: one thread (threads=null)
+    assert run.data.tags["rnnexp.blas_threads"] == "1: 30"  # steps trained at each count
+    assert run.data.metrics["perf/blas_threads"] == 1
     assert "trained 30 steps; in all" in log and "evaluation" in log
     assert "gru-elman-adam: step 30 of 30 (all steps)" in log  # the closing summary
     p = run.data.params
@@ -407,7 +409,7 @@ def test_parallel_joblib_sweep_on_a_fresh_store(tmp_path):
     assert len(logs) == 4
     share = max(1, (os.cpu_count() or 1) // 4)
     for log in logs:
-        assert f"{share} BLAS threads" in log.read_text()
+        assert f"BLAS threads: {share}" in log.read_text()
 
 
 def check_sweep(

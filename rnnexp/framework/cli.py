@@ -29,12 +29,13 @@ from rnnexp.framework.bounds import check_config_dir
 from rnnexp.framework.checks import job_settings
 from rnnexp.framework.messages import Refused, config_errors, one_line
 from rnnexp.framework.resume import Relaunch, further, saved_settings, with_how
-from rnnexp.framework.run import Job, run, threads_per_job
+from rnnexp.framework.run import Job, run
 from rnnexp.framework.settings import OPTIONS, Settings, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
 from rnnexp.framework.store import take_credentials
 from rnnexp.framework.summary import say
 from rnnexp.framework.sweep import SweepTracking, finished_job
+from rnnexp.framework.threads import threads_per_job
 from rnnexp.resources import CONF_DIR
 
 

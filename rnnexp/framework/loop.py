@@ -117,6 +117,7 @@ def _steps(run: Run) -> None:
                 log.info("step %d took %.1f s: it compiled %d numba kernels for this model, once "
                          "on this machine (later runs load them from the cache)", step, took,
                          compiled)  # fmt: skip
+            run.threads.after(took, step)  # and the BLAS threads of the next step
             state.window_time += took
             evaluates = t.evaluates(step, state.train_time, state.train_time + took)
             state.train_time += took
@@ -129,10 +130,11 @@ def _steps(run: Run) -> None:
             if step % t.log_every == 0 or last:
                 rate = _log_window(run, r, step, last, first, clock)
                 bar.set_postfix(loss=f"{state.train[-1][1]:.3f}", chars_s=f"{rate:,.0f}")
-            if evaluates or last:
-                _evaluate(run, step, last)
-            if t.sample_every and (step % t.sample_every == 0 or last):
-                _sample(run, step, last)
+            with run.threads.one():  # the same numbers whatever the steps' thread count
+                if evaluates or last:
+                    _evaluate(run, step, last)
+                if t.sample_every and (step % t.sample_every == 0 or last):
+                    _sample(run, step, last)
             bar.update()
             signum = run.interrupt["signum"]
             if signum is not None or step % t.checkpoint_every == 0 or last:
@@ -169,6 +171,7 @@ def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> 
         "train/smooth_loss_per_char": r.smooth_loss / t.seq_length,  # comparable across T
         "train/lr": r.lr,  # of the window's last step (schedule=...)
         "perf/chars_per_s": rate,
+        "perf/blas_threads": run.threads.current,  # of the window's last step
     }
     run.tracked.log_metrics(metrics, step)
     state.train.append((step, loss))

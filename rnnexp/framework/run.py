@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnexp import faults
-from rnnexp.cells import CELLS
 from rnnexp.checkpoint import save_checkpoint
-from rnnexp.config import ModelConfig
 from rnnexp.errors import RnnexpError, disk_problem
 from rnnexp.framework import resume, rundir, sweep
 from rnnexp.framework.artifacts import finish_artifacts
@@ -29,6 +25,7 @@ from rnnexp.framework.rundir import CHECKPOINT_FILE
 from rnnexp.framework.settings import Settings
 from rnnexp.framework.signals import Interrupted, check_dropped, deferred_interrupts
 from rnnexp.framework.summary import run_summary, shown
+from rnnexp.framework.threads import Chooser
 from rnnexp.framework.tracking import MlflowRun, NullRun, open_experiment
 
 log = logging.getLogger("rnnexp")
@@ -55,8 +52,8 @@ def run(s: Settings, job: Job) -> float:
     """Train one experiment, tracked; return its final validation loss (nats/char)."""
     from threadpoolctl import threadpool_limits
 
-    threads = s.threads or job.threads or default_threads(s)
-    with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
+    # the process's BLAS threads as they were, after the run (its Chooser changes them)
+    with threadpool_limits(limits=s.threads or job.threads or 1, user_api="blas"):
         rundir.hold(job.output_dir)  # no other process writes here while this run lives
         rundir.remove_stale_temporaries(job.output_dir)
         r = Run(s, job)
@@ -72,37 +69,6 @@ def run(s: Settings, job: Job) -> float:
         if r.interrupt["signum"] is not None:  # arrived after the last step: it is complete
             raise Interrupted(r.interrupt["signum"], r.b.trainer.step)
         return val_loss
-
-
-# below this many multiply-adds in a step's recurrent product (B x H x gates*H), a second BLAS
-# thread gains at most ~20 % on a quiet machine and loses when a neighbour takes a core;
-# above, 2 threads train 1.5-1.7x faster (measured: README, Performance)
-ONE_THREAD_BELOW = 1_000_000
-
-
-def recurrent_work(model: ModelConfig, batch_size: int) -> int:
-    """Multiply-adds of one step's recurrent product, (B, H) x (H, gates * H)."""
-    return batch_size * model.hidden_size * CELLS[model.cell].gates * model.hidden_size
-
-
-def default_threads(s: Settings) -> int | None:
-    """BLAS threads of a single run when `threads` is null: 1 for small models, else None
-    (BLAS's own: every core)."""
-    return 1 if recurrent_work(s.model, s.train.batch_size) < ONE_THREAD_BELOW else None
-
-
-def threads_per_job(launcher: str | None, n_jobs: int | None, ray_cpus: int | None) -> int | None:
-    """BLAS threads of a sweep's job: jobs in parallel share the cores, cores / n_jobs each with
-    joblib, the cores Ray reserved for the task with Ray, so two jobs on two cores do not each
-    start two threads and fight. None: no limit (jobs one after the other)."""
-    if launcher == "ray":
-        return max(1, int(ray_cpus or 1))
-    if launcher != "joblib":
-        return None
-    cores = os.cpu_count() or 1
-    n_jobs = n_jobs or -1
-    n_jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 is all cores
-    return max(1, cores // max(1, n_jobs))
 
 
 def resume_command(folder: Path, sweep_dir: Path | None) -> str:
@@ -130,6 +96,8 @@ class Run:
                 f"folder, or continue that run with resume={self.folder}"
             )
         self.b = build(s)
+        # threads=N, or a parallel sweep's share of the cores; else chosen as it trains
+        self.threads = Chooser.for_run(s.threads or job.threads, self.b.model, self.b.trainer)
         self.name = run_name(s, self.b.corpus.name, job.experiment)
         self.state = LoopState()
         self.tracked: MlflowRun | NullRun = NullRun()
@@ -233,27 +201,26 @@ class Run:
 
     def train(self) -> tuple[str, str | None]:
         """Train, save and log what it leaves; (status, error) to close the MLflow run with."""
-        from threadpoolctl import threadpool_info
-
         s, b, job = self.s, self.b, self.job
         try:
             if not job.resume:
                 self._describe()
             if s.tracking.system_metrics:
                 self.tracked.monitor_system(resume=job.resume)
-            blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-            log.info("%s: %s (%d chars, V=%d), %s, run %s, %s BLAS threads%s", self.name,
-                     b.corpus.name, len(b.corpus.text), len(b.vocab), self.folder,
-                     self.tracked.run_id or "untracked", max(blas, default="no"),
+            log.info("%s: %s (%d chars, V=%d), %s, run %s, %s%s", self.name, b.corpus.name,
+                     len(b.corpus.text), len(b.vocab), self.folder,
+                     self.tracked.run_id or "untracked", self.threads.describe(),
                      f", resumed at step {b.trainer.step}" if job.resume else "")  # fmt: skip
             if not job.resume:  # from its first moment, a kill leaves a run to resume
                 self.checkpoint()
             if can_train(s, b, self.state):  # else: killed after its last checkpoint
                 train(self)
-            self.tracked.set_tags({"rnnexp.stopped_by": self.state.stopped_by or "steps"})
+            self.tracked.set_tags({"rnnexp.stopped_by": self.state.stopped_by or "steps",
+                                   "rnnexp.blas_threads": self.threads.record()})  # fmt: skip
             # a sweep registers its best child's model when it ends, not every job's
             register = s.tracking.register if job.sweep_dir is None else None
-            finish_artifacts(s, b, self.tracked, self.folder, self.state, register)
+            with self.threads.one():  # the look inside, as evaluation: the same on any count
+                finish_artifacts(s, b, self.tracked, self.folder, self.state, register)
             faults.point("artifacts")
             return "FINISHED", None
         except Interrupted as e:
