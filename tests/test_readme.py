@@ -193,3 +193,84 @@ def test_every_readme_python_block_works(tmp_path):
                        capture_output=True, text=True, timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "outputs" / "my_model" / "model.npz").is_file()
+
+
+# ---------------------------------------------------------------- what the README shows
+
+SHOWN = re.compile(r"<!-- shown: (.+?) -->\n\n((?:(?: {4}.*)?\n)+)")
+FIGURE = re.compile(r"\d+\.\d{3,}")  # a loss, a bpc: 3 or more decimals
+TOLERANCE = 0.05  # nats/char: another CPU's BLAS and SIMD kernels end a run elsewhere
+MASKS = [  # what differs from one machine, day or folder to the next, as the README shows it
+    (re.compile(r"^\[\d{4}-[^\]]*\]\[\w+\]\[\w+\] - "), ""),  # a log line's time
+    (re.compile(r"[\d,]+ chars/s"), "# chars/s"),
+    (re.compile(r"\b\d+(\.\d+)? (s|min)\b"), "# s"),
+    (re.compile(r"\(\d+ %\)"), "(# %)"),
+    (re.compile(r"\S*outputs/\S*"), "PATH"),
+    (re.compile(r"\b[0-9a-f]{32}\b"), "ID"),
+    (re.compile(r"this machine's [\d,.]+ GiB"), "this machine's # GiB"),
+    (FIGURE, "F"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def shape(line: str) -> str:
+    for pattern, into in MASKS:
+        line = pattern.sub(into, line)
+    return line.strip()
+
+
+def compare(shown: str, seen: str) -> list[str]:
+    """The README's lines of figures that the output does not show (its shape absent, or a
+    figure off by more than TOLERANCE); progress lines (what is left, at a time) excepted."""
+    lines = [line.strip() for line in seen.splitlines()]
+    problems = []
+    for line in shown.splitlines():
+        if not FIGURE.search(line) or "s left" in line:
+            continue
+        twins = [x for x in lines if shape(x) == shape(line)]
+        if not twins:
+            problems.append(f"not in the output: {line.strip()}")
+            continue
+        ours = [float(f) for f in FIGURE.findall(line)]
+        if not any(max(abs(a - float(b)) for a, b in zip(ours, FIGURE.findall(x), strict=True))
+                   <= TOLERANCE for x in twins):  # fmt: skip
+            problems.append(f"{line.strip()}\n    the output: {twins[0]}")
+    return problems
+
+
+def transcripts() -> list[tuple[str, list[str]]]:
+    """The README's `$ rnnexp ...` examples and the lines they print."""
+    out = []
+    for block in re.findall(r"((?: {4}\$ .*\n(?: {4}(?!\$).*\n)*)+)", README.read_text()):
+        for part in re.split(r"^ {4}\$ ", block, flags=re.M)[1:]:
+            command, *said = part.rstrip("\n").split("\n")
+            out.append((command, [s[4:] for s in said]))
+    return out
+
+
+def test_the_readme_error_examples_are_what_rnnexp_prints(tmp_path):
+    from helpers import run_here
+
+    examples = [(c, said) for c, said in transcripts() if said[0].startswith("rnnexp: error:")]
+    assert len(examples) >= 6
+    for command, said in examples:
+        words = shlex.split(command)
+        assert words[0] == "rnnexp", command
+        r = run_here(*words[1:], cwd=tmp_path, fresh=True)
+        assert r.returncode == 2 and [shape(x) for x in r.stderr.strip().splitlines()] == [
+            shape(x) for x in said
+        ], f"{command}\n  README: {said}\n  prints: {r.stderr}"
+
+
+@pytest.mark.slow
+def test_the_readme_figures_are_what_its_commands_print(tmp_path):
+    shown = SHOWN.findall(README.read_text())
+    assert len(shown) >= 3, "the first run, min_char_rnn, the 500-step sweep"
+    for command, block in shown:
+        words = shlex.split(command)
+        assert words[0] == "rnnexp", command
+        r = subprocess.run([sys.executable, "-m", "rnnexp", *words[1:]], cwd=tmp_path,
+                           env=env(), capture_output=True, text=True, timeout=1800)  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        problems = compare(block, r.stdout + r.stderr)
+        assert not problems, f"the README's {command} has drifted:\n" + "\n".join(problems)
