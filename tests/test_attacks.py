@@ -107,9 +107,10 @@ def test_a_value_accepted_can_run_or_a_resume_can_finish_it(tmp_path):
     assert run.info.status == "FINISHED" and run.data.tags["rnnexp.registered"].startswith("tiny/")
     assert run.data.tags["rnnexp.trained_further"] == "train.steps: 30 -> 40"
     # and a message about a value prints it as the config spells it
-    r = run_here("resume=outputs/r", "train.max_seconds=null", "train.steps=30", cwd=tmp_path)
+    r = run_here("resume=outputs/r", "train.max_seconds=5", "train.steps=50", cwd=tmp_path)
     assert r.returncode == 2 and one_line(r) == (
-        "rnnexp: error: train.steps=30 would cut the run short: it trains to 40"
+        "rnnexp: error: train.max_seconds=5.0 would cut the run short: it trains to no time "
+        "limit (null)"
     )
 
 
@@ -331,3 +332,13 @@ def test_a_full_temporary_folder_is_named_as_such(tmp_path, monkeypatch):
     )
     elsewhere = OSError(errno.ENOSPC, "No space left on device", "/data/run/checkpoint.npz")
     assert disk_problem(elsewhere) == "No space left on device (/data/run/checkpoint.npz)"
+
+
+def test_a_length_is_sized_by_arithmetic_before_anything_is_made(tmp_path):
+    untracked = run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=r", cwd=tmp_path)
+    assert untracked.returncode == 0
+    r = rnnexp_inspect(tmp_path, "r", "--length", "300000000")
+    assert r.returncode == 2 and one_line(r).startswith(
+        "rnnexp-inspect: error: --length 300,000,000 for "
+    )
+    assert "GiB, more than this machine's" in r.stderr

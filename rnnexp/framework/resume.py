@@ -42,7 +42,8 @@ def limits(s: Settings) -> dict[str, object]:
 
 def train_further(s: Settings, trained_to: dict[str, object], requested: dict[str, object]) -> str:
     """Set s.train's limits to those the run last trained to (a run trained further keeps
-    its new limits in its checkpoints), then to the `requested` ones, which may only grow;
+    its new limits in its checkpoints), then to the `requested` ones, which may only grow
+    (None, max_seconds' null, is no limit: the most);
     returns what grew, `train.steps: 1000 -> 2000`, or ''."""
     for name, value in trained_to.items():
         setattr(s.train, name, value)
@@ -51,9 +52,10 @@ def train_further(s: Settings, trained_to: dict[str, object], requested: dict[st
         old = getattr(s.train, name)
         if new == old:
             continue
-        if old is not None and (new is None or new < old):
+        if new is not None and (old is None or new < old):  # None: no limit
+            to = "no time limit (null)" if old is None else yaml_value(old)
             raise RnnexpError(f"train.{name}={yaml_value(new)} would cut the run short: it trains "
-                              f"to {yaml_value(old)}")  # fmt: skip
+                              f"to {to}")  # fmt: skip
         setattr(s.train, name, new)
         grown.append(f"train.{name}: {yaml_value(old)} -> {yaml_value(new)}")
     return ", ".join(grown)
