@@ -214,6 +214,7 @@ MASKS = [  # what differs from one machine, day or folder to the next, as the RE
 
 
 def shape(line: str) -> str:
+    line = line.strip()
     for pattern, into in MASKS:
         line = pattern.sub(into, line)
     return line.strip()
