@@ -29,6 +29,9 @@ def test_a_run_returns_its_id_folder_and_final_metrics(here):
     assert (result.folder / "model" / "model.json").is_file()
     assert math.isfinite(result.metrics["val/loss"]) and result.metrics["val/loss"] < 4.2
     assert result.tags["rnnexp.output_dir"] == str(result.folder)
+    import logging  # the notebook's later log lines do not go into the finished run's log
+
+    assert not [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     frame = rnnexp.runs()
     assert list(frame["run_id"]) == [result.run_id]
     assert frame["metrics.val/loss"][0] == result.metrics["val/loss"]
@@ -45,3 +48,5 @@ def test_a_sweep_returns_its_parent_and_jobs_and_a_refusal_raises(here):
     assert len(rnnexp.runs(where="attributes.status = 'FINISHED'")) == 3
     with pytest.raises(RnnexpError, match=r"^unknown model 'lsmt'; valid: gru, lstm, rnn"):
         rnnexp.run(["model=lsmt"])
+    with pytest.raises(RnnexpError, match=r"^overrides are strings like 'model=lstm', got \[5\]"):
+        rnnexp.run([5])

@@ -60,8 +60,8 @@ def test_yaml_from_outside_is_bounded_before_it_is_read(tmp_path):
                cwd=tmp_path, timeout=60)  # fmt: skip
     assert r.returncode == 2
     assert one_line(r) == (
-        f"rnnexp: error: {mine / 'laughs.yaml'} expands to 12,345,679,021 values 12 deep "
-        "through its aliases (*name); a config has at most 100,000, 100 deep"
+        f"rnnexp: error: {mine / 'laughs.yaml'} holds 12,345,679,021 values 12 deep, each alias "
+        "(*name) counted where it is used; a config has at most 100,000, 100 deep"
     )
     # a run folder received from someone: its .hydra/config.yaml, read by resume= and
     # rnnexp-inspect
@@ -69,7 +69,7 @@ def test_yaml_from_outside_is_bounded_before_it_is_read(tmp_path):
         run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=r", cwd=tmp_path).returncode == 0
     )
     saved = tmp_path / "r" / ".hydra" / "config.yaml"
-    for bad, said in ((LAUGHS, "expands to 12,345,679,021 values"),
+    for bad, said in ((LAUGHS, "holds 12,345,679,021 values"),
                       ("x: " + "[" * 200 + "]" * 200 + "\n", "values 201 deep"),
                       ("a: &a [1, *a]\n", "contains itself through an alias"),
                       ("# big\n" * 300_000, "is 1,800,000 bytes; a config file")):  # fmt: skip
@@ -342,3 +342,35 @@ def test_a_length_is_sized_by_arithmetic_before_anything_is_made(tmp_path):
         "rnnexp-inspect: error: --length 300,000,000 for "
     )
     assert "GiB, more than this machine's" in r.stderr
+
+
+def test_what_a_second_attack_found_holds(tmp_path):
+    """A refused command changes no file (Hydra's own logging opens its files before any
+    check); a YAML nested past Python's recursion is one line; negative seeds; null named
+    as such; a path varied in a sweep is named by its file."""
+    from rnnexp.framework.sweep import varied_label
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    r = run_here("+hydra.hydra_logging.handlers.evil={class:logging.FileHandler,filename:"
+                 f"{victim},mode:w}}", *TINY, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "Hydra's own logging is rnnexp's" in one_line(r)
+    mine = tmp_path / "mine" / "hydra" / "hydra_logging"
+    mine.mkdir(parents=True)
+    (mine / "evil.yaml").write_text(f"handlers:\n  f:\n    filename: {victim}\n    mode: w\n")
+    r = run_here("--config-dir", str(tmp_path / "mine"), *TINY, cwd=tmp_path)
+    assert r.returncode == 2 and "sets Hydra's own logging, which is rnnexp's" in one_line(r)
+    assert victim.read_text() == "precious"
+    deep = tmp_path / "deep" / "experiment"
+    deep.mkdir(parents=True)
+    (deep / "n.yaml").write_text("# @package _global_\nx: " + "[" * 5000 + "]" * 5000 + "\n")
+    r = run_here("--config-dir", str(tmp_path / "deep"), "experiment=n", *TINY, cwd=tmp_path)
+    assert r.returncode == 2 and one_line(r).endswith("nests deeper than a config can (over 100 "
+                                                      "levels)")  # fmt: skip
+    r = run_here("train.steps=null", cwd=tmp_path, fresh=True)
+    assert one_line(r) == "rnnexp: error: train.steps cannot be null: give a value"
+    untracked = run_here(*TINY, "tracking.enabled=false", "hydra.run.dir=r", cwd=tmp_path)
+    assert untracked.returncode == 0
+    r = sample_cmd("r", "--seed", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid seed value: '-1'" in r.stderr
+    assert varied_label(["corpus.path=/data/long/folder/a.txt", "seed=1"]) == "path=a.txt seed=1"

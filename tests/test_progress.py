@@ -46,6 +46,7 @@ def test_every_run_has_ten_validation_points_by_default(tmp_path):
     run = _run(tmp_path, "train.steps=50", "train.batch_size=4", "train.seq_length=16")
     loop.train(run)
     assert [step for step, _ in run.state.val] == list(range(5, 51, 5))
+    (tmp_path / "b").mkdir()  # a run's folder exists before it runs
     run = _run(tmp_path / "b", "train.steps=50", "train.batch_size=4", "train.seq_length=16",
                "train.eval_every=20")  # fmt: skip
     loop.train(run)

@@ -40,12 +40,25 @@ def run(overrides: Sequence[str] = (), multirun: bool = False) -> Result:
     does; return the run, or the sweep with its jobs. A refused command raises RnnexpError
     (its one line, as the command prints it); a failed run raises too, a sweep returns with
     its failed jobs' statuses. Example: `run(["optimizer.lr=0.001,0.01"], multirun=True)`."""
+    import logging
+
+    from rnnexp.errors import RnnexpError
     from rnnexp.framework import cli
 
     if isinstance(overrides, str):  # run("model=lstm") would iterate its characters
         overrides = overrides.split()
+    if not all(isinstance(o, str) for o in overrides):
+        raise RnnexpError(f"overrides are strings like 'model=lstm', got {list(overrides)!r}")
     argv = [*(["-m"] if multirun else []), *overrides]
-    outcome = cli.execute(argv)
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        outcome = cli.execute(argv)
+    finally:  # Hydra's log file of the run (or job) is closed: the notebook's later lines
+        for h in set(root.handlers) - set(handlers):  # do not go into a finished run's log
+            if isinstance(h, logging.FileHandler):
+                root.removeHandler(h)
+                h.close()
     if outcome.folder is None:  # --help, --cfg: nothing ran
         raise ValueError(f"rnnexp {' '.join(argv)} runs nothing: it prints")
     if outcome.sweep:
@@ -62,9 +75,11 @@ def runs(experiment: str | None = None, tracking_uri: str | None = None, where: 
     filter, e.g. "metrics.`val/loss` < 2 and params.`model.name` = 'lstm'"."""
     import os
 
+    from rnnexp.framework.run_source import check_cwd
     from rnnexp.framework.store import resolve_uri
     from rnnexp.framework.tracking import runs_frame
 
+    check_cwd()
     experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "rnnexp"
     return runs_frame(resolve_uri(tracking_uri, Path.cwd()), experiment, where, max_results)
 

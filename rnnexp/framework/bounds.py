@@ -32,6 +32,9 @@ def check_yaml(path: Path) -> None:
         root = yaml.compose(path.read_bytes(), Loader=yaml.SafeLoader)  # linear: aliases shared
     except yaml.YAMLError:
         return
+    except RecursionError:  # YAML's reader recurses once a level
+        raise RnnexpError(f"{path} nests deeper than a config can (over "
+                          f"{MAX_YAML_DEPTH} levels)") from None  # fmt: skip
     if root is not None:
         nodes, depth = _expanded(root)
         if nodes < 0:
@@ -39,8 +42,8 @@ def check_yaml(path: Path) -> None:
                               f"cannot")  # fmt: skip
         if nodes > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
             raise RnnexpError(
-                f"{path} expands to {nodes:,} values {depth} deep through its aliases (*name); "
-                f"a config has at most {MAX_YAML_NODES:,}, {MAX_YAML_DEPTH} deep"
+                f"{path} holds {nodes:,} values {depth} deep, each alias (*name) counted where it "
+                f"is used; a config has at most {MAX_YAML_NODES:,}, {MAX_YAML_DEPTH} deep"
             )
 
 
@@ -75,7 +78,12 @@ def _expanded(root) -> tuple[int, int]:
 
 
 def check_config_dir(folder: Path) -> None:
-    """Every YAML file of a user's --config-dir, bounded, before Hydra composes any."""
+    """Every YAML file of a user's --config-dir, bounded, before Hydra composes any; none may
+    set Hydra's own logging, whose files Hydra opens before anything is checked."""
     if folder.is_dir():
         for path in sorted(folder.rglob("*.yaml")):
             check_yaml(path)
+            if "hydra_logging" in path.read_text(errors="replace") or (
+                    path.parent.name == "hydra_logging"):  # fmt: skip
+                raise RnnexpError(f"{path} sets Hydra's own logging, which is rnnexp's: Hydra "
+                                  f"opens its files before any check")  # fmt: skip

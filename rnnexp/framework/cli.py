@@ -106,6 +106,12 @@ def _prepare(argv: list[str]) -> list[str]:
         raise RnnexpError(f"{' and '.join(sorted(modes))}: give one of them")
     for i, arg in enumerate(argv):  # a user's presets, bounded before Hydra composes them
         flag, eq, value = arg.partition("=")
+        if flag.lstrip("+~").startswith(("hydra.hydra_logging", "hydra/hydra_logging")) and (
+                value not in ("default", "disabled")):  # fmt: skip
+            raise RnnexpError(
+                f"{flag}: Hydra's own logging is rnnexp's (Hydra opens its files before any "
+                f"check); hydra/hydra_logging=disabled turns it off"
+            )
         if flag in ("--config-dir", "-cd"):
             folder = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
             check_config_dir(Path(folder).expanduser())
@@ -142,6 +148,8 @@ _last = Outcome()  # the command under way: task and the sweep's callback fill i
 
 def main(argv: list[str] | None = None) -> None:
     """The `rnnexp` command; `argv` (default: sys.argv[1:]) to call it in-process."""
+    if hasattr(sys.stdout, "reconfigure"):  # a charset without a character: '?', not a lost line
+        sys.stdout.reconfigure(errors="replace")
     try:
         outcome = execute(sys.argv[1:] if argv is None else argv)
     except CommandError as e:

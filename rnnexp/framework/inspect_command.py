@@ -19,7 +19,7 @@ from rnnexp.checkpoint import load_model
 from rnnexp.config import step_bytes
 from rnnexp.errors import ConfigError, RnnexpError, check_fits, first_line
 from rnnexp.framework.bounds import check_yaml
-from rnnexp.framework.run_source import RunSource, add_source_arguments
+from rnnexp.framework.run_source import RunSource, add_source_arguments, check_cwd, seed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
                    help="how many of the most interpretable units to draw (default 8)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("inspect.html"),
                    help="the page to write (default ./inspect.html)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="--prime: the sampling seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="--prime: the sampling seed (default 0)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="--prime: the sampling temperature (default 1.0)")  # fmt: skip
     return p
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out = args.out.expanduser()
     try:
+        check_cwd()
         if args.length < 1:
             raise ConfigError(f"--length must be >= 1, got {args.length}")
         if args.rank < 1:

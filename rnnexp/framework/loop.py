@@ -53,6 +53,7 @@ class LoopState:
     sample_time: float = 0.0
     loop_time: float = 0.0  # seconds of the loop in all: steps, evaluation, samples, checkpoints
     sample: str = ""  # the last sample, for the run's summary
+    blas_threads: dict = field(default_factory=dict)  # steps trained at each BLAS count
     train: list = field(default_factory=list)  # (step, train/loss) for the loss curve
     val: list = field(default_factory=list)  # (step, val/loss)
 
@@ -130,6 +131,8 @@ def _steps(run: Run) -> None:
             if step % t.log_every == 0 or last:
                 rate = _log_window(run, r, step, last, first, clock)
                 bar.set_postfix(loss=f"{state.train[-1][1]:.3f}", chars_s=f"{rate:,.0f}")
+            if evaluates or last or t.sample_every and step % t.sample_every == 0:
+                run.check_folder()  # before anything is written there: not rebuilt in part
             with run.threads.one():  # the same numbers whatever the steps' thread count
                 if evaluates or last:
                     _evaluate(run, step, last)

@@ -105,6 +105,8 @@ def _value_problem(cause: BaseException) -> str | None:
     if isinstance(cause, ValidationError) and key in parent:
         kind = next((n for word, n in _TYPES.items() if word in str(cause)), "of the right type")
         optional = " or null" if parent._get_node(key)._is_optional() else ""
+        if cause.value is None:
+            return f"{full} cannot be null: give a value"
         return f"{full}={cause.value} is not {kind}{optional}"
     if "not in" not in str(cause):
         return None

@@ -132,7 +132,7 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
     if differ:  # MLflow refuses changed params, and the run must stay the run it was
         raise RnnexpError(
             f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
-            f"may grow, to train it further; threads and tracking options may change): drop "
+            f"may grow, to train it further; {', '.join(HOW)} may change): drop "
             f"{' '.join(differ)}"
         )
     rundir.hold(folder)  # a run still training there is "in use", whatever it has

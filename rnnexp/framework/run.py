@@ -90,6 +90,8 @@ class Run:
     def __init__(self, s: Settings, job: Job):
         self.s, self.job, self.folder = s, job, job.output_dir
         self.path = self.folder / CHECKPOINT_FILE
+        self.had_config = (self.folder / ".hydra").is_dir()  # gone mid-run: the folder was deleted
+        self.before: dict = {}  # a resumed run's steps at each BLAS count (open() reads them)
         if not job.resume and self.path.exists():
             raise RnnexpError(
                 f"{self.folder} holds another run's {CHECKPOINT_FILE}: choose another "
@@ -126,6 +128,7 @@ class Run:
         elif s.tracking.enabled:
             self.tracked = self._start_tracking()
         self.state.limits = resume.limits(s)
+        self.before = dict(self.state.blas_threads)  # a resumed run's steps at each count
         check_dropped()  # a stop asked for while it opened goes now, as its folder does
         self.interrupt["armed"] = True  # a signal now waits for the end of a step
         rundir.started(self.folder)  # and from here on its folder stays, whatever follows
@@ -189,6 +192,8 @@ class Run:
 
     def checkpoint(self) -> None:
         """Everything resume= needs, written whole (a kill mid-write leaves the last one)."""
+        self.check_folder()
+        self.state.blas_threads = self.threads.steps(self.before)
         meta = {
             "step": self.b.trainer.step,
             "run_id": self.tracked.run_id,
@@ -215,10 +220,12 @@ class Run:
                 self.checkpoint()
             if can_train(s, b, self.state):  # else: killed after its last checkpoint
                 train(self)
+            threads = self.threads.record(self.before)  # over the run's life, resumes included
             self.tracked.set_tags({"rnnexp.stopped_by": self.state.stopped_by or "steps",
-                                   "rnnexp.blas_threads": self.threads.record()})  # fmt: skip
+                                   "rnnexp.blas_threads": threads})  # fmt: skip
             # a sweep registers its best child's model when it ends, not every job's
             register = s.tracking.register if job.sweep_dir is None else None
+            self.check_folder()
             with self.threads.one():  # the look inside, as evaluation: the same on any count
                 finish_artifacts(s, b, self.tracked, self.folder, self.state, register)
             faults.point("artifacts")
@@ -232,19 +239,30 @@ class Run:
             self._close("KILLED", "interrupted (Ctrl-C twice: no checkpoint of the last step)")
             raise
         except OSError as e:  # disk full, read-only folder: one line, and the run is FAILED
-            error = f"cannot write the run's files: {disk_problem(e)}"
+            gone = not self.folder.is_dir() or (self.had_config and not (self.folder / ".hydra")
+                                                .is_dir())  # fmt: skip
+            error = (f"its folder {self.folder} was deleted while it trained" if gone else
+                     f"cannot write the run's files: {disk_problem(e)}")  # fmt: skip
             self._close("FAILED", error)
-            raise RnnexpError(f"{error}; {self._after(e)}") from None
+            raise RnnexpError(f"{error}; {self._after(e, gone)}") from None
         except Exception as e:
             self._close("FAILED", f"{type(e).__name__}: {e}")
             raise
 
-    def _after(self, e: OSError) -> str:
+    def check_folder(self) -> None:
+        """The run's folder is still there: one deleted under a run is not built again in part
+        (a checkpoint and a model without the config that resumes them)."""
+        if not self.folder.is_dir() or (self.had_config and not (self.folder / ".hydra").is_dir()):
+            import errno
+
+            raise FileNotFoundError(errno.ENOENT, "the run's folder was deleted", str(self.folder))
+
+    def _after(self, e: OSError, gone: bool) -> str:
         """What can be done after the run's files could not be written, as far as it is true."""
         import errno
 
-        if not self.folder.is_dir():
-            return f"its folder {self.folder} was deleted while it trained: start it again"
+        if gone:
+            return "the run stopped: start it again"
         if not self.path.is_file():
             return "it has no checkpoint to resume from: start it again"
         fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space in your quota",

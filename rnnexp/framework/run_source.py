@@ -20,6 +20,14 @@ HINT = "run this from the folder the run was launched from, or pass --tracking-u
 FINAL_IS_BEST = "the run's final model is its best (it has no model_best/): using it"
 
 
+def seed(text: str) -> int:
+    """--seed: a whole number >= 0 (numpy's generators take no other), said in argparse's line."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments that name a run, its model and its store (rnnexp-sample, rnnexp-inspect)."""
     p.add_argument(
@@ -32,6 +40,15 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
                    "final one")  # fmt: skip
     p.add_argument("--tracking-uri", help="MLflow store to find a run id in (default: "
                    "$MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)")  # fmt: skip
+
+
+def check_cwd() -> None:
+    """The folder the command runs in still exists (a deleted one fails deep in a library)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise RnnexpError("the folder this command was started from was deleted: cd to a "
+                          "folder that exists") from None  # fmt: skip
 
 
 class RunSource:

@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.run_source import RunSource, add_source_arguments
+from rnnexp.framework.run_source import RunSource, add_source_arguments, check_cwd, seed
 from rnnexp.sample import sample
 
 
@@ -38,13 +38,16 @@ def parser() -> argparse.ArgumentParser:
         help="text to start from (default: the training text's first character)",
     )
     prime.add_argument("--prime-file", type=Path, help="read the prime text from this file")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator (default 0)")
+    p.add_argument(
+        "--seed", type=seed, default=0, help="seed of the sampling generator (default 0)"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        check_cwd()
         prime = args.prime
         if args.prime_file is not None:
             from rnnexp.corpora import read_text

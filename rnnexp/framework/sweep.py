@@ -282,6 +282,9 @@ def varied_label(varied: list[str]) -> str:
     out = []
     for o, tail in zip(varied, last, strict=True):
         o = short(o).lstrip("+~")
+        key, _, value = o.partition("=")
+        if "/" in value:  # a path: its file's name tells the jobs apart
+            o = f"{key}={value.rstrip('/').rsplit('/', 1)[-1]}"
         # the last part of the key, unless another varied key ends the same way
         out.append(o if last.count(tail) > 1 else tail + "=" + o.partition("=")[2])
     return " ".join(out)

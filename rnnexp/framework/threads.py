@@ -181,9 +181,16 @@ class Chooser:
             self.wait = min(2 * self.wait, LONGEST_WAIT)
         self.next_trial = self.trained + self.wait
 
-    def record(self) -> str:
-        """The steps trained at each count: `1: 120, 2: 1880`."""
-        return ", ".join(f"{n}: {k}" for n, k in sorted(self.steps_at.items()))
+    def steps(self, before: dict | None = None) -> dict[str, int]:
+        """The steps trained at each count, with those `before` (a resumed run's, as saved)."""
+        steps = {str(n): k for n, k in (before or {}).items()}
+        for n, k in self.steps_at.items():
+            steps[str(n)] = steps.get(str(n), 0) + k
+        return dict(sorted(steps.items(), key=lambda item: int(item[0])))
+
+    def record(self, before: dict | None = None) -> str:
+        """steps() as the run's tag: `1: 120, 2: 1880`."""
+        return ", ".join(f"{n}: {k}" for n, k in self.steps(before).items())
 
     def _look(self) -> None:
         """Every LOOK_EVERY seconds: whether other processes (a VM's neighbours included,
