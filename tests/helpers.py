@@ -160,6 +160,13 @@ def launch(*args: str, cwd: Path, fresh: bool = False) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
+def one_line(r) -> str:
+    """The one line a refused command printed on stderr (asserted: one, no traceback)."""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
 def wait_for(proc: subprocess.Popen, path: Path, text: str = "", timeout: float = 60) -> None:
     """Until `path` exists (and holds `text`), while `proc` runs."""
     deadline = time.monotonic() + timeout

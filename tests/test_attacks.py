@@ -13,6 +13,7 @@ from helpers import (
     TINY,
     env,
     history,
+    one_line,
     place_store,
     rnnexp,
     run_here,
@@ -27,12 +28,6 @@ from rnnexp.errors import RnnexpError
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9)
 )
-
-
-def one_line(r) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    return lines[0]
 
 
 def test_sizes_are_checked_with_the_corpus_real_vocabulary(tmp_path):

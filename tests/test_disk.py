@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, TINY, launch, rnnexp, runs, wait_for
+from helpers import SMALL, TINY, launch, one_line, rnnexp, runs, wait_for
 
 
 @pytest.fixture
@@ -47,12 +47,6 @@ def fill(disk: Path) -> None:
                 pass
     finally:
         os.close(fd)
-
-
-def one_line(r) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    return lines[0]
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from helpers import (
     env,
     history,
     launch,
+    one_line,
     run_here,
     runs,
     sample_cmd,
@@ -30,12 +31,6 @@ from helpers import (
 
 def store(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
-
-
-def one_line(r) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    return lines[0]
 
 
 def test_a_store_whose_creation_is_cut_off_is_not_left_half_built(tmp_path):

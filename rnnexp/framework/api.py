@@ -75,7 +75,7 @@ def runs(experiment: str | None = None, tracking_uri: str | None = None, where: 
     filter, e.g. "metrics.`val/loss` < 2 and params.`model.name` = 'lstm'"."""
     import os
 
-    from rnnexp.framework.run_source import check_cwd
+    from rnnexp.framework.rundir import check_cwd
     from rnnexp.framework.store import resolve_uri
     from rnnexp.framework.tracking import runs_frame
 
@@ -102,13 +102,11 @@ def _run(folder: Path, uri: str | None) -> Result:
 def _sweep(folder: Path, uri: str) -> Result:
     import json
 
-    from rnnexp.framework.tracking import child_ids, run_record
+    from rnnexp.framework.tracking import child_records, run_record
 
     parent = json.loads((folder / SWEEP_FILE).read_text())["parent_run_id"]
-    jobs = []
-    for run_id in child_ids(uri, parent):
-        status, metrics, tags = run_record(uri, run_id)
-        jobs.append(Result(run_id, Path(tags.get("rnnexp.output_dir", folder)), status, metrics,
-                           uri=uri, tags=tags))  # fmt: skip
+    jobs = [Result(run_id, Path(tags.get("rnnexp.output_dir", folder)), status, metrics,
+                   uri=uri, tags=tags)
+            for run_id, status, metrics, tags in child_records(uri, parent)]  # fmt: skip
     status, metrics, tags = run_record(uri, parent)
     return Result(parent, folder, status, metrics, jobs, uri, tags)

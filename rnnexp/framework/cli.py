@@ -172,10 +172,9 @@ def execute(argv: list[str]) -> Outcome:
     and exit code); KeyboardInterrupt for Ctrl-C and SIGTERM, with the run or sweep closed."""
     global _last
     try:
-        os.getcwd()  # Hydra records it first thing
-    except FileNotFoundError:
-        raise CommandError("the folder this command was started from was deleted: cd to a "
-                           "folder that exists") from None  # fmt: skip
+        rundir.check_cwd()
+    except RnnexpError as e:
+        raise CommandError(e) from None
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors: execute makes each one line
     register_configs()
     # conf/hydra/launcher/ray.yaml replaces the plugin's preset of the same name on purpose

@@ -19,7 +19,8 @@ from rnnexp.checkpoint import load_model
 from rnnexp.config import step_bytes
 from rnnexp.errors import ConfigError, RnnexpError, check_fits, first_line
 from rnnexp.framework.bounds import check_yaml
-from rnnexp.framework.run_source import RunSource, add_source_arguments, check_cwd, seed
+from rnnexp.framework.run_source import RunSource, add_source_arguments, seed
+from rnnexp.framework.rundir import check_cwd
 
 
 def parser() -> argparse.ArgumentParser:

@@ -239,8 +239,7 @@ class Run:
             self._close("KILLED", "interrupted (Ctrl-C twice: no checkpoint of the last step)")
             raise
         except OSError as e:  # disk full, read-only folder: one line, and the run is FAILED
-            gone = not self.folder.is_dir() or (self.had_config and not (self.folder / ".hydra")
-                                                .is_dir())  # fmt: skip
+            gone = self._folder_gone()
             error = (f"its folder {self.folder} was deleted while it trained" if gone else
                      f"cannot write the run's files: {disk_problem(e)}")  # fmt: skip
             self._close("FAILED", error)
@@ -252,10 +251,15 @@ class Run:
     def check_folder(self) -> None:
         """The run's folder is still there: one deleted under a run is not built again in part
         (a checkpoint and a model without the config that resumes them)."""
-        if not self.folder.is_dir() or (self.had_config and not (self.folder / ".hydra").is_dir()):
+        if self._folder_gone():
             import errno
 
             raise FileNotFoundError(errno.ENOENT, "the run's folder was deleted", str(self.folder))
+
+    def _folder_gone(self) -> bool:
+        """Whether the run's folder, or the config it was started with, was deleted."""
+        return not self.folder.is_dir() or (self.had_config and not (self.folder / ".hydra")
+                                            .is_dir())  # fmt: skip
 
     def _after(self, e: OSError, gone: bool) -> str:
         """What can be done after the run's files could not be written, as far as it is true."""

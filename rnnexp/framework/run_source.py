@@ -42,15 +42,6 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
                    "$MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db)")  # fmt: skip
 
 
-def check_cwd() -> None:
-    """The folder the command runs in still exists (a deleted one fails deep in a library)."""
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        raise RnnexpError("the folder this command was started from was deleted: cd to a "
-                          "folder that exists") from None  # fmt: skip
-
-
 class RunSource:
     """What the command line named (`source`), read through the store at `tracking_uri`
     (default: $MLFLOW_TRACKING_URI, else sqlite outputs/mlflow.db here), resolved once and

@@ -251,10 +251,21 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 def stale(tmp: Path) -> bool:
     """Whether `tmp` is a temporary file of rnnexp's (`.NAME.PID.tmp`) whose writer is dead."""
     found = TEMPORARY.fullmatch(tmp.name)
-    return found is not None and not _alive(int(found["pid"]))
+    return found is not None and not alive(int(found["pid"]))
 
 
-def _alive(pid: int) -> bool:
+def check_cwd() -> None:
+    """The folder the command runs in still exists: a deleted one fails deep in a library
+    (Hydra records it first thing, numba's dispatcher asks for it)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise RnnexpError("the folder this command was started from was deleted: cd to a "
+                          "folder that exists") from None  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` of this machine lives (this one does)."""
     if pid == os.getpid():
         return True
     try:

@@ -17,7 +17,8 @@ import numpy as np
 
 from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.run_source import RunSource, add_source_arguments, check_cwd, seed
+from rnnexp.framework.run_source import RunSource, add_source_arguments, seed
+from rnnexp.framework.rundir import check_cwd
 from rnnexp.sample import sample
 
 

@@ -5,6 +5,7 @@ the MLflow UI, a sample of its text; for a sweep, a table of its jobs and the be
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 RULE = "-" * 72
@@ -12,8 +13,6 @@ RULE = "-" * 72
 
 def say(line: str) -> None:
     """A line on stderr, if it can still be written (a terminal closed by SIGHUP cannot)."""
-    import sys
-
     try:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):

@@ -134,8 +134,9 @@ def run_record(uri: str, run_id: str) -> tuple[str, dict[str, float], dict[str, 
     return run.info.status, dict(run.data.metrics), dict(run.data.tags)
 
 
-def child_ids(uri: str, parent_run_id: str) -> list[str]:
-    """The ids of the runs nested under `parent_run_id` (a sweep's jobs), oldest first."""
+def child_records(uri: str, parent_run_id: str) -> list[tuple[str, str, dict, dict]]:
+    """The runs nested under `parent_run_id` (a sweep's jobs), oldest first, as run_record
+    gives one, with its id first: (run id, status, latest metrics, tags)."""
     client = client_for(uri)
     with store_errors(uri):
         experiment_id = client.get_run(parent_run_id).info.experiment_id
@@ -145,7 +146,8 @@ def child_ids(uri: str, parent_run_id: str) -> list[str]:
             max_results=50_000,
             order_by=["attributes.start_time ASC"],
         )
-    return [r.info.run_id for r in found]
+    return [(r.info.run_id, r.info.status, dict(r.data.metrics), dict(r.data.tags))
+            for r in found]  # fmt: skip
 
 
 def runs_frame(uri: str, experiment: str, filter_string: str = "", max_results: int = 10_000):
@@ -170,5 +172,5 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
 
 
 __all__ = ["Child", "MlflowRun", "NullRun", "flatten", "open_experiment", "get_run_tags",
-           "download_artifacts", "find_sweep_parent", "RUN_ID", "run_record", "child_ids",
+           "download_artifacts", "find_sweep_parent", "RUN_ID", "run_record", "child_records",
            "runs_frame"]  # fmt: skip

@@ -117,13 +117,13 @@ def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
         if parts.scheme in ("", "file"):
             root = Path(url2pathname(parts.path))
             for path in [root] if not root.is_dir() else sorted(root.rglob("*")):
-                mode = os.lstat(path).st_mode
-                if stat.S_ISDIR(mode):
+                info = os.lstat(path)
+                if stat.S_ISDIR(info.st_mode):
                     continue
-                if not stat.S_ISREG(mode):
+                if not stat.S_ISREG(info.st_mode):
                     raise RnnexpError(f"{what}: {path} in its artifact store is not a regular "
                                       f"file: not downloaded")  # fmt: skip
-                total, count = total + os.lstat(path).st_size, count + 1
+                total, count = total + info.st_size, count + 1
                 _check_download(what, total, count)
         else:
             stack = [artifact_uri.rstrip("/")]

@@ -125,7 +125,7 @@ class MlflowRun:
         except MlflowException:  # claimed: by a process that died since, or by one starting now
             held = self.client.get_run(self.run_id).data.params.get(claim, "")
             pid = held.split()[1] if held.startswith("pid ") else ""
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and rundir.alive(int(pid)):
                 raise RnnexpError(
                     f"MLflow run {self.run_id} was resumed at this moment by "
                     f"another process ({held}): one writer per run"
@@ -321,17 +321,6 @@ class MlflowRun:
         if error:
             self.set_tags({"rnnexp.error": error[:5000]})
         self.client.set_terminated(self.run_id, status=status)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` of this machine lives."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class NullRun:
