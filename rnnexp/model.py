@@ -247,28 +247,35 @@ def _scatter_add_rows(out, index, rows):
             o[j] += r[j]
 
 
-@kernel(fastmath=IN_ORDER)  # the compensated sum below must not be simplified away
+@kernel
 def _softmax_xent(logits, targets, scale, grad):
     """logits (T*B, V) in time-major rows (row t*B + b: stream b at step t), targets (B, T)
     ints. Returns the summed cross-entropy (nats, in float64); with grad, logits become its
     gradient times `scale`, (softmax - one_hot) * scale, in place. One pass a row: the
     numpy form (max, subtract, exp, sum, log, divide, pick) was 8 calls, 18 us a
-    min-char-rnn chunk, against ~4. The rows' losses are summed with Neumaier's
-    compensation: the gradient checks difference the loss at 1e-4 apart, and a plain
-    running sum's rounding showed in them (1.5e-6 relative error where numpy's pairwise
-    sum gave 2.4e-7)."""
+    min-char-rnn chunk, against ~4."""
     B, T = targets.shape
-    loss = compensation = 0.0
+    terms = np.empty(T * B)
     for t in range(T):
         for b in range(B):
-            term = _row_softmax_xent(logits[t * B + b], targets[b, t], scale, grad)
-            total = loss + term
-            if abs(loss) >= abs(term):
-                compensation += (loss - total) + term
-            else:
-                compensation += (term - total) + loss
-            loss = total
-    return loss + compensation
+            terms[t * B + b] = _row_softmax_xent(logits[t * B + b], targets[b, t], scale, grad)
+    return _compensated_sum(terms)
+
+
+@kernel(fastmath=IN_ORDER)  # the compensation below must not be simplified away
+def _compensated_sum(terms):
+    """The sum of the rows' losses with Neumaier's compensation: the gradient checks
+    difference the loss at 1e-4 apart, and a plain running sum's rounding showed in them
+    (1.5e-6 relative error where numpy's pairwise sum gave 2.4e-7)."""
+    total = compensation = 0.0
+    for term in terms:
+        t = total + term
+        if abs(total) >= abs(term):
+            compensation += (total - t) + term
+        else:
+            compensation += (term - t) + total
+        total = t
+    return total + compensation
 
 
 @kernel

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from rnnexp.cells import GRU, LSTM, RNN, gru, lstm, rnn
@@ -26,7 +25,6 @@ def advance(kind, logistic, Wxh, Whh, bh, bhn, Why, by, x, state, a, z, tmp, log
     """Feed character x through every layer, state (L, 2, 1, H) updated in place (index 1:
     the LSTM's c); logits (1, V) the readout after it. a (1, G), z (1, G), tmp (1, H) are
     buffers. Each step reads the old state before it writes the new one."""
-    numba.literally(kind)
     for l in range(len(Whh)):
         if l == 0:  # a row of Wxh + bh, as the chunk forward's gathered table
             row, b = Wxh[0][x], bh[0]
@@ -52,7 +50,6 @@ def generate(kind, logistic, Wxh, Whh, bh, bhn, Why, by, x, state, a, z, tmp, lo
     """out[k] = the character drawn after feeding x, then each drawn one: from the softmax
     of logits / temperature by its inverse CDF at u[k] in [0, 1) (float64 whatever the
     model's dtype), or the likeliest at temperature 0 (u unused)."""
-    numba.literally(kind)  # compiled per cell kind: the other cells' branches pruned
     V = logits.shape[1]
     p = np.empty(V)
     for k in range(out.shape[0]):

@@ -4,10 +4,18 @@ functions they inline are in scalars.py.
 
 A cell's kernels (beside its numpy-level methods, in its own file) are one compiled pass
 over a step's elementwise work; at a small batch, the whole chunk's recurrence is one call
-and its products are the loops below. Compiled once per dtype, then cached on disk: numba
-writes next to the package's sources when it may, else to the user's cache folder
-(~/.cache/numba, or NUMBA_CACHE_DIR), each file written whole and renamed into place, so
-runs launched together share it.
+and its products are the loops below.
+
+Compiled once per dtype, then cached on disk by numba in a folder of rnnexp's own, named for
+a digest of every kernel source (kernel_cache.py sets NUMBA_CACHE_DIR to it before numba is
+imported): numba's own check reads only the cached function's file, while a kernel inlines
+code from other files; a new folder is numba's documented remedy (a cleared cache).
+
+A kernel called by another is inlined into it at numba's level (`inline="always"`): its
+caller's cached code then holds all it runs. Left as a call, a first run would run the
+callee's own compiled copy and later runs the copy inside the cached caller, optimized apart:
+a first run's bits would differ from every later one's. Kernels whose float flags are their
+point (IN_ORDER) stay calls: inlined, they would take their caller's flags.
 
 Inside a kernel a literal such as `1.0` is float64 and would lift float32 arithmetic to
 float64: a kernel writes `one = x.dtype.type(1)` instead.
@@ -15,10 +23,9 @@ float64: a kernel writes `one = x.dtype.type(1)` instead.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numba
+
+from rnnexp.kernel_cache import usable
 
 # what a kernel may do that numpy's ufuncs do not: fuse a multiply-add (contract) and sum in
 # any order (reassoc), so LLVM can use FMA and SIMD reductions. Not `fast`'s nnan/ninf: a
@@ -26,26 +33,11 @@ import numba
 # exception, so the loops need no branch per division and vectorize.
 FLAGS = {"contract", "reassoc", "nsz"}
 # for arithmetic whose order is its point (a compensated sum, products that must not
-# overflow on the way): flags are per instruction, so they hold where such code is inlined
+# overflow on the way): such a kernel is called, never inlined, so its flags hold
 IN_ORDER = FLAGS - {"reassoc"}
 
-
-def _sources_digest() -> str:
-    """A digest of every file that defines kernels. A kernel inlines the kernels it calls
-    (this file's tanh into each cell's, a cell's step into stepping.py's loop), but numba's
-    cache checks only the file of the function it caches: edit tanh here, and every cell
-    would load its stale code."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in [*sorted(package.glob("cells/*.py")), package / "stepping.py"]:
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()
-
-
-SOURCES = _sources_digest()
-
-
 KERNELS: list = []  # every kernel made by `kernel`, for compiled_here()
+CACHE = usable()  # whether numba may cache here (kernel_cache.py)
 
 
 def compiled_here() -> int:
@@ -57,59 +49,17 @@ def compiled_here() -> int:
 
 def kernel(fn=None, *, fastmath: set[str] = FLAGS):
     """numba.njit, cached on disk, with the house's float semantics (FLAGS, or `fastmath`
-    where a kernel needs fewer); its cache entries are valid for these kernel sources only
-    (SOURCES), and a cache that cannot be written costs only itself."""
+    where a kernel needs fewer); inlined into the kernels that call it, but for IN_ORDER ones."""
     if fn is None:  # @kernel(fastmath=...)
         return lambda fn: kernel(fn, fastmath=fastmath)
-    options = {"fastmath": fastmath, "error_model": "numpy", "nogil": True}
+    inline = "always" if fastmath == FLAGS else "never"
+    options = {"fastmath": fastmath, "error_model": "numpy", "nogil": True, "inline": inline}
     try:
-        compiled = numba.njit(cache=True, **options)(fn)
-    except RuntimeError:  # numba may write no cache anywhere (a read-only install, no home
-        compiled = numba.njit(**options)(fn)  # folder): compile in each process instead
+        compiled = numba.njit(cache=CACHE, **options)(fn)
+    except RuntimeError:  # numba found no folder it may write (a home folder closed to this
+        compiled = numba.njit(**options)(fn)  # user): compile in each process instead
     KERNELS.append(compiled)
-    # numba's internals (hence the pin < 0.69 in pyproject.toml; without them numba's own
-    # behaviour stands; an uncached kernel has no cache file): the stamp it compares with
-    # the one in the cache's index, and its save
-    cache = getattr(compiled, "_cache", None)
-    cache_file = getattr(cache, "_cache_file", None)
-    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
-        cache_file._source_stamp = (cache_file._source_stamp, SOURCES)
-    if cache is not None and hasattr(cache, "save_overload") and cache_file is not None:
-        cache.load_overload = _loading_if_it_can(cache.load_overload, cache_file)
-        cache.save_overload = _saving_if_it_can(cache.save_overload)
     return compiled
-
-
-def _loading_if_it_can(load, cache_file):
-    """numba's load of a cached kernel, but a damaged cache (a file cut short by a kill or a
-    full disk) is compiled again and rewritten, not raised out of the run: its index is
-    emptied so that the compile's save starts it afresh."""
-
-    def load_overload(sig, target_context):
-        try:
-            return load(sig, target_context)
-        except Exception:  # noqa: BLE001 - pickle's errors, EOFError, OSError: all mean "damaged"
-            try:
-                cache_file.flush()
-            except OSError:
-                pass
-            return None
-
-    return load_overload
-
-
-def _saving_if_it_can(save):
-    """numba's save of a compiled kernel, but a full or failing disk costs only the cache:
-    numba raises its OSError out of the compile, which would end the run (its temporary
-    file is removed either way)."""
-
-    def save_overload(sig, data) -> None:
-        try:
-            save(sig, data)
-        except OSError:
-            pass
-
-    return save_overload
 
 
 # below this, a chunk's recurrence is one call, its products the loop below: from batch 2 on
