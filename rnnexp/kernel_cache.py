@@ -65,8 +65,8 @@ def usable() -> bool:
         tempfile.TemporaryFile(dir=folder).close()  # a mode or a read-only mount says no
         if shutil.disk_usage(folder).free < MIN_FREE:
             return False
-        for path in Path(folder).iterdir():
-            if path.suffix in (".nbi", ".nbc") and not _whole(path):
+        for path in Path(folder).rglob("*.nb[ic]"):  # numba's index and data files
+            if not _whole(path):
                 path.unlink(missing_ok=True)
     except OSError:
         return False

@@ -336,7 +336,7 @@ def test_a_users_config_folder_is_checked_like_ours(tmp_path):
     assert "name: tiny" in r.stdout and "hidden_size: 8" in r.stdout, r.stderr
     for args, message in [
         (["model=broken"], f"cannot read {mine}/model/broken.yaml (line 3): while parsing a"),
-        (["model=typo"], "In 'model/typo': unknown key 'hiden'"),
+        (["model=typo"], "In 'model/typo': unknown key 'model.hiden'; valid keys of model: "),
         (["experiment=nohead"], "In 'experiment/nohead': unknown key 'experiment' (an "
                                 "experiment file starts with # @package _global_)"),
     ]:  # fmt: skip

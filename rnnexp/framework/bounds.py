@@ -80,6 +80,9 @@ def _expanded(root) -> tuple[int, int]:
 def check_config_dir(folder: Path) -> None:
     """Every YAML file of a user's --config-dir, bounded, before Hydra composes any; none may
     set Hydra's own logging, whose files Hydra opens before anything is checked."""
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise RnnexpError(f"--config-dir {folder.resolve()}: {what}")
     if folder.is_dir():
         for path in sorted(folder.rglob("*.yaml")):
             check_yaml(path)

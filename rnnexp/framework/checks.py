@@ -61,7 +61,6 @@ class Checks(Callback):
     @refusing
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra import compose
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
         _check_command_line(config)
         # with Hydra's config loader: glob(...) lists a group's options (model='glob(g*)')
@@ -73,7 +72,7 @@ class Checks(Callback):
                 "sweep; resume runs one at a time"
             )
         if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic"):
-            jobs = BasicSweeper.split_arguments(overrides, None)[0]
+            jobs = _grid(overrides)
             if not jobs:  # seed='glob(*)': a glob lists a group's options, not values
                 raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
             # each job checked before any runs; the first's settings are the command's (what
@@ -108,6 +107,23 @@ class Checks(Callback):
             config.hydra.overrides.hydra += [f"tracking.uri={quote(uri)}",
                                              f"hydra.sweep.dir={quote(str(folder))}"]  # fmt: skip
         faults.point("claimed")
+
+
+def _grid(overrides: list) -> list[list[str]]:
+    """The jobs of Hydra's basic sweeper, as it makes them: every combination of the swept
+    values, the last override varying fastest (with Hydra's Override API)."""
+    import itertools
+
+    values = []
+    for o in overrides:
+        key = o.get_key_element()
+        if o.is_sweep_override() and not o.is_discrete_sweep():  # interval(0, 1): a search's
+            raise RnnexpError(f"{o.input_line}: a grid sweeps lists and ranges; an interval "
+                              f"is a search space (search=optuna)")  # fmt: skip
+        swept = o.sweep_string_iterator() if o.is_sweep_override() else [
+            o.get_value_element_as_str()]  # fmt: skip
+        values.append([f"{key}={v}" for v in swept])
+    return [list(job) for job in itertools.product(*values)]
 
 
 SAY_EVERY = 10.0  # seconds between the lines of a long check of a sweep's jobs
@@ -215,7 +231,6 @@ def _no_unknown_key(cfg: DictConfig, schema: type, prefix: str = "") -> None:
     for k in cfg:
         if k not in fields:  # the line Hydra's own refusal of a key gets (messages.py)
             raise RnnexpError(unknown_key(f"{prefix}{k}", set(fields)))
-        node = cfg._get_node(k)
-        kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        kind = OmegaConf.get_type(cfg, k)
         if kind is not None and dataclasses.is_dataclass(kind):
-            _no_unknown_key(node, kind, f"{prefix}{k}.")
+            _no_unknown_key(cfg[k], kind, f"{prefix}{k}.")

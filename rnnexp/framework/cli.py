@@ -28,9 +28,9 @@ from rnnexp.framework import rundir
 from rnnexp.framework.bounds import check_config_dir
 from rnnexp.framework.checks import job_settings
 from rnnexp.framework.messages import Refused, config_errors, one_line
-from rnnexp.framework.resume import Relaunch, further, saved_settings, with_how
+from rnnexp.framework.resume import further, saved_settings, with_how
 from rnnexp.framework.run import Job, run
-from rnnexp.framework.settings import OPTIONS, Settings, quote, typed_overrides
+from rnnexp.framework.settings import OPTIONS, Settings, override_key, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
 from rnnexp.framework.store import take_credentials
 from rnnexp.framework.summary import say
@@ -217,8 +217,6 @@ def _launch(args: list[str]) -> list[str] | None:
     try:
         sys.argv[1:] = _prepare(args)
         task()
-    except Relaunch as r:
-        return r.argv
     except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return None
@@ -229,7 +227,36 @@ def _launch(args: list[str]) -> list[str] | None:
             "naming another that names it), or a ${...} that refers to itself"
         ) from None
     except (Refused, RnnexpError, *config_errors()) as e:
+        if isinstance(e, Refused) and e.relaunch is not None:
+            return e.relaunch
         rundir.discard_unstarted()
         SweepTracking.interrupted("FAILED", "the sweep stopped on an error (see its output)")
-        raise CommandError(e if isinstance(e, Refused | RnnexpError) else one_line(e)) from None
+        line = str(e) if isinstance(e, Refused | RnnexpError) else _swept(e, args) or one_line(e)
+        raise CommandError(line) from None
+    return None
+
+
+def _swept(e: BaseException, args: list[str]) -> str | None:
+    """What Hydra refuses of a sweep before composing anything (a bare composition error),
+    said from the overrides (Hydra's parser): a sweep of one of its own keys, or one in a run
+    (no -m, no search preset)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import ConfigCompositionException
+
+    if type(e) is not ConfigCompositionException or e.__cause__ is not None:
+        return None
+    parser = OverridesParser.create()
+    for arg in args:
+        try:
+            o = parser.parse_override(arg) if "=" in arg and not arg.startswith("-") else None
+        except config_errors():
+            continue
+        if o is not None and o.is_sweep_override() and o.is_hydra_override():
+            return (
+                f"{arg}: Hydra cannot sweep its own keys; give a search space on the key "
+                f"itself ({override_key(arg).removeprefix('hydra.sweeper.params.')}=...)"
+            )
+        if o is not None and o.is_sweep_override() and "-m" not in args and (
+                "--multirun" not in args):  # fmt: skip
+            return f"{arg} is a sweep: add -m (--multirun) to run one job per value"
     return None

@@ -15,8 +15,10 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +26,10 @@ from rnnexp.atomic import atomic_write
 from rnnexp.cells.jit import compiled_here
 from rnnexp.checkpoint import BEST_MODEL_DIR, load_model, save_model
 from rnnexp.evaluate import evaluate
+from rnnexp.framework.build import Built
+from rnnexp.framework.settings import Settings
 from rnnexp.framework.signals import Interrupted
 from rnnexp.sample import sample
-
-if TYPE_CHECKING:  # the loop is a part of a Run, which imports it
-    from rnnexp.framework.run import Run
 
 log = logging.getLogger("rnnexp")
 PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
@@ -61,7 +62,22 @@ class LoopState:
         return asdict(self)
 
 
-def can_train(s, b, state: LoopState) -> bool:
+@dataclass
+class Loop:
+    """What the loop works with, handed over by the run (run.py) that owns them."""
+
+    s: Settings
+    b: Built
+    state: LoopState
+    folder: Path  # the run's folder: samples, model_best/
+    tracked: Any  # its MLflow run (or NullRun): metrics, samples
+    threads: Any  # its BLAS threads (threads.Chooser)
+    interrupt: dict  # signals.deferred_interrupts: a signal's number, between steps
+    checkpoint: Callable[[], None]  # everything resume= needs, written whole
+    check_folder: Callable[[], None]  # raises if the run's folder was deleted
+
+
+def can_train(s: Settings, b: Built, state: LoopState) -> bool:
     """Whether the run has steps and seconds left (a resumed run may have been given more)."""
     t = s.train
     return b.trainer.step < t.steps and (t.max_seconds is None or state.train_time < t.max_seconds)
@@ -75,7 +91,7 @@ def horizon(done: int, spent: float, budget: float, cap: int) -> int:
     return min(cap, max(done + 1, round(done * budget / spent)))
 
 
-def train(run: Run) -> None:
+def train(loop: Loop) -> None:
     """Train from the run's current step to train.steps (or train.max_seconds); checkpoints
     every train.checkpoint_every steps, at the end and on a signal, always between steps."""
     # the ~400k objects MLflow, Hydra and SQLAlchemy left behind would be traversed by every
@@ -89,16 +105,16 @@ def train(run: Run) -> None:
         # a diverging run is caught by its loss and weights (Trainer), with one line; numpy's
         # warnings about the inf and NaN on the way would only print before it
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            _steps(run)
+            _steps(loop)
     finally:
         gc.unfreeze()
 
 
-def _steps(run: Run) -> None:
+def _steps(loop: Loop) -> None:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    t, trainer, state = run.s.train, run.b.trainer, run.state
+    t, trainer, state = loop.s.train, loop.b.trainer, loop.state
     first = trainer.step + 1
     terminal = sys.stderr.isatty()
     bar = tqdm(total=t.steps, initial=trainer.step, unit="step", disable=not terminal,
@@ -118,7 +134,7 @@ def _steps(run: Run) -> None:
                 log.info("step %d took %.1f s: it compiled %d numba kernels for this model, once "
                          "on this machine (later runs load them from the cache)", step, took,
                          compiled)  # fmt: skip
-            run.threads.after(took, step)  # and the BLAS threads of the next step
+            loop.threads.after(took, step)  # and the BLAS threads of the next step
             state.window_time += took
             evaluates = t.evaluates(step, state.train_time, state.train_time + took)
             state.train_time += took
@@ -129,22 +145,22 @@ def _steps(run: Run) -> None:
             if last:
                 state.stopped_by = "max_seconds" if out_of_time else "steps"
             if step % t.log_every == 0 or last:
-                rate = _log_window(run, r, step, last, first, clock)
+                rate = _log_window(loop, r, step, last, first, clock)
                 bar.set_postfix(loss=f"{state.train[-1][1]:.3f}", chars_s=f"{rate:,.0f}")
             if evaluates or last or t.sample_every and step % t.sample_every == 0:
-                run.check_folder()  # before anything is written there: not rebuilt in part
-            with run.threads.one():  # the same numbers whatever the steps' thread count
+                loop.check_folder()  # before anything is written there: not rebuilt in part
+            with loop.threads.one():  # the same numbers whatever the steps' thread count
                 if evaluates or last:
-                    _evaluate(run, step, last)
+                    _evaluate(loop, step, last)
                 if t.sample_every and (step % t.sample_every == 0 or last):
-                    _sample(run, step, last)
+                    _sample(loop, step, last)
             bar.update()
-            signum = run.interrupt["signum"]
+            signum = loop.interrupt["signum"]
             if signum is not None or step % t.checkpoint_every == 0 or last:
-                run.tracked.flush()  # the metrics up to here are safe with the checkpoint
+                loop.tracked.flush()  # the metrics up to here are safe with the checkpoint
                 state.loop_time += time.perf_counter() - loop_start
                 loop_start = time.perf_counter()
-                run.checkpoint()
+                loop.checkpoint()
             if signum is not None and not last:
                 raise Interrupted(signum, step)
             if last:
@@ -161,11 +177,11 @@ def _steps(run: Run) -> None:
     )  # fmt: skip
 
 
-def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> float:
+def _log_window(loop: Loop, r, step: int, last: bool, first: int, clock: dict) -> float:
     """The train/ metrics of the steps since the last point, and a progress line now and
     then when no terminal shows the bar; returns the window's chars/s."""
-    t, state = run.s.train, run.state
-    run.b.trainer.check_finite()  # a NaN weight shows in the loss late, if ever
+    t, state = loop.s.train, loop.state
+    loop.b.trainer.check_finite()  # a NaN weight shows in the loss late, if ever
     loss = state.window_loss / state.window_steps
     rate = state.window_steps * t.batch_size * t.seq_length / state.window_time
     metrics = {
@@ -174,9 +190,9 @@ def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> 
         "train/smooth_loss_per_char": r.smooth_loss / t.seq_length,  # comparable across T
         "train/lr": r.lr,  # of the window's last step (schedule=...)
         "perf/chars_per_s": rate,
-        "perf/blas_threads": run.threads.current,  # of the window's last step
+        "perf/blas_threads": loop.threads.current,  # of the window's last step
     }
-    run.tracked.log_metrics(metrics, step)
+    loop.tracked.log_metrics(metrics, step)
     state.train.append((step, loss))
     state.window_loss, state.window_steps, state.window_time = 0.0, 0, 0.0
     now = time.perf_counter()
@@ -190,28 +206,28 @@ def _log_window(run: Run, r, step: int, last: bool, first: int, clock: dict) -> 
     return rate
 
 
-def _evaluate(run: Run, step: int, last: bool) -> None:
+def _evaluate(loop: Loop, step: int, last: bool) -> None:
     """val/loss: over a fixed sample of the split, or the whole split at the last step (for
     the final model and the best one); the best model so far saved in model_best/."""
-    t, b, state = run.s.train, run.b, run.state
+    t, b, state = loop.s.train, loop.b, loop.state
     start = time.perf_counter()
     # side-by-side streams make evaluation one batched pass; each reads >= 1000 characters,
     # so the zero-state start of each costs little (a short split is read as one stream)
     streams = max(1, min(t.eval_streams, len(b.val_ids) // 1000))
     if last:
         ev = evaluate(b.model, b.val_ids, streams)
-        state.best_val_loss, state.best_step = _settle_best(run, ev.loss, step, streams)
+        state.best_val_loss, state.best_step = _settle_best(loop, ev.loss, step, streams)
     else:
         ev = evaluate(b.model, b.val_ids, streams, chars=t.eval_chars)
         if ev.loss < state.best_estimate:  # char-rnn keeps its checkpoints by val loss
             state.best_estimate = state.best_val_loss = ev.loss
             state.best_step = step
-            save_model(run.folder / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
+            save_model(loop.folder / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
     state.eval_time += time.perf_counter() - start
     state.val_loss = ev.loss
     best = {"val/best_loss": state.best_val_loss, "val/best_step": state.best_step}
-    run.tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc} | best, step)
-    run.tracked.flush()
+    loop.tracked.log_metrics({"val/loss": ev.loss, "val/bpc": ev.bpc} | best, step)
+    loop.tracked.flush()
     state.val.append((step, ev.loss))
     b.trainer.check_validation(ev.loss)  # logged first: the run's curve shows the blow-up
     over = "the whole validation split" if ev.chars == len(b.val_ids) - 1 else (
@@ -220,31 +236,31 @@ def _evaluate(run: Run, step: int, last: bool) -> None:
              ev.loss, ev.bpc, over)  # fmt: skip
 
 
-def _settle_best(run: Run, final: float, step: int, streams: int) -> tuple[float, int]:
+def _settle_best(loop: Loop, final: float, step: int, streams: int) -> tuple[float, int]:
     """The best model's loss over the whole split, and its step: the final model's, or that of
     the earlier model the sampled losses picked (model_best/) if it does better on the whole
     split. model_best/ is removed when the final model is the best: no second copy of it."""
-    folder, state = run.folder / BEST_MODEL_DIR, run.state
+    folder, state = loop.folder / BEST_MODEL_DIR, loop.state
     if (folder / "model.npz").is_file() and state.best_step < step:
-        earlier = evaluate(load_model(folder)[0], run.b.val_ids, streams).loss
+        earlier = evaluate(load_model(folder)[0], loop.b.val_ids, streams).loss
         if earlier < final:
             return earlier, state.best_step
     shutil.rmtree(folder, ignore_errors=True)
     return final, step
 
 
-def _sample(run: Run, step: int, last: bool) -> None:
+def _sample(loop: Loop, step: int, last: bool) -> None:
     """A sample of the model's text: in the run's folder, its artifacts and the log."""
-    s, b, state = run.s, run.b, run.state
+    s, b, state = loop.s, loop.b, loop.state
     start = time.perf_counter()
     # no prime: start where every training stream starts, a zero state and the first
     # character; a random first character is a start the model may never have seen
     prime = s.sample.prime or b.corpus.text[0]
     text = sample(b.model, b.vocab, b.rng, s.train.sample_length, prime, s.sample.temperature)
     name = f"{SAMPLES_DIR}/step_{step:07d}.txt"
-    (run.folder / SAMPLES_DIR).mkdir(exist_ok=True)
-    atomic_write(run.folder / name, lambda f: f.write(text.encode()))
-    run.tracked.log_text(text, name)
+    (loop.folder / SAMPLES_DIR).mkdir(exist_ok=True)
+    atomic_write(loop.folder / name, lambda f: f.write(text.encode()))
+    loop.tracked.log_text(text, name)
     state.sample = text
     state.sample_time += time.perf_counter() - start
     if not last:  # the summary shows the last one

@@ -5,21 +5,25 @@ many lines (a config search path, a stack of keys) and end in a hint about stack
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rnnexp.errors import RnnexpError, first_line, install_hint
-from rnnexp.framework.settings import GROUPS, override_key
+from rnnexp.framework.settings import GROUPS
 
 # Hydra plugins that come with an optional extra of rnnexp's (pyproject.toml)
 EXTRAS = {"hydra/sweeper/optuna": "search", "hydra/launcher/ray": "ray"}
 
 
 class Refused(BaseException):  # noqa: N818
-    """A command that fails its checks, as one line. A BaseException: Hydra 1.3 turns a
-    callback's Exception into a warning and goes on."""
+    """What stops a command from inside Hydra: a check that fails (its one line), or a sweep
+    resumed by its own command line, which the command then launches (`relaunch`). rnnexp's
+    one BaseException, because Hydra 1.3 turns a callback's Exception into a warning and goes
+    on, and a task's into a traceback."""
+
+    def __init__(self, line: str = "", relaunch: list[str] | None = None) -> None:
+        super().__init__(line or " ".join(relaunch or []))
+        self.relaunch = relaunch
 
 
 def refusing(check: Callable) -> Callable:
@@ -48,27 +52,17 @@ def config_errors() -> tuple[type[BaseException], ...]:
     return HydraException, OmegaConfBaseException, YAMLError
 
 
-_TYPES = {"Integer": "a whole number", "Float": "a number", "bool": "true or false"}
-# Hydra's messages that a line of rnnexp's says better: its pattern -> rnnexp's line
-_HYDRA: dict[str, Callable[..., str]] = {
-    r"Ambiguous value for argument '(.*)'": lambda line: (
-        f"{line} is a sweep: add -m (--multirun) to run one job per value"
-    ),
-    r"Sweeping over Hydra's configuration is not supported : '(.*)'": lambda line: (
-        f"{line}: Hydra cannot sweep its own keys; give a search space on the key itself "
-        f"({override_key(line).removeprefix('hydra.sweeper.params.')}=...)"
-    ),
-    r"Additional config directory '(.*)' not found": lambda folder: (
-        f"--config-dir {folder}: {'is not a folder' if Path(folder).exists() else 'no such folder'}"
-    ),
-}
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false"}  # by schema type
 
 
 def one_line(e: BaseException) -> str:
     """Hydra's and OmegaConf's error (many lines, ending in a hint about stack traces) as one
-    line that says what is valid."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+    line that says what is valid, from the fields of their structured errors."""
+    from hydra.errors import (
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(e, MissingConfigException) and e.missing_cfg_file:
         group, _, name = e.missing_cfg_file.rpartition("/")
@@ -84,33 +78,55 @@ def one_line(e: BaseException) -> str:
             f"cannot read {e.override!r}: {first_line(e)}; for a value with spaces or special "
             f'characters, quote it for Hydra inside quotes for the shell: "{quoted}"'
         )
-    for pattern, line in _HYDRA.items():
-        found = re.match(pattern, str(e))
-        if found:
-            return line(*found.groups())
-    cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+    mark = getattr(e, "problem_mark", None)  # YAML's syntax errors
+    if mark is not None:
+        return f"cannot read {mark.name} (line {mark.line + 1}): {e.context or ''} {e.problem}"
+    # the OmegaConf error under Hydra's: its cause, or (a config file's) the one it met
+    cause = next((c for c in (e.__cause__, e.__context__, e)
+                  if isinstance(c, OmegaConfBaseException)), None)  # fmt: skip
+    said = _value_problem(cause) if cause is not None else None
+    if said and first_line(e).startswith("In '"):  # Hydra's own words: which config file
+        return f"{first_line(e).partition(': ')[0]}: {said}"
+    return said or first_line(e)
+
+
+def _value_problem(cause) -> str | None:
+    """A key that must be set, a value of the wrong type, or a key the schema does not
+    have, named with what is valid (the error's key, value and schema: its object_type)."""
+    import dataclasses
+    import typing
+
+    from omegaconf.errors import (
+        ConfigAttributeError,
+        ConfigKeyError,
+        MissingMandatoryValue,
+        ValidationError,
+    )
+
     if isinstance(cause, MissingMandatoryValue):
         hint = " (corpus=file corpus.path=/path/to/text.txt)" * (cause.full_key == "corpus.path")
         return f"{cause.full_key} must be set{hint}"
-    return _value_problem(cause) or _file_problem(cause)
-
-
-def _value_problem(cause: BaseException) -> str | None:
-    """A value of the wrong type, or a key the node does not have, named with what is valid."""
-    from omegaconf.errors import ValidationError
-
-    parent, key, full = (getattr(cause, a, None) for a in ("parent_node", "key", "full_key"))
-    if parent is None or not full:
+    key, full, schema, parent = cause.key, cause.full_key, cause.object_type, cause.parent_node
+    if dataclasses.is_dataclass(schema):
+        fields = {f.name for f in dataclasses.fields(schema)}
+    elif parent is not None:  # a free node (corpus.options): the keys it has
+        fields = {str(k) for k in parent}
+    else:
         return None
-    if isinstance(cause, ValidationError) and key in parent:
-        kind = next((n for word, n in _TYPES.items() if word in str(cause)), "of the right type")
-        optional = " or null" if parent._get_node(key)._is_optional() else ""
+    if not full:
+        return None
+    if isinstance(cause, ValidationError) and key in fields:
         if cause.value is None:
             return f"{full} cannot be null: give a value"
-        return f"{full}={cause.value} is not {kind}{optional}"
-    if "not in" not in str(cause):
+        hint = typing.get_type_hints(schema)[key]
+        kinds = [_KINDS[t] for t in (hint, *typing.get_args(hint)) if t in _KINDS]
+        null = " or null" if type(None) in typing.get_args(hint) else ""
+        return f"{full}={cause.value} is not {kinds[0] if kinds else 'of the right type'}{null}"
+    if not isinstance(cause, ConfigKeyError | ConfigAttributeError):
         return None
-    return unknown_key(full, {str(k) for k in parent} - {"hydra"})
+    if full == "experiment":  # a preset's keys, without its header, land under experiment:
+        return f"unknown key {key!r} (an experiment file starts with # @package _global_)"
+    return unknown_key(full, fields)
 
 
 def unknown_key(full: str, valid: set[str]) -> str:
@@ -119,20 +135,3 @@ def unknown_key(full: str, valid: set[str]) -> str:
     place = f"of {where}" if where else "at the top level"
     valid = valid | (set() if where else set(GROUPS))  # a group is a key (experiment=, search=)
     return f"unknown key '{full}'; valid keys {place}: {', '.join(sorted(valid))}"
-
-
-def _file_problem(e: BaseException) -> str:
-    """A config file's mistake (a user's --config-dir preset, mostly) as one line that names
-    the file and what is wrong; Hydra's and YAML's put that on their second lines."""
-    mark = getattr(e, "problem_mark", None)  # YAML's syntax errors
-    if mark is not None:
-        return f"cannot read {mark.name} (line {mark.line + 1}): {e.context or ''} {e.problem}"
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    if len(lines) < 2 or not lines[0].endswith(":"):
-        return first_line(e)
-    where = lines[0].split(":")[0]  # In 'model/x'
-    found = re.match(r"Key '(.+)' not in '(\w+)'", lines[1])
-    if found is None:
-        return f"{where}: {lines[1]}"
-    hint = " (an experiment file starts with # @package _global_)" if found[2] == "Settings" else ""
-    return f"{where}: unknown key {found[1]!r}{hint}"

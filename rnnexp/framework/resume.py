@@ -15,6 +15,7 @@ from rnnexp.errors import CorpusError, RnnexpError, first_line
 from rnnexp.framework import rundir, sweep
 from rnnexp.framework.bounds import check_yaml
 from rnnexp.framework.build import Built
+from rnnexp.framework.messages import Refused
 from rnnexp.framework.settings import (
     GROUPS,
     Settings,
@@ -83,14 +84,6 @@ def restore(b: Built, path: Path, uri: str, track: bool) -> tuple[dict, MlflowRu
         return loop, NullRun(), "FINISHED" if done else "KILLED"
     tracked = MlflowRun(uri, meta["run_id"])
     return loop, tracked, tracked.status()
-
-
-class Relaunch(BaseException):  # noqa: N818 (BaseException: Hydra 1.3 swallows Exceptions)
-    """`rnnexp -m resume=SWEEP`: the command runs again as the sweep's own command line."""
-
-    def __init__(self, argv: list[str]):
-        super().__init__(" ".join(argv))
-        self.argv = argv
 
 
 def with_how(saved: Settings, given: Settings, overrides: list[str]) -> Settings:
@@ -218,7 +211,7 @@ def _check_store(folder: Path, recorded: str, uri: str) -> None:
 
 
 def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
-    """`rnnexp -m resume=<sweep folder or parent run id>`: Relaunch with the sweep's own
+    """`rnnexp -m resume=<sweep folder or parent run id>`: relaunched with the sweep's own
     command line (its multirun.yaml: its overrides, store and folder) and resume=<its
     folder>; in that command, the folder, held (each job decides from its own folder whether
     it is done, to be resumed, or to be run: cli.task)."""
@@ -240,7 +233,7 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
     if str(config.hydra.sweep.dir) != str(folder):  # the command as typed
         if own:
             raise RnnexpError(f"a sweep resumes with its own config: drop {' '.join(own)}")
-        raise Relaunch(sweep.resume_argv(folder, multirun))
+        raise Refused(relaunch=sweep.resume_argv(folder, multirun))  # as typed: run it so
     if own != _own(typed_overrides(multirun.hydra)):
         raise RnnexpError(f"{folder} was started by another command line: it cannot resume")
     rundir.hold(folder)  # refused while the sweep still runs

@@ -19,7 +19,7 @@ from rnnexp.errors import RnnexpError, disk_problem
 from rnnexp.framework import resume, rundir, sweep
 from rnnexp.framework.artifacts import finish_artifacts
 from rnnexp.framework.build import build
-from rnnexp.framework.loop import LoopState, can_train, train
+from rnnexp.framework.loop import Loop, LoopState, can_train, train
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE
 from rnnexp.framework.settings import Settings
@@ -219,7 +219,19 @@ class Run:
             if not job.resume:  # from its first moment, a kill leaves a run to resume
                 self.checkpoint()
             if can_train(s, b, self.state):  # else: killed after its last checkpoint
-                train(self)
+                train(
+                    Loop(
+                        s,
+                        b,
+                        self.state,
+                        self.folder,
+                        self.tracked,
+                        self.threads,
+                        self.interrupt,
+                        self.checkpoint,
+                        self.check_folder,
+                    )
+                )
             threads = self.threads.record(self.before)  # over the run's life, resumes included
             self.tracked.set_tags({"rnnexp.stopped_by": self.state.stopped_by or "steps",
                                    "rnnexp.blas_threads": threads})  # fmt: skip

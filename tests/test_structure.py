@@ -1,0 +1,58 @@
+"""The shape of the package, as a new maintainer meets it: no import circle, and only the
+public APIs of the libraries it is built on."""
+
+import ast
+import re
+from pathlib import Path
+
+import rnnexp
+
+PACKAGE = Path(rnnexp.__file__).parent
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """The package's modules `path` imports, anywhere in it (a deferred import included)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rnnexp"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                out.add(full if full in known else node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("rnnexp"))
+    return out & set(known)
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    known = modules()
+    graph = {m: imports(p, known) for m, p in known.items()}
+    circles = []
+    for start in graph:  # a path from a module back to itself
+        seen, todo = set(), [(start, [start])]
+        while todo:
+            m, path = todo.pop()
+            for n in graph[m]:
+                if n == start:
+                    circles.append(" -> ".join([*path, n]))
+                elif n not in seen:
+                    seen.add(n)
+                    todo.append((n, [*path, n]))
+    assert not circles, circles[:3]
+
+
+def test_only_the_libraries_public_apis():
+    private = re.compile(
+        r"hydra\._internal|numba\.core|\._source_stamp|\._cache\b|"
+        r"(from|import) mlflow\.store|\._get_node\(|\._is_optional\("
+    )
+    used = [f"{p.relative_to(PACKAGE)}: {m.group()}" for p in PACKAGE.rglob("*.py")
+            for m in private.finditer(p.read_text())]  # fmt: skip
+    assert not used, used
