@@ -362,7 +362,7 @@ def test_a_missing_extra_names_the_pip_install_that_brings_it(tmp_path, monkeypa
     )
     assert not (tmp_path / "outputs").exists()
     from rnnexp.errors import RnnexpError
-    from rnnexp.framework.store_check import check_store
+    from rnnexp.framework.store import check_store
 
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(

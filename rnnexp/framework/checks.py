@@ -23,8 +23,7 @@ from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
 from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides
-from rnnexp.framework.store import check_no_password, resolve_uri
-from rnnexp.framework.store_check import check_store
+from rnnexp.framework.store import check_no_password, check_store, resolve_uri
 from rnnexp.framework.sweep import check_launcher
 from rnnexp.resources import check_own_names
 

@@ -32,7 +32,7 @@ from rnnexp.framework.resume import further, saved_settings, with_how
 from rnnexp.framework.run import Job, run
 from rnnexp.framework.settings import OPTIONS, Settings, override_key, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
-from rnnexp.framework.store import take_credentials
+from rnnexp.framework.store import check_command_line
 from rnnexp.framework.summary import say
 from rnnexp.framework.sweep import SweepTracking, finished_job
 from rnnexp.framework.threads import threads_per_job
@@ -99,7 +99,7 @@ def _prepare(argv: list[str]) -> list[str]:
     """The command line as Hydra should read it. `corpus.path=~/my_text.txt`, as typed into
     bash (which expands ~ only at the start of a word): quoted for Hydra, whose grammar
     rejects a bare ~ (the path is expanded where it is read). A password in tracking.uri
-    moves out of it before Hydra records the command line anywhere (store.py). Two of
+    is refused before Hydra records the command line anywhere (store.py). Two of
     Hydra's modes at once are refused here (Hydra raises a ValueError for them)."""
     modes = {MODES[a.split("=")[0]] for a in argv if a.split("=")[0] in MODES}
     if len(modes) > 1:
@@ -115,8 +115,9 @@ def _prepare(argv: list[str]) -> list[str]:
         if flag in ("--config-dir", "-cd"):
             folder = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
             check_config_dir(Path(folder).expanduser())
+    check_command_line(argv)  # no password in tracking.uri: refused before Hydra records it
     out = []
-    for arg in take_credentials(argv):
+    for arg in argv:
         key, eq, value = arg.partition("=")
         home = eq and not key.startswith("-") and (value == "~" or value.startswith("~/"))
         out.append(f"{key}={quote(value)}" if home else arg)

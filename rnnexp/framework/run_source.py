@@ -7,7 +7,6 @@ and the config it ran with. Files of a run id or model URI are downloaded from t
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR
@@ -55,13 +54,12 @@ class RunSource:
 
     @property
     def uri(self) -> str:
-        """The store; a password in it moved to the environment (read from there by MLflow,
-        never printed)."""
+        """The store (a password in it refused: MLFLOW_TRACKING_PASSWORD or PGPASSWORD)."""
         if self._uri is None:
-            from rnnexp.framework.store import move_credentials, resolve_uri
+            from rnnexp.framework.store import check_no_password, resolve_uri
 
-            self._uri, credentials = move_credentials(resolve_uri(self._tracking_uri, Path.cwd()))
-            os.environ.update(credentials)
+            self._uri = resolve_uri(self._tracking_uri, Path.cwd())
+            check_no_password(self._uri)
         return self._uri
 
     def _mlflow_model(self) -> tuple[Path, str]:

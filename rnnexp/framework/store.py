@@ -1,9 +1,12 @@
-"""The tracking store: where it is (tracking.uri, $MLFLOW_TRACKING_URI, or sqlite
-outputs/mlflow.db under the launch dir), how its URI is shown and its password kept out of
-every record, and the lock a local store is opened under (whether it answers: store_check.py).
+"""The tracking store before MLflow meets it: where it is (tracking.uri,
+$MLFLOW_TRACKING_URI, or sqlite outputs/mlflow.db under the launch dir), its URI shown with
+any password masked (and refused: it would be recorded), whether it can be used at all, and
+the lock a local store is opened under.
 
-Plain Python, no MLflow: the entrypoint checks a store in well under a second, and the
-password of a URI is moved into the environment before anything records the URI.
+Plain Python, no MLflow: a store checked in well under a second, and one that MLflow would
+retry for minutes (a server or database that does not answer, a file that is not a
+database) refused at once, in one line. What only MLflow can tell (a damaged or older store)
+it tells at its first contact (tracking/client.py: store_errors).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, install_hint
 
 
 def resolve_uri(uri: str | None, launch_dir: Path) -> str:
@@ -55,78 +58,33 @@ def _query(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
-def move_credentials(uri: str) -> tuple[str, dict[str, str]]:
-    """(the URI without its password, the environment variables that carry it instead), so
-    a password never enters the config, the run's params and tags, or Hydra's files.
-    http(s): MLflow reads MLFLOW_TRACKING_USERNAME and _PASSWORD; postgresql: libpq reads
-    PGPASSWORD. Other stores take the password from their own configuration files."""
-    parts = _parse(uri)
-    secret = [v for k, v in _query(parts.query) if SECRET_KEYS.match(k)]
-    if secret and parts.scheme.split("+")[0] == "postgresql" and parts.password is None:
-        # libpq's ?password=: the same password, moved the same way
-        rest = [(k, v) for k, v in _query(parts.query) if not SECRET_KEYS.match(k)]
-        return parts._replace(query=urlencode(rest)).geturl(), {"PGPASSWORD": secret[0]}
-    if parts.password is None and not secret:
-        return uri, {}
-    if parts.password is None:
-        raise RnnexpError(
-            f"tracking store {redact(uri)}: a password in the URI would be recorded; keep "
-            f"it in the environment or the database client's own configuration instead"
-        )
-    host = parts.netloc.rpartition("@")[2]
-    password = unquote(parts.password)
-    if parts.scheme in ("http", "https"):
-        env = {"MLFLOW_TRACKING_USERNAME": unquote(parts.username or ""),
-               "MLFLOW_TRACKING_PASSWORD": password}  # fmt: skip
-        return parts._replace(netloc=host).geturl(), env
-    if parts.scheme.split("+")[0] == "postgresql":
-        user = f"{parts.username}@" if parts.username else ""
-        return parts._replace(netloc=user + host).geturl(), {"PGPASSWORD": password}
-    raise RnnexpError(
-        f"tracking store {redact(uri)}: a password in a {parts.scheme} URI would be recorded; "
-        f"keep it in the database client's own configuration instead"
-    )
-
-
 def check_no_password(uri: str | None) -> None:
-    """A password left in tracking.uri after the command line's was moved out (cli) came from
-    a preset or an interpolation (${oc.env:...}): it would be recorded, so it is refused."""
-    try:
-        moved = uri is not None and move_credentials(uri)[1]
-    except RnnexpError:
-        moved = True
-    if moved:
+    """A password in a tracking URI would be recorded (the config, the run's params, Hydra's
+    files): refused, in one line that says where a password goes instead."""
+    if uri is None:
+        return
+    parts = _parse(uri)
+    if parts.password is not None or any(SECRET_KEYS.match(k) for k, _ in _query(parts.query)):
         raise RnnexpError(
-            f"tracking.uri {redact(uri)} holds a password from a config file or an "
-            f"interpolation, where it would be recorded: give the URI on the command line or "
-            f"in MLFLOW_TRACKING_URI (rnnexp moves the password out), or the password in "
-            f"PGPASSWORD / MLFLOW_TRACKING_PASSWORD"
+            f"tracking.uri {redact(uri)} holds a password, which would be recorded: give the URI "
+            f"without it, and the password in MLFLOW_TRACKING_PASSWORD (an MLflow server), or "
+            f"PGPASSWORD or ~/.pgpass (PostgreSQL)"
         )
 
 
-def take_credentials(argv: list[str]) -> list[str]:
-    """A password in a command line's tracking.uri (or in $MLFLOW_TRACKING_URI) moved into
-    the environment variables its client reads (move_credentials), before Hydra records the
-    command line anywhere; the command line without it."""
-    from rnnexp.framework.settings import override_key, quote
+def check_command_line(argv: list[str]) -> None:
+    """tracking.uri on the command line, and $MLFLOW_TRACKING_URI, hold no password (before
+    Hydra records the command line anywhere), and a sweep has one store."""
+    from rnnexp.framework.settings import override_key
 
-    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if env_uri:
-        clean, env = move_credentials(env_uri)
-        os.environ.update(env | {"MLFLOW_TRACKING_URI": clean})
-    out = []
+    check_no_password(os.environ.get("MLFLOW_TRACKING_URI"))
     for arg in argv:
         if override_key(arg) == "tracking.uri":
             if _is_sweep(arg):  # each value may hold a password: refused before any is read
                 raise RnnexpError(
                     "a sweep lives in one tracking store: give tracking.uri one value"
                 )
-            key, _, value = arg.partition("=")
-            clean, env = move_credentials(value.strip("'\""))
-            os.environ.update(env)
-            arg = f"{key}={quote(clean)}" if env else arg
-        out.append(arg)
-    return out
+            check_no_password(arg.partition("=")[2].strip("'\""))
 
 
 def _is_sweep(override: str) -> bool:
@@ -134,7 +92,7 @@ def _is_sweep(override: str) -> bool:
 
     try:
         return OverridesParser.create().parse_override(override).is_sweep_override()
-    except Exception:  # not Hydra's grammar: Hydra says so, once its password is out
+    except Exception:  # not Hydra's grammar: Hydra says so, once its password is refused
         return False
 
 
@@ -169,3 +127,99 @@ def store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with one line, before a run starts, if the store cannot be used: a server
+    that does not answer /health within `timeout`, a database server that does not accept a
+    connection (MLflow itself retries either for minutes), a sqlite file that cannot be
+    made, or one that is no sqlite database. Nothing is changed."""
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme in ("http", "https"):
+        _check_server(uri, timeout)
+    elif scheme in DEFAULT_PORTS:
+        _check_database(uri, scheme, timeout)
+    elif scheme == "sqlite":
+        _check_sqlite(uri)
+    else:
+        raise RnnexpError(
+            f"tracking store {redact(uri)} is not a store URI rnnexp can use: give "
+            f"sqlite:///path/to/mlflow.db, http://HOST:PORT (an MLflow server), or "
+            f"postgresql://USER@HOST/DATABASE (also mysql://, mssql://)"
+        )
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+            if r.status == 200:
+                return
+            reason = f"HTTP {r.status}"
+    except OSError as e:  # refused, unreachable, timed out, HTTP errors
+        reason = str(getattr(e, "reason", e))
+    raise RnnexpError(
+        f"cannot reach the MLflow tracking server {redact(uri)} ({reason}); "
+        f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another store"
+    )
+
+
+def _check_database(uri: str, scheme: str, timeout: float) -> None:
+    import importlib.util
+    import socket
+
+    driver = {"postgresql": "psycopg", "postgresql+psycopg": "psycopg",
+              "postgresql+psycopg2": "psycopg2"}.get(urlparse(uri).scheme)  # fmt: skip
+    if driver and importlib.util.find_spec(driver) is None:
+        raise RnnexpError(
+            f"a PostgreSQL tracking store needs its driver ({driver}): {install_hint('server')}"
+        )
+    parts = urlparse(uri)
+    address = (parts.hostname or "localhost", parts.port or DEFAULT_PORTS[scheme])
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as e:
+        raise RnnexpError(
+            f"cannot reach the {scheme} tracking store {redact(uri)} ("
+            f"{e.strerror or type(e).__name__}); start the database server, or set "
+            f"tracking.uri (or MLFLOW_TRACKING_URI) elsewhere"
+        ) from None
+
+
+def _check_sqlite(uri: str) -> None:
+    import tempfile
+
+    path = sqlite_path(uri)
+    if path is None:  # sqlite://x.db, sqlite:/x.db, sqlite:// (in memory)
+        raise RnnexpError(
+            f"tracking store {uri}: a sqlite store is a file, sqlite:///relative/path.db or "
+            f"sqlite:////absolute/path.db (an in-memory one would be gone when the run ends)"
+        )
+    folder = path.parent  # made when the store is created: a check creates nothing
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RnnexpError(f"cannot create the tracking store {path}: {folder} is not a folder")
+    # os.access says yes to root on a read-only file system; statvfs knows
+    if not os.access(folder, os.W_OK) or os.statvfs(folder).f_flag & os.ST_RDONLY:
+        raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
+    if folder == path.parent and not path.exists():
+        try:  # a folder that takes no files whatever its modes say (/proc, /sys)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as e:
+            raise RnnexpError(f"cannot create the tracking store {path}: {e.strerror}") from None
+    if path.is_dir():
+        raise RnnexpError(f"tracking store {path} is a folder: name a file in it (mlflow.db)")
+    if path.exists() and not path.is_file():  # a FIFO or a device: opening it would block
+        raise RnnexpError(f"tracking store {path} is not a regular file: name an MLflow sqlite "
+                          f"store, or a new file")  # fmt: skip
+    if path.exists():
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":  # somebody's file: nothing to advise
+                raise RnnexpError(f"tracking store {path} is not an MLflow store (not an "
+                                  f"sqlite database): set tracking.uri to your store, or to "
+                                  f"a new file")  # fmt: skip

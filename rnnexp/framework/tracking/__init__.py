@@ -82,7 +82,7 @@ def _create_whole(uri: str) -> None:
         if rundir.stale(tmp):
             tmp.unlink(missing_ok=True)
     if path.exists():
-        return
+        return _made_by_mlflow(path)
     tmp = temporary_name(path)
     try:
         client_for(f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates every table
@@ -92,6 +92,27 @@ def _create_whole(uri: str) -> None:
         raise RnnexpError(f"cannot create the tracking store {path}: {first_line(e)}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _made_by_mlflow(path: Path) -> None:
+    """A sqlite file with tables but not MLflow's schema version is somebody else's database
+    (or a store whose creation was cut off): left as it is, where MLflow would add its tables
+    to it. sqlite waits up to 30 s for a lock another process holds on it."""
+    import contextlib
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True,
+                                                timeout=30)) as db:  # fmt: skip
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as e:
+        raise RnnexpError(f"the tracking store {path} failed: {e}; it was left as it is") from None
+    if tables and "alembic_version" not in tables:
+        raise RnnexpError(
+            f"tracking store {path} is not an MLflow store (its tables are not MLflow's); it was "
+            f"left as it is: set tracking.uri to your store, or to a new file"
+        )
 
 
 def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> Child:
