@@ -286,7 +286,7 @@ def test_a_param_too_long_for_mlflow_is_said_and_kept_whole(tmp_path):
 def test_downloads_are_bounded_and_checked_before_they_are_copied(tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
-    from rnnexp.framework.tracking import client as tracking_client
+    from rnnexp.framework.tracking import plain as tracking_plain
 
     assert run_here(*TINY, "tracking.register=tiny", cwd=tmp_path).returncode == 0
     uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
@@ -301,7 +301,7 @@ def test_downloads_are_bounded_and_checked_before_they_are_copied(tmp_path, monk
     )
     assert "is not a regular file: not downloaded" in r.stderr
     # sizes from the listing, before a byte is copied
-    monkeypatch.setattr(tracking_client, "MAX_DOWNLOAD_BYTES", 1000)
+    monkeypatch.setattr(tracking_plain, "MAX_DOWNLOAD_BYTES", 1000)
     r = sample_cmd(run.info.run_id, cwd=tmp_path)
     assert r.returncode == 2 and one_line(r).endswith("holds over 1,000 bytes or 10,000 files: "
                                                       "not downloaded")  # fmt: skip

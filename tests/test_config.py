@@ -232,7 +232,7 @@ def test_params_are_the_flattened_config():
         (["-m", "tracking.uri=http://u:pw1@h:9/,http://u:pw2@h:9/"], "a sweep lives in one "),
         (["tracking.uri='http://u:s@[::1'"], "tracking.uri is not a valid URI: Invalid IPv6 URL"),
         (["tracking.uri=http://h:port/"], "tracking.uri is not a valid URI: Port could not be "),
-        (["tracking.uri=http://h:9/?password=x"], "tracking store http://h:9/?password=***: a "),
+        (["tracking.uri=http://h:9/?password=x"], "tracking.uri http://h:9/?password=*** holds a "),
         (["tracking.uri='sqlite:////tmp'"], "tracking store /tmp is a folder: name a file in it"),
         (["resume="], "resume= is empty: name a run's folder or MLflow run id"),
         (["train.schedule_over=weeks"], "train.schedule_over is steps or seconds, got 'weeks'"),

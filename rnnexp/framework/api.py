@@ -102,11 +102,10 @@ def _run(folder: Path, uri: str | None) -> Result:
 def _sweep(folder: Path, uri: str) -> Result:
     import json
 
-    from rnnexp.framework.tracking import child_records, run_record
+    from rnnexp.framework.tracking import children, run_record
 
     parent = json.loads((folder / SWEEP_FILE).read_text())["parent_run_id"]
-    jobs = [Result(run_id, Path(tags.get("rnnexp.output_dir", folder)), status, metrics,
-                   uri=uri, tags=tags)
-            for run_id, status, metrics, tags in child_records(uri, parent)]  # fmt: skip
+    jobs = [Result(c.run_id, Path(c.tags.get("rnnexp.output_dir", folder)), c.status,
+                   c.metrics, uri=uri, tags=c.tags) for c in children(uri, parent)]  # fmt: skip
     status, metrics, tags = run_record(uri, parent)
     return Result(parent, folder, status, metrics, jobs, uri, tags)

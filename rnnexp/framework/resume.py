@@ -143,13 +143,13 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
 def named_folder(resume: str, uri: str) -> Path:
     """The folder `resume=` names: itself, or the folder of the MLflow run (a run's, or a
     sweep's parent run) of that id; what is there, the caller checks."""
-    from rnnexp.framework.tracking import RUN_ID, get_run_tags
+    from rnnexp.framework.tracking import RUN_ID, run_record
 
     folder = Path(resume).expanduser()
     if folder.is_dir() or not RUN_ID.fullmatch(resume):
         return folder
     hint = "resume from the folder it was launched from, or set tracking.uri"
-    tags = get_run_tags(uri, resume, hint)
+    tags = run_record(uri, resume, hint)[2]
     return Path(tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir") or resume)
 
 

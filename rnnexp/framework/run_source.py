@@ -12,7 +12,7 @@ from pathlib import Path
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
-from rnnexp.framework.tracking import RUN_ID, download_artifacts, get_run_tags
+from rnnexp.framework.tracking import RUN_ID, download_artifacts, run_record
 from rnnexp.framework.tracking.models import download_model
 
 HINT = "run this from the folder the run was launched from, or pass --tracking-uri"
@@ -96,7 +96,7 @@ class RunSource:
                 return path
             return self._no_model(path)
         run_id = self._run_id()
-        tags = get_run_tags(self.uri, run_id, HINT)
+        tags = run_record(self.uri, run_id, HINT)[2]
         if best and tags.get("rnnexp.best_model") == BEST_MODEL_DIR:
             return download_artifacts(self.uri, run_id, BEST_MODEL_DIR, self.scratch, HINT)
         if best:
@@ -132,7 +132,7 @@ class RunSource:
                 if checkpoint.is_file()
                 else None
             )
-        return get_run_tags(self.uri, self._run_id(), HINT).get("rnnexp.corpus_sha256")
+        return run_record(self.uri, self._run_id(), HINT)[2].get("rnnexp.corpus_sha256")
 
     def config(self) -> Path | None:
         """The resolved config.yaml the run ran with, downloaded first from the store; None

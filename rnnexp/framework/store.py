@@ -106,6 +106,16 @@ def _parse(uri: str):
     return parts
 
 
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
+    not in ./mlruns of whatever the cwd is; a server decides for itself."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
+    return (path.parent / "mlartifacts" / slug).resolve().as_uri()
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a sqlite URI (sqlite:///rel.db or sqlite:////abs.db), else None."""
     if not uri.startswith("sqlite:///"):

@@ -145,12 +145,12 @@ class SweepTracking(Callback):
         """The sweep stopped before its end (Ctrl-C, SIGTERM, an error in the sweeper), when
         Hydra calls no end callback: close the parent run with `status`, and as KILLED the
         jobs still RUNNING in processes of their own (joblib's, Ray's), which stop with it."""
-        from rnnexp.framework.tracking import MlflowRun
+        from rnnexp.framework.tracking import MlflowRun, children
 
         if cls.active:
             uri, experiment_id = cls.active["uri"], cls.active["experiment_id"]
             parent = MlflowRun(uri, cls.active["parent_run_id"], experiment_id)
-            for child in parent.children(experiment_id):
+            for child in children(uri, parent.run_id, experiment_id):
                 if child.status == "RUNNING":
                     MlflowRun(uri, child.run_id).finish("KILLED", "stopped with its sweep")
             parent.finish(status, reason)
@@ -188,18 +188,20 @@ class SweepTracking(Callback):
 
     @refusing
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.framework.tracking import MlflowRun
+        from rnnexp.framework.tracking import MlflowRun, children
         from rnnexp.framework.tracking.models import register_model
 
         launch_dir = Path(config.hydra.runtime.cwd)
         path = Path(config.hydra.sweep.dir) / SWEEP_FILE
         ids = json.loads(path.read_text())
         parent = MlflowRun(config.tracking.uri, ids["parent_run_id"], ids["experiment_id"])
-        children = sorted(parent.children(ids["experiment_id"]), key=lambda c: c.name)
-        failed = [c.name for c in children if c.status != "FINISHED"]
-        labels = {c.run_id: label(c) for c in children}
-        figure = self._compare(parent, children, labels, path.parent)
-        best = self._tag_best(parent, children)
+        jobs = sorted(
+            children(parent.uri, parent.run_id, ids["experiment_id"]), key=lambda c: c.name
+        )
+        failed = [c.name for c in jobs if c.status != "FINISHED"]
+        labels = {c.run_id: label(c) for c in jobs}
+        figure = self._compare(parent, jobs, labels, path.parent)
+        best = self._tag_best(parent, jobs)
         registered = None
         if best is not None:  # a look inside the best network, on the sweep's own page
             parent.copy_artifact(best.run_id, PAGE)
@@ -210,8 +212,8 @@ class SweepTracking(Callback):
                 registered = f"{config.tracking.register}/{version}"
                 parent.set_tags({"rnnexp.registered": registered})
         rows = [{"label": labels[c.run_id], "status": c.status, "val": c.val_loss,
-                 "best": c.best_loss, "is_best": best is not None and c is best}
-                for c in children]  # fmt: skip
+                 "best": c.metrics.get("val/best_loss"), "is_best": best is not None and c is best}
+                for c in jobs]  # fmt: skip
         table = sweep_table(rows, ids["swept"])
         parent.log_text(table + "\n", "summary.txt")
         summary = sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,

@@ -1,9 +1,8 @@
-"""Everything rnnexp says to MLflow goes through this package: a store's experiments and
-look-ups here; one run in tracking/mlflow_run.py (`NullRun` has the same methods and does
-nothing: tracking.enabled=false); a run's model the MLflow way in tracking/models.py (and
-tracking/pyfunc_model.py, the code MLflow runs to load it, with tracking/serving.py, what it
-does with a request); clients and one-line store errors in tracking/client.py; runs whose
-process died in tracking/abandoned.py.
+"""Everything rnnexp says to MLflow goes through this package, over MlflowClient: a store's
+experiments and look-ups here; one run (mlflow_run.py); a run's model (models.py, and
+pyfunc_model.py, the code MLflow runs to load it); clients and one-line store errors
+(client.py); runs whose process died (abandoned.py). What needs no MLflow is in plain.py
+(and serving.py, what a served model does with a request).
 
 A local sqlite store is opened under a file lock: MLflow creates its tables without one, so
 processes opening a fresh store together can corrupt it.
@@ -20,18 +19,17 @@ from rnnexp import faults
 from rnnexp.atomic import temporary_name
 from rnnexp.errors import RnnexpError, first_line
 from rnnexp.framework import rundir
-from rnnexp.framework.store import sqlite_path, store_lock
+from rnnexp.framework.store import artifact_location, sqlite_path, store_lock
 from rnnexp.framework.tracking.abandoned import close_abandoned
 from rnnexp.framework.tracking.client import (
     client_for,
-    existing_store,
     fetch,
     global_uris,
-    lookup_errors,
+    looking_up,
     store_errors,
-    tag_is,
 )
-from rnnexp.framework.tracking.mlflow_run import Child, MlflowRun, NullRun, flatten
+from rnnexp.framework.tracking.mlflow_run import MlflowRun
+from rnnexp.framework.tracking.plain import Child, NullRun, flatten, tag_is
 
 log = logging.getLogger("rnnexp")
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id
@@ -53,7 +51,7 @@ def open_experiment(uri: str, name: str) -> str:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 return client.create_experiment(
-                    name, artifact_location=_artifact_location(uri, name), tags=KIND
+                    name, artifact_location=artifact_location(uri, name), tags=KIND
                 )
             live = experiment.lifecycle_stage != "deleted"
             if live and EXPERIMENT_KIND not in experiment.tags:  # made before rnnexp set it
@@ -126,49 +124,40 @@ def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> Child:
     if not runs:
         raise RnnexpError(f"no running sweep with folder {sweep_dir} in {uri}")
     r = runs[0]
-    return Child(r.info.run_id, r.info.run_name, r.info.status, None, r.data.tags)
+    return Child(r.info.run_id, r.info.run_name, r.info.status, {}, r.data.tags)
 
 
-def get_run_tags(uri: str, run_id: str, hint: str) -> dict[str, str]:
-    """The tags of run `run_id` in the store at `uri` (which must exist)."""
-    client = existing_store(uri, f"run {run_id}", hint)
-    with lookup_errors(f"run {run_id}", uri, hint):
-        return client.get_run(run_id).data.tags
+def run_record(uri: str, run_id: str, hint: str = "set tracking.uri to the run's store"
+               ) -> tuple[str, dict[str, float], dict[str, str]]:  # fmt: skip
+    """A run's status, latest metrics and tags, as the store (which must exist) has them."""
+    with looking_up(uri, f"run {run_id}", hint) as client:
+        run = client.get_run(run_id)
+    return run.info.status, dict(run.data.metrics), dict(run.data.tags)
 
 
 def download_artifacts(uri: str, run_id: str, path: str, dst: Path, hint: str) -> Path:
     """Artifact `path` of run `run_id` (a file or folder), downloaded into `dst`, bounded
     (client.fetch)."""
-    client = existing_store(uri, f"run {run_id}", hint)
-    with lookup_errors(f"run {run_id}", uri, hint):
+    with looking_up(uri, f"run {run_id}", hint) as client:
         root = client.get_run(run_id).info.artifact_uri.rstrip("/")
     # global_uris: a server's mlflow-artifacts:/ root is resolved through them
     with global_uris(uri):
         return fetch(f"{root}/{path}", dst, f"artifact {path} of run {run_id}")
 
 
-def run_record(uri: str, run_id: str) -> tuple[str, dict[str, float], dict[str, str]]:
-    """A run's status, latest metrics and tags, as the store has them."""
-    client = existing_store(uri, f"run {run_id}", "set tracking.uri to the run's store")
-    with lookup_errors(f"run {run_id}", uri, "set tracking.uri to the run's store"):
-        run = client.get_run(run_id)
-    return run.info.status, dict(run.data.metrics), dict(run.data.tags)
-
-
-def child_records(uri: str, parent_run_id: str) -> list[tuple[str, str, dict, dict]]:
-    """The runs nested under `parent_run_id` (a sweep's jobs), oldest first, as run_record
-    gives one, with its id first: (run id, status, latest metrics, tags)."""
+def children(uri: str, parent_run_id: str, experiment_id: str | None = None) -> list[Child]:
+    """The runs nested under `parent_run_id` (a sweep's jobs), oldest first."""
     client = client_for(uri)
     with store_errors(uri):
-        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        experiment_id = experiment_id or client.get_run(parent_run_id).info.experiment_id
         found = client.search_runs(
             [experiment_id],
             tag_is("mlflow.parentRunId", parent_run_id),
             max_results=50_000,
             order_by=["attributes.start_time ASC"],
         )
-    return [(r.info.run_id, r.info.status, dict(r.data.metrics), dict(r.data.tags))
-            for r in found]  # fmt: skip
+    return [Child(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.metrics),
+                  dict(r.data.tags)) for r in found]  # fmt: skip
 
 
 def runs_frame(uri: str, experiment: str, filter_string: str = "", max_results: int = 10_000):
@@ -176,22 +165,11 @@ def runs_frame(uri: str, experiment: str, filter_string: str = "", max_results: 
     run_id, status, start_time, metrics.*, params.*, tags.*), newest first."""
     import mlflow
 
-    existing_store(uri, f"experiment {experiment!r}", "set tracking_uri to the store")
-    with store_errors(uri), global_uris(uri):
+    with looking_up(uri, f"experiment {experiment!r}", "set tracking_uri to the store"), \
+            store_errors(uri), global_uris(uri):  # fmt: skip
         return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string,
                                   max_results=max_results, output_format="pandas")  # fmt: skip
 
 
-def _artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
-    not in ./mlruns of whatever the cwd is; a server decides for itself."""
-    path = sqlite_path(uri)
-    if path is None:
-        return None
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
-    return (path.parent / "mlartifacts" / slug).resolve().as_uri()
-
-
-__all__ = ["Child", "MlflowRun", "NullRun", "flatten", "open_experiment", "get_run_tags",
-           "download_artifacts", "find_sweep_parent", "RUN_ID", "run_record", "child_records",
-           "runs_frame"]  # fmt: skip
+__all__ = ["Child", "MlflowRun", "NullRun", "flatten", "open_experiment", "download_artifacts",
+           "find_sweep_parent", "RUN_ID", "run_record", "children", "runs_frame"]  # fmt: skip

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rnnexp.framework import rundir
 from rnnexp.framework.store import sqlite_path
-from rnnexp.framework.tracking.client import client_for, store_errors, tag_is
+from rnnexp.framework.tracking.client import client_for, store_errors
+from rnnexp.framework.tracking.plain import tag_is
 
 log = logging.getLogger("rnnexp")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rnnexp.errors import RnnexpError, disk_problem, first_line
 from rnnexp.framework.store import redact, sqlite_path
+from rnnexp.framework.tracking.plain import check_download, check_local_download
 
 # MLflow logs each store error with its traceback before raising it; rnnexp reports it as
 # one line (store_errors)
@@ -25,15 +26,6 @@ def client_for(uri: str):
     from mlflow import MlflowClient  # deferred: importing mlflow takes a second or two
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)  # the registry: the same store
-
-
-def existing_store(uri: str, what: str, hint: str):
-    """A client for a store that must already exist: a look-up never creates one (MLflow
-    makes a fresh sqlite file on first contact)."""
-    path = sqlite_path(uri)
-    if path is not None and not path.is_file():
-        raise RnnexpError(f"{what}: there is no MLflow store at {path}; {hint}")
-    return client_for(uri)
 
 
 @contextlib.contextmanager
@@ -64,13 +56,17 @@ def quiet_downloads() -> None:
 
 
 @contextlib.contextmanager
-def lookup_errors(what: str, uri: str, hint: str) -> Iterator[None]:
-    """A look-up the store refuses (no such run, model, version or alias) as one line naming
-    `what` and the store, then `hint`."""
+def looking_up(uri: str, what: str, hint: str) -> Iterator:
+    """A client for a store that must already exist (a look-up never creates one: MLflow
+    makes a fresh sqlite file on first contact); a look-up the store refuses (no such run,
+    model, version or alias) as one line naming `what` and the store, then `hint`."""
     from mlflow.exceptions import MlflowException
 
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise RnnexpError(f"{what}: there is no MLflow store at {path}; {hint}")
     try:
-        yield
+        yield client_for(uri)
     except MlflowException as e:
         raise RnnexpError(f"{what} in {redact(uri)}: {e.message}; {hint}") from None
 
@@ -95,16 +91,11 @@ def store_errors(uri: str) -> Iterator[None]:
         raise RnnexpError(f"the tracking store {redact(uri)} failed: {said}") from None
 
 
-MAX_DOWNLOAD_BYTES = 2 << 30  # what one download may copy: a model that loads on a laptop
-MAX_DOWNLOAD_FILES = 10_000
-
-
 def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
     """The artifact (a file or folder) at `artifact_uri` downloaded into `dst`, after its
     listing was checked: regular files only where the store is a local folder (a store's
     record could point at /dev, whose files never end), at most MAX_DOWNLOAD_BYTES in all.
     `what` names it in an error."""
-    import stat
     from urllib.parse import urlparse
     from urllib.request import url2pathname
 
@@ -115,16 +106,7 @@ def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
     total, count = 0, 0
     try:
         if parts.scheme in ("", "file"):
-            root = Path(url2pathname(parts.path))
-            for path in [root] if not root.is_dir() else sorted(root.rglob("*")):
-                info = os.lstat(path)
-                if stat.S_ISDIR(info.st_mode):
-                    continue
-                if not stat.S_ISREG(info.st_mode):
-                    raise RnnexpError(f"{what}: {path} in its artifact store is not a regular "
-                                      f"file: not downloaded")  # fmt: skip
-                total, count = total + info.st_size, count + 1
-                _check_download(what, total, count)
+            check_local_download(Path(url2pathname(parts.path)), what)
         else:
             stack = [artifact_uri.rstrip("/")]
             while stack:
@@ -134,7 +116,7 @@ def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
                         stack.append(f"{here}/{f.path.rsplit('/', 1)[-1]}")
                     else:
                         total, count = total + (f.file_size or 0), count + 1
-                        _check_download(what, total, count)
+                        check_download(what, total, count)
         quiet_downloads()
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
                                                         dst_path=str(dst)))  # fmt: skip
@@ -142,18 +124,6 @@ def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
         reason = disk_problem(e) if isinstance(e, OSError) else first_line(e.message)
         raise RnnexpError(f"{what} cannot be downloaded from its artifact store "
                           f"{redact(artifact_uri)}: {reason}") from None  # fmt: skip
-
-
-def _check_download(what: str, total: int, count: int) -> None:
-    if total > MAX_DOWNLOAD_BYTES or count > MAX_DOWNLOAD_FILES:
-        raise RnnexpError(f"{what} holds over {MAX_DOWNLOAD_BYTES:,} bytes or "
-                          f"{MAX_DOWNLOAD_FILES:,} files: not downloaded")  # fmt: skip
-
-
-def tag_is(key: str, value: str) -> str:
-    """MLflow's search filter for runs whose tag `key` is `value` (a path may hold a quote)."""
-    quote = '"' if "'" in value else "'"
-    return f"tags.`{key}` = {quote}{value}{quote}"
 
 
 def in_store(method: Callable) -> Callable:

@@ -1,7 +1,7 @@
 """One MLflow run, as rnnexp writes it: through MlflowClient on its store (no global active
 run, no MLFLOW_RUN_ID), metrics buffered and written with `log_batch` (one `log_metric` per
-point costs ~9 ms on sqlite), a run reopened to resume without logging a point twice, and
-`NullRun`, the same methods doing nothing (tracking.enabled=false).
+point costs ~9 ms on sqlite), and a run reopened to resume without logging a point twice.
+(`NullRun`, the same methods doing nothing, is in plain.py.)
 """
 
 from __future__ import annotations
@@ -10,52 +10,25 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
-from rnnexp.framework.store import redact, sqlite_path, store_lock
+from rnnexp.framework.store import redact, store_lock
 from rnnexp.framework.tracking.client import (
     client_for,
     global_uris,
     in_store,
     quiet_downloads,
     store_errors,
-    tag_is,
 )
+from rnnexp.framework.tracking.plain import as_params, dataset_source, ui_link
 
 log = logging.getLogger("rnnexp")
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
 MAX_PARAMS_PER_BATCH = 100
-MAX_PARAM_LENGTH = 6000  # the longest param value MLflow stores (its params.value column)
-CUT = "… (cut: whole in config.yaml)"
 RUN_NAME_LIMIT = 250  # its runs.name column: sqlite keeps a longer name, PostgreSQL refuses it
-
-
-def flatten(node: dict, prefix: str = "") -> dict[str, str]:
-    """{"train": {"steps": 5}} -> {"train.steps": "5"}: MLflow params, one per leaf."""
-    flat: dict[str, str] = {}
-    for k, v in node.items():
-        if isinstance(v, dict) and v:
-            flat.update(flatten(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = "null" if v is None else str(v)
-    return flat
-
-
-@dataclass
-class Child:
-    """A run under a parent, as a sweep's end reads it."""
-
-    run_id: str
-    name: str
-    status: str  # RUNNING, FINISHED, FAILED, KILLED
-    val_loss: float | None  # its last val/loss
-    tags: dict[str, str]
-    best_loss: float | None = None  # its val/best_loss
 
 
 class MlflowRun:
@@ -140,31 +113,7 @@ class MlflowRun:
         self.client.update_run(self.run_id, status="RUNNING")
 
     def ui_link(self, launch_dir: Path, children: bool = False) -> str:
-        """How to see this run in the MLflow UI: its page on a tracking server, or the `mlflow
-        ui` command that serves a local store, then the page; `children`: the runs under it
-        (a sweep's jobs) side by side, in the UI's chart view (one chart a metric, val/loss
-        among them, a line a run). The UI's model-training pages, not GenAI's, by the URL's
-        workflowType (MLflow 3's UI chooses by it)."""
-        from urllib.parse import quote
-
-        if children:
-            where = quote(tag_is("mlflow.parentRunId", self.run_id), safe="")
-            page = (f"#/experiments/{self.experiment_id}/runs?searchFilter={where}"
-                    "&compareRunsMode=CHART&workflowType=machine_learning")  # fmt: skip
-        else:
-            page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
-            page += "?workflowType=machine_learning"
-        if self.uri.startswith(("http://", "https://")):
-            return f"{redact(self.uri).rstrip('/')}/{page}"
-        from rnnexp.framework.summary import shown
-
-        path = sqlite_path(self.uri)
-        store = self.uri if path is None else f"sqlite:///{shown(path, launch_dir)}"
-        script = Path(sys.executable).with_name("mlflow")  # of this Python's venv, if it has one
-        mlflow = shown(script, launch_dir) if script.is_file() else "mlflow"
-        # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
-        command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
-        return f"{command}{store} --workers 1\nthen open http://127.0.0.1:5000/{page}"
+        return ui_link(self.uri, self.experiment_id, self.run_id, launch_dir, children)
 
     def monitor_system(self, resume: bool) -> None:
         """MLflow's system metrics (system/cpu_utilization_percentage, memory, disk, network)
@@ -181,14 +130,7 @@ class MlflowRun:
         """`params` (nested: a config) as one param per leaf, by its dotted key."""
         from mlflow.entities import Param
 
-        items = []
-        for k, v in flatten(params).items():
-            if len(v) > MAX_PARAM_LENGTH:  # MLflow would cut it without a word: said, and whole
-                log.warning("param %s is %d characters, over MLflow's %d: logged cut, with a "
-                            "note; the whole value is in the run's config.yaml", k, len(v),
-                            MAX_PARAM_LENGTH)  # fmt: skip
-                v = v[: MAX_PARAM_LENGTH - len(CUT)] + CUT
-            items.append(Param(k, v))
+        items = [Param(k, v) for k, v in as_params(params).items()]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 
@@ -225,12 +167,7 @@ class MlflowRun:
         from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.exceptions import MlflowException
 
-        if source.startswith(("http://", "https://")):
-            kind, where = "http", {"url": source}
-        elif source.startswith("generated:"):
-            kind, where = "code", {"tags": {"rnnexp.generator": source.split(":", 1)[1].strip()}}
-        else:
-            kind, where = "local", {"uri": Path(source).as_uri()}
+        kind, where = dataset_source(source)
         dataset = Dataset(name, digest, kind, json.dumps(where),
                           profile=json.dumps(profile) if profile else None)  # fmt: skip
         tags = [InputTag("mlflow.data.context", context)]
@@ -264,16 +201,6 @@ class MlflowRun:
     @in_store
     def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
-
-    @in_store
-    def children(self, experiment_id: str) -> list[Child]:
-        """The runs nested under this one (a sweep's jobs), as plain values."""
-        found = self.client.search_runs(
-            [experiment_id], tag_is("mlflow.parentRunId", self.run_id), max_results=50_000
-        )
-        return [Child(r.info.run_id, r.info.run_name, r.info.status,
-                      r.data.metrics.get("val/loss"), r.data.tags,
-                      r.data.metrics.get("val/best_loss")) for r in found]  # fmt: skip
 
     @in_store
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -321,26 +248,3 @@ class MlflowRun:
         if error:
             self.set_tags({"rnnexp.error": error[:5000]})
         self.client.set_terminated(self.run_id, status=status)
-
-
-class NullRun:
-    """Same methods as MlflowRun; records nothing."""
-
-    run_id = None
-
-    def ui_link(self, launch_dir: Path) -> str:
-        return ""
-
-    def status(self) -> str: ...
-    def monitor_system(self, resume: bool) -> None: ...
-    def reopen(self, folder: Path, folder_tag: str = "rnnexp.output_dir") -> None: ...
-    def log_params(self, params: dict[str, object]) -> None: ...
-    def set_tags(self, tags: dict[str, str]) -> None: ...
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
-    def flush(self) -> None: ...
-    def log_dataset(self, name: str, source: str, digest: str, context: str,
-                    profile: dict | None = None) -> None: ...  # fmt: skip
-    def log_model(self, model_dir: Path, step: int) -> str: ...
-    def log_text(self, text: str, artifact_file: str) -> None: ...
-    def log_artifact(self, local_path: Path, artifact_path: str | None = None) -> None: ...
-    def finish(self, status: str = "FINISHED", error: str | None = None) -> None: ...

@@ -6,17 +6,15 @@ with a signature and an input example, registered under a name (a sweep's best w
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
-from rnnexp.errors import RnnexpError
 from rnnexp.framework.store import store_lock
+from rnnexp.framework.tracking import plain
 from rnnexp.framework.tracking.client import (
     client_for,
-    existing_store,
     fetch,
     global_uris,
-    lookup_errors,
+    looking_up,
     quiet_downloads,
     store_errors,
 )
@@ -25,9 +23,6 @@ PARAMETERS = "model"  # the MLflow model's artifact that holds model.npz and mod
 # the name of a run's MLflow model (runs:/<run id>/mlflow_model): not the run's own model/
 # folder of npz + json, which MLflow would list merged with a model of the same name
 MLFLOW_MODEL = "mlflow_model"
-MODEL_URI = re.compile(
-    r"models:/(?P<id>m-[0-9a-f]{32})|models:/(?P<name>[^/@]+)(/(?P<version>\d+)|@(?P<alias>.+))"
-)
 
 
 # a request to a run's MLflow model: a row per text to generate
@@ -129,14 +124,8 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
     """An MLflow model of the store at `uri` (models:/<model id>, models:/<name>/<version>,
     models:/<name>@<alias>), downloaded into `dst`: the folder of its model.npz and
     model.json, and the id of the run that logged it."""
-    m = MODEL_URI.fullmatch(model_uri)
-    if m is None:
-        raise RnnexpError(
-            f"{model_uri} is not a model URI: models:/<model id>, models:/<name>/<version> or "
-            f"models:/<name>@<alias>"
-        )
-    client = existing_store(uri, model_uri, hint)
-    with lookup_errors(model_uri, uri, hint):
+    m = plain.model_uri(model_uri)
+    with looking_up(uri, model_uri, hint) as client:
         if m["id"]:
             logged = client.get_logged_model(m["id"])
             run_id, location = logged.source_run_id, logged.artifact_location

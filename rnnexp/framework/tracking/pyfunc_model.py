@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import mlflow.exceptions
 import pandas as pd
 
 from rnnexp.checkpoint import load_model
@@ -28,7 +29,10 @@ class CharRNNModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None):
         """A DataFrame with one column, `text`, a row per row of `model_input` (the model's
         own signature checks it: the type hint only says what MLflow hands over)."""
-        return serving.predict(self.model, self.vocab, self.start, model_input)
+        try:
+            return serving.predict(self.model, self.vocab, self.start, model_input)
+        except serving.BadRequest as e:  # MLflow's 400, with the line and no stack trace
+            raise mlflow.exceptions.MlflowException.invalid_parameter_value(str(e)) from None
 
 
 mlflow.models.set_model(CharRNNModel())

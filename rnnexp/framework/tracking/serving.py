@@ -3,7 +3,8 @@ check its rows, bounded, then generate each row's text. Here in the package, not
 file MLflow copies into each logged model (tracking/pyfunc_model.py calls this), so a fix
 reaches models logged before it.
 
-A bad request is one line in MLflow's 400 answer, with no stack trace. LIMITS bound what one
+A bad request is a BadRequest, one line, which pyfunc_model.py hands MLflow as its 400 answer,
+with no stack trace. LIMITS bound what one
 request may ask for, so each ends in seconds and a client asking for a billion characters
 cannot hold the server, nor keep it from stopping on SIGTERM.
 """
@@ -15,7 +16,6 @@ import os
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from rnnexp.errors import RnnexpError, check_whole
 from rnnexp.sample import check_temperature, sample
@@ -30,9 +30,8 @@ LIMITS = {
 }
 
 
-def refuse(message: str) -> MlflowException:
-    """A bad request as MLflow answers one (HTTP 400), with the message and no stack trace."""
-    return MlflowException.invalid_parameter_value(message)
+class BadRequest(ValueError):
+    """A request the model refuses: its line is MLflow's 400 answer (pyfunc_model.py)."""
 
 
 def requests(frame: pd.DataFrame) -> list[dict]:
@@ -42,7 +41,7 @@ def requests(frame: pd.DataFrame) -> list[dict]:
     variable, default = MAX_ROWS
     most = int(os.environ.get(variable, default))
     if len(frame) > most:
-        raise refuse(f"the request has {len(frame):,} rows; this server takes at most {most:,} "
+        raise BadRequest(f"the request has {len(frame):,} rows; this server takes at most {most:,} "
                      f"({variable})")  # fmt: skip
     given = [c for c in COLUMNS if c in frame.columns]
     rows = []
@@ -52,7 +51,9 @@ def requests(frame: pd.DataFrame) -> list[dict]:
             value = row[key]
             missing = value is None or (isinstance(value, float) and math.isnan(value))
             if missing and key != "prime":
-                raise refuse(f"row {i}: {key} is missing or NaN; give it, or leave the column out")
+                raise BadRequest(
+                    f"row {i}: {key} is missing or NaN; give it, or leave the column out"
+                )
             if isinstance(value, float) and value.is_integer() and key in ("length", "seed"):
                 value = int(value)  # a whole-number column with a gap is read as floats
             ask[key] = "" if missing else value
@@ -61,14 +62,14 @@ def requests(frame: pd.DataFrame) -> list[dict]:
             ask["seed"] = check_whole("seed", ask["seed"], 0)
             ask["temperature"] = check_temperature(ask["temperature"])
         except RnnexpError as e:
-            raise refuse(f"row {i}: {e}") from None
+            raise BadRequest(f"row {i}: {e}") from None
         ask["prime"] = str(ask["prime"])
         rows.append(ask)
     for key, (variable, default) in LIMITS.items():
         most = int(os.environ.get(variable, default))
         total = sum(len(r[key]) if key == "prime" else r[key] for r in rows)
         if total > most:
-            raise refuse(f"the request asks for {total:,} characters of {key} in all; this "
+            raise BadRequest(f"the request asks for {total:,} characters of {key} in all; this "
                          f"server takes at most {most:,} ({variable})")  # fmt: skip
     return rows
 
@@ -83,5 +84,5 @@ def predict(model, vocab, start: str, model_input) -> pd.DataFrame:
             texts.append(sample(model, vocab, rng, ask["length"], ask["prime"] or start,
                                 ask["temperature"]))  # fmt: skip
         except RnnexpError as e:  # a prime character the model never saw
-            raise refuse(str(e)) from None
+            raise BadRequest(str(e)) from None
     return pd.DataFrame({"text": texts})
