@@ -27,6 +27,16 @@ from rnnexp.framework.store import check_no_password, check_store, resolve_uri
 from rnnexp.framework.sweep import check_launcher
 from rnnexp.resources import check_own_names
 
+# a job's Settings as its check made them, by the job's overrides: its task, in this process,
+# takes them rather than making them again (a sweep's jobs in processes of their own make
+# theirs once there)
+CHECKED: dict[tuple[str, ...], Settings] = {}
+
+
+def settings_of(cfg: DictConfig, overrides: list[str]) -> Settings:
+    """The Settings of the job whose config is `cfg`: those its check made, else made now."""
+    return CHECKED.pop(tuple(overrides), None) or job_settings(cfg)
+
 
 def job_settings(cfg: DictConfig) -> Settings:
     """A job's config (Hydra's node aside) as Settings, every value checked: a key the schema
@@ -48,6 +58,9 @@ class Checks(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         s = _command_settings(config)
         launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
+        s.tracking.uri = uri
+        CHECKED.clear()
+        CHECKED[tuple(_overrides(config))] = s  # handed to the task
         with read_write(config):
             config.tracking.uri = uri  # the store, resolved once: the job's config carries it
             if s.resume:  # the run's own folder, log and store; its .hydra/ stays as it was
@@ -76,6 +89,7 @@ class Checks(Callback):
                 raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
             # each job checked before any runs; the first's settings are the command's (what
             # is swept is not in the command's config: corpus=file corpus.path=a.txt,b.txt)
+            CHECKED.clear()
             s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
         else:  # a search: the sweeper picks its values as it goes
             s = job_settings(config)
@@ -99,6 +113,8 @@ class Checks(Callback):
             folder = resume.resume_sweep(s, config, uri)
         else:
             folder = _claim("hydra.sweep.dir", launch_dir, config)
+        for job in CHECKED.values():  # each job's task takes them, with the store resolved
+            job.tracking.uri = uri
         with read_write(config):
             config.tracking.uri, config.hydra.sweep.dir = uri, str(folder)
             # the store, resolved once, and the folder reach every job (composed from these
@@ -128,7 +144,7 @@ def _grid(overrides: list) -> list[list[str]]:
 SAY_EVERY = 10.0  # seconds between the lines of a long check of a sweep's jobs
 
 
-def _check_jobs(jobs: list[list[str]], settings_of) -> Settings:
+def _check_jobs(jobs: list[list[str]], make) -> Settings:
     """Each job's settings made (and so checked); the first job's returned. A sweep of many
     jobs says what it is doing while it is checked (~0.3 s a job), before any runs."""
     import time
@@ -138,7 +154,7 @@ def _check_jobs(jobs: list[list[str]], settings_of) -> Settings:
     start = said = time.monotonic()
     first = None
     for i, job in enumerate(jobs, 1):
-        s = settings_of(job)
+        s = CHECKED[tuple(job)] = make(job)
         first = first or s
         now = time.monotonic()
         if now - said >= SAY_EVERY and i < len(jobs):

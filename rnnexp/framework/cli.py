@@ -26,7 +26,7 @@ from rnnexp import faults
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
 from rnnexp.framework.bounds import check_config_dir
-from rnnexp.framework.checks import job_settings
+from rnnexp.framework.checks import settings_of
 from rnnexp.framework.messages import Refused, config_errors, one_line
 from rnnexp.framework.resume import further, saved_settings, with_how
 from rnnexp.framework.run import Job, run
@@ -56,7 +56,7 @@ def task(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     in_sweep = hc.mode == RunMode.MULTIRUN
     faults.point("sweep-job" if in_sweep else "hydra")
-    s = job_settings(cfg)
+    s = settings_of(cfg, typed_overrides(hc))  # those its check made, in this process
     output_dir = Path(hc.runtime.output_dir)
     if not in_sweep:
         _last.folder, _last.uri = output_dir, s.tracking.uri
