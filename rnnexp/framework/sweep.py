@@ -241,12 +241,14 @@ class SweepTracking(Callback):
         """The finished child with the lowest final val/loss: tagged, named on the parent, its
         loss the parent's metric sweep/best_val_loss, and returned (None if no child finished
         with one)."""
+        from rnnexp.framework.tracking import MlflowRun
+
         scored = [(c.val_loss, c) for c in children if c.status == "FINISHED"]
         scored = [(v, c) for v, c in scored if v is not None and v == v]  # no NaN
         if not scored:
             return None
         val, best = min(scored, key=lambda x: x[0])
-        parent.tag_run(best.run_id, {"rnnexp.best": "true"})
+        MlflowRun(parent.uri, best.run_id).set_tags({"rnnexp.best": "true"})
         parent.set_tags({"rnnexp.best_run": best.name})
         parent.log_metrics({"sweep/best_val_loss": val}, step=0)
         parent.flush()

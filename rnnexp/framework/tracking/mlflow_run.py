@@ -44,14 +44,9 @@ class MlflowRun:
         self._logged: dict[str, int] = {}  # metric -> last step the store already has
 
     @classmethod
-    def start(
-        cls,
-        uri: str,
-        experiment_id: str,
-        run_name: str,
-        tags: dict[str, str],
-        parent_run_id: str | None = None,
-    ) -> MlflowRun:
+    def start(cls, uri: str, experiment_id: str, run_name: str, tags: dict[str, str],
+              parent_run_id: str | None = None) -> MlflowRun:  # fmt: skip
+        """A new run (under `parent_run_id`: a sweep's job), its name cut to what stores keep."""
         tags = dict(tags)
         if len(run_name) > RUN_NAME_LIMIT:  # a sweep named by a long command line
             run_name = run_name[: RUN_NAME_LIMIT - 1] + "…"
@@ -206,12 +201,6 @@ class MlflowRun:
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """Metric `key` of run `run_id`, (step, value) by step."""
         return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
-
-    @in_store
-    def tag_run(self, run_id: str, tags: dict[str, str]) -> None:
-        """Tags on another run of the store (a sweep tags its best child)."""
-        for k, v in tags.items():
-            self.client.set_tag(run_id, k, v)
 
     @in_store
     def copy_artifact(self, run_id: str, path: str) -> bool:
