@@ -18,13 +18,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rnnexp import faults
-from rnnexp.errors import RnnexpError
+from rnnexp.errors import RnnexpError, install_hint
 from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
 from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides
 from rnnexp.framework.store import check_no_password, check_store, resolve_uri
-from rnnexp.framework.sweep import check_launcher
 from rnnexp.resources import check_own_names
 
 # a job's Settings as its check made them, by the job's overrides: its task, in this process,
@@ -139,6 +138,31 @@ def _grid(overrides: list) -> list[list[str]]:
             o.get_value_element_as_str()]  # fmt: skip
         values.append([f"{key}={v}" for v in swept])
     return [list(job) for job in itertools.product(*values)]
+
+
+def check_launcher(launcher: str | None, address: str | None, uri: str, n_jobs: int | None) -> None:
+    """hydra/launcher=joblib runs some jobs at once (joblib refuses 0 with a traceback);
+    hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
+    tracking server (a local sqlite file is out of reach of other machines)."""
+    import importlib.util
+    import os
+
+    if launcher == "joblib" and n_jobs == 0:
+        raise RnnexpError(
+            "hydra.launcher.n_jobs=0 runs no job: give how many run at once (-1: one per core)"
+        )
+    if launcher != "ray":
+        return
+    if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
+        raise RnnexpError(f"hydra/launcher=ray needs the Ray extra: {install_hint('ray')}")
+    # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "local" and not uri.startswith(("http://", "https://")):
+        raise RnnexpError(
+            f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
+            f"cannot write the tracking store {uri}: start an MLflow server (README, "
+            f"Scaling out) and set tracking.uri=http://HOST:PORT"
+        )
 
 
 SAY_EVERY = 10.0  # seconds between the lines of a long check of a sweep's jobs

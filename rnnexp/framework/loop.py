@@ -135,15 +135,7 @@ def _steps(loop: Loop) -> None:
                          "on this machine (later runs load them from the cache)", step, took,
                          compiled)  # fmt: skip
             loop.threads.after(took, step)  # and the BLAS threads of the next step
-            state.window_time += took
-            evaluates = t.evaluates(step, state.train_time, state.train_time + took)
-            state.train_time += took
-            state.window_loss += r.loss_per_char
-            state.window_steps += 1
-            out_of_time = t.max_seconds is not None and state.train_time >= t.max_seconds
-            last = step == t.steps or out_of_time
-            if last:
-                state.stopped_by = "max_seconds" if out_of_time else "steps"
+            evaluates, last = _count(loop, step, took, r.loss_per_char)
             if step % t.log_every == 0 or last:
                 rate = _log_window(loop, r, step, last, first, clock)
                 bar.set_postfix(loss=f"{state.train[-1][1]:.3f}", chars_s=f"{rate:,.0f}")
@@ -175,6 +167,21 @@ def _steps(loop: Loop) -> None:
         "(%.0f %%), samples %.2f s", trainer.step, since, state.loop_time, state.train_time,
         state.eval_time, 100 * state.eval_time / max(state.loop_time, 1e-9), state.sample_time,
     )  # fmt: skip
+
+
+def _count(loop: Loop, step: int, took: float, loss_per_char: float) -> tuple[bool, bool]:
+    """The step's time and loss counted; (a periodic evaluation is due, it is the last)."""
+    t, state = loop.s.train, loop.state
+    state.window_time += took
+    evaluates = t.evaluates(step, state.train_time, state.train_time + took)
+    state.train_time += took
+    state.window_loss += loss_per_char
+    state.window_steps += 1
+    out_of_time = t.max_seconds is not None and state.train_time >= t.max_seconds
+    last = step == t.steps or out_of_time
+    if last:
+        state.stopped_by = "max_seconds" if out_of_time else "steps"
+    return evaluates, last
 
 
 def _log_window(loop: Loop, r, step: int, last: bool, first: int, clock: dict) -> float:

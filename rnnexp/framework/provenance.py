@@ -1,5 +1,5 @@
-"""What made a run, recorded on it: the commit of the code (with -dirty for local changes)
-and the command's overrides.
+"""What made a run, recorded on it: its name (what it is), the commit of the code (with
+-dirty for local changes) and the command's overrides.
 """
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import subprocess
 from pathlib import Path
+
+from rnnexp.framework.settings import Settings
 
 
 def run_tags(overrides: list[str]) -> dict[str, str]:
@@ -58,3 +60,10 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("-dirty" if dirty else "")
+
+
+def run_name(s: Settings, corpus: str, experiment: str | None) -> str:
+    """`gru-shakespeare-adam`: what the run is, model, corpus and optimizer; a preset's runs
+    lead with its name (`min_char_rnn rnn-shakespeare-adagrad`)."""
+    name = f"{s.model.name}-{corpus}-{s.optimizer.name}"
+    return f"{experiment} {name}" if experiment else name

@@ -250,3 +250,9 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
 def _own(overrides) -> list[str]:
     """A sweep's overrides but resume= and its store (which its multirun.yaml records)."""
     return [o for o in overrides if override_key(o) not in ("resume", "tracking.uri")]
+
+
+def resume_command(folder: Path, sweep_dir: Path | None) -> str:
+    """The command that continues a run: a sweep's job is continued by resuming its sweep,
+    which finishes the jobs that never ran as well."""
+    return f"rnnexp -m resume={sweep_dir}" if sweep_dir else f"rnnexp resume={folder}"

@@ -20,7 +20,8 @@ from rnnexp.framework import resume, rundir, sweep
 from rnnexp.framework.artifacts import finish_artifacts
 from rnnexp.framework.build import build
 from rnnexp.framework.loop import Loop, LoopState, can_train, train
-from rnnexp.framework.provenance import run_tags
+from rnnexp.framework.provenance import run_name, run_tags
+from rnnexp.framework.resume import resume_command
 from rnnexp.framework.rundir import CHECKPOINT_FILE
 from rnnexp.framework.settings import Settings
 from rnnexp.framework.signals import Interrupted, check_dropped, deferred_interrupts
@@ -69,19 +70,6 @@ def run(s: Settings, job: Job) -> float:
         if r.interrupt["signum"] is not None:  # arrived after the last step: it is complete
             raise Interrupted(r.interrupt["signum"], r.b.trainer.step)
         return val_loss
-
-
-def resume_command(folder: Path, sweep_dir: Path | None) -> str:
-    """The command that continues a run: a sweep's job is continued by resuming its sweep,
-    which finishes the jobs that never ran as well."""
-    return f"rnnexp -m resume={sweep_dir}" if sweep_dir else f"rnnexp resume={folder}"
-
-
-def run_name(s: Settings, corpus: str, experiment: str | None) -> str:
-    """`gru-shakespeare-adam`: what the run is, model, corpus and optimizer; a preset's runs
-    lead with its name (`min_char_rnn rnn-shakespeare-adagrad`)."""
-    name = f"{s.model.name}-{corpus}-{s.optimizer.name}"
-    return f"{experiment} {name}" if experiment else name
 
 
 class Run:

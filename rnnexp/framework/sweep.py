@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.atomic import atomic_write
-from rnnexp.errors import RnnexpError, install_hint
+from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
 from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
@@ -28,31 +28,6 @@ from rnnexp.framework.summary import say, sweep_summary, sweep_table
 from rnnexp.inspect.page import PAGE
 
 log = logging.getLogger("rnnexp")
-
-
-def check_launcher(launcher: str | None, address: str | None, uri: str, n_jobs: int | None) -> None:
-    """hydra/launcher=joblib runs some jobs at once (joblib refuses 0 with a traceback);
-    hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
-    tracking server (a local sqlite file is out of reach of other machines)."""
-    import importlib.util
-    import os
-
-    if launcher == "joblib" and n_jobs == 0:
-        raise RnnexpError(
-            "hydra.launcher.n_jobs=0 runs no job: give how many run at once (-1: one per core)"
-        )
-    if launcher != "ray":
-        return
-    if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
-        raise RnnexpError(f"hydra/launcher=ray needs the Ray extra: {install_hint('ray')}")
-    # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address and address != "local" and not uri.startswith(("http://", "https://")):
-        raise RnnexpError(
-            f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
-            f"cannot write the tracking store {uri}: start an MLflow server (README, "
-            f"Scaling out) and set tracking.uri=http://HOST:PORT"
-        )
 
 
 def finished_job(folder: Path, uri: str) -> float | None:
