@@ -56,3 +56,16 @@ def test_only_the_libraries_public_apis():
     used = [f"{p.relative_to(PACKAGE)}: {m.group()}" for p in PACKAGE.rglob("*.py")
             for m in private.finditer(p.read_text())]  # fmt: skip
     assert not used, used
+
+
+def test_the_store_code_and_every_file_and_function_stay_small():
+    """What talks to the store (a file importing mlflow, sqlite3 or sqlalchemy) is one small
+    layer over MlflowClient; no file of the package over 300 lines, no function over 60."""
+    talks = re.compile(r"^\s*(import|from) (mlflow|sqlite3|sqlalchemy)\b", re.M)
+    sizes = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert sum(n for p, n in sizes.items() if talks.search(p.read_text())) <= 700
+    assert not [f"{p.relative_to(PACKAGE)}: {n}" for p, n in sizes.items() if n > 300]
+    long = [f"{p.relative_to(PACKAGE)}:{f.name} {f.end_lineno - f.lineno + 1}"
+            for p in sizes for f in ast.walk(ast.parse(p.read_text()))
+            if isinstance(f, ast.FunctionDef) and f.end_lineno - f.lineno >= 60]  # fmt: skip
+    assert not long, long

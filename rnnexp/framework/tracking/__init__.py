@@ -115,12 +115,9 @@ def _made_by_mlflow(path: Path) -> None:
 
 def find_sweep_parent(uri: str, experiment_id: str, sweep_dir: str) -> Child:
     """The running parent run of the sweep whose folder is `sweep_dir`."""
-    runs = client_for(uri).search_runs(
-        [experiment_id],
-        f"{tag_is('rnnexp.sweep_dir', sweep_dir)} and attributes.status = 'RUNNING'",
-        max_results=1,
-        order_by=["attributes.start_time DESC"],
-    )
+    where = f"{tag_is('rnnexp.sweep_dir', sweep_dir)} and attributes.status = 'RUNNING'"
+    runs = client_for(uri).search_runs([experiment_id], where, max_results=1,
+                                       order_by=["attributes.start_time DESC"])  # fmt: skip
     if not runs:
         raise RnnexpError(f"no running sweep with folder {sweep_dir} in {uri}")
     r = runs[0]

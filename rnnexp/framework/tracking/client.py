@@ -25,6 +25,8 @@ logging.getLogger("alembic").setLevel(logging.WARNING)  # INFO lines, one per mi
 def client_for(uri: str):
     from mlflow import MlflowClient  # deferred: importing mlflow takes a second or two
 
+    # no progress bar on downloads: rnnexp-sample's stdout is the text, a sweep's is its log
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return MlflowClient(tracking_uri=uri, registry_uri=uri)  # the registry: the same store
 
 
@@ -48,11 +50,6 @@ def global_uris(uri: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def quiet_downloads() -> None:
-    """No progress bar on downloads: rnnexp-sample's stdout is the text, a sweep's is its log."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @contextlib.contextmanager
@@ -117,7 +114,6 @@ def fetch(artifact_uri: str, dst: Path, what: str) -> Path:
                     else:
                         total, count = total + (f.file_size or 0), count + 1
                         check_download(what, total, count)
-        quiet_downloads()
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
                                                         dst_path=str(dst)))  # fmt: skip
     except (MlflowException, OSError) as e:

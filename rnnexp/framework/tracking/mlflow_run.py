@@ -15,12 +15,12 @@ from pathlib import Path
 
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
-from rnnexp.framework.store import redact, store_lock
+from rnnexp.framework.store import store_lock
 from rnnexp.framework.tracking.client import (
     client_for,
     global_uris,
     in_store,
-    quiet_downloads,
+    looking_up,
     store_errors,
 )
 from rnnexp.framework.tracking.plain import as_params, dataset_source, ui_link
@@ -58,14 +58,8 @@ class MlflowRun:
 
     def status(self) -> str:
         """RUNNING, FINISHED, FAILED or KILLED, as the store has it."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.get_run(self.run_id).info.status
-        except MlflowException as e:
-            raise RnnexpError(
-                f"cannot continue MLflow run {self.run_id} in {redact(self.uri)}: {e.message}"
-            ) from None
+        with looking_up(self.uri, f"MLflow run {self.run_id}", "it cannot be continued") as c:
+            return c.get_run(self.run_id).info.status
 
     @in_store
     def reopen(self, folder: Path, folder_tag: str = "rnnexp.output_dir") -> None:
@@ -208,7 +202,6 @@ class MlflowRun:
         best child's page); False if that run has none."""
         import tempfile
 
-        quiet_downloads()
         # MLflow lists a run's logged models through its global URIs
         with tempfile.TemporaryDirectory() as scratch, global_uris(self.uri):
             if not any(f.path == path for f in self.client.list_artifacts(run_id)):

@@ -9,13 +9,12 @@ import logging
 from pathlib import Path
 
 from rnnexp.framework.store import store_lock
-from rnnexp.framework.tracking import plain
+from rnnexp.framework.tracking import plain, serving
 from rnnexp.framework.tracking.client import (
     client_for,
     fetch,
     global_uris,
     looking_up,
-    quiet_downloads,
     store_errors,
 )
 
@@ -23,10 +22,6 @@ PARAMETERS = "model"  # the MLflow model's artifact that holds model.npz and mod
 # the name of a run's MLflow model (runs:/<run id>/mlflow_model): not the run's own model/
 # folder of npz + json, which MLflow would list merged with a model of the same name
 MLFLOW_MODEL = "mlflow_model"
-
-
-# a request to a run's MLflow model: a row per text to generate
-_EXAMPLE = {"prime": ["ROMEO:"], "length": [100], "temperature": [0.8], "seed": [0]}
 
 
 def _signature():
@@ -42,14 +37,6 @@ def _signature():
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("string", "text")]))
 
 
-def _requirements() -> list[str]:
-    """What loading the model needs: rnnexp (installed as it runs here) and its pins."""
-    from importlib.metadata import version
-
-    return [f"rnnexp=={version('rnnexp')}", f"mlflow=={version('mlflow')}",
-            f"numpy=={version('numpy')}"]  # fmt: skip
-
-
 def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
     """The model in `model_dir` (model.npz + model.json) as run `run_id`'s MLflow model:
     loadable by `mlflow.pyfunc.load_model("models:/<id>")` and servable by `mlflow models
@@ -62,7 +49,6 @@ def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
 
     from rnnexp.framework.tracking import pyfunc_model
 
-    quiet_downloads()  # save_model copies the parameters in with a progress bar
     logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)  # "Validating input ..."
     run = client.get_run(run_id)
     logged = client.create_logged_model(
@@ -77,8 +63,8 @@ def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
             python_model=pyfunc_model.__file__,  # code, not a pickle
             artifacts={PARAMETERS: str(model_dir)},
             signature=_signature(),
-            input_example=_EXAMPLE,
-            pip_requirements=_requirements(),  # not inferred: that runs the model twice
+            input_example=serving.EXAMPLE,
+            pip_requirements=serving.requirements(),  # not inferred: that runs the model twice
             mlflow_model=model,
         )
         client.log_outputs(run_id, models=[LoggedModelOutput(logged.model_id, step=step)])

@@ -21,6 +21,7 @@ from rnnexp.errors import RnnexpError, check_whole
 from rnnexp.sample import check_temperature, sample
 
 COLUMNS = {"prime": "", "length": 200, "temperature": 1.0, "seed": 0}  # and their defaults
+EXAMPLE = {"prime": ["ROMEO:"], "length": [100], "temperature": [0.8], "seed": [0]}  # logged
 # rows one request may hold, and the characters it may ask for over all its rows: the
 # primes read, the text written (the serving process's environment variables change them)
 MAX_ROWS = ("RNNEXP_SERVE_MAX_ROWS", 100)
@@ -28,6 +29,14 @@ LIMITS = {
     "prime": ("RNNEXP_SERVE_MAX_PRIME", 10_000),
     "length": ("RNNEXP_SERVE_MAX_LENGTH", 10_000),
 }
+
+
+def requirements() -> list[str]:
+    """What loading a logged model needs: rnnexp (installed as it runs here) and its pins."""
+    from importlib.metadata import version
+
+    return [f"rnnexp=={version('rnnexp')}", f"mlflow=={version('mlflow')}",
+            f"numpy=={version('numpy')}"]  # fmt: skip
 
 
 class BadRequest(ValueError):
