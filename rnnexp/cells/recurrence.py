@@ -160,42 +160,47 @@ class Cell:
         return trace.da
 
 
-def small_step(w, a, tr, t):
-    """Step t of a chunk at a small batch, its product included (compiled code only)."""
+def start(w, a_t, z):
+    """z = a_t, for a cell whose z_t starts from its input, else 0 (compiled code only)."""
     raise NotImplementedError("a kernel: called from compiled code")
 
 
-def step_back(w, dh, tr, t):
+def elementwise(w, a, tr, t):
+    """The cell's elementwise (compiled code only)."""
+    raise NotImplementedError("a kernel: called from compiled code")
+
+
+def elementwise_back(w, dh, tr, t):
     """The cell's elementwise_back (compiled code only)."""
     raise NotImplementedError("a kernel: called from compiled code")
 
 
-@overload(small_step, inline="always")
-def _small_step(w, a, tr, t):
-    cell = _CELL_OF[w.instance_class]  # numba types it: Weights' class names the cell
-    elementwise = cell.elementwise
-    if cell.adds_input:
-
-        def step(w, a, tr, t):  # z_t = a_t + h_{t-1} Whh
-            z = tr[Z][t]
-            copy(a[t], z)
-            add_product(tr[STATES][0, t], w[0], z)
-            elementwise(w, a, tr, t)
-
-        return step
-
-    def product_only(w, a, tr, t):  # z_t = h_{t-1} Whh
-        zero(tr[Z][t])
-        add_product(tr[STATES][0, t], w[0], tr[Z][t])
-        elementwise(w, a, tr, t)
-
-    return product_only
+# each picks the cell's code when numba types the call: Weights' class names the cell
+@overload(start, inline="always")
+def _start(w, a_t, z):
+    if _CELL_OF[w.instance_class].adds_input:
+        return lambda w, a_t, z: copy(a_t, z)
+    return lambda w, a_t, z: zero(z)
 
 
-@overload(step_back, inline="always")
-def _step_back(w, dh, tr, t):
-    back = _CELL_OF[w.instance_class].elementwise_back
-    return lambda w, dh, tr, t: back(w, dh, tr, t)
+@overload(elementwise, inline="always")
+def _elementwise(w, a, tr, t):
+    return _CELL_OF[w.instance_class].elementwise.py_func  # its source, inlined as a kernel
+
+
+@overload(elementwise_back, inline="always")
+def _elementwise_back(w, dh, tr, t):
+    return _CELL_OF[w.instance_class].elementwise_back.py_func
+
+
+@kernel
+def small_step(w, a, tr, t):
+    """Step t of a chunk at a small batch, its product included: z_t = a_t + h_{t-1} Whh (or
+    the product alone), then the cell's elementwise pass."""
+    z = tr[Z][t]
+    start(w, a[t], z)
+    add_product(tr[STATES][0, t], w[0], z)
+    elementwise(w, a, tr, t)
 
 
 @kernel
@@ -210,7 +215,7 @@ def _back_steps(w, dh, tr, bptt):
     """The chunk backward in one call: elementwise_back, then dz_t Whh.T, at a small batch;
     or, without BPTT (dh stays 0), at any batch."""
     for t in range(dh.shape[0] - 1, -1, -1):
-        step_back(w, dh, tr, t)
+        elementwise_back(w, dh, tr, t)
         if bptt:
             product_t(tr[DZ][t], w[0], tr[DH])
 
