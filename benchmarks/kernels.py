@@ -1,7 +1,7 @@
 """Where the compiled whole-chunk recurrence stops paying: a cell's chunk, forward and
 backward, as one compiled call with its own products (the small-batch regime) against a
 compiled pass per step around OpenBLAS's products, per cell, H and B, 1 BLAS thread, in one
-process. The crossover sets rnnexp/cells/jit.py's SMALL_BATCH. Then the chunk's GEMMs at
+process. The crossover sets rnnexp/cells/recurrence.py's SMALL_BATCH. Then the chunk's GEMMs at
 min-char-rnn's shapes (T25 H100 V65 float64): as compiled loops (what compiling the whole
 B1 step would make of them) against np.matmul called from Python.
 
@@ -18,15 +18,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads
 
 import numpy as np  # noqa: E402
 
-from rnnexp.cells import CELLS, gru, lstm, rnn  # noqa: E402
+from rnnexp.cells import CELLS, recurrence  # noqa: E402
 from rnnexp.cells.jit import add_product, kernel, zero  # noqa: E402
 
 
 def chunk_us_per_char(name: str, H: int, B: int, T: int, dtype: str, small: bool,
                       window: float) -> float:  # fmt: skip
     """Best of 5 windows: microseconds a character of forward + backward."""
-    for module in (rnn, lstm, gru):
-        module.SMALL_BATCH = B + 1 if small else 1  # the regime chosen for this batch
+    recurrence.SMALL_BATCH = B + 1 if small else 1  # the regime chosen for this batch
     rng = np.random.default_rng(0)
     cell = CELLS[name](H)
     shapes = cell.param_shapes(H)

@@ -6,12 +6,11 @@ holds. Every value is checked here, where it is defined; the parameters' shapes 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 import numpy as np
 
 from rnnexp.cells import CELLS, make_cell
-from rnnexp.cells.rnn import ACTIVATIONS
 from rnnexp.errors import ConfigError, check_fits, check_interval, check_keys, check_whole
 from rnnexp.init import INITS
 from rnnexp.resources import CONF_DIR
@@ -23,11 +22,11 @@ DTYPES = ("float32", "float64")
 class ModelConfig:
     """The one description of a model: what conf/model/*.yaml set (the `model` node of the
     settings), what `preset` reads, and what a saved model.json holds: the keys every cell
-    has; a cell with keys of its own has a subclass (RNNConfig), MODEL_CONFIGS by cell.
+    has; a cell with keys of its own (its Options) has a subclass, MODEL_CONFIGS by cell.
     vocab_size comes from the corpus when the model is built (0 until then)."""
 
     name: str = ""  # the preset it came from: the label runs are filed under
-    cell: str  # rnn | lstm | gru (rnnexp/cells)
+    cell: str  # a file of rnnexp/cells: rnn | lstm | gru
     hidden_size: int = 100
     layers: int = 1
     dropout: float = 0.0  # char-rnn's -dropout: on each layer's output while training
@@ -77,35 +76,41 @@ class ModelConfig:
         return {}
 
 
-@dataclass(kw_only=True)
-class RNNConfig(ModelConfig):
-    """A model of the simple recurrent cell, with the cell's own keys."""
-
-    activation: str = "tanh"  # tanh | sigmoid
-    bptt: bool = True  # False: Elman's context units, no gradient through h_{t-1}
+def _with_options(cell: type) -> type[ModelConfig]:
+    """The ModelConfig of a cell with keys of its own (its Options dataclass: their types,
+    defaults and checks, in the cell's file), else ModelConfig."""
+    options = cell.Options
+    if options is None:
+        return ModelConfig
 
     def __post_init__(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown model.activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
-            )
-        super().__post_init__()
+        options.__post_init__(self)  # the cell's keys first, as its file checks them
+        ModelConfig.__post_init__(self)
 
     def cell_options(self) -> dict:
-        return {"activation": self.activation, "bptt": self.bptt}
+        return {f.name: getattr(self, f.name) for f in fields(options)}
+
+    body = {"__post_init__": __post_init__, "cell_options": cell_options, "__module__": __name__}
+    return dataclass(kw_only=True)(type(f"{cell.__name__}Config", (options, ModelConfig), body))
 
 
-MODEL_CONFIGS = {"rnn": RNNConfig, "lstm": ModelConfig, "gru": ModelConfig}
+MODEL_CONFIGS = {name: _with_options(cell) for name, cell in CELLS.items()}
+# each a name of this module (RNNConfig, ...), as if written here: pickled by reference
+globals().update({c.__name__: c for c in MODEL_CONFIGS.values()})
+# each cell's own keys and their defaults: a model saved before they were its cell's own
+# holds them whatever its cell
+_OWN_KEYS = {f.name: f.default for cell in CELLS.values() if cell.Options
+             for f in fields(cell.Options) if f.default is not MISSING}  # fmt: skip
 
 
 def model_config(**values) -> ModelConfig:
-    """The ModelConfig of `values` (a preset's, model.json's): its cell's class. A model saved
-    before the rnn cell's keys were its own has them whatever its cell: dropped when they
-    hold the values every gated cell has."""
+    """The ModelConfig of `values` (a preset's, model.json's): its cell's class. Keys of
+    another cell's, holding their defaults, are dropped (a model saved before they were that
+    cell's own has them whatever its cell)."""
     cls = MODEL_CONFIGS.get(values.get("cell"), ModelConfig)
-    if cls is ModelConfig and values.get("activation", "tanh") == "tanh":
-        values = {k: v for k, v in values.items() if k != "activation"}
-        values = {k: v for k, v in values.items() if k != "bptt" or v is not True}
+    keys = {f.name for f in fields(cls)}
+    values = {k: v for k, v in values.items()
+              if k in keys or k not in _OWN_KEYS or v != _OWN_KEYS[k]}  # fmt: skip
     check_keys("model", str(values.get("cell")), [f.name for f in fields(cls)], values)
     return cls(**values)
 

@@ -9,8 +9,8 @@ from threadpoolctl import threadpool_limits
 
 from rnnexp import CharRNN, Trainer, Vocab, evaluate, load_corpus, make_optimizer, preset, sample
 from rnnexp import split as split_text
-from rnnexp.cells.jit import SMALL_BATCH
 from rnnexp.cells.ops import LARGE_BATCH
+from rnnexp.cells.recurrence import SMALL_BATCH
 from rnnexp.errors import ConfigError
 
 V, H, B, T = 7, 5, 3, 4
@@ -85,7 +85,7 @@ def test_lstm_starts_with_its_forget_gate_open_and_carries_h_and_c():
 def test_gate_options_belong_to_the_rnn_cell():
     with pytest.raises(ConfigError, match=r"model.activation is not a key of lstm \(its keys: "):
         preset("lstm", V, H, activation="sigmoid")
-    with pytest.raises(ConfigError, match="unknown model.cell 'tcn'; valid: rnn, lstm, gru"):
+    with pytest.raises(ConfigError, match="unknown model.cell 'tcn'; valid: gru, lstm, rnn"):
         preset("rnn", V, H, cell="tcn")
 
 

@@ -14,25 +14,40 @@ is b_hn, which sits inside the reset product and so cannot be folded into bh.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, kernel, product_t, zero
-from rnnexp.cells.ops import (
-    backward_transpose,
-    gemm_buffers,
-    recurrent_product,
-    xty,
-)
+from rnnexp.cells.jit import kernel
+from rnnexp.cells.recurrence import Cell
 from rnnexp.cells.scalars import sigmoid, tanh
-from rnnexp.init import init_weights
+
+
+class Weights(NamedTuple):
+    Whh: np.ndarray  # (H, 3H)
+    bhn: np.ndarray  # (H,)
+
+
+class Trace(NamedTuple):  # recurrence.Cell.buffers, and:
+    states: np.ndarray
+    z: np.ndarray  # hh_t = h_{t-1} Whh, then r, u after σ and hh^n + bhn
+    dz: np.ndarray  # the gradient at hh_t
+    dh: np.ndarray
+    da: np.ndarray  # (T, B, 3H) the gradient at a_t
+    ns: np.ndarray  # (T, B, H) n_t
+    dd: np.ndarray  # (B, H) the gradient at h_t's direct part (through u h_t), from h_{t+1}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
 
 
 @kernel
-def _cell(hh, a_t, bhn, h_prev, n, h):
-    """One step's elementwise work, every row: hh (B, 3H) = h_{t-1} Whh in; r, u and
-    hh^n + bhn out; n (B, H) and h (B, H), which may be h_prev (each element is read first)."""
+def elementwise(w, a, tr, t):
+    """Step t's elementwise work, every row: hh (B, 3H) = h_{t-1} Whh in; r, u and
+    hh^n + bhn out; n_t (B, H) and h_t (B, H)."""
+    (_, bhn), (states, hh, _, _, _, n, _) = w, tr
+    hh, a_t, h_prev, n, h = hh[t], a[t], states[0, t], n[t], states[0, t + 1]
     B, H = n.shape
     for b in range(B):  # rows as 1-D views: with them LLVM vectorizes the loop over j
         hr, hu, hnb = hh[b, :H], hh[b, H : 2 * H], hh[b, 2 * H :]
@@ -47,28 +62,15 @@ def _cell(hh, a_t, bhn, h_prev, n, h):
 
 
 @kernel
-def small_step(Whh, bhn, a_t, h_prev, hh, n, h):
-    """A step at a small batch, its product included: hh = h_prev Whh, then _cell."""
-    zero(hh)
-    add_product(h_prev, Whh, hh)
-    _cell(hh, a_t, bhn, h_prev, n, h)
-
-
-@kernel
-def _steps(Whh, bhn, a, hs, hh, ns):
-    """The chunk at a small batch, in one call: small_step for t = 0 .. T-1."""
-    for t in range(a.shape[0]):
-        small_step(Whh, bhn, a[t], hs[t], hh[t], ns[t], hs[t + 1])
-
-
-@kernel
-def _cell_back(dh_t, product, dh_out, hh, n, h_prev, dhh, da):
-    """One step back, every row. The gradient at h_t is dh_t (its direct part through u, from
-    the step after) + product (through that step's recurrent product) + dh_out (from outside);
-    writes dhh (B, 3H) at hh_t, da (B, 3H) at a_t, and dh_t's direct part for h_{t-1}."""
+def elementwise_back(w, dh, tr, t):
+    """Step t back, every row. The gradient at h_t is dh_t (its direct part through u, from
+    the step after) + product (through that step's recurrent product) + dh[t] (from
+    outside); writes dz_t (B, 3H) at hh_t, da_t (B, 3H) at a_t, and dh_t for h_{t-1}."""
+    states, hh, dhh, product, da, n, dh_t = tr
+    dh_out, dhh, da, hh, n, h_prev = dh[t], dhh[t], da[t], hh[t], n[t], states[0, t]
     B, H = n.shape
     one = dhh.dtype.type(1)
-    for b in range(B):  # rows as 1-D views, for SIMD (_cell)
+    for b in range(B):  # rows as 1-D views, for SIMD (elementwise)
         hr, hu, hnb = hh[b, :H], hh[b, H : 2 * H], hh[b, 2 * H :]
         dr, du, dn = dhh[b, :H], dhh[b, H : 2 * H], dhh[b, 2 * H :]
         ar, au, an = da[b, :H], da[b, H : 2 * H], da[b, 2 * H :]
@@ -84,81 +86,61 @@ def _cell_back(dh_t, product, dh_out, hh, n, h_prev, dhh, da):
             dhb[j] = d * u  # on to h_{t-1} directly, through u h_{t-1}
 
 
-@kernel
-def _back_steps(Whh, dh, hs, hh, ns, dhh, da, dh_t, product):
-    """The chunk backward at a small batch, in one call: _cell_back, then dhh_t Whh.T."""
-    for t in range(dh.shape[0] - 1, -1, -1):
-        _cell_back(dh_t, product, dh[t], hh[t], ns[t], hs[t], dhh[t], da[t])
-        product_t(dhh[t], Whh, product)
-
-
-class GRU:
+class GRU(Cell):
     gates = 3
-    parts = ("h",)
-
-    def __init__(self, hidden_size: int):
-        self.H = hidden_size
+    adds_input = False  # a^n stays apart from hh^n: r multiplies the latter alone
+    carries = ("dd",)
+    Weights, Trace = Weights, Trace
+    elementwise, elementwise_back = staticmethod(elementwise), staticmethod(elementwise_back)
 
     def param_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
+        return super().param_shapes(n_in) | {"bhn": (self.H,)}
+
+    def trace(self, B: int, T: int, dtype) -> Trace:
         H = self.H
-        return {"Wxh": (n_in, 3 * H), "Whh": (H, 3 * H), "bh": (3 * H,), "bhn": (H,)}
+        own = {"ns": np.empty((T, B, H), dtype), "dd": np.empty((B, H), dtype)}
+        return Trace(**self.buffers(B, T, dtype) | {"da": np.empty((T, B, 3 * H), dtype)}, **own)
 
-    def init(self, shapes: dict, rng: np.random.Generator, scheme: str, scale: float,
-             dtype) -> dict:  # fmt: skip
-        return init_weights(shapes, rng, scheme, scale, dtype)
-
-    def workspace(self, B: int, T: int, dtype) -> SimpleNamespace:
-        H = self.H
-        return SimpleNamespace(
-            hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
-            hh=np.empty((T, B, 3 * H), dtype),  # r, u after σ; then hh^n + bhn
-            ns=np.empty((T, B, H), dtype),  # n_t
-            dhh=np.empty((T, B, 3 * H), dtype),  # gradient at hh_t
-            da=np.empty((T, B, 3 * H), dtype),  # gradient at a_t
-            dh=np.empty((B, H), dtype),  # gradient at h_t, its direct part
-            product=np.empty((B, H), dtype),  # ... and its part through the next product
-            WhhT=None,  # a contiguous Whh.T, for large batches
-            fast=None,  # the forward's gemm_buffers
-            scratch=(np.empty((B, 3 * H), dtype), np.empty((B, H), dtype), None),
-        )
-
-    def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
-        """state [h] -> out [h], each (B, H); scratch (B, 3H), (B, H) keeps r, u, hh^n + bhn
-        and n after the step."""
-        hh, n, fast = scratch
-        if a_t.shape[0] < SMALL_BATCH:
-            small_step(p["Whh"], p["bhn"], a_t, state[0], hh, n, out[0])
-        else:  # the product in BLAS, the rest in one compiled pass
-            recurrent_product(state[0], p["Whh"], hh, fast)
-            _cell(hh, a_t, p["bhn"], state[0], n, out[0])
-
-    def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
-        h, hh, ns = ws.hs, ws.hh, ws.ns
-        h[0] = state[0]
-        if a.shape[1] < SMALL_BATCH:
-            _steps(p["Whh"], p["bhn"], a, h, hh, ns)
-            return [h[-1]]
-        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
-        for t in range(a.shape[0]):
-            self.step(p, a[t], [h[t]], [h[t + 1]], (hh[t], ns[t], fast))
-        return [h[-1]]
+    def own_grads(self, tr, g: dict) -> None:
+        T, B, H = tr.ns.shape
+        np.sum(tr.dz[:, :, 2 * H :].reshape(T * B, H), axis=0, out=g["bhn"])
 
     def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        H, hh = self.H, ws.hh  # r and u after their sigmoid (step keeps them)
+        H, hh = self.H, ws.trace.z  # r and u after their sigmoid (elementwise keeps them)
         return ws.hs[1:], {"reset": hh[:, :, :H], "update": hh[:, :, H : 2 * H]}
 
-    def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
-        T, B, H = dh.shape
-        hs, hh, ns, dhh, da, dh_t, product = ws.hs, ws.hh, ws.ns, ws.dhh, ws.da, ws.dh, ws.product
-        dh_t.fill(0)  # nothing reaches h_T from the next chunk (truncated BPTT)
-        product.fill(0)
-        if B < SMALL_BATCH:
-            _back_steps(p["Whh"], dh, hs, hh, ns, dhh, da, dh_t, product)
-        else:  # two calls a step: the pointwise pass, the product in BLAS
-            WhhT = backward_transpose(p["Whh"], ws)
-            for t in range(T - 1, -1, -1):
-                _cell_back(dh_t, product, dh[t], hh[t], ns[t], hs[t], dhh[t], da[t])
-                np.dot(dhh[t], WhhT, out=product)
-        xty(hs[:-1].reshape(T * B, H), dhh.reshape(T * B, 3 * H), out=g["Whh"])
-        np.sum(dhh[:, :, 2 * H :].reshape(T * B, H), axis=0, out=g["bhn"])
-        return da
+    def numpy_forward(self, p: dict, a: np.ndarray, state: list) -> dict:
+        """The chunk in plain numpy: a (T, B, 3H), state [h_0] -> {"h": h_0 .. h_T, and
+        r, u, n, hh^n + bhn (T, B, H) each}."""
+        H, hs, saved = self.H, [state[0]], {"r": [], "u": [], "n": [], "hn": []}
+        for t in range(len(a)):
+            hh = hs[-1] @ p["Whh"]
+            r = _sigmoid(a[t, :, :H] + hh[:, :H])
+            u = _sigmoid(a[t, :, H : 2 * H] + hh[:, H : 2 * H])
+            hn = hh[:, 2 * H :] + p["bhn"]
+            n = np.tanh(a[t, :, 2 * H :] + r * hn)
+            hs.append((1 - u) * n + u * hs[-1])
+            for k, v in zip(("r", "u", "n", "hn"), (r, u, n, hn), strict=True):
+                saved[k].append(v)
+        return {"h": np.stack(hs)} | {k: np.stack(v) for k, v in saved.items()}
+
+    def numpy_backward(self, p: dict, dh: np.ndarray, saved: dict) -> tuple[np.ndarray, dict]:
+        """dh (T, B, H) the gradient at each h_t from outside -> (da (T, B, 3H),
+        {"Whh", "bhn"})."""
+        H, hs, dnext = self.H, saved["h"], np.zeros_like(dh[0])
+        da = np.empty((len(dh), dh.shape[1], 3 * H), dh.dtype)
+        dhh = np.empty_like(da)  # at hh_t: r multiplies hh^n
+        for t in reversed(range(len(dh))):
+            r, u, n, hn = (saved[k][t] for k in ("r", "u", "n", "hn"))
+            d = dh[t] + dnext
+            d_u = d * (hs[t] - n) * u * (1 - u)
+            d_n = d * (1 - u) * (1 - n * n)
+            d_r = d_n * hn * r * (1 - r)
+            da[t] = np.concatenate([d_r, d_u, d_n], axis=1)
+            dhh[t] = np.concatenate([d_r, d_u, d_n * r], axis=1)
+            dnext = d * u + dhh[t] @ p["Whh"].T  # on to h_{t-1}: directly, and through hh_t
+        dWhh = hs[:-1].reshape(-1, H).T @ dhh.reshape(-1, 3 * H)
+        return da, {"Whh": dWhh, "bhn": dhh[:, :, 2 * H :].sum(axis=(0, 1))}
+
+
+CELL = GRU

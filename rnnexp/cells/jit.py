@@ -2,9 +2,9 @@
 and the loops they share (copies, the recurrent products for small batches). The scalar
 functions they inline are in scalars.py.
 
-A cell's kernels (beside its numpy-level methods, in its own file) are one compiled pass
-over a step's elementwise work; at a small batch, the whole chunk's recurrence is one call
-and its products are the loops below.
+A cell's kernels (in its own file) are one compiled pass over a step's elementwise work; at
+a small batch, the whole chunk's recurrence is one call (recurrence.py) and its products are
+the loops below.
 
 Compiled once per dtype, then cached on disk by numba in a folder of rnnexp's own, named for
 a digest of every kernel source (kernel_cache.py sets NUMBA_CACHE_DIR to it before numba is
@@ -60,11 +60,6 @@ def kernel(fn=None, *, fastmath: set[str] = FLAGS):
         compiled = numba.njit(**options)(fn)  # user): compile in each process instead
     KERNELS.append(compiled)
     return compiled
-
-
-# below this, a chunk's recurrence is one call, its products the loop below: from batch 2 on
-# OpenBLAS computes them faster (benchmarks/kernels.py)
-SMALL_BATCH = 2
 
 
 @kernel

@@ -12,26 +12,39 @@ from the first step. (PyTorch's b_ih + b_hh are the one bias bh here.)
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
-from rnnexp.cells.jit import SMALL_BATCH, add_product, copy, kernel, product_t
-from rnnexp.cells.ops import (
-    backward_transpose,
-    gemm_buffers,
-    recurrent_product,
-    xty,
-)
+from rnnexp.cells.jit import kernel
+from rnnexp.cells.recurrence import Cell
 from rnnexp.cells.scalars import sigmoid, tanh
-from rnnexp.init import init_weights
+
+
+class Weights(NamedTuple):
+    Whh: np.ndarray  # (H, 4H)
+
+
+class Trace(NamedTuple):  # recurrence.Cell.buffers, and:
+    states: np.ndarray  # h_t, c_t
+    z: np.ndarray  # z_t, then the gates i, f, g, o after their nonlinearities
+    dz: np.ndarray  # the gradient at z_t: also at a_t (da)
+    dh: np.ndarray
+    da: np.ndarray
+    tc: np.ndarray  # (T, B, H) tanh(c_t)
+    dc: np.ndarray  # (B, H) the gradient at c_t from c_{t+1}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
 
 
 @kernel
-def _cell(z, c_prev, c, tc, h):
-    """One step's elementwise work, every row: z (B, 4H) the pre-activations in, the gates
-    i, f, g, o out; c_{t-1} -> c, tanh(c) into tc, h = o tanh(c), each (B, H). c may be
-    c_prev and h the previous h (sampling steps in place: each element is read first)."""
+def elementwise(w, a, tr, t):
+    """Step t's elementwise work, every row: z_t (B, 4H) the pre-activations in, the gates
+    i, f, g, o out; c_{t-1} -> c_t, tanh(c_t), h_t = o tanh(c_t), each (B, H)."""
+    states, z, _, _, _, tc, _ = tr
+    z, tc, h, c, c_prev = z[t], tc[t], states[0, t + 1], states[1, t + 1], states[1, t]
     B, H = c.shape
     for b in range(B):  # rows as 1-D views: with them LLVM vectorizes the loop over j
         zi, zf, zg, zo = z[b, :H], z[b, H : 2 * H], z[b, 2 * H : 3 * H], z[b, 3 * H :]
@@ -39,34 +52,21 @@ def _cell(z, c_prev, c, tc, h):
         for j in range(H):
             i, f, g, o = sigmoid(zi[j]), sigmoid(zf[j]), tanh(zg[j]), sigmoid(zo[j])
             cc = f * cp[j] + i * g
-            t = tanh(cc)
+            th = tanh(cc)
             zi[j], zf[j], zg[j], zo[j] = i, f, g, o
-            cb[j], tb[j], hb[j] = cc, t, o * t
+            cb[j], tb[j], hb[j] = cc, th, o * th
 
 
 @kernel
-def small_step(Whh, a_t, h_prev, c_prev, z, tc, h, c):
-    """A step at a small batch, its product included: z = a_t + h_prev Whh, then _cell."""
-    copy(a_t, z)
-    add_product(h_prev, Whh, z)
-    _cell(z, c_prev, c, tc, h)
-
-
-@kernel
-def _steps(Whh, a, hs, cs, gates, tc):
-    """The chunk at a small batch, in one call: small_step for t = 0 .. T-1."""
-    for t in range(a.shape[0]):
-        small_step(Whh, a[t], hs[t], cs[t], gates[t], tc[t], hs[t + 1], cs[t + 1])
-
-
-@kernel
-def _cell_back(dh_t, dh_out, dc, gates, tc, c_prev, dz):
-    """One step back, every row: dh_t (B, H) the gradient at h_t through h_{t+1} (the last
-    step's product), dh_out at h_t from outside; dc at c_t from c_{t+1}, left at c_{t-1}.
-    Writes dz (B, 4H), the gradient at z_t (and a_t)."""
+def elementwise_back(w, dh, tr, t):
+    """Step t back, every row: dh_t (B, H) the gradient at h_t through h_{t+1} (the step
+    after's product), dh[t] at h_t from outside; dc at c_t from c_{t+1}, left at c_{t-1}.
+    Writes dz_t (B, 4H), the gradient at z_t (and a_t)."""
+    states, gates, dz, dh_t, _, tc, dc = tr
+    dh_out, dz, gates, tc, c_prev = dh[t], dz[t], gates[t], tc[t], states[1, t]
     B, H = dc.shape
     one = dz.dtype.type(1)
-    for b in range(B):  # rows as 1-D views, for SIMD (_cell)
+    for b in range(B):  # rows as 1-D views, for SIMD (elementwise)
         gi, gf, gg, go = (
             gates[b, :H],
             gates[b, H : 2 * H],
@@ -76,94 +76,67 @@ def _cell_back(dh_t, dh_out, dc, gates, tc, c_prev, dz):
         di, df, dg, do = dz[b, :H], dz[b, H : 2 * H], dz[b, 2 * H : 3 * H], dz[b, 3 * H :]
         dhb, dob, dcb, tb, cp = dh_t[b], dh_out[b], dc[b], tc[b], c_prev[b]
         for j in range(H):
-            i, f, g, o, t = gi[j], gf[j], gg[j], go[j], tb[j]
-            dh = dhb[j] + dob[j]
-            d = dcb[j] + dh * o * (one - t * t)  # dL/dc_t: through h_t, and from c_{t+1}
+            i, f, g, o, th = gi[j], gf[j], gg[j], go[j], tb[j]
+            d_h = dhb[j] + dob[j]
+            d = dcb[j] + d_h * o * (one - th * th)  # dL/dc_t: through h_t, and from c_{t+1}
             di[j] = d * g * i * (one - i)
             df[j] = d * cp[j] * f * (one - f)
             dg[j] = d * i * (one - g * g)
-            do[j] = dh * t * o * (one - o)
+            do[j] = d_h * th * o * (one - o)
             dcb[j] = d * f
 
 
-@kernel
-def _back_steps(Whh, dh, gates, tc, cs, dz, dh_t, dc):
-    """The chunk backward at a small batch, in one call: _cell_back, then dh_t = dz_t Whh.T."""
-    for t in range(dh.shape[0] - 1, -1, -1):
-        _cell_back(dh_t, dh[t], dc, gates[t], tc[t], cs[t], dz[t])
-        product_t(dz[t], Whh, dh_t)
-
-
-class LSTM:
+class LSTM(Cell):
     gates = 4
     parts = ("h", "c")
-
-    def __init__(self, hidden_size: int):
-        self.H = hidden_size
-
-    def param_shapes(self, n_in: int) -> dict[str, tuple[int, ...]]:
-        H = self.H
-        return {"Wxh": (n_in, 4 * H), "Whh": (H, 4 * H), "bh": (4 * H,)}
+    carries = ("dc",)
+    Weights, Trace = Weights, Trace
+    elementwise, elementwise_back = staticmethod(elementwise), staticmethod(elementwise_back)
 
     def init(self, shapes: dict, rng: np.random.Generator, scheme: str, scale: float,
              dtype) -> dict:  # fmt: skip
-        p = init_weights(shapes, rng, scheme, scale, dtype)
+        p = super().init(shapes, rng, scheme, scale, dtype)
         p["bh"][self.H : 2 * self.H] = 1.0  # forget gate open
         return p
 
-    def workspace(self, B: int, T: int, dtype) -> SimpleNamespace:
+    def trace(self, B: int, T: int, dtype) -> Trace:
         H = self.H
-        return SimpleNamespace(
-            hs=np.empty((T + 1, B, H), dtype),  # h_0 .. h_T
-            cs=np.empty((T + 1, B, H), dtype),  # c_0 .. c_T
-            gates=np.empty((T, B, 4 * H), dtype),  # i, f, g, o after their nonlinearities
-            tc=np.empty((T, B, H), dtype),  # tanh(c_t)
-            dz=np.empty((T, B, 4 * H), dtype),  # gradient at z_t: also at a_t
-            dh=np.empty((B, H), dtype),
-            dc=np.empty((B, H), dtype),
-            WhhT=None,  # a contiguous Whh.T, for large batches
-            fast=None,  # the forward's gemm_buffers
-            scratch=(np.empty((B, 4 * H), dtype), np.empty((B, H), dtype), None),
-        )
-
-    def step(self, p: dict, a_t: np.ndarray, state: list, out: list, scratch) -> None:
-        """state [h, c] -> out [h, c], each (B, H); scratch: z (B, 4H) and tanh c (B, H),
-        which keep the gates and tanh(c_t) after the step, and the buffers of a faster
-        recurrent GEMM at large B (ops.gemm_buffers)."""
-        z, tc, fast = scratch
-        if a_t.shape[0] < SMALL_BATCH:
-            small_step(p["Whh"], a_t, state[0], state[1], z, tc, out[0], out[1])
-        else:  # the product in BLAS, the rest in one compiled pass
-            recurrent_product(state[0], p["Whh"], z, fast, add=a_t)
-            _cell(z, state[1], out[1], tc, out[0])
-
-    def forward(self, p: dict, a: np.ndarray, state: list, ws) -> list:
-        h, c, gates, tc = ws.hs, ws.cs, ws.gates, ws.tc
-        h[0], c[0] = state
-        if a.shape[1] < SMALL_BATCH:
-            _steps(p["Whh"], a, h, c, gates, tc)
-            return [h[-1], c[-1]]
-        ws.fast = fast = gemm_buffers(p["Whh"], ws, a.shape[1])  # backward reuses it
-        for t in range(a.shape[0]):
-            self.step(p, a[t], [h[t], c[t]], [h[t + 1], c[t + 1]], (gates[t], tc[t], fast))
-        return [h[-1], c[-1]]
+        own = {"tc": np.empty((T, B, H), dtype), "dc": np.empty((B, H), dtype)}
+        return Trace(**self.buffers(B, T, dtype), **own)
 
     def observe(self, ws) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        H, gates = self.H, ws.gates  # g (the candidate) is a tanh, not a gate
+        H, gates = self.H, ws.trace.z  # g (the candidate) is a tanh, not a gate
         named = {"input": gates[:, :, :H], "forget": gates[:, :, H : 2 * H]}
-        return ws.tc, named | {"output": gates[:, :, 3 * H :]}
+        return ws.trace.tc, named | {"output": gates[:, :, 3 * H :]}
 
-    def backward(self, p: dict, dh: np.ndarray, ws, g: dict) -> np.ndarray:
-        T, B, H = dh.shape
-        dz, dh_t, dc = ws.dz, ws.dh, ws.dc
-        dc.fill(0)
-        dh_t.fill(0)  # the gradient reaching h_T from the next chunk: none (truncated BPTT)
-        if B < SMALL_BATCH:
-            _back_steps(p["Whh"], dh, ws.gates, ws.tc, ws.cs, dz, dh_t, dc)
-        else:  # two calls a step: the pointwise pass, the product in BLAS
-            WhhT = backward_transpose(p["Whh"], ws)
-            for t in range(T - 1, -1, -1):
-                _cell_back(dh_t, dh[t], dc, ws.gates[t], ws.tc[t], ws.cs[t], dz[t])
-                np.dot(dz[t], WhhT, out=dh_t)  # on to h_{t-1}
-        xty(ws.hs[:-1].reshape(T * B, H), dz.reshape(T * B, 4 * H), out=g["Whh"])
-        return dz
+    def numpy_forward(self, p: dict, a: np.ndarray, state: list) -> dict:
+        """The chunk in plain numpy: a (T, B, 4H), state [h_0, c_0] -> {"h": h_0 .. h_T,
+        "c": c_0 .. c_T, "gates": i, f, g, o (T, B, 4H)}."""
+        H, hs, cs, gates = self.H, [state[0]], [state[1]], []
+        for t in range(len(a)):
+            z = a[t] + hs[-1] @ p["Whh"]
+            i, f, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H : 2 * H]), _sigmoid(z[:, 3 * H :])
+            g = np.tanh(z[:, 2 * H : 3 * H])
+            cs.append(f * cs[-1] + i * g)
+            hs.append(o * np.tanh(cs[-1]))
+            gates.append(np.concatenate([i, f, g, o], axis=1))
+        return {"h": np.stack(hs), "c": np.stack(cs), "gates": np.stack(gates)}
+
+    def numpy_backward(self, p: dict, dh: np.ndarray, saved: dict) -> tuple[np.ndarray, dict]:
+        """dh (T, B, H) the gradient at each h_t from outside -> (da (T, B, 4H), {"Whh"})."""
+        H, hs, cs = self.H, saved["h"], saved["c"]
+        dnext, dc = np.zeros_like(dh[0]), np.zeros_like(dh[0])
+        da = np.empty((len(dh), dh.shape[1], 4 * H), dh.dtype)
+        for t in reversed(range(len(dh))):
+            i, f, g, o = np.split(saved["gates"][t], 4, axis=1)
+            d_h, tc = dh[t] + dnext, np.tanh(cs[t + 1])
+            dc = dc + d_h * o * (1 - tc * tc)  # at c_t: through h_t, and from c_{t+1}
+            da[t] = np.concatenate(
+                [dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g * g),
+                 d_h * tc * o * (1 - o)], axis=1)  # fmt: skip
+            dc = dc * f  # on to c_{t-1}
+            dnext = da[t] @ p["Whh"].T  # on to h_{t-1}
+        return da, {"Whh": hs[:-1].reshape(-1, H).T @ da.reshape(-1, 4 * H)}
+
+
+CELL = LSTM

@@ -28,9 +28,11 @@ def transposed(W: np.ndarray, ws, B: int) -> np.ndarray:
 
 
 def gemm_buffers(Whh: np.ndarray, ws, B: int):
-    """For recurrent_product at a large batch: (Whh.T contiguous, result.T) buffers, Whh.T
-    refreshed from the current weights (backward reuses it); None below it."""
-    if B < LARGE_BATCH:
+    """For recurrent_product at a large batch and a wide Whh (H, G > H), the gated cells':
+    (Whh.T contiguous, result.T) buffers, Whh.T refreshed from the current weights (backward
+    reuses it); None otherwise (for a square Whh the plain product is faster: 49 against
+    53 us at B 32, H 256, float32)."""
+    if B < LARGE_BATCH or Whh.shape[1] <= Whh.shape[0]:
         return None
     WhhT = transposed(Whh, ws, B)
     if getattr(ws, "zT", None) is None:
@@ -38,10 +40,10 @@ def gemm_buffers(Whh: np.ndarray, ws, B: int):
     return WhhT, ws.zT
 
 
-def backward_transpose(Whh: np.ndarray, ws) -> np.ndarray:
+def backward_transpose(Whh: np.ndarray, ws, B: int) -> np.ndarray:
     """Whh.T for the backward step's GEMM: the contiguous copy the chunk's forward made
-    (ws.fast, from gemm_buffers: the same weights), else the free view."""
-    return Whh.T if ws.fast is None else ws.fast[0]
+    (ws.fast, from gemm_buffers: the same weights), else `transposed`'s."""
+    return transposed(Whh, ws, B) if ws.fast is None else ws.fast[0]
 
 
 def recurrent_product(h, Whh, out, fast, add=None) -> None:
