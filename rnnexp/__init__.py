@@ -23,34 +23,28 @@ from rnnexp import kernel_cache
 
 kernel_cache.place()  # NUMBA_CACHE_DIR, before any module of the package imports numba
 
-# each public name and its module, imported on first use (PEP 562): `rnnexp --help` and the
-# command's start import neither numba nor the engine before they need them
-_WHERE = {
-    "CELLS": "cells", "load_model": "checkpoint", "save_model": "checkpoint",
-    "PRESETS": "config", "ModelConfig": "config", "preset": "config",
-    "CORPORA": "corpora", "Corpus": "corpora", "load_corpus": "corpora",
-    "Streams": "data", "Vocab": "data", "split": "data",
-    "ConfigError": "errors", "CorpusError": "errors", "RnnexpError": "errors",
-    "Evaluation": "evaluate", "evaluate": "evaluate", "INITS": "init", "CharRNN": "model",
-    "OPTIMIZERS": "optim", "clip_grads": "optim", "make_optimizer": "optim",
-    "sample": "sample", "SCHEDULES": "schedule", "make_schedule": "schedule",
-    "DivergedError": "trainer", "StepResult": "trainer", "Trainer": "trainer",
-    "Result": "framework.api", "run": "framework.api", "runs": "framework.api",
-}  # fmt: skip
+from rnnexp.cells import CELLS
+from rnnexp.checkpoint import load_model, save_model
+from rnnexp.config import PRESETS, ModelConfig, preset
+from rnnexp.corpora import CORPORA, Corpus, load_corpus
+from rnnexp.data import Streams, Vocab, split
+from rnnexp.errors import ConfigError, CorpusError, RnnexpError
+from rnnexp.evaluate import Evaluation, evaluate
+from rnnexp.init import INITS
+from rnnexp.model import CharRNN
+from rnnexp.optim import OPTIMIZERS, clip_grads, make_optimizer
+from rnnexp.sample import sample
+from rnnexp.schedule import SCHEDULES, make_schedule
+from rnnexp.trainer import DivergedError, StepResult, Trainer
 
 
 def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'rnnexp' has no attribute {name!r}")
-    import importlib
+    """run, runs and Result on first use: the engine alone imports no Hydra nor MLflow."""
+    if name in ("Result", "run", "runs"):
+        from rnnexp.framework import api
 
-    value = getattr(importlib.import_module(f"rnnexp.{_WHERE[name]}"), name)
-    globals()[name] = value  # once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+        return getattr(api, name)
+    raise AttributeError(f"module 'rnnexp' has no attribute {name!r}")
 
 
 __all__ = [
