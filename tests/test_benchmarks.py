@@ -101,3 +101,8 @@ def test_threads_benchmark_runs(tmp_path):
     out = run("benchmarks/threads.py", "--steps", "5", "--models", "gru", "--json",
               str(tmp_path / "t.json"))  # fmt: skip
     assert "| gru | a CPU hog |" in out and (tmp_path / "t.json").is_file()
+
+
+def test_walk_benchmark_runs():
+    out = run("benchmarks/walk.py")
+    assert out.startswith("tracking.uri: ") and "\noptimizer.lr: " in out

@@ -1,0 +1,89 @@
+"""How far a setting travels: the walk of a value from the command line to its use, as the
+modules of the package whose functions receive it (the value itself, or a Settings, config
+or dict that holds it), in call order, consecutive calls in one module counted once.
+
+    RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/walk.py
+
+prints, for `tracking.uri` and `optimizer.lr`, the hops, the modules, and those entered more
+than once, for a tiny tracked run in a temporary folder (in-process, under sys.setprofile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import sys
+import tempfile
+
+MARKERS = {"optimizer.lr": "0.0123"}  # tracking.uri: the run's own store, set below
+RUN = ["model=rnn", "model.hidden_size=8", "corpus=sevenths", "train.steps=3",
+       "inspect.enabled=false", "train.sample_every=0"]  # fmt: skip
+
+
+def holds(value, marker: str, depth: int = 0) -> bool:
+    """Whether `value` is, or holds within a few levels, the marked value."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(value, str):
+        return marker in value
+    if isinstance(value, float):
+        return repr(value) == marker
+    if depth > 3:
+        return False
+    if isinstance(value, DictConfig):
+        return marker in OmegaConf.to_yaml(value, resolve=False)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(holds(getattr(value, f.name, None), marker, depth + 1)
+                   for f in dataclasses.fields(value))  # fmt: skip
+    if isinstance(value, dict):
+        return any(holds(v, marker, depth + 1) for v in list(value.values())[:50])
+    if isinstance(value, list | tuple):
+        return any(holds(v, marker, depth + 1) for v in value[:50])
+    return False
+
+
+def walk(marker: str, args: list[str]) -> list[str]:
+    """The modules entered, in order, while `rnnexp ARGS` runs in this process."""
+    from rnnexp.framework import cli
+
+    modules: list[str] = []
+
+    def profile(frame, event, arg) -> None:
+        module = frame.f_globals.get("__name__", "")
+        if event != "call" or not module.startswith("rnnexp."):
+            return
+        code = frame.f_code
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        if any(n != "self" and n in frame.f_locals and holds(frame.f_locals[n], marker)
+               for n in names) and (not modules or modules[-1] != module):  # fmt: skip
+            modules.append(module)
+
+    quiet = io.StringIO()  # the run's own log and summary
+    sys.setprofile(profile)
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            cli.execute(args)
+    finally:
+        sys.setprofile(None)
+    return [m.removeprefix("rnnexp.") for m in modules]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        uri = f"sqlite:///{scratch}/walk.db"
+        for key, marker, extra in (
+            ("tracking.uri", f"{scratch}/walk.db", [f"tracking.uri={uri}"]),
+            ("optimizer.lr", MARKERS["optimizer.lr"], [f"optimizer.lr={MARKERS['optimizer.lr']}"]),
+        ):
+            modules = walk(marker, [*RUN, *extra, f"hydra.run.dir={scratch}/{key}"])
+            twice = sorted({m for m in modules if modules.count(m) > 1})
+            print(f"{key}: {len(modules)} hops, {len(set(modules))} modules, entered more than "
+                  f"once: {len(twice)} ({', '.join(twice)})")  # fmt: skip
+            print("  " + " -> ".join(modules))
+
+
+if __name__ == "__main__":
+    main()
