@@ -56,8 +56,8 @@ def kernel(fn=None, *, fastmath: set[str] = FLAGS):
     options = {"fastmath": fastmath, "error_model": "numpy", "nogil": True, "inline": inline}
     try:
         compiled = numba.njit(cache=CACHE, **options)(fn)
-    except RuntimeError:  # numba found no folder it may write (a home folder closed to this
-        compiled = numba.njit(**options)(fn)  # user): compile in each process instead
+    except RuntimeError:  # the folder usable() accepted failed numba's own check of it since
+        compiled = numba.njit(**options)(fn)  # (a disk filled meanwhile): compile per process
     KERNELS.append(compiled)
     return compiled
 

@@ -83,10 +83,9 @@ def check_config_dir(folder: Path) -> None:
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "no such folder"
         raise RnnexpError(f"--config-dir {folder.resolve()}: {what}")
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*.yaml")):
-            check_yaml(path)
-            if "hydra_logging" in path.read_text(errors="replace") or (
-                    path.parent.name == "hydra_logging"):  # fmt: skip
-                raise RnnexpError(f"{path} sets Hydra's own logging, which is rnnexp's: Hydra "
-                                  f"opens its files before any check")  # fmt: skip
+    for path in sorted(folder.rglob("*.yaml")):
+        check_yaml(path)
+        if "hydra_logging" in path.read_text(errors="replace") or (
+                path.parent.name == "hydra_logging"):  # fmt: skip
+            raise RnnexpError(f"{path} sets Hydra's own logging, which is rnnexp's: Hydra "
+                              f"opens its files before any check")  # fmt: skip

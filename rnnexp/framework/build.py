@@ -7,6 +7,8 @@ vocabulary, splits, model, optimizer and trainer, and the run's one random gener
 from __future__ import annotations
 
 import functools
+import json
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -58,20 +60,16 @@ def check_corpus(s: Settings, corpus: Corpus) -> None:
 def load_corpus_of(c) -> Corpus:
     """The corpus of corpus settings `c`, read once in a process: the check of a job and its
     run share it (a file is known by its size and time too: an edit is read again)."""
-    import json
-    import os
-
     stamp = None
-    if c.path is not None and os.path.isfile(os.path.expanduser(c.path)):
-        info = os.stat(os.path.expanduser(c.path))
+    if c.path is not None and os.path.isfile(path := os.path.expanduser(c.path)):
+        info = os.stat(path)
         stamp = (info.st_size, info.st_mtime_ns)
     return _read(c.name, c.path, c.max_chars, json.dumps(c.options, sort_keys=True), stamp)
 
 
 @functools.lru_cache(maxsize=2)
 def _read(name: str, path: str | None, max_chars: int | None, options: str, stamp) -> Corpus:
-    import json
-
+    """load_corpus, by hashable arguments (the options as sorted JSON) and the file's stamp."""
     return load_corpus(name, path=path, max_chars=max_chars, **json.loads(options))
 
 

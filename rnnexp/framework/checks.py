@@ -73,6 +73,7 @@ class Checks(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra import compose
 
+        CHECKED.clear()  # this command's jobs only
         _check_command_line(config)
         # with Hydra's config loader: glob(...) lists a group's options (model='glob(g*)')
         loader = GlobalHydra.instance().config_loader()
@@ -88,7 +89,6 @@ class Checks(Callback):
                 raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
             # each job checked before any runs; the first's settings are the command's (what
             # is swept is not in the command's config: corpus=file corpus.path=a.txt,b.txt)
-            CHECKED.clear()
             s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
         else:  # a search: the sweeper picks its values as it goes
             s = job_settings(config)

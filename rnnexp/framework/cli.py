@@ -178,8 +178,6 @@ def execute(argv: list[str]) -> Outcome:
         raise CommandError(e) from None
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors: execute makes each one line
     register_configs()
-    if _help(list(argv)):
-        return Outcome()
     # conf/hydra/launcher/ray.yaml replaces the plugin's preset of the same name on purpose
     # (see that file); Hydra still merges it onto the plugin's schema, and warns that it does
     warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against")
@@ -222,16 +220,12 @@ def _help(args: list[str]) -> bool:
     if not set(args) & {"--help", "-h"} or any(
             a.startswith("-") for a in args if a not in ("--help", "-h")):  # fmt: skip
         return False
+    import yaml
     from hydra import compose, initialize_config_dir
 
     overrides = [a for a in args if a not in ("--help", "-h")]
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=_prepare(overrides))
-    except config_errors() as e:
-        raise CommandError(one_line(e)) from None
-    import yaml
-
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=_prepare(overrides))
     page = yaml.safe_load((CONF_DIR / "hydra" / "help" / "rnnexp.yaml").read_text())
     groups = [f"{g.name}: {', '.join(sorted(p.stem for p in g.glob('*.yaml')))}"
               for g in sorted(CONF_DIR.iterdir()) if g.is_dir() and g.name != "hydra"]  # fmt: skip
@@ -239,10 +233,7 @@ def _help(args: list[str]) -> bool:
             .replace("${hydra.help.footer}", page["footer"])
             .replace("$APP_CONFIG_GROUPS", "\n".join(groups) + "\n")
             .replace("$CONFIG", OmegaConf.to_yaml(cfg)))  # fmt: skip
-    try:
-        print(text)
-    except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    print(text)
     return True
 
 
@@ -250,6 +241,8 @@ def _launch(args: list[str]) -> list[str] | None:
     """Hydra on `args`; the command line to launch next, if any."""
     SweepTracking.failed, SweepTracking.failed_trials, SweepTracking.last = [], [], None
     try:
+        if _help(args):  # its mistakes and a closed pipe are said as a run's are
+            return None
         sys.argv[1:] = _prepare(args)
         task()
     except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted

@@ -107,13 +107,13 @@ def _value_problem(cause) -> str | None:
         hint = " (corpus=file corpus.path=/path/to/text.txt)" * (cause.full_key == "corpus.path")
         return f"{cause.full_key} must be set{hint}"
     key, full, schema, parent = cause.key, cause.full_key, cause.object_type, cause.parent_node
+    if not full:
+        return None
     if dataclasses.is_dataclass(schema):
         fields = {f.name for f in dataclasses.fields(schema)}
     elif parent is not None:  # a free node (corpus.options): the keys it has
         fields = {str(k) for k in parent}
     else:
-        return None
-    if not full:
         return None
     if isinstance(cause, ValidationError) and key in fields:
         if cause.value is None:

@@ -1,7 +1,8 @@
 """The tracking layer's plain parts, no MLflow in them: a config as MLflow params
-(`flatten`), a sweep's child run as plain values (`Child`), MLflow's filter for a tag
-(`tag_is`), where the MLflow UI shows a run (`ui_link`), and `NullRun`, MlflowRun's methods
-doing nothing (tracking.enabled=false).
+(`flatten`, `as_params`), a sweep's child run as plain values (`Child`), a corpus as a
+dataset's source (`dataset_source`), MLflow's filter for a tag (`tag_is`), where the MLflow UI
+shows a run (`ui_link`), `NullRun` (MlflowRun's methods doing nothing: tracking.enabled=false),
+a models:/ URI's parts (`model_uri`) and the bounds of a download (`check_download`).
 """
 
 from __future__ import annotations
