@@ -1,6 +1,6 @@
 """How fast the `rnnexp` command answers when it trains nothing: --help, --cfg job, and a
 mistake on the command line (one line, exit 2). Wall time of the whole process, median of N
-runs, in a throwaway folder; and whether MLflow was imported (it must not be).
+runs, in a throwaway folder; and whether MLflow and numba were imported (neither must be).
 
     .venv/bin/python benchmarks/startup.py
 """
@@ -31,10 +31,12 @@ def wall(args: list[str] | None, cwd: str) -> float:
     return time.perf_counter() - start
 
 
-def imports_mlflow(args: list[str], cwd: str) -> bool:
+def imported(args: list[str], cwd: str) -> str:
+    """Which of MLflow and numba the command imported (neither should be)."""
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "rnnexp", *args], cwd=cwd,
                        capture_output=True, text=True)  # fmt: skip
-    return any(line.rsplit("|", 1)[-1].strip() == "mlflow" for line in r.stderr.splitlines())
+    names = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines()}
+    return ", ".join(f"imports {m}: {m in names}" for m in ("mlflow", "numba"))
 
 
 def main() -> None:
@@ -44,9 +46,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cwd:
         for name, case in CASES.items():
             times = [wall(case, cwd) for _ in range(args.repeats)]
-            mlflow = "" if case is None else f"  imports mlflow: {imports_mlflow(case, cwd)}"
+            which = "" if case is None else f"  {imported(case, cwd)}"
             print(f"{name:28s} median {statistics.median(times):.3f} s "
-                  f"(min {min(times):.3f}, max {max(times):.3f}){mlflow}")  # fmt: skip
+                  f"(min {min(times):.3f}, max {max(times):.3f}){which}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -69,3 +69,21 @@ def test_the_store_code_and_every_file_and_function_stay_small():
             for p in sizes for f in ast.walk(ast.parse(p.read_text()))
             if isinstance(f, ast.FunctionDef) and f.end_lineno - f.lineno >= 60]  # fmt: skip
     assert not long, long
+
+
+def test_the_command_line_and_its_config_import_no_numba():
+    """numba (0.3 s) is imported when a kernel is first used, not by the package, its config
+    schema or the entrypoint: --help and a refused command do not wait for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rnnexp, rnnexp.framework.cli, rnnexp.framework.settings; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = ("import sys, rnnexp, numpy as np; rnnexp.clip_grads({'a': np.ones(3)}, 1.0); "
+            "print('numba' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"  # and a kernel's first call imports it

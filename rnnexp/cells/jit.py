@@ -17,15 +17,19 @@ callee's own compiled copy and later runs the copy inside the cached caller, opt
 a first run's bits would differ from every later one's. Kernels whose float flags are their
 point (IN_ORDER) stay calls: inlined, they would take their caller's flags.
 
+numba itself is imported at the first call of any kernel, when every kernel is made and every
+overload registered (`Kernel`): the package, its config and the command line import none.
+
 Inside a kernel a literal such as `1.0` is float64 and would lift float32 arithmetic to
 float64: a kernel writes `one = x.dtype.type(1)` instead.
 """
 
 from __future__ import annotations
 
-import numba
-
-from rnnexp.kernel_cache import usable
+import functools
+import sys
+import threading
+from collections.abc import Callable
 
 # what a kernel may do that numpy's ufuncs do not: fuse a multiply-add (contract) and sum in
 # any order (reassoc), so LLVM can use FMA and SIMD reductions. Not `fast`'s nnan/ninf: a
@@ -36,15 +40,45 @@ FLAGS = {"contract", "reassoc", "nsz"}
 # overflow on the way): such a kernel is called, never inlined, so its flags hold
 IN_ORDER = FLAGS - {"reassoc"}
 
-KERNELS: list = []  # every kernel made by `kernel`, for compiled_here()
-CACHE = usable()  # whether numba may cache here (kernel_cache.py)
+KERNELS: list[Kernel] = []  # every kernel made by `kernel`
+_OVERLOADS: list[tuple] = []  # (function, implementation, options) for numba's `overload`
+_lock = threading.Lock()
+_made = threading.Event()  # numba imported, every kernel made and overload registered
+CACHE = False  # whether numba may cache here (kernel_cache.usable), known when kernels are made
+
+
+class Kernel:
+    """A kernel as its module holds it: made by numba (`njit`) at the first use of any kernel,
+    together with every other, so importing rnnexp imports no numba (0.3 s: the config, the
+    command's --help and its refusals need none). Then each rnnexp module that holds a
+    kernel holds numba's dispatcher instead, and calls it directly."""
+
+    def __init__(self, fn: Callable, fastmath: set[str]):
+        functools.update_wrapper(self, fn)
+        self.py_func, self.fastmath, self.compiled = fn, fastmath, None
+
+    def __call__(self, *args):
+        return made(self)(*args)
+
+    def __getattr__(self, name: str):  # numba's: overloads, stats, ...
+        return getattr(made(self), name)
+
+
+def made(k: Kernel):
+    """The kernel's numba dispatcher (every kernel made at the first call)."""
+    if not _made.is_set():
+        _make_all()
+    return k.compiled
 
 
 def compiled_here() -> int:
     """How many kernels (one per signature) this process compiled rather than loaded from
     the cache: a first run's start-up, said to the person waiting for it. (The signatures
     not loaded: numba's cache-miss count also counts numba.literally's first, untyped try.)"""
-    return sum(len(k.overloads) - sum(k.stats.cache_hits.values()) for k in KERNELS)
+    if not _made.is_set():
+        return 0
+    return sum(len(k.compiled.overloads) - sum(k.compiled.stats.cache_hits.values())
+               for k in KERNELS)  # fmt: skip
 
 
 def kernel(fn=None, *, fastmath: set[str] = FLAGS):
@@ -52,14 +86,77 @@ def kernel(fn=None, *, fastmath: set[str] = FLAGS):
     where a kernel needs fewer); inlined into the kernels that call it, but for IN_ORDER ones."""
     if fn is None:  # @kernel(fastmath=...)
         return lambda fn: kernel(fn, fastmath=fastmath)
-    inline = "always" if fastmath == FLAGS else "never"
-    options = {"fastmath": fastmath, "error_model": "numpy", "nogil": True, "inline": inline}
+    k = Kernel(fn, fastmath)
+    with _lock:
+        KERNELS.append(k)
+        if _made.is_set():  # a kernel defined after the first use
+            k.compiled = _njit(k)
+    return k
+
+
+def overload(function: Callable, **options) -> Callable:
+    """numba.extending.overload, registered when the kernels are made."""
+
+    def register(implementation: Callable) -> Callable:
+        with _lock:
+            _OVERLOADS.append((function, implementation, options))
+            if _made.is_set():
+                _register(function, implementation, options)
+        return implementation
+
+    return register
+
+
+def _make_all() -> None:
+    from numba.extending import typeof_impl
+
+    from rnnexp.kernel_cache import usable
+
+    with _lock:
+        if _made.is_set():
+            return
+        global CACHE
+        CACHE = usable()
+        for args in _OVERLOADS:
+            _register(*args)
+        for k in KERNELS:
+            k.compiled = _njit(k)
+        # a Kernel that compiled code meets as a global (a module outside rnnexp kept one) is
+        # typed as its dispatcher; rnnexp's own modules hold the dispatchers from here on
+        typeof_impl.register(Kernel)(lambda k, c: typeof_impl(k.compiled, c))
+        for name, module in list(sys.modules.items()):
+            if name.startswith("rnnexp.") and module is not None:
+                _hand_over(module)
+                for cls in vars(module).values():  # a cell's class holds its kernels too
+                    if isinstance(cls, type) and cls.__module__ == name:
+                        _hand_over(cls)
+        _made.set()
+
+
+def _hand_over(holder: object) -> None:
+    """The kernels a module or class holds replaced by their dispatchers."""
+    for key, value in list(vars(holder).items()):
+        if isinstance(value, staticmethod) and isinstance(value.__func__, Kernel):
+            setattr(holder, key, staticmethod(value.__func__.compiled))
+        elif isinstance(value, Kernel):
+            setattr(holder, key, value.compiled)
+
+
+def _njit(k: Kernel):
+    import numba
+
+    inline = "always" if k.fastmath == FLAGS else "never"
+    options = {"fastmath": k.fastmath, "error_model": "numpy", "nogil": True, "inline": inline}
     try:
-        compiled = numba.njit(cache=CACHE, **options)(fn)
+        return numba.njit(cache=CACHE, **options)(k.py_func)
     except RuntimeError:  # the folder usable() accepted failed numba's own check of it since
-        compiled = numba.njit(**options)(fn)  # (a disk filled meanwhile): compile per process
-    KERNELS.append(compiled)
-    return compiled
+        return numba.njit(**options)(k.py_func)  # (a disk filled meanwhile): compile per process
+
+
+def _register(function: Callable, implementation: Callable, options: dict) -> None:
+    from numba.extending import overload as numba_overload
+
+    numba_overload(function, **options)(implementation)
 
 
 @kernel

@@ -13,9 +13,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from numba.extending import overload
 
-from rnnexp.cells.jit import add_product, copy, kernel, product_t, zero
+from rnnexp.cells.jit import add_product, copy, kernel, overload, product_t, zero
 from rnnexp.cells.ops import backward_transpose, gemm_buffers, recurrent_product, xty
 from rnnexp.init import init_weights
 

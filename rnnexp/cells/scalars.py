@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
-from numba.extending import overload
 
-from rnnexp.cells.jit import IN_ORDER, kernel
+from rnnexp.cells.jit import IN_ORDER, kernel, overload
 
 
 def tanh(x):
@@ -32,7 +30,7 @@ _LOG2E = 1.4426950408889634
 
 @overload(tanh)
 def _tanh(x):
-    if x == numba.types.float32:
+    if x == _float32():
         f = np.float32
 
         def tanh32(x):
@@ -83,7 +81,7 @@ def sigmoid(x):
 
 @overload(sigmoid)
 def _sigmoid(x):
-    f = np.float32 if x == numba.types.float32 else np.float64  # a literal 0.5 is float64
+    f = np.float32 if x == _float32() else np.float64  # a literal 0.5 is float64
     return lambda x: f(0.5) + f(0.5) * tanh(f(0.5) * x)
 
 
@@ -96,7 +94,7 @@ def exp(x):
 
 @overload(exp)
 def _exp(x):
-    return (lambda x: _exp32(x)) if x == numba.types.float32 else (lambda x: _exp64(x))
+    return (lambda x: _exp32(x)) if x == _float32() else (lambda x: _exp64(x))
 
 
 @kernel(fastmath=IN_ORDER)  # (e 2^512) 2^512 is finite, e (2^512 2^512) inf
@@ -158,3 +156,10 @@ def _exp32(x):
 def _pow2_32(k):
     """2.0^k in float32 from its bits, for k in -126 .. 127."""
     return np.int32((k + np.int32(127)) << np.int32(23)).view(np.float32)
+
+
+def _float32():
+    """numba's float32 type, which the overloads choose by (numba is imported by then)."""
+    from numba import types
+
+    return types.float32
