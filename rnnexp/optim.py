@@ -1,12 +1,13 @@
 """Optimizers that see only the params and grads dicts (same keys), plus elementwise clipping.
 
-Each optimizer is a dataclass whose fields are its keys (what conf/optimizer/NAME.yaml sets,
-and the schema Hydra checks that file and the command line against), checked once when it
-is made; it writes its update once, as one compiled pass over the elements (`_update`,
-numba), run on the one buffer of a FlatParams (one call for every parameter at once) or per
-array for plain dicts, the same numbers either way. Their state is keyed by parameter name
-(`mem.l0.Whh`, `m.Why`, …), so it is saved and restored as a flat dict of arrays and a run
-resumes exactly.
+Each kind is a dataclass whose fields are its keys (what conf/optimizer/NAME.yaml sets, and
+the schema Hydra checks that file and the command line against), checked once when it is
+made, a value nothing changes; the live `Optimizer` holds one, with the learning rate of the
+step and the state. A kind writes its update once, as one compiled pass over the elements
+(`update`, numba), run on the one buffer of a FlatParams (one call for every parameter at
+once) or per array for plain dicts, the same numbers either way. Their state is keyed by
+parameter name (`mem.l0.Whh`, `m.Why`, …), so it is saved and restored as a flat dict of
+arrays and a run resumes exactly.
 (Notebook 000 zipped its Adagrad memories in a different order than its parameters, so one
 matrix was scaled by another's history: keys make that impossible.)
 
@@ -65,66 +66,85 @@ def _check_lr(lr: float) -> float:
 
 
 @dataclass
-class Optimizer:
-    """The loop shared by every optimizer: state slots per parameter, made on the first step
-    (filled with `initial`), and the update run on one buffer or per array."""
+class OptimizerConfig:
+    """An optimizer's settings, a value nothing changes (the `optimizer` node of a run's
+    settings): its keys, checked once here, and its update rule (`update`)."""
 
-    lr: float  # the step size (a schedule may change it step by step)
+    lr: float  # the step size a run starts with (a schedule changes the live optimizer's)
     slots: ClassVar[tuple[str, ...]] = ()  # names of the per-parameter state arrays
-    initial: ClassVar[float] = 0.0  # what the state arrays start at
+    counts_steps: ClassVar[bool] = False  # its update needs the step number (Adam's t)
 
     def __post_init__(self) -> None:
         self.lr = _check_lr(self.lr)
-        self.state: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slots}
+
+    @property
+    def initial(self) -> float:
+        """What the state arrays start at."""
+        return 0.0
+
+    def update(self, lr: float, t: int, p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> None:
+        """One step on p (in place), at learning rate `lr`, the `t`-th step."""
+        raise NotImplementedError
+
+
+class Optimizer:
+    """A live optimizer: its settings (`config`), the learning rate of this step (a schedule
+    sets `lr`), the steps taken and its state, arrays by slot and parameter name, made on the
+    first step (filled with the config's `initial`); the update runs on one buffer of a
+    FlatParams or per array."""
+
+    def __init__(self, config: OptimizerConfig):
+        self.config, self.lr, self.t = config, config.lr, 0
+        self.state: dict[str, dict[str, np.ndarray]] = {s: {} for s in config.slots}
 
     def step(self, params: Params, grads: Params) -> None:
-        self._count()
-        if self.slots and not self.state[self.slots[0]] and same_layout(params, grads):
-            for s in self.slots:
+        c = self.config
+        self.t += 1
+        if c.slots and not self.state[c.slots[0]] and same_layout(params, grads):
+            for s in c.slots:
                 self.state[s] = params.like()
-                self.state[s].flat.fill(self.initial)
+                self.state[s].flat.fill(c.initial)
         if same_layout(params, grads, *self.state.values()):
-            self._update(params.flat, grads.flat, *(self.state[s].flat for s in self.slots))
+            c.update(self.lr, self.t, params.flat, grads.flat,
+                     *(self.state[s].flat for s in c.slots))  # fmt: skip
             return
         for k, g in grads.items():
             arrays = []
-            for s in self.slots:
+            for s in c.slots:
                 if k not in self.state[s]:
-                    self.state[s][k] = np.full_like(params[k], self.initial)
+                    self.state[s][k] = np.full_like(params[k], c.initial)
                 arrays.append(self.state[s][k])
-            self._update(params[k], g, *arrays)
-
-    def _count(self) -> None:
-        """Called once a step, before the update (Adam counts its steps)."""
-
-    def _update(self, p: np.ndarray, g: np.ndarray, *state: np.ndarray) -> None:
-        raise NotImplementedError
+            c.update(self.lr, self.t, params[k], g, *arrays)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {f"{s}.{k}": v.copy() for s in self.slots for k, v in self.state[s].items()}
+        state = {f"{s}.{k}": v.copy() for s in self.config.slots for k, v in self.state[s].items()}
+        return state | ({"t": np.array(self.t)} if self.config.counts_steps else {})
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        bad = [k for k in state if k.split(".", 1)[0] not in self.slots]
+        state = dict(state)
+        self.t = int(state.pop("t", 0))
+        slots = self.config.slots
+        bad = [k for k in state if k.split(".", 1)[0] not in slots]
         if bad:
-            raise ValueError(f"not {type(self).__name__} state: {sorted(bad)}")
-        for s in self.slots:
+            raise ValueError(f"not {type(self.config).__name__} state: {sorted(bad)}")
+        for s in slots:
             arrays = {k[len(s) + 1 :]: np.array(v) for k, v in state.items()
                       if k.startswith(f"{s}.")}  # fmt: skip
             self.state[s] = FlatParams.of(arrays) if arrays else {}
 
 
 @dataclass
-class SGD(Optimizer):
+class SGD(OptimizerConfig):
     """p -= lr * g"""
 
     name: str = field(default="sgd", init=False)
 
-    def _update(self, p, g):
-        _sgd(_flat(p), _flat(g), self.lr)
+    def update(self, lr, t, p, g):
+        _sgd(_flat(p), _flat(g), lr)
 
 
 @dataclass
-class Adagrad(Optimizer):
+class Adagrad(OptimizerConfig):
     """min-char-rnn's update: mem += g**2; p -= lr * g / sqrt(mem + eps). `initial_accumulator`
     is where mem starts: 0 in min-char-rnn and PyTorch, 0.1 in TensorFlow, whose first step is
     then not ±lr on every weight whatever its gradient."""
@@ -138,14 +158,18 @@ class Adagrad(Optimizer):
         super().__post_init__()
         self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
         key = "optimizer.initial_accumulator"
-        self.initial = check_interval(key, self.initial_accumulator, 0, 1e6)
+        self.initial_accumulator = check_interval(key, self.initial_accumulator, 0, 1e6)
 
-    def _update(self, p, g, mem):
-        _adagrad(_flat(p), _flat(g), _flat(mem), self.lr, self.eps)
+    @property
+    def initial(self) -> float:
+        return self.initial_accumulator
+
+    def update(self, lr, t, p, g, mem):
+        _adagrad(_flat(p), _flat(g), _flat(mem), lr, self.eps)
 
 
 @dataclass
-class RMSprop(Optimizer):
+class RMSprop(OptimizerConfig):
     """char-rnn's optimizer (torch7 optim.rmsprop, PyTorch's RMSprop without momentum):
     a running mean of squared gradients that forgets, so steps do not shrink forever."""
 
@@ -159,12 +183,12 @@ class RMSprop(Optimizer):
         self.decay = check_interval("optimizer.decay", self.decay, 0, 1)
         self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
 
-    def _update(self, p, g, ms):
-        _rmsprop(_flat(p), _flat(g), _flat(ms), self.lr, self.decay, self.eps)
+    def update(self, lr, t, p, g, ms):
+        _rmsprop(_flat(p), _flat(g), _flat(ms), lr, self.decay, self.eps)
 
 
 @dataclass
-class Adam(Optimizer):
+class Adam(OptimizerConfig):
     """Adam (Kingma & Ba 2015) as PyTorch computes it: bias-corrected running means of the
     gradient and its square."""
 
@@ -173,29 +197,18 @@ class Adam(Optimizer):
     eps: float  # added to the square root
     name: str = field(default="adam", init=False)
     slots = ("m", "v")
+    counts_steps = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.beta1 = check_interval("optimizer.beta1", self.beta1, 0, 1)
         self.beta2 = check_interval("optimizer.beta2", self.beta2, 0, 1)
         self.eps = check_interval("optimizer.eps", self.eps, 1e-30, 1)
-        self.t = 0  # steps taken
 
-    def _count(self) -> None:
-        self.t += 1
-
-    def _update(self, p, g, m, v):
-        step = self.lr / (1 - self.beta1**self.t)  # the bias corrections of step t
-        root = math.sqrt(1 - self.beta2**self.t)
+    def update(self, lr, t, p, g, m, v):
+        step = lr / (1 - self.beta1**t)  # the bias corrections of step t
+        root = math.sqrt(1 - self.beta2**t)
         _adam(_flat(p), _flat(g), _flat(m), _flat(v), step, self.beta1, self.beta2, root, self.eps)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return super().state_dict() | {"t": np.array(self.t)}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        state = dict(state)
-        self.t = int(state.pop("t", 0))
-        super().load_state_dict(state)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -246,8 +259,9 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
 
 
 def make_optimizer(name: str, **values: float) -> Optimizer:
-    """The optimizer registered under `name`, its keys as conf/optimizer/NAME.yaml sets them
-    (the one place their values are written) but those given in `values`."""
+    """A live optimizer of the kind registered under `name`, its keys as
+    conf/optimizer/NAME.yaml sets them (the one place their values are written) but those
+    given in `values`."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
-    return OPTIMIZERS[name](**option_values("optimizer", name, OPTIMIZERS[name], values))
+    return Optimizer(OPTIMIZERS[name](**option_values("optimizer", name, OPTIMIZERS[name], values)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnexp.errors import ConfigError
-from rnnexp.optim import OPTIMIZERS, Adagrad, clip_grads, make_optimizer
+from rnnexp.optim import OPTIMIZERS, Adagrad, Optimizer, clip_grads, make_optimizer
 
 
 def test_sgd_step():
@@ -43,15 +43,15 @@ def test_adagrad_state_round_trip_resumes_exactly():
     rng = np.random.default_rng(0)
     grads = [{"w": rng.normal(size=(3, 2))} for _ in range(4)]
     a_params = {"w": np.ones((3, 2))}
-    a = Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0)
+    a = Optimizer(Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0))
     for g in grads:
         a.step(a_params, g)
 
     b_params = {"w": np.ones((3, 2))}
-    b = Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0)
+    b = Optimizer(Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0))
     for g in grads[:2]:
         b.step(b_params, g)
-    resumed = Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0)
+    resumed = Optimizer(Adagrad(lr=0.05, eps=1e-8, initial_accumulator=0.0))
     resumed.load_state_dict({k: v.copy() for k, v in b.state_dict().items()})
     for g in grads[2:]:
         resumed.step(b_params, g)
@@ -173,3 +173,16 @@ def test_adagrad_initial_accumulator_softens_the_first_step():
             np.testing.assert_allclose(p["w"], [-0.1, -0.1], rtol=0.01)
         else:
             assert abs(p["w"][0]) < 0.001
+
+
+def test_the_settings_are_a_value_the_live_optimizer_holds():
+    # a schedule changes the live optimizer's rate and its steps fill its state; the config
+    # it was made from (a run's settings) stays as it was given
+    import dataclasses
+
+    opt = make_optimizer("adam", lr=0.01)
+    before = dataclasses.asdict(opt.config)
+    opt.lr = 0.5
+    opt.step({"w": np.ones(2)}, {"w": np.ones(2)})
+    assert dataclasses.asdict(opt.config) == before and before["lr"] == 0.01
+    assert set(opt.state_dict()) == {"m.w", "v.w", "t"}

@@ -19,6 +19,7 @@ from rnnexp.errors import ConfigError, CorpusError
 from rnnexp.evaluate import unigram_cross_entropy
 from rnnexp.framework.settings import Settings
 from rnnexp.model import CharRNN
+from rnnexp.optim import Optimizer
 from rnnexp.synthetic import GENERATORS
 from rnnexp.trainer import Trainer
 
@@ -85,7 +86,7 @@ def build(s: Settings) -> Built:
     if s.model.vocab_size not in (0, len(vocab)):
         raise ConfigError(f"model.vocab_size is the corpus's ({len(vocab)}): leave it unset")
     model = CharRNN(replace(s.model, vocab_size=len(vocab)), rng)
-    optimizer = replace(s.optimizer)  # its own, fresh: a schedule changes its lr as it goes
+    optimizer = Optimizer(s.optimizer)  # live: its state, and the lr a schedule changes
     trainer = Trainer(
         model,
         optimizer,

@@ -19,7 +19,7 @@ from rnnexp.config import MODEL_CONFIGS, ModelConfig, step_bytes
 from rnnexp.data import check_val_fraction
 from rnnexp.errors import ConfigError, check_fits, check_whole
 from rnnexp.evaluate import CHUNK as EVAL_CHUNK
-from rnnexp.optim import OPTIMIZERS, Optimizer
+from rnnexp.optim import OPTIMIZERS, OptimizerConfig
 from rnnexp.sample import check_length, check_temperature
 from rnnexp.schedule import SCHEDULES
 from rnnexp.trainer import check_train_args
@@ -158,7 +158,7 @@ class Settings:
     resume: str | None  # a run's output folder or MLflow run id to continue
     model: ModelConfig  # rnnexp/model.py: the model is described once
     corpus: CorpusSettings
-    optimizer: Optimizer  # the chosen one's own dataclass (rnnexp/optim.py): its keys alone
+    optimizer: OptimizerConfig  # the chosen kind's own dataclass (rnnexp/optim.py): its keys
     schedule: Any  # the chosen one's own dataclass (rnnexp/schedule.py): its keys alone
     train: TrainSettings
     sample: SampleSettings
