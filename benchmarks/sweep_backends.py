@@ -29,7 +29,7 @@ from helpers import env  # noqa: E402
 from pg import postgres  # noqa: E402
 from ray_head import start_ray_head  # noqa: E402
 
-from rnnexp.framework.tracking import open_experiment  # noqa: E402
+from rnnexp.framework.tracking import Store  # noqa: E402
 
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
            "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip
@@ -69,7 +69,7 @@ def main() -> None:
         # a store that exists, as after a project's first run: a fresh one adds ~1 s of schema
         # creation; opening an existing one still costs each job ~1.5 s (SQLAlchemy, schema check)
         local = f"sqlite:///{tmp / 'local.db'}"
-        open_experiment(local, "rnnexp")
+        Store(local).open_experiment("rnnexp")
         ways = {
             "one at a time, local sqlite file": ([], local),
             "joblib, local sqlite file": (joblib, local),

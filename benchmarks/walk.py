@@ -1,11 +1,14 @@
 """How far a setting travels: the walk of a value from the command line to its use, as the
-modules of the package whose functions receive it (the value itself, or a Settings, config
-or dict that holds it), in call order, consecutive calls in one module counted once.
+modules of the package whose functions receive it, in call order, consecutive calls in one
+module counted once. Two ways of counting: `settings`, a function receiving the value
+itself or a Settings, config or dict that holds it; `value`, the value itself only (a str
+that contains it, a float equal to it): how often it is handed on as a bare value.
 
     RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/walk.py
 
-prints, for `tracking.uri` and `optimizer.lr`, the hops, the modules, and those entered more
-than once, for a tiny tracked run in a temporary folder (in-process, under sys.setprofile).
+prints, for each way and for `tracking.uri` and `optimizer.lr`, the hops, the modules, and
+those entered more than once, for a tiny tracked run in a temporary folder (in-process,
+under sys.setprofile).
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ RUN = ["model=rnn", "model.hidden_size=8", "corpus=sevenths", "train.steps=3",
        "inspect.enabled=false", "train.sample_every=0"]  # fmt: skip
 
 
-def holds(value, marker: str, depth: int = 0) -> bool:
-    """Whether `value` is, or holds within a few levels, the marked value."""
+MODES = ("settings", "value")
+
+
+def holds(value, marker: str, depth: int = 0, inside: bool = True) -> bool:
+    """Whether `value` is, or (`inside`) holds within a few levels, the marked value."""
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(value, str):
         return marker in value
     if isinstance(value, float):
         return repr(value) == marker
-    if depth > 3:
+    if not inside or depth > 3:
         return False
     if isinstance(value, DictConfig):
         return marker in OmegaConf.to_yaml(value, resolve=False)
@@ -44,11 +50,11 @@ def holds(value, marker: str, depth: int = 0) -> bool:
     return False
 
 
-def walk(marker: str, args: list[str]) -> list[str]:
-    """The modules entered, in order, while `rnnexp ARGS` runs in this process."""
+def walk(marker: str, args: list[str]) -> dict[str, list[str]]:
+    """The modules entered, in order, while `rnnexp ARGS` runs in this process, by MODES."""
     from rnnexp.framework import cli
 
-    modules: list[str] = []
+    walks: dict[str, list[str]] = {mode: [] for mode in MODES}
 
     def profile(frame, event, arg) -> None:
         module = frame.f_globals.get("__name__", "")
@@ -56,9 +62,11 @@ def walk(marker: str, args: list[str]) -> list[str]:
             return
         code = frame.f_code
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        if any(n != "self" and n in frame.f_locals and holds(frame.f_locals[n], marker)
-               for n in names) and (not modules or modules[-1] != module):  # fmt: skip
-            modules.append(module)
+        given = [frame.f_locals[n] for n in names if n != "self" and n in frame.f_locals]
+        for mode, modules in walks.items():
+            if any(holds(v, marker, inside=mode == "settings") for v in given) and (
+                    not modules or modules[-1] != module):  # fmt: skip
+                modules.append(module)
 
     quiet = io.StringIO()  # the run's own log and summary
     sys.setprofile(profile)
@@ -67,22 +75,32 @@ def walk(marker: str, args: list[str]) -> list[str]:
             cli.execute(args)
     finally:
         sys.setprofile(None)
-    return [m.removeprefix("rnnexp.") for m in modules]
+    return {mode: [m.removeprefix("rnnexp.") for m in ms] for mode, ms in walks.items()}
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)
         uri = f"sqlite:///{scratch}/walk.db"
-        for key, marker, extra in (
-            ("tracking.uri", f"{scratch}/walk.db", [f"tracking.uri={uri}"]),
-            ("optimizer.lr", MARKERS["optimizer.lr"], [f"optimizer.lr={MARKERS['optimizer.lr']}"]),
-        ):
-            modules = walk(marker, [*RUN, *extra, f"hydra.run.dir={scratch}/{key}"])
-            twice = sorted({m for m in modules if modules.count(m) > 1})
-            print(f"{key}: {len(modules)} hops, {len(set(modules))} modules, entered more than "
-                  f"once: {len(twice)} ({', '.join(twice)})")  # fmt: skip
-            print("  " + " -> ".join(modules))
+        walks = {
+            key: walk(marker, [*RUN, *extra, f"hydra.run.dir={scratch}/{key}"])
+            for key, marker, extra in (
+                ("tracking.uri", f"{scratch}/walk.db", [f"tracking.uri={uri}"]),
+                (
+                    "optimizer.lr",
+                    MARKERS["optimizer.lr"],
+                    [f"optimizer.lr={MARKERS['optimizer.lr']}"],
+                ),  # fmt: skip
+            )
+        }
+        for mode in MODES:
+            print(f"{mode}:")
+            for key, by_mode in walks.items():
+                modules = by_mode[mode]
+                twice = sorted({m for m in modules if modules.count(m) > 1})
+                print(f"{key}: {len(modules)} hops, {len(set(modules))} modules, entered more "
+                      f"than once: {len(twice)} ({', '.join(twice)})")  # fmt: skip
+                print("  " + " -> ".join(modules))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The benchmark scripts still run (tiny settings): they measure speed, tests do not."""
 
+import re
 import subprocess
 import sys
 
@@ -104,5 +105,13 @@ def test_threads_benchmark_runs(tmp_path):
 
 
 def test_walk_benchmark_runs():
+    """Both ways of counting, a line per key each; as a value, the store's URI enters no module
+    twice (issue 32: a Store is made once from it and handed down)."""
     out = run("benchmarks/walk.py")
-    assert out.startswith("tracking.uri: ") and "\noptimizer.lr: " in out
+    ways = dict(re.findall(r"^(settings|value):\n((?:(?!settings:|value:).*\n)*)", out, re.M))
+    assert set(ways) == {"settings", "value"}, out
+    for lines in ways.values():
+        keys = [line.split(":")[0] for line in lines.splitlines()[::2]]  # then the walk's line
+        assert keys == ["tracking.uri", "optimizer.lr"], out
+    assert re.search(r"^tracking\.uri: \d+ hops, \d+ modules, entered more than once: 0 \(\)$",
+                     ways["value"], re.M), ways["value"]  # fmt: skip

@@ -102,17 +102,18 @@ def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     """A job on another machine has no sweep folder: it finds the parent by the folder's tag."""
     from rnnexp.errors import RnnexpError
     from rnnexp.framework.sweep import job_ids
-    from rnnexp.framework.tracking import MlflowRun, open_experiment
+    from rnnexp.framework.tracking import MlflowRun, Store
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    exp = open_experiment(uri, "rnnexp")
+    store = Store(uri)
+    exp = store.open_experiment("rnnexp")
     sweep_dir = tmp_path / "elsewhere" / "outputs" / "multiruns" / "x"  # never created
-    other = MlflowRun.start(uri, exp, "sweep other", {"rnnexp.sweep_dir": str(tmp_path / "o")})
+    other = MlflowRun.start(store, exp, "sweep other", {"rnnexp.sweep_dir": str(tmp_path / "o")})
     tags = {"rnnexp.sweep_dir": str(sweep_dir), "rnnexp.swept": "model,seed"}
-    parent = MlflowRun.start(uri, exp, "sweep", tags)
-    assert job_ids(uri, "rnnexp", sweep_dir) == (exp, parent.run_id, ["model", "seed"])
+    parent = MlflowRun.start(store, exp, "sweep", tags)
+    assert job_ids(store, "rnnexp", sweep_dir) == (exp, parent.run_id, ["model", "seed"])
     assert parent.run_id != other.run_id
     parent.finish("FINISHED", None)  # a finished sweep is no job's parent
     with pytest.raises(RnnexpError, match="no running sweep"):
-        job_ids(uri, "rnnexp", sweep_dir)
+        job_ids(store, "rnnexp", sweep_dir)
     assert len(runs(uri)) == 2

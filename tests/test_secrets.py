@@ -5,7 +5,7 @@ from pathlib import Path
 
 from helpers import TINY, rnnexp, runs
 
-from rnnexp.framework.store import redact
+from rnnexp.framework.settings import redact
 
 PASSWORD = "pa55-W0rd-xyzzy"
 

@@ -26,7 +26,7 @@ class Result:
     status: str  # FINISHED, FAILED or KILLED
     metrics: dict[str, float]  # the latest value of each: val/loss, val/best_loss, train/loss...
     jobs: list[Result] = field(default_factory=list)  # a sweep's runs, in the order they began
-    uri: str | None = None  # the tracking store
+    uri: str | None = None  # the tracking store's URI
     tags: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -62,8 +62,8 @@ def run(overrides: Sequence[str] = (), multirun: bool = False) -> Result:
     if outcome.folder is None:  # --help, --cfg: nothing ran
         raise ValueError(f"rnnexp {' '.join(argv)} runs nothing: it prints")
     if outcome.sweep:
-        return _sweep(outcome.folder, outcome.uri)
-    return _run(outcome.folder, outcome.uri)
+        return _sweep(outcome.folder, outcome.store)
+    return _run(outcome.folder, outcome.store)
 
 
 def runs(experiment: str | None = None, tracking_uri: str | None = None, where: str = "",
@@ -77,35 +77,32 @@ def runs(experiment: str | None = None, tracking_uri: str | None = None, where: 
 
     from rnnexp.framework.rundir import check_cwd
     from rnnexp.framework.store import resolve_uri
-    from rnnexp.framework.tracking import runs_frame
+    from rnnexp.framework.tracking import Store
 
     check_cwd()
     experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "rnnexp"
-    return runs_frame(resolve_uri(tracking_uri, Path.cwd()), experiment, where, max_results)
+    return Store(resolve_uri(tracking_uri, Path.cwd())).runs_frame(experiment, where, max_results)
 
 
-def _run(folder: Path, uri: str | None) -> Result:
+def _run(folder: Path, store) -> Result:
     """A run by its folder: its MLflow run's record, or its checkpoint's when untracked."""
     from rnnexp.checkpoint import load_checkpoint
-    from rnnexp.framework.tracking import run_record
 
     meta = load_checkpoint(folder / CHECKPOINT_FILE)[1]
-    if meta.get("run_id") and uri:
-        status, metrics, tags = run_record(uri, meta["run_id"])
-        return Result(meta["run_id"], folder, status, metrics, uri=uri, tags=tags)
+    if meta.get("run_id") and store:
+        status, metrics, tags = store.run_record(meta["run_id"])
+        return Result(meta["run_id"], folder, status, metrics, uri=store.uri, tags=tags)
     loop = meta.get("loop") or {}
     metrics = {"val/loss": loop.get("val_loss"), "val/best_loss": loop.get("best_val_loss")}
     done = (folder / "model" / "model.json").is_file()
     return Result(None, folder, "FINISHED" if done else "KILLED", metrics)
 
 
-def _sweep(folder: Path, uri: str) -> Result:
+def _sweep(folder: Path, store) -> Result:
     import json
 
-    from rnnexp.framework.tracking import children, run_record
-
-    parent = json.loads((folder / SWEEP_FILE).read_text())["parent_run_id"]
+    parent, uri = json.loads((folder / SWEEP_FILE).read_text())["parent_run_id"], store.uri
     jobs = [Result(c.run_id, Path(c.tags.get("rnnexp.output_dir", folder)), c.status,
-                   c.metrics, uri=uri, tags=c.tags) for c in children(uri, parent)]  # fmt: skip
-    status, metrics, tags = run_record(uri, parent)
+                   c.metrics, uri=uri, tags=c.tags) for c in store.children(parent)]  # fmt: skip
+    status, metrics, tags = store.run_record(parent)
     return Result(parent, folder, status, metrics, jobs, uri, tags)

@@ -48,7 +48,7 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
     if register and model_id:
         from rnnexp.framework.tracking.models import register_model
 
-        version = register_model(tracked.uri, register, model_id, tracked.run_id)
+        version = register_model(tracked.store, register, model_id, tracked.run_id)
         log.info("registered as models:/%s/%s", register, version)
     o = s.optimizer
     title = f"{describe(s.model)} on {b.corpus.name}, {o.name} lr {o.lr:g}"

@@ -23,7 +23,8 @@ from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
 from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides
-from rnnexp.framework.store import check_no_password, check_store, resolve_uri
+from rnnexp.framework.store import check_store, resolve_uri
+from rnnexp.framework.tracking import Store
 from rnnexp.resources import check_own_names
 
 # a job's Settings as its check made them, by the job's overrides: its task, in this process,
@@ -56,14 +57,14 @@ class Checks(Callback):
     @refusing
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         s = _command_settings(config)
-        launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
-        s.tracking.uri = uri
+        launch_dir, store = Path(config.hydra.runtime.cwd), _store(s, config)
+        s.tracking.uri = store.uri
         CHECKED.clear()
         CHECKED[tuple(_overrides(config))] = s  # handed to the task
         with read_write(config):
-            config.tracking.uri = uri  # the store, resolved once: the job's config carries it
+            config.tracking.uri = store.uri  # resolved once: the job's config carries it
             if s.resume:  # the run's own folder, log and store; its .hydra/ stays as it was
-                config.hydra.run.dir = str(resume.resume_folder(s, _overrides(config), uri))
+                config.hydra.run.dir = str(resume.resume_folder(s, _overrides(config), store))
                 config.hydra.output_subdir = None
             else:
                 config.hydra.run.dir = str(_claim("hydra.run.dir", launch_dir, config))
@@ -92,16 +93,15 @@ class Checks(Callback):
             s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
         else:  # a search: the sweeper picks its values as it goes
             s = job_settings(config)
-        check_no_password(s.tracking.uri)
         if not s.tracking.enabled:
             raise RnnexpError(
                 "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
                 "the best): drop tracking.enabled=false, or -m"
             )
-        launch_dir, uri = Path(config.hydra.runtime.cwd), _store(s, config)
+        launch_dir, store = Path(config.hydra.runtime.cwd), _store(s, config)
         launcher = config.hydra.runtime.choices.get("hydra/launcher")
         address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
-        check_launcher(launcher, address, uri, OmegaConf.select(config, "hydra.launcher.n_jobs"))
+        check_launcher(launcher, address, store, OmegaConf.select(config, "hydra.launcher.n_jobs"))
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]  # as typed
         if "${hydra.job." not in str(subdir):
             raise RnnexpError(
@@ -109,16 +109,16 @@ class Checks(Callback):
                 "${hydra.job.num} (or another ${hydra.job...} value) in it"
             )
         if s.resume:
-            folder = resume.resume_sweep(s, config, uri)
+            folder = resume.resume_sweep(s, config, store)
         else:
             folder = _claim("hydra.sweep.dir", launch_dir, config)
         for job in CHECKED.values():  # each job's task takes them, with the store resolved
-            job.tracking.uri = uri
+            job.tracking.uri = store.uri
         with read_write(config):
-            config.tracking.uri, config.hydra.sweep.dir = uri, str(folder)
+            config.tracking.uri, config.hydra.sweep.dir = store.uri, str(folder)
             # the store, resolved once, and the folder reach every job (composed from these
             # overrides, in this process or another: joblib, Ray) through its config
-            config.hydra.overrides.hydra += [f"tracking.uri={quote(uri)}",
+            config.hydra.overrides.hydra += [f"tracking.uri={quote(store.uri)}",
                                              f"hydra.sweep.dir={quote(str(folder))}"]  # fmt: skip
         faults.point("claimed")
 
@@ -140,7 +140,8 @@ def _grid(overrides: list) -> list[list[str]]:
     return [list(job) for job in itertools.product(*values)]
 
 
-def check_launcher(launcher: str | None, address: str | None, uri: str, n_jobs: int | None) -> None:
+def check_launcher(launcher: str | None, address: str | None, store: Store,
+                   n_jobs: int | None) -> None:  # fmt: skip
     """hydra/launcher=joblib runs some jobs at once (joblib refuses 0 with a traceback);
     hydra/launcher=ray: its plugin is installed, and jobs sent to a cluster log to a
     tracking server (a local sqlite file is out of reach of other machines)."""
@@ -157,10 +158,10 @@ def check_launcher(launcher: str | None, address: str | None, uri: str, n_jobs: 
         raise RnnexpError(f"hydra/launcher=ray needs the Ray extra: {install_hint('ray')}")
     # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
     address = address or os.environ.get("RAY_ADDRESS")
-    if address and address != "local" and not uri.startswith(("http://", "https://")):
+    if address and address != "local" and not store.is_server:
         raise RnnexpError(
             f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
-            f"cannot write the tracking store {uri}: start an MLflow server (README, "
+            f"cannot write the tracking store {store.uri}: start an MLflow server (README, "
             f"Scaling out) and set tracking.uri=http://HOST:PORT"
         )
 
@@ -196,9 +197,7 @@ def _overrides(config: DictConfig) -> list[str]:
 def _command_settings(config: DictConfig) -> Settings:
     """The Settings of a run's config, after the checks of its command line as a whole."""
     _check_command_line(config)
-    s = job_settings(config)
-    check_no_password(s.tracking.uri)
-    return s
+    return job_settings(config)
 
 
 def _check_command_line(config: DictConfig) -> None:
@@ -242,13 +241,13 @@ def _check_log_files(config: DictConfig) -> None:
                 )
 
 
-def _store(s: Settings, config: DictConfig) -> str:
+def _store(s: Settings, config: DictConfig) -> Store:
     """The command's store, resolved (the one place: store.resolve_uri) and, if it tracks,
     checked."""
     uri = resolve_uri(s.tracking.uri, Path(config.hydra.runtime.cwd))
     if s.tracking.enabled:
         check_store(uri)
-    return uri
+    return Store(uri)
 
 
 def _claim(key: str, launch_dir: Path, config: DictConfig) -> Path:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnexp import faults
 from rnnexp.errors import RnnexpError
-from rnnexp.framework import rundir
+from rnnexp.framework import rundir, settings
 from rnnexp.framework.bounds import check_config_dir
 from rnnexp.framework.checks import settings_of
 from rnnexp.framework.messages import Refused, config_errors, one_line
@@ -32,10 +32,10 @@ from rnnexp.framework.resume import further, saved_settings, with_how
 from rnnexp.framework.run import Job, run
 from rnnexp.framework.settings import OPTIONS, Settings, override_key, quote, typed_overrides
 from rnnexp.framework.signals import check_dropped, stop_on_sigterm
-from rnnexp.framework.store import check_command_line
 from rnnexp.framework.summary import say
 from rnnexp.framework.sweep import SweepTracking, finished_job
 from rnnexp.framework.threads import threads_per_job
+from rnnexp.framework.tracking import Store
 from rnnexp.resources import CONF_DIR
 
 
@@ -58,14 +58,16 @@ def task(cfg: DictConfig) -> float:
     faults.point("sweep-job" if in_sweep else "hydra")
     s = settings_of(cfg, typed_overrides(hc))  # those its check made, in this process
     output_dir = Path(hc.runtime.output_dir)
+    store = Store(s.tracking.uri)  # resolved by its check (checks.py): this job's, once
     if not in_sweep:
-        _last.folder, _last.uri = output_dir, s.tracking.uri
+        _last.folder, _last.store = output_dir, store
     job = Job(
         output_dir=output_dir,
         launch_dir=Path(hc.runtime.cwd),
         experiment=hc.runtime.choices.get("experiment"),
         overrides=typed_overrides(hc),
         sweep_dir=Path(hc.sweep.dir) if in_sweep else None,
+        store=store,
         threads=threads_per_job(hc.runtime.choices.get("hydra/launcher"), hc.launcher.get(
             "n_jobs"), OmegaConf.select(hc, "launcher.ray.remote.num_cpus")) if in_sweep else None,
     )  # fmt: skip
@@ -73,12 +75,12 @@ def task(cfg: DictConfig) -> float:
         if in_sweep and not (output_dir / rundir.CHECKPOINT_FILE).is_file():
             s.resume = None  # a job of a resumed sweep that never got going: it runs
         if s.resume:  # checks.py pointed Hydra at the run's folder
-            done = finished_job(output_dir, s.tracking.uri) if in_sweep else None
+            done = finished_job(output_dir, store) if in_sweep else None
             if done is not None:
                 return done
             job.resume, job.further = True, further(s, job.overrides)
-            uri, s = s.tracking.uri, with_how(saved_settings(output_dir), s, job.overrides)
-            s.tracking.uri = uri  # the store it was tracked in: checks.py made sure
+            s = with_how(saved_settings(output_dir), s, job.overrides)
+            s.tracking.uri = store.uri  # the store it was tracked in: checks.py made sure
         else:
             job.config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
             job.params = OmegaConf.to_container(cfg, resolve=True)
@@ -115,7 +117,8 @@ def _prepare(argv: list[str]) -> list[str]:
         if flag in ("--config-dir", "-cd"):
             folder = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
             check_config_dir(Path(folder).expanduser())
-    check_command_line(argv)  # no password in tracking.uri: refused before Hydra records it
+    # no password in tracking.uri: refused before Hydra records it
+    settings.check_command_line(argv)
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
@@ -130,7 +133,7 @@ class Outcome:
     jobs of a sweep that failed (a grid's: the command exits 1; a search's: reported)."""
 
     folder: Path | None = None
-    uri: str | None = None
+    store: Store | None = None
     sweep: bool = False
     failed: list[str] = field(default_factory=list)
     failed_trials: list[str] = field(default_factory=list)
@@ -206,8 +209,8 @@ def execute(argv: list[str]) -> Outcome:
             rundir.release()
             sys.argv[:] = given
     if SweepTracking.last:
-        _last.folder, _last.uri, _last.sweep = Path(SweepTracking.last["folder"]), \
-            SweepTracking.last["uri"], True  # fmt: skip
+        _last.folder, _last.store, _last.sweep = Path(SweepTracking.last["folder"]), \
+            SweepTracking.last["store"], True  # fmt: skip
     _last.failed, _last.failed_trials = SweepTracking.failed, SweepTracking.failed_trials
     return _last
 

@@ -20,12 +20,12 @@ from rnnexp.framework.settings import (
     GROUPS,
     Settings,
     override_key,
+    redact,
     schema_of,
     typed_overrides,
     yaml_value,
 )
-from rnnexp.framework.store import redact
-from rnnexp.framework.tracking import MlflowRun, NullRun
+from rnnexp.framework.tracking import RUN_ID, MlflowRun, NullRun, Store
 
 # the keys of train that set how far a run trains: resume= may raise them to train it further,
 # and each checkpoint keeps the values the run trains to (LoopState.limits)
@@ -62,7 +62,8 @@ def train_further(s: Settings, trained_to: dict[str, object], requested: dict[st
     return ", ".join(grown)
 
 
-def restore(b: Built, path: Path, uri: str, track: bool) -> tuple[dict, MlflowRun | NullRun, str]:
+def restore(b: Built, path: Path, store: Store | None, track: bool
+            ) -> tuple[dict, MlflowRun | NullRun, str]:  # fmt: skip
     """Put a built run back where its checkpoint left it: its loop's state (as saved), its
     tracking run (not yet reopened) and that run's status (FINISHED when nothing is left)."""
     arrays, meta = load_checkpoint(path)
@@ -82,7 +83,7 @@ def restore(b: Built, path: Path, uri: str, track: bool) -> tuple[dict, MlflowRu
     if not track or not meta["run_id"]:
         done = (path.parent / MODEL_DIR / "model.npz").exists()
         return loop, NullRun(), "FINISHED" if done else "KILLED"
-    tracked = MlflowRun(uri, meta["run_id"])
+    tracked = MlflowRun(store, meta["run_id"])
     return loop, tracked, tracked.status()
 
 
@@ -107,20 +108,18 @@ def further(settings: Settings, overrides: list[str]) -> dict[str, object]:
     return {name: getattr(settings.train, name) for name in LIMITS if f"train.{name}" in keys}
 
 
-def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
+def resume_folder(s: Settings, overrides: list[str], store: Store) -> Path:
     """The folder of the run that resume=<folder or MLflow run id> continues, held by this
     process (refused while another runs there) and checked: a run, whose config the command
     does not change, that got as far as its first checkpoint."""
-    from rnnexp.framework.tracking.abandoned import close_abandoned
-
-    folder = named_folder(s.resume, uri)
+    folder = named_folder(s.resume, store)
     if not folder.is_dir():
         raise RnnexpError(f"resume={s.resume} is neither a run folder nor an MLflow run id")
     if (folder / rundir.SWEEP_FILE).is_file():
         raise RnnexpError(f"{folder} is a sweep: resume it with rnnexp -m resume={s.resume}")
     if not (folder / ".hydra" / "config.yaml").is_file():
         raise RnnexpError(f"{folder} is not an rnnexp run folder (no .hydra/config.yaml)")
-    _check_store(folder, saved_settings(folder).tracking.uri or uri, uri)
+    _check_store(folder, saved_settings(folder).tracking.uri, store)
     differ = _differing(s, overrides, folder / ".hydra")
     if differ:  # MLflow refuses changed params, and the run must stay the run it was
         raise RnnexpError(
@@ -132,7 +131,7 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
     if not (folder / rundir.CHECKPOINT_FILE).is_file():
         # stopped before its first checkpoint, a moment after it started: its MLflow run
         # (if it got one) is closed, and there is nothing to continue
-        close_abandoned(uri)
+        store.close_abandoned()
         raise RnnexpError(
             f"{folder} was stopped before its first step ({rundir.CHECKPOINT_FILE} missing): "
             f"nothing to resume; start the run again"
@@ -140,16 +139,14 @@ def resume_folder(s: Settings, overrides: list[str], uri: str) -> Path:
     return folder.resolve()
 
 
-def named_folder(resume: str, uri: str) -> Path:
+def named_folder(resume: str, store: Store) -> Path:
     """The folder `resume=` names: itself, or the folder of the MLflow run (a run's, or a
     sweep's parent run) of that id; what is there, the caller checks."""
-    from rnnexp.framework.tracking import RUN_ID, run_record
-
     folder = Path(resume).expanduser()
     if folder.is_dir() or not RUN_ID.fullmatch(resume):
         return folder
     hint = "resume from the folder it was launched from, or set tracking.uri"
-    tags = run_record(uri, resume, hint)[2]
+    tags = store.run_record(resume, hint)[2]
     return Path(tags.get("rnnexp.output_dir") or tags.get("rnnexp.sweep_dir") or resume)
 
 
@@ -200,22 +197,22 @@ def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:
 _ABSENT = object()  # a key one side does not have
 
 
-def _check_store(folder: Path, recorded: str, uri: str) -> None:
+def _check_store(folder: Path, recorded: str | None, store: Store) -> None:
     """A run (or sweep) continues in the store it was tracked in (its config recorded it,
     resolved), which must be this command's: never write to a store the user did not name."""
-    if recorded != uri:
+    if recorded and recorded != store.uri:
         raise RnnexpError(
             f"{folder} is tracked in {redact(recorded)}, not in this command's store "
-            f"{redact(uri)}: resume it with tracking.uri={redact(recorded)}"
+            f"{store.shown}: resume it with tracking.uri={redact(recorded)}"
         )
 
 
-def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
+def resume_sweep(s: Settings, config: DictConfig, store: Store) -> Path:
     """`rnnexp -m resume=<sweep folder or parent run id>`: relaunched with the sweep's own
     command line (its multirun.yaml: its overrides, store and folder) and resume=<its
     folder>; in that command, the folder, held (each job decides from its own folder whether
     it is done, to be resumed, or to be run: cli.task)."""
-    folder = named_folder(s.resume, uri)
+    folder = named_folder(s.resume, store)
     if (folder / ".hydra").is_dir():
         raise RnnexpError(f"{folder} is a run's folder, not a sweep's: resume it without -m")
     if not folder.is_dir():
@@ -228,7 +225,7 @@ def resume_sweep(s: Settings, config: DictConfig, uri: str) -> Path:
     folder = folder.resolve()
     check_yaml(folder / "multirun.yaml")
     multirun = OmegaConf.load(folder / "multirun.yaml")  # the sweep's own command's config
-    _check_store(folder, OmegaConf.select(multirun, "tracking.uri") or uri, uri)
+    _check_store(folder, OmegaConf.select(multirun, "tracking.uri"), store)
     own = _own(typed_overrides(config.hydra))
     if str(config.hydra.sweep.dir) != str(folder):  # the command as typed
         if own:

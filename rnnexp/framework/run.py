@@ -27,7 +27,7 @@ from rnnexp.framework.settings import Settings
 from rnnexp.framework.signals import Interrupted, check_dropped, deferred_interrupts
 from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.threads import Chooser
-from rnnexp.framework.tracking import MlflowRun, NullRun, open_experiment
+from rnnexp.framework.tracking import MlflowRun, NullRun, Store
 
 log = logging.getLogger("rnnexp")
 DIGEST = 16  # hex digits of the text's sha256 that name its dataset (all 64: rnnexp.corpus_sha256)
@@ -46,6 +46,7 @@ class Job:
     sweep_dir: Path | None = None  # set for the jobs of a multirun
     threads: int | None = None  # BLAS threads when settings.threads is null (parallel jobs)
     resume: bool = False  # continue the run in output_dir from its checkpoint
+    store: Store | None = None  # the tracking store (settings' tracking.uri), made once
     further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
 
 
@@ -99,7 +100,7 @@ class Run:
         and a signal waits for the end of a step."""
         s, b = self.s, self.b
         if self.job.resume:
-            loop, self.tracked, was = resume.restore(b, self.path, s.tracking.uri,
+            loop, self.tracked, was = resume.restore(b, self.path, self.job.store,
                                                      s.tracking.enabled)  # fmt: skip
             self.state = LoopState(**loop)
             grown = resume.train_further(s, self.state.limits, self.job.further)
@@ -125,20 +126,18 @@ class Run:
     def _start_tracking(self) -> MlflowRun:
         """A new MLflow run: a sweep's job under the parent its launcher opened, named by
         what varies across the sweep (also the rnnexp.varied tag); a single run on its own."""
-        s, c, uri = self.s, self.b.corpus, self.s.tracking.uri
+        s, c, store = self.s, self.b.corpus, self.job.store
         name, varied, parent = self.name, [], None
         if self.job.sweep_dir is not None:
-            experiment_id, parent, swept = sweep.job_ids(uri, s.tracking.experiment,
+            experiment_id, parent, swept = sweep.job_ids(store, s.tracking.experiment,
                                                          self.job.sweep_dir)  # fmt: skip
             varied = [o for o in self.job.overrides if o.split("=")[0].lstrip("+~") in swept]
             # what varies first: the UI's name column shows a name's start
             name = f"{sweep.varied_label(varied)} · {name}" if varied else name
             # an attempt killed before its first step (the sweep is resumed): replaced
-            from rnnexp.framework.tracking.abandoned import delete_runs_of
-
-            delete_runs_of(uri, experiment_id, parent, str(self.folder))
+            store.delete_runs_of(experiment_id, parent, str(self.folder))
         else:
-            experiment_id = open_experiment(uri, s.tracking.experiment)
+            experiment_id = store.open_experiment(s.tracking.experiment)
         tags = (
             run_tags(self.job.overrides)
             | {
@@ -151,10 +150,10 @@ class Run:
             }
             | ({"rnnexp.corpus_part": c.part} if c.part else {})
         )  # e.g. without the licence
-        tracked = MlflowRun.start(uri, experiment_id, name, tags, parent)
-        if uri.startswith(("http://", "https://")):  # the UI's model-training pages
+        tracked = MlflowRun.start(store, experiment_id, name, tags, parent)
+        if store.is_server:  # the UI's model-training pages
             log.info("in the MLflow UI: %s/#/experiments/%s/runs/%s?workflowType="
-                     "machine_learning", uri, experiment_id, tracked.run_id)  # fmt: skip
+                     "machine_learning", store.uri, experiment_id, tracked.run_id)  # fmt: skip
         return tracked
 
     def _describe(self) -> None:

@@ -7,12 +7,13 @@ and the config it ran with. Files of a run id or model URI are downloaded from t
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
-from rnnexp.framework.tracking import RUN_ID, download_artifacts, run_record
+from rnnexp.framework.tracking import RUN_ID, Store
 from rnnexp.framework.tracking.models import download_model
 
 HINT = "run this from the folder the run was launched from, or pass --tracking-uri"
@@ -48,24 +49,23 @@ class RunSource:
 
     def __init__(self, source: str, tracking_uri: str | None, scratch: Path):
         self.source, self.scratch, self._tracking_uri = source, scratch, tracking_uri
-        self._uri: str | None = None
         self._model: tuple[Path, str] | None = None  # a models:/ URI's folder and run
         self.note = ""  # what the command should tell about the model it got, if anything
 
-    @property
-    def uri(self) -> str:
+    @functools.cached_property
+    def store(self) -> Store:
         """The store (a password in it refused: MLFLOW_TRACKING_PASSWORD or PGPASSWORD)."""
-        if self._uri is None:
-            from rnnexp.framework.store import check_no_password, resolve_uri
+        from rnnexp.framework.settings import check_no_password
+        from rnnexp.framework.store import resolve_uri
 
-            self._uri = resolve_uri(self._tracking_uri, Path.cwd())
-            check_no_password(self._uri)
-        return self._uri
+        uri = resolve_uri(self._tracking_uri, Path.cwd())
+        check_no_password(uri)
+        return Store(uri)
 
     def _mlflow_model(self) -> tuple[Path, str]:
         if self._model is None:
             where = self.scratch / "mlflow-model"
-            self._model = download_model(self.uri, self.source, where, HINT)
+            self._model = download_model(self.store, self.source, where, HINT)
         return self._model
 
     def _run_id(self) -> str:
@@ -96,16 +96,16 @@ class RunSource:
                 return path
             return self._no_model(path)
         run_id = self._run_id()
-        tags = run_record(self.uri, run_id, HINT)[2]
+        tags = self.store.run_record(run_id, HINT)[2]
         if best and tags.get("rnnexp.best_model") == BEST_MODEL_DIR:
-            return download_artifacts(self.uri, run_id, BEST_MODEL_DIR, self.scratch, HINT)
+            return self.store.download_artifacts(run_id, BEST_MODEL_DIR, self.scratch, HINT)
         if best:
             self.note = FINAL_IS_BEST
         if "rnnexp.model_id" not in tags:  # not finished, or logged before models were MLflow's
-            return download_artifacts(self.uri, run_id, MODEL_DIR, self.scratch, HINT)
+            return self.store.download_artifacts(run_id, MODEL_DIR, self.scratch, HINT)
         # the final model's one copy in the store: the run's MLflow model
         where = self.scratch / "mlflow-model"
-        return download_model(self.uri, f"models:/{tags['rnnexp.model_id']}", where, HINT)[0]
+        return download_model(self.store, f"models:/{tags['rnnexp.model_id']}", where, HINT)[0]
 
     @staticmethod
     def _no_model(path: Path) -> Path:
@@ -132,7 +132,7 @@ class RunSource:
                 if checkpoint.is_file()
                 else None
             )
-        return run_record(self.uri, self._run_id(), HINT)[2].get("rnnexp.corpus_sha256")
+        return self.store.run_record(self._run_id(), HINT)[2].get("rnnexp.corpus_sha256")
 
     def config(self) -> Path | None:
         """The resolved config.yaml the run ran with, downloaded first from the store; None
@@ -141,4 +141,4 @@ class RunSource:
         if path.is_dir():
             saved = path / ".hydra" / "config.yaml"
             return saved if saved.is_file() else None
-        return download_artifacts(self.uri, self._run_id(), "config.yaml", self.scratch, HINT)
+        return self.store.download_artifacts(self._run_id(), "config.yaml", self.scratch, HINT)

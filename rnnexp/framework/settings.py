@@ -5,19 +5,23 @@ or a value of the wrong type fails before anything runs, and each class checks i
 when it is made (`__post_init__`): every value once, here, with the rule the code that uses it
 shares. The YAML files hold every default (and say why); these classes hold none, but None for
 a key that another option of the group uses (an optimizer's own keys), and for a key added
-later, the value that runs saved before it ran with (their folders still resume).
+later, the value that runs saved before it ran with (their folders still resume). A password
+in tracking.uri is refused (on the command line too, before Hydra records it), and masked
+wherever a URI is shown (`redact`).
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from rnnexp.config import MODEL_CONFIGS, ModelConfig, step_bytes
 from rnnexp.data import check_val_fraction
-from rnnexp.errors import ConfigError, check_fits, check_whole
+from rnnexp.errors import ConfigError, RnnexpError, check_fits, check_whole
 from rnnexp.evaluate import CHUNK as EVAL_CHUNK
 from rnnexp.optim import OPTIMIZERS, OptimizerConfig
 from rnnexp.sample import check_length, check_temperature
@@ -149,6 +153,7 @@ class TrackingSettings:
             raise ConfigError(
                 "tracking.register needs tracking.enabled=true: it registers in MLflow"
             )
+        check_no_password(self.uri)
 
 
 @dataclass
@@ -203,6 +208,69 @@ def schema_of(saved: dict) -> dict[str, type]:
     """The dataclass each group's node of a saved config (.hydra/config.yaml) was composed
     with, by the option it names: so it reads back typed as it ran."""
     return {group: options[saved[group][key]] for group, (key, options) in OPTIONS.items()}
+
+
+# query parameters that carry a secret (libpq's, SQLAlchemy's, MySQL drivers')
+SECRET_KEYS = re.compile(r"(?i)^(password|passwd|pwd|sslpassword|token|secret|access_token)$")
+
+
+def redact(uri: str) -> str:
+    """The URI with its password, if any, shown as *** (as MLflow and SQLAlchemy print them),
+    in the user part or a query parameter (`?password=...`)."""
+    try:
+        parts = _parse(uri)
+    except RnnexpError:
+        return "(the tracking URI, unparsable)"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and not any(SECRET_KEYS.match(k) for k, _ in query):
+        return uri  # as it was given: urlparse's round trip drops sqlite:////'s slashes
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    query = [(k, "***" if SECRET_KEYS.match(k) else v) for k, v in query]
+    return parts._replace(query=urlencode(query, safe="*")).geturl()
+
+
+def check_no_password(uri: str | None) -> None:
+    """A password in a tracking URI would be recorded (the config, the run's params, Hydra's
+    files): refused, in one line that says where a password goes instead."""
+    if uri is None:
+        return
+    parts = _parse(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is not None or any(SECRET_KEYS.match(k) for k, _ in query):
+        raise RnnexpError(
+            f"tracking.uri {redact(uri)} holds a password, which would be recorded: give the URI "
+            f"without it, and the password in MLFLOW_TRACKING_PASSWORD (an MLflow server), or "
+            f"PGPASSWORD or ~/.pgpass (PostgreSQL)"
+        )
+
+
+def _parse(uri: str):
+    """urlparse, its error one line that does not repeat the URI (it may hold a password)."""
+    try:
+        parts = urlparse(uri)
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError as e:
+        raise RnnexpError(f"tracking.uri is not a valid URI: {e}") from None
+    return parts
+
+
+def check_command_line(argv: list[str]) -> None:
+    """tracking.uri on the command line, and $MLFLOW_TRACKING_URI, hold no password (before
+    Hydra records the command line anywhere), and a sweep has one store."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    check_no_password(os.environ.get("MLFLOW_TRACKING_URI"))
+    for arg in argv:
+        if override_key(arg) != "tracking.uri":
+            continue
+        try:  # each value may hold a password: a sweep is refused before any is read
+            sweep = OverridesParser.create().parse_override(arg).is_sweep_override()
+        except Exception:  # not Hydra's grammar: Hydra says so, once its password is refused
+            sweep = False
+        if sweep:
+            raise RnnexpError("a sweep lives in one tracking store: give tracking.uri one value")
+        check_no_password(arg.partition("=")[2].strip("'\""))
 
 
 def override_key(override: str) -> str:

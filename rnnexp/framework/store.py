@@ -1,25 +1,28 @@
 """The tracking store before MLflow meets it: where it is (tracking.uri,
-$MLFLOW_TRACKING_URI, or sqlite outputs/mlflow.db under the launch dir), its URI shown with
-any password masked (and refused: it would be recorded), whether it can be used at all, and
-the lock a local store is opened under.
+$MLFLOW_TRACKING_URI, or sqlite outputs/mlflow.db under the launch dir), whether it can be
+used at all, and `StoreUri`, the store as plain values, made once from its resolved URI: the
+URI shown with any password masked, its sqlite file, the lock a local store is opened under
+and where its artifacts go (tracking.Store adds MLflow's client to it).
 
 Plain Python, no MLflow: a store checked in well under a second, and one that MLflow would
 retry for minutes (a server or database that does not answer, a file that is not a
 database) refused at once, in one line. What only MLflow can tell (a damaged or older store)
-it tells at its first contact (tracking/client.py: store_errors).
+it tells at its first contact (tracking/store.py: Store.errors).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlparse
+from urllib.parse import unquote, urlparse
 
 from rnnexp.errors import RnnexpError, install_hint
+from rnnexp.framework.settings import redact
 
 
 def resolve_uri(uri: str | None, launch_dir: Path) -> str:
@@ -34,88 +37,6 @@ def resolve_uri(uri: str | None, launch_dir: Path) -> str:
     return uri
 
 
-# query parameters that carry a secret (libpq's, SQLAlchemy's, MySQL drivers')
-SECRET_KEYS = re.compile(r"(?i)^(password|passwd|pwd|sslpassword|token|secret|access_token)$")
-
-
-def redact(uri: str) -> str:
-    """The URI with its password, if any, shown as *** (as MLflow and SQLAlchemy print them),
-    in the user part or a query parameter (`?password=...`)."""
-    try:
-        parts = _parse(uri)
-    except RnnexpError:
-        return "(the tracking URI, unparsable)"
-    query = _query(parts.query)
-    if parts.password is None and not any(SECRET_KEYS.match(k) for k, _ in query):
-        return uri  # as it was given: urlparse's round trip drops sqlite:////'s slashes
-    if parts.password is not None:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
-    query = [(k, "***" if SECRET_KEYS.match(k) else v) for k, v in query]
-    return parts._replace(query=urlencode(query, safe="*")).geturl()
-
-
-def _query(query: str) -> list[tuple[str, str]]:
-    return parse_qsl(query, keep_blank_values=True)
-
-
-def check_no_password(uri: str | None) -> None:
-    """A password in a tracking URI would be recorded (the config, the run's params, Hydra's
-    files): refused, in one line that says where a password goes instead."""
-    if uri is None:
-        return
-    parts = _parse(uri)
-    if parts.password is not None or any(SECRET_KEYS.match(k) for k, _ in _query(parts.query)):
-        raise RnnexpError(
-            f"tracking.uri {redact(uri)} holds a password, which would be recorded: give the URI "
-            f"without it, and the password in MLFLOW_TRACKING_PASSWORD (an MLflow server), or "
-            f"PGPASSWORD or ~/.pgpass (PostgreSQL)"
-        )
-
-
-def check_command_line(argv: list[str]) -> None:
-    """tracking.uri on the command line, and $MLFLOW_TRACKING_URI, hold no password (before
-    Hydra records the command line anywhere), and a sweep has one store."""
-    from rnnexp.framework.settings import override_key
-
-    check_no_password(os.environ.get("MLFLOW_TRACKING_URI"))
-    for arg in argv:
-        if override_key(arg) == "tracking.uri":
-            if _is_sweep(arg):  # each value may hold a password: refused before any is read
-                raise RnnexpError(
-                    "a sweep lives in one tracking store: give tracking.uri one value"
-                )
-            check_no_password(arg.partition("=")[2].strip("'\""))
-
-
-def _is_sweep(override: str) -> bool:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        return OverridesParser.create().parse_override(override).is_sweep_override()
-    except Exception:  # not Hydra's grammar: Hydra says so, once its password is refused
-        return False
-
-
-def _parse(uri: str):
-    """urlparse, its error one line that does not repeat the URI (it may hold a password)."""
-    try:
-        parts = urlparse(uri)
-        parts.port  # noqa: B018  (a port that is not a number raises here)
-    except ValueError as e:
-        raise RnnexpError(f"tracking.uri is not a valid URI: {e}") from None
-    return parts
-
-
-def artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
-    not in ./mlruns of whatever the cwd is; a server decides for itself."""
-    path = sqlite_path(uri)
-    if path is None:
-        return None
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
-    return (path.parent / "mlartifacts" / slug).resolve().as_uri()
-
-
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a sqlite URI (sqlite:///rel.db or sqlite:////abs.db), else None."""
     if not uri.startswith("sqlite:///"):
@@ -123,20 +44,43 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(unquote(uri[len("sqlite:///") :]))
 
 
-@contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Exclusive lock around opening a local sqlite store; other stores need none."""
-    path = sqlite_path(uri)
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
+class StoreUri:
+    """A store's resolved URI as plain values, computed once: `uri`, `shown` (any password
+    masked), `path` (its sqlite file, or None), and what follows from them."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.path = sqlite_path(uri)
+
+    @functools.cached_property
+    def shown(self) -> str:
+        return redact(self.uri)
+
+    @property
+    def is_server(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    def artifact_location(self, experiment: str) -> str | None:
+        """Artifacts of a local sqlite store live beside it (outputs/mlartifacts/<experiment>),
+        not in ./mlruns of whatever the cwd is; a server decides for itself."""
+        if self.path is None:
+            return None
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
+        return (self.path.parent / "mlartifacts" / slug).resolve().as_uri()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive lock around opening a local sqlite store; other stores need none."""
+        if self.path is None:
             yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores

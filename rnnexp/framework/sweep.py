@@ -25,39 +25,37 @@ from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 from rnnexp.framework.settings import override_key, quote, typed_overrides
 from rnnexp.framework.summary import say, sweep_summary, sweep_table
+from rnnexp.framework.tracking import MlflowRun, Store
 from rnnexp.inspect.page import PAGE
 
 log = logging.getLogger("rnnexp")
 
 
-def finished_job(folder: Path, uri: str) -> float | None:
+def finished_job(folder: Path, store: Store) -> float | None:
     """A resumed sweep's job that finished before: its final val/loss (what the job returns
     to Hydra); None if it has to be resumed."""
     from rnnexp.checkpoint import load_checkpoint
-    from rnnexp.framework.tracking import MlflowRun
 
     _, meta = load_checkpoint(folder / CHECKPOINT_FILE)
     loop = meta.get("loop")
     if not isinstance(loop, dict) or "val_loss" not in loop or not meta.get("run_id"):
         return None  # resumed: its checkpoint is checked there
-    if MlflowRun(uri, meta["run_id"]).status() != "FINISHED":
+    if MlflowRun(store, meta["run_id"]).status() != "FINISHED":
         return None
     log.info("%s finished before the sweep stopped: kept as it is", folder)
     return loop["val_loss"]
 
 
-def job_ids(uri: str, experiment: str, sweep_dir: Path) -> tuple[str, str, list[str]]:
+def job_ids(store: Store, experiment: str, sweep_dir: Path) -> tuple[str, str, list[str]]:
     """The experiment id, parent run id and swept keys of a sweep's job, from the file its
     launcher wrote in the sweep folder; a job on another machine of a cluster, where that
     folder is not, asks the tracking server for the running parent tagged with the folder."""
-    from rnnexp.framework.tracking import find_sweep_parent, open_experiment
-
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
         ids = json.loads(path.read_text())
         return ids["experiment_id"], ids["parent_run_id"], ids["swept"]
-    experiment_id = open_experiment(uri, experiment)
-    parent = find_sweep_parent(uri, experiment_id, str(sweep_dir))
+    experiment_id = store.open_experiment(experiment)
+    parent = store.find_sweep_parent(experiment_id, str(sweep_dir))
     swept = parent.tags.get("rnnexp.swept", "")
     return experiment_id, parent.run_id, swept.split(",") if swept else []
 
@@ -107,7 +105,7 @@ class SweepTracking(Callback):
     failed: list[str] = []  # jobs of the last sweep that did not finish: the command exits 1
     failed_trials: list[str] = []  # trials of a search that did not finish: reported, exit 0
     active: dict | None = None  # the ids of the sweep under way, to close it if interrupted
-    last: dict | None = None  # the folder and store of the command's sweep, kept after it ends
+    last: dict | None = None  # the folder and Store of the command's sweep, kept after it ends
 
     @classmethod
     def resume_hint(cls) -> str:
@@ -120,31 +118,28 @@ class SweepTracking(Callback):
         """The sweep stopped before its end (Ctrl-C, SIGTERM, an error in the sweeper), when
         Hydra calls no end callback: close the parent run with `status`, and as KILLED the
         jobs still RUNNING in processes of their own (joblib's, Ray's), which stop with it."""
-        from rnnexp.framework.tracking import MlflowRun, children
-
         if cls.active:
-            uri, experiment_id = cls.active["uri"], cls.active["experiment_id"]
-            parent = MlflowRun(uri, cls.active["parent_run_id"], experiment_id)
-            for child in children(uri, parent.run_id, experiment_id):
+            store, experiment_id = cls.active["store"], cls.active["experiment_id"]
+            parent = MlflowRun(store, cls.active["parent_run_id"], experiment_id)
+            for child in store.children(parent.run_id, experiment_id):
                 if child.status == "RUNNING":
-                    MlflowRun(uri, child.run_id).finish("KILLED", "stopped with its sweep")
+                    MlflowRun(store, child.run_id).finish("KILLED", "stopped with its sweep")
             parent.finish(status, reason)
             cls.active = None
 
     @refusing
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.framework.tracking import MlflowRun, open_experiment
-
         sweep_dir = Path(config.hydra.sweep.dir)  # claimed (checks.py), absolute
-        uri = config.tracking.uri  # resolved there too
+        store = Store(config.tracking.uri)  # resolved there too: the sweep's, once
         path = sweep_dir / SWEEP_FILE
         if path.is_file():  # resumed (checks.py held it): its parent run goes on
             ids = json.loads(path.read_text())
-            open_experiment(uri, config.tracking.experiment)  # and closes the dead jobs' runs
-            MlflowRun(uri, ids["parent_run_id"]).reopen(sweep_dir, "rnnexp.sweep_dir")
-            SweepTracking.active = SweepTracking.last = ids | {"uri": uri, "folder": str(sweep_dir)}
+            store.open_experiment(config.tracking.experiment)  # and closes the dead jobs' runs
+            MlflowRun(store, ids["parent_run_id"]).reopen(sweep_dir, "rnnexp.sweep_dir")
+            ids |= {"store": store, "folder": str(sweep_dir)}
+            SweepTracking.active = SweepTracking.last = ids
             return
-        experiment_id = open_experiment(uri, config.tracking.experiment)
+        experiment_id = store.open_experiment(config.tracking.experiment)
         overrides = typed_overrides(config.hydra)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
         swept = swept_keys(overrides, config)
@@ -154,25 +149,23 @@ class SweepTracking(Callback):
             "rnnexp.sweep_dir": str(sweep_dir),
             "rnnexp.swept": ",".join(swept),
         }
-        parent = MlflowRun.start(uri, experiment_id, name, tags)
+        parent = MlflowRun.start(store, experiment_id, name, tags)
         ids = {"experiment_id": experiment_id, "parent_run_id": parent.run_id, "swept": swept}
         text = json.dumps(ids, indent=2).encode()
         atomic_write(path, lambda f: f.write(text))
-        SweepTracking.active = SweepTracking.last = ids | {"uri": uri, "folder": str(sweep_dir)}
+        SweepTracking.active = SweepTracking.last = ids | {"store": store, "folder": str(sweep_dir)}
         rundir.started(sweep_dir)  # its parent run is open: the folder stays, to resume
 
     @refusing
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.framework.tracking import MlflowRun, children
         from rnnexp.framework.tracking.models import register_model
 
         launch_dir = Path(config.hydra.runtime.cwd)
         path = Path(config.hydra.sweep.dir) / SWEEP_FILE
         ids = json.loads(path.read_text())
-        parent = MlflowRun(config.tracking.uri, ids["parent_run_id"], ids["experiment_id"])
-        jobs = sorted(
-            children(parent.uri, parent.run_id, ids["experiment_id"]), key=lambda c: c.name
-        )
+        store = SweepTracking.last["store"]  # the one its start made
+        parent = MlflowRun(store, ids["parent_run_id"], ids["experiment_id"])
+        jobs = sorted(store.children(parent.run_id, ids["experiment_id"]), key=lambda c: c.name)
         failed = [c.name for c in jobs if c.status != "FINISHED"]
         labels = {c.run_id: label(c) for c in jobs}
         figure = self._compare(parent, jobs, labels, path.parent)
@@ -182,7 +175,7 @@ class SweepTracking(Callback):
             parent.copy_artifact(best.run_id, PAGE)
             model_id = best.tags.get("rnnexp.model_id")
             if config.tracking.register and model_id:  # models:/NAME@best
-                version = register_model(parent.uri, config.tracking.register, model_id,
+                version = register_model(store, config.tracking.register, model_id,
                                          best.run_id, alias="best")  # fmt: skip
                 registered = f"{config.tracking.register}/{version}"
                 parent.set_tags({"rnnexp.registered": registered})
@@ -216,14 +209,12 @@ class SweepTracking(Callback):
         """The finished child with the lowest final val/loss: tagged, named on the parent, its
         loss the parent's metric sweep/best_val_loss, and returned (None if no child finished
         with one)."""
-        from rnnexp.framework.tracking import MlflowRun
-
         scored = [(c.val_loss, c) for c in children if c.status == "FINISHED"]
         scored = [(v, c) for v, c in scored if v is not None and v == v]  # no NaN
         if not scored:
             return None
         val, best = min(scored, key=lambda x: x[0])
-        MlflowRun(parent.uri, best.run_id).set_tags({"rnnexp.best": "true"})
+        MlflowRun(parent.store, best.run_id).set_tags({"rnnexp.best": "true"})
         parent.set_tags({"rnnexp.best_run": best.name})
         parent.log_metrics({"sweep/best_val_loss": val}, step=0)
         parent.flush()

@@ -6,24 +6,19 @@ point costs ~9 ms on sqlite), and a run reopened to resume without logging a poi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
-from rnnexp.framework.store import store_lock
-from rnnexp.framework.tracking.client import (
-    client_for,
-    global_uris,
-    in_store,
-    looking_up,
-    store_errors,
-)
 from rnnexp.framework.tracking.plain import as_params, dataset_source, ui_link
+from rnnexp.framework.tracking.store import Store
 
 log = logging.getLogger("rnnexp")
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch request
@@ -31,20 +26,30 @@ MAX_PARAMS_PER_BATCH = 100
 RUN_NAME_LIMIT = 250  # its runs.name column: sqlite keeps a longer name, PostgreSQL refuses it
 
 
+def in_store(method: Callable) -> Callable:
+    """The method's store failures as one line (Store.errors)."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with self.store.errors():
+            return method(self, *args, **kwargs)
+
+    return wrapped
+
+
 class MlflowRun:
     """One MLflow run, written through MlflowClient (no global active run, no MLFLOW_RUN_ID)."""
 
-    def __init__(self, uri: str, run_id: str, experiment_id: str | None = None):
-        self.uri = uri
+    def __init__(self, store: Store, run_id: str, experiment_id: str | None = None):
+        self.store, self.client = store, store.client
         self.run_id = run_id
         self.experiment_id = experiment_id
-        self.client = client_for(uri)
         self._monitor = None  # MLflow's system metrics sampler, if asked for
         self._metrics: list = []
         self._logged: dict[str, int] = {}  # metric -> last step the store already has
 
     @classmethod
-    def start(cls, uri: str, experiment_id: str, run_name: str, tags: dict[str, str],
+    def start(cls, store: Store, experiment_id: str, run_name: str, tags: dict[str, str],
               parent_run_id: str | None = None) -> MlflowRun:  # fmt: skip
         """A new run (under `parent_run_id`: a sweep's job), its name cut to what stores keep."""
         tags = dict(tags)
@@ -52,13 +57,13 @@ class MlflowRun:
             run_name = run_name[: RUN_NAME_LIMIT - 1] + "…"
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shows the run nested in the UI
-        with store_lock(uri), store_errors(uri):
-            run = client_for(uri).create_run(experiment_id, tags=tags, run_name=run_name)
-        return cls(uri, run.info.run_id, experiment_id)
+        with store.lock(), store.errors():
+            run = store.client.create_run(experiment_id, tags=tags, run_name=run_name)
+        return cls(store, run.info.run_id, experiment_id)
 
     def status(self) -> str:
         """RUNNING, FINISHED, FAILED or KILLED, as the store has it."""
-        with looking_up(self.uri, f"MLflow run {self.run_id}", "it cannot be continued") as c:
+        with self.store.looking_up(f"MLflow run {self.run_id}", "it cannot be continued") as c:
             return c.get_run(self.run_id).info.status
 
     @in_store
@@ -102,7 +107,7 @@ class MlflowRun:
         self.client.update_run(self.run_id, status="RUNNING")
 
     def ui_link(self, launch_dir: Path, children: bool = False) -> str:
-        return ui_link(self.uri, self.experiment_id, self.run_id, launch_dir, children)
+        return ui_link(self.store, self.experiment_id, self.run_id, launch_dir, children)
 
     def monitor_system(self, resume: bool) -> None:
         """MLflow's system metrics (system/cpu_utilization_percentage, memory, disk, network)
@@ -111,7 +116,7 @@ class MlflowRun:
 
         logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # start/stop lines
         self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume,
-                                             tracking_uri=self.uri)  # fmt: skip
+                                             tracking_uri=self.store.uri)  # fmt: skip
         self._monitor.start()
 
     @in_store
@@ -163,7 +168,7 @@ class MlflowRun:
         # MLflow adds a dataset's row after looking for it, unlocked: two runs starting at once
         # on one corpus collide (a UNIQUE constraint). A local store is locked; a server's
         # second try finds the row the other run made
-        with store_lock(self.uri):
+        with self.store.lock():
             for attempt in range(3):
                 try:
                     self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
@@ -203,7 +208,7 @@ class MlflowRun:
         import tempfile
 
         # MLflow lists a run's logged models through its global URIs
-        with tempfile.TemporaryDirectory() as scratch, global_uris(self.uri):
+        with tempfile.TemporaryDirectory() as scratch, self.store.global_uris():
             if not any(f.path == path for f in self.client.list_artifacts(run_id)):
                 return False
             local = self.client.download_artifacts(run_id, path, scratch)

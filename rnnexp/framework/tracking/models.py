@@ -8,15 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rnnexp.framework.store import store_lock
 from rnnexp.framework.tracking import plain, serving
-from rnnexp.framework.tracking.client import (
-    client_for,
-    fetch,
-    global_uris,
-    looking_up,
-    store_errors,
-)
+from rnnexp.framework.tracking.store import Store
 
 PARAMETERS = "model"  # the MLflow model's artifact that holds model.npz and model.json
 # the name of a run's MLflow model (runs:/<run id>/mlflow_model): not the run's own model/
@@ -81,14 +74,14 @@ def log_model(client, run_id: str, model_dir: Path, step: int) -> str:
 
 
 def register_model(
-    uri: str, name: str, model_id: str, run_id: str, alias: str | None = None
+    store: Store, name: str, model_id: str, run_id: str, alias: str | None = None
 ) -> str:
     """A new version of registered model `name` (made if new) holding logged model
     `model_id` of run `run_id`, with `alias` pointing at it; returns the version."""
     from mlflow.exceptions import MlflowException
 
-    client = client_for(uri)
-    with store_lock(uri), store_errors(uri):
+    client = store.client
+    with store.lock(), store.errors():
         try:
             client.create_registered_model(name)
         except MlflowException as e:
@@ -106,12 +99,12 @@ def register_model(
     return str(version)
 
 
-def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path, str]:
-    """An MLflow model of the store at `uri` (models:/<model id>, models:/<name>/<version>,
+def download_model(store: Store, model_uri: str, dst: Path, hint: str) -> tuple[Path, str]:
+    """An MLflow model of `store` (models:/<model id>, models:/<name>/<version>,
     models:/<name>@<alias>), downloaded into `dst`: the folder of its model.npz and
     model.json, and the id of the run that logged it."""
     m = plain.model_uri(model_uri)
-    with looking_up(uri, model_uri, hint) as client:
+    with store.looking_up(model_uri, hint) as client:
         if m["id"]:
             logged = client.get_logged_model(m["id"])
             run_id, location = logged.source_run_id, logged.artifact_location
@@ -119,7 +112,5 @@ def download_model(uri: str, model_uri: str, dst: Path, hint: str) -> tuple[Path
             version = (client.get_model_version(m["name"], m["version"]) if m["version"] else
                        client.get_model_version_by_alias(m["name"], m["alias"]))  # fmt: skip
             run_id, location = version.run_id, version.source
-    # where the store says the model's files are, bounded; a server's through its URIs
-    with global_uris(uri):
-        local = fetch(location, dst, model_uri)
-    return local / "artifacts" / PARAMETERS, run_id
+    # where the store says the model's files are, bounded
+    return store.fetch(location, dst, model_uri) / "artifacts" / PARAMETERS, run_id

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnexp.errors import RnnexpError
-from rnnexp.framework.store import redact, sqlite_path
+from rnnexp.framework.store import StoreUri
 
 log = logging.getLogger("rnnexp")
 
@@ -78,7 +78,7 @@ def tag_is(key: str, value: str) -> str:
     return f"tags.`{key}` = {quote}{value}{quote}"
 
 
-def ui_link(uri: str, experiment_id: str, run_id: str, launch_dir: Path,
+def ui_link(store: StoreUri, experiment_id: str, run_id: str, launch_dir: Path,
             children: bool = False) -> str:  # fmt: skip
     """How to see this run in the MLflow UI: its page on a tracking server, or the `mlflow
     ui` command that serves a local store, then the page; `children`: the runs under it
@@ -94,17 +94,17 @@ def ui_link(uri: str, experiment_id: str, run_id: str, launch_dir: Path,
     else:
         page = f"#/experiments/{experiment_id}/runs/{run_id}"
         page += "?workflowType=machine_learning"
-    if uri.startswith(("http://", "https://")):
-        return f"{redact(uri).rstrip('/')}/{page}"
+    if store.is_server:
+        return f"{store.shown.rstrip('/')}/{page}"
     from rnnexp.framework.summary import shown
 
-    path = sqlite_path(uri)
-    store = uri if path is None else f"sqlite:///{shown(path, launch_dir)}"
+    path = store.path
+    backend = store.uri if path is None else f"sqlite:///{shown(path, launch_dir)}"
     script = Path(sys.executable).with_name("mlflow")  # of this Python's venv, if it has one
     mlflow = shown(script, launch_dir) if script.is_file() else "mlflow"
     # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
     command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
-    return f"{command}{store} --workers 1\nthen open http://127.0.0.1:5000/{page}"
+    return f"{command}{backend} --workers 1\nthen open http://127.0.0.1:5000/{page}"
 
 
 class NullRun:
