@@ -134,6 +134,7 @@ def test_a_first_run_says_that_its_first_step_compiled(tmp_path):
     assert said == [True, False]  # compiled, then loaded
 
 
+@pytest.mark.slow  # two cold compiles of a model's kernels: 20 s
 def test_the_cache_is_the_users_whatever_the_package_folder(tmp_path):
     # a copy of the package in a folder this user may not write to; as root, without the
     # capability that lets root write anywhere (setpriv), the same folder is just as closed
