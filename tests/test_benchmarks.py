@@ -40,6 +40,7 @@ def test_kernels_benchmark_runs():
     assert lines[-2].startswith("readout") and lines[-1].startswith("dWhy")  # then the GEMMs
 
 
+@pytest.mark.slow  # compiles in fresh processes: 10 s
 def test_compile_benchmark_runs():
     out = run("benchmarks/compile.py", "--repeats", "1", "--cells", "rnn", "--dtypes", "float32",
               "--no-command")  # fmt: skip
@@ -62,6 +63,7 @@ def test_startup_benchmark_runs():
     assert "imports mlflow: True" not in out and "imports numba: True" not in out
 
 
+@pytest.mark.slow  # PyTorch's import and two models' compile: 10 s
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs tiny shakespeare in ../shared/corpora")
 def test_cells_benchmark_runs():
     pytest.importorskip("torch")
@@ -82,6 +84,7 @@ def test_early_validation_benchmark_runs():
     assert len([line for line in out.splitlines() if line.strip().startswith("4 ")]) == 2
 
 
+@pytest.mark.slow  # a run through the command and the bare loop: 10 s
 def test_entrypoint_overhead_benchmark_runs():
     """It reads the run's own log line of its times: a rewording of that line broke it once."""
     out = run("benchmarks/entrypoint_overhead.py", "--preset", "basic_rnn_sevenths", "--steps",
