@@ -58,12 +58,18 @@ def test_only_the_libraries_public_apis():
     assert not used, used
 
 
+FRAMEWORK_LINES = 4_950
+
+
 def test_the_store_code_and_every_file_and_function_stay_small():
     """What talks to the store (a file importing mlflow, sqlite3 or sqlalchemy) is one small
     layer over MlflowClient; no file of the package over 300 lines, no function over 60."""
     talks = re.compile(r"^\s*(import|from) (mlflow|sqlite3|sqlalchemy)\b", re.M)
     sizes = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert sum(n for p, n in sizes.items() if talks.search(p.read_text())) <= 700
+    # the framework grows no further: 4,936 lines after issue 32 (whose goal, 3,000, it misses)
+    framework = sum(n for p, n in sizes.items() if "framework" in p.relative_to(PACKAGE).parts)
+    assert framework <= FRAMEWORK_LINES, framework
     assert not [f"{p.relative_to(PACKAGE)}: {n}" for p, n in sizes.items() if n > 300]
     long = [f"{p.relative_to(PACKAGE)}:{f.name} {f.end_lineno - f.lineno + 1}"
             for p in sizes for f in ast.walk(ast.parse(p.read_text()))
