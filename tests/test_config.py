@@ -355,3 +355,16 @@ def test_help_into_a_pipe_that_closes_early_is_no_error(tmp_path):
     r = subprocess.run(f"{sys.executable} -m rnnexp --help | head -1", shell=True, cwd=tmp_path,
                        env=env(), capture_output=True, text=True)  # fmt: skip
     assert r.stdout.startswith("rnnexp: train") and r.stderr == ""
+
+
+def test_an_options_name_is_what_chose_it_not_a_key_to_change():
+    # the name of a group's option is set after its node is made: an sgd named adam would
+    # train sgd, be filed as adam and never resume (its saved config reads back as an Adam)
+    from rnnexp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^optimizer.name=adam in a SGD: choose the optimizer "
+                       r"with optimizer=adam$"):  # fmt: skip
+        settings("optimizer=sgd", "optimizer.name=adam")
+    with pytest.raises(ConfigError, match=r"^schedule.name=constant in a Cosine: "):
+        settings("schedule=cosine", "schedule.name=constant")
+    assert settings("optimizer=sgd", "optimizer.name=sgd").optimizer.name == "sgd"

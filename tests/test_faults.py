@@ -20,6 +20,7 @@ from helpers import (
     artifacts,
     env,
     history,
+    inspect_cmd,
     launch,
     one_line,
     rnnexp,
@@ -218,6 +219,24 @@ def test_a_look_up_never_creates_a_store(tmp_path):
     r = run_here("resume=0123456789abcdef0123456789abcdef", fresh=True, cwd=tmp_path)
     assert r.returncode == 2 and "there is no MLflow store at" in one_line(r)
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_look_up_in_a_store_that_does_not_answer_is_one_line_at_once(tmp_path):
+    # rnnexp-sample and rnnexp-inspect check a store as a run does: MLflow would retry a
+    # server or database for minutes, and meet a file that is no database with a traceback
+    db = tmp_path / "notdb.db"
+    db.write_text("not a database")
+    run_id = "0123456789abcdef0123456789abcdef"
+    for uri, said in (
+        ("http://127.0.0.1:9", "cannot reach the MLflow tracking server"),
+        ("postgresql://bob@127.0.0.1:1/db", "cannot reach the postgresql"),
+        (f"sqlite:///{db}", f"tracking store {db} is not an MLflow store"),
+    ):
+        for cmd, name in ((sample_cmd, "rnnexp-sample"), (inspect_cmd, "rnnexp-inspect")):
+            start = time.monotonic()
+            r = cmd(run_id, "--tracking-uri", uri, cwd=tmp_path)
+            assert r.returncode == 2 and one_line(r).startswith(f"{name}: error: {said}"), r.stderr
+            assert time.monotonic() - start < 30
 
 
 def test_a_signal_after_the_last_step_still_saves_the_model(tmp_path):

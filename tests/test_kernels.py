@@ -102,13 +102,27 @@ def test_editing_a_kernel_that_others_inline_recompiles_them(tmp_path):
     assert compiled > 0 and edited == digest  # recompiled: the same code, the same bits
 
 
+def test_a_cache_file_is_whole_only_as_complete_pickles(tmp_path):
+    import pickle
+
+    from rnnexp.kernel_cache import _whole
+
+    whole = pickle.dumps({"a": 1}) + pickle.dumps((2, 3))  # an index is two pickles
+    cases = {"whole": whole, "cut": whole[:-3], "empty": b"", "garbled": b"}(K\x01e."}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    assert {name: _whole(tmp_path / name) for name in cases} == {
+        "whole": True, "cut": False, "empty": False, "garbled": False}  # fmt: skip
+
+
 @pytest.mark.slow
 def test_a_damaged_cache_is_compiled_again_and_rewritten(tmp_path):
     cache = tmp_path / "cache"
     env = child_env(NUMBA_CACHE_DIR=str(cache))
     [(digest, _, _)] = run_children(1, env, tmp_path, None, "gru", "float32")
-    for path in [*cache.rglob("*.nbc"), *cache.rglob("*.nbi")]:  # cut short, as by a kill
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    for i, path in enumerate([*cache.rglob("*.nbc"), *cache.rglob("*.nbi")]):
+        damaged = (path.read_bytes()[: path.stat().st_size // 2], b"", b"}(K\x01e.")[i % 3]
+        path.write_bytes(damaged)  # cut short by a kill, never written (a power cut), garbled
     [(again, compiled, _)] = run_children(1, env, tmp_path, None, "gru", "float32")
     assert again == digest and compiled > 0
     [(third, compiled, hits)] = run_children(1, env, tmp_path, None, "gru", "float32")
@@ -168,8 +182,10 @@ def test_the_kernels_tanh_and_sigmoid_follow_numpys(dtype):
     import numba
     import numpy as np
 
-    from rnnexp.cells.jit import FLAGS
+    from rnnexp.cells.jit import FLAGS, make_all
     from rnnexp.cells.scalars import sigmoid, tanh
+
+    make_all()  # the overloads registered: a test may run before any kernel did
 
     @numba.njit(fastmath=FLAGS, error_model="numpy")
     def both(x, t, s):
@@ -207,8 +223,10 @@ def test_the_kernels_exp_follows_numpys(dtype):
     import numba
     import numpy as np
 
-    from rnnexp.cells.jit import FLAGS
+    from rnnexp.cells.jit import FLAGS, make_all
     from rnnexp.cells.scalars import exp
+
+    make_all()
 
     @numba.njit(fastmath=FLAGS, error_model="numpy")  # reassociating callers, as the kernels
     def each(x, out):
@@ -231,3 +249,15 @@ def test_the_kernels_exp_follows_numpys(dtype):
     tiny = np.isfinite(want) & ~normal  # below the smallest normal number: denormals or 0
     assert np.all(np.abs(got[normal] - want[normal]) <= 2 * np.spacing(want[normal]))  # 2 ulp
     assert np.all(np.abs(got[tiny] - want[tiny]) <= info.smallest_subnormal)  # one step
+
+
+def test_a_kernel_copies_and_pickles_before_its_first_use():
+    # a fresh process, where no kernel has been made: copied and pickled by name, as numba's
+    # dispatchers are, without importing numba (Ray and joblib pickle what a job holds)
+    code = (
+        "import copy, pickle, sys; from rnnexp.cells import jit; k = jit.KERNELS[0]; "
+        "assert copy.deepcopy(k) is k and pickle.loads(pickle.dumps(k)) is k; "
+        "assert 'numba' not in sys.modules; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -30,6 +30,11 @@ def test_uris_are_shown_with_the_password_masked():
     assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     uri = f"postgresql://me@db:5432/mlflow?sslmode=disable&password={PASSWORD}"
     assert redact(uri) == "postgresql://me@db:5432/mlflow?sslmode=disable&password=***"
+    # shown as given but for the secret: a sqlite file's slashes kept (not a host named tmp)
+    assert (
+        redact(f"sqlite:////tmp/x.db?pwd={PASSWORD}&mode=ro")
+        == "sqlite:////tmp/x.db?pwd=***&mode=ro"
+    )
 
 
 def test_a_password_in_a_uri_is_refused_wherever_it_comes_from(tmp_path):

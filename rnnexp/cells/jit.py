@@ -61,13 +61,24 @@ class Kernel:
         return made(self)(*args)
 
     def __getattr__(self, name: str):  # numba's: overloads, stats, ...
+        if name.startswith("__") or name in ("py_func", "fastmath", "compiled"):
+            raise AttributeError(name)  # Python's own protocols, and a copy not yet made
         return getattr(made(self), name)
+
+    def __reduce__(self):  # pickled by name, as the module holds it (a kernel, or its dispatcher)
+        return _by_name, (self.__module__, self.__qualname__)
+
+
+def _by_name(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def made(k: Kernel):
     """The kernel's numba dispatcher (every kernel made at the first call)."""
     if not _made.is_set():
-        _make_all()
+        make_all()
     return k.compiled
 
 
@@ -107,7 +118,10 @@ def overload(function: Callable, **options) -> Callable:
     return register
 
 
-def _make_all() -> None:
+def make_all() -> None:
+    """numba imported, every kernel made and every overload registered: done at the first
+    call of a kernel; numba code of one's own that calls the scalar functions (scalars.py)
+    before any kernel ran calls this first."""
     from numba.extending import typeof_impl
 
     from rnnexp.kernel_cache import usable

@@ -121,6 +121,7 @@ def _steps(loop: Loop) -> None:
                dynamic_ncols=True)  # fmt: skip
     clock = {"began": time.perf_counter(), "progress": time.perf_counter()}
     loop_start = time.perf_counter()
+    compiled_before = compiled_here()  # by earlier runs of this process (rnnexp.run, a sweep)
     with bar, logging_redirect_tqdm():
         for step in range(first, t.steps + 1):
             if t.schedule_over == "seconds":
@@ -130,7 +131,7 @@ def _steps(loop: Loop) -> None:
             took = time.perf_counter() - start
             if step == first:  # the estimate of what is left starts after the first step,
                 clock["began"] = time.perf_counter()  # which may compile kernels for seconds
-            if step == first and (compiled := compiled_here()):
+            if step == first and (compiled := compiled_here() - compiled_before):
                 log.info("step %d took %.1f s: it compiled %d numba kernels for this model, once "
                          "on this machine (later runs load them from the cache)", step, took,
                          compiled)  # fmt: skip

@@ -5,9 +5,8 @@ or a value of the wrong type fails before anything runs, and each class checks i
 when it is made (`__post_init__`): every value once, here, with the rule the code that uses it
 shares. The YAML files hold every default (and say why); these classes hold none, but None for
 a key that another option of the group uses (an optimizer's own keys), and for a key added
-later, the value that runs saved before it ran with (their folders still resume). A password
-in tracking.uri is refused (on the command line too, before Hydra records it), and masked
-wherever a URI is shown (`redact`).
+later, the value that runs saved before it ran with (their folders still resume). A password in
+tracking.uri is refused (on the command line too), and masked wherever a URI is shown.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from rnnexp.config import MODEL_CONFIGS, ModelConfig, step_bytes
 from rnnexp.data import check_val_fraction
@@ -55,9 +54,8 @@ class TrainSettings:
     batch_size: int
     clip: float | None
     diverge_factor: float | None
-    # steps between periodic val/loss; None: a tenth of the run (train.steps, or of
-    # train.max_seconds in training time when a time budget is set), so every run's curve has
-    # 10 points whatever its length (EVAL_POINTS)
+    # steps between periodic val/loss; None: a tenth of train.steps (of train.max_seconds'
+    # training time when set), so every run's curve has EVAL_POINTS points whatever its length
     eval_every: int | None
     eval_streams: int
     sample_every: int
@@ -132,16 +130,14 @@ class TrackingSettings:
     uri: str | None
     experiment: str
     register: str | None  # a registered model's name: the run's model (a sweep's best) joins it
-    # MLflow's system/* metrics (CPU, memory, disk, network) while it runs; False for a run
-    # saved before the key existed
+    # MLflow's system/* metrics (CPU, memory, ...) while it runs; False in runs saved before it
     system_metrics: bool = False
 
     def __post_init__(self) -> None:
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment must be a name, got ''")
         name = self.register
-        # MLflow's rule for a registered model's name, which it may also use as a path: no
-        # '/' or ':', and one that a path's normalisation leaves as it is, not '.' nor '..x'
+        # MLflow's rule for a model's name, which it may use as a path: no '/', ':', '.', '..x'
         if name is not None and (not name.strip() or "/" in name or ":" in name
                                  or posixpath.normpath(name) != name or name.startswith("..")
                                  or name == "."):  # fmt: skip
@@ -171,8 +167,13 @@ class Settings:
     tracking: TrackingSettings
 
     def __post_init__(self) -> None:
-        """What no single node can check: the sizes of a step, an evaluation and an
-        inspection of this model (the optimizer and schedule check themselves)."""
+        """What no single node can check: each option's node is the option it names (no sgd
+        run as optimizer.name=adam); the sizes of a step, an evaluation and an inspection."""
+        for group, (key, options) in OPTIONS.items():
+            node, named = getattr(self, group), getattr(getattr(self, group), key)
+            if options.get(named) is not type(node):
+                raise ConfigError(f"{group}.{key}={named} in a {type(node).__name__}: choose "
+                                  f"the {group} with {group}={named}")  # fmt: skip
         check_whole("seed", self.seed, 0)
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(
@@ -221,13 +222,12 @@ def redact(uri: str) -> str:
         parts = _parse(uri)
     except RnnexpError:
         return "(the tracking URI, unparsable)"
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if parts.password is None and not any(SECRET_KEYS.match(k) for k, _ in query):
-        return uri  # as it was given: urlparse's round trip drops sqlite:////'s slashes
+    head, mark, query = uri.partition("?")  # edited as given: urlparse's round trip drops slashes
     if parts.password is not None:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
-    query = [(k, "***" if SECRET_KEYS.match(k) else v) for k, v in query]
-    return parts._replace(query=urlencode(query, safe="*")).geturl()
+        head = head.replace(f":{parts.password}@", ":***@", 1)
+    pairs = [pair.partition("=") for pair in query.split("&")] if mark else []
+    hidden = [(k, eq, "***" if eq and SECRET_KEYS.match(unquote(k)) else v) for k, eq, v in pairs]
+    return head + mark + "&".join("".join(pair) for pair in hidden)
 
 
 def check_no_password(uri: str | None) -> None:
