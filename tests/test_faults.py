@@ -3,6 +3,7 @@ a database that does not answer, a resume aimed at another store, a look-up in t
 folder, a kill between the last checkpoint and the saved model."""
 
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -29,6 +30,9 @@ from helpers import (
     sample_cmd,
     wait_for,
 )
+
+from rnnexp.errors import RnnexpError
+from rnnexp.framework.api import runs as store_runs  # rnnexp.runs (helpers has its own runs)
 
 
 def store(tmp_path) -> str:
@@ -237,6 +241,14 @@ def test_a_look_up_in_a_store_that_does_not_answer_is_one_line_at_once(tmp_path)
             r = cmd(run_id, "--tracking-uri", uri, cwd=tmp_path)
             assert r.returncode == 2 and one_line(r).startswith(f"{name}: error: {said}"), r.stderr
             assert time.monotonic() - start < 30
+        start = time.monotonic()  # and rnnexp.runs, from Python, as they do
+        with pytest.raises(RnnexpError, match=f"^{re.escape(said)}"):
+            store_runs(tracking_uri=uri)
+        assert time.monotonic() - start < 30
+    # a look-up only reads: a store where nothing may be written is looked in, not refused
+    r = sample_cmd(run_id, "--tracking-uri", "sqlite:////proc/no.db", cwd=tmp_path)
+    assert one_line(r).startswith("rnnexp-sample: error: run 0123456789abcdef0123456789abcdef: "
+                                  "there is no MLflow store at /proc/no.db"), r.stderr  # fmt: skip
 
 
 def test_a_signal_after_the_last_step_still_saves_the_model(tmp_path):

@@ -76,12 +76,12 @@ def runs(experiment: str | None = None, tracking_uri: str | None = None, where: 
     import os
 
     from rnnexp.framework.rundir import check_cwd
-    from rnnexp.framework.store import resolve_uri
     from rnnexp.framework.tracking import Store
 
     check_cwd()
     experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "rnnexp"
-    return Store(resolve_uri(tracking_uri, Path.cwd())).runs_frame(experiment, where, max_results)
+    store = Store.named(tracking_uri, Path.cwd(), writes=False)  # a look-up only reads
+    return store.runs_frame(experiment, where, max_results)
 
 
 def _run(folder: Path, store) -> Result:

@@ -23,7 +23,6 @@ from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
 from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides
-from rnnexp.framework.store import check_store, resolve_uri
 from rnnexp.framework.tracking import Store
 from rnnexp.resources import check_own_names
 
@@ -244,10 +243,7 @@ def _check_log_files(config: DictConfig) -> None:
 def _store(s: Settings, config: DictConfig) -> Store:
     """The command's store, resolved (the one place: store.resolve_uri) and, if it tracks,
     checked."""
-    uri = resolve_uri(s.tracking.uri, Path(config.hydra.runtime.cwd))
-    if s.tracking.enabled:
-        check_store(uri)
-    return Store(uri)
+    return Store.named(s.tracking.uri, Path(config.hydra.runtime.cwd), s.tracking.enabled)
 
 
 def _claim(key: str, launch_dir: Path, config: DictConfig) -> Path:

@@ -57,12 +57,10 @@ class RunSource:
         """The store (a password in it refused: MLFLOW_TRACKING_PASSWORD or PGPASSWORD), checked
         as a run's is: one that does not answer is one line at once, not MLflow's retries."""
         from rnnexp.framework.settings import check_no_password
-        from rnnexp.framework.store import check_store, resolve_uri
+        from rnnexp.framework.store import resolve_uri
 
-        uri = resolve_uri(self._tracking_uri, Path.cwd())
-        check_no_password(uri)
-        check_store(uri)
-        return Store(uri)
+        check_no_password(resolve_uri(self._tracking_uri, Path.cwd()))  # before it is said
+        return Store.named(self._tracking_uri, Path.cwd(), writes=False)  # a look-up reads
 
     def _mlflow_model(self) -> tuple[Path, str]:
         if self._model is None:

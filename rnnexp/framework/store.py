@@ -52,6 +52,16 @@ class StoreUri:
         self.uri = uri
         self.path = sqlite_path(uri)
 
+    @classmethod
+    def named(cls, uri: str | None, launch_dir: Path, check: bool = True, writes: bool = True):
+        """The store a command names (resolve_uri), and with `check` one that cannot be used
+        refused at once in one line (check_store: to write in it, or only to read), before
+        MLflow would retry it for minutes."""
+        uri = resolve_uri(uri, launch_dir)
+        if check:
+            check_store(uri, writes=writes)
+        return cls(uri)
+
     @functools.cached_property
     def shown(self) -> str:
         return redact(self.uri)
@@ -86,18 +96,19 @@ class StoreUri:
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # database stores
 
 
-def check_store(uri: str, timeout: float = 5.0) -> None:
+def check_store(uri: str, timeout: float = 5.0, writes: bool = True) -> None:
     """Fail fast, with one line, before a run starts, if the store cannot be used: a server
     that does not answer /health within `timeout`, a database server that does not accept a
     connection (MLflow itself retries either for minutes), a sqlite file that cannot be
-    made, or one that is no sqlite database. Nothing is changed."""
+    made or written (when the command `writes`: a look-up reads a read-only store), or one
+    that is no sqlite database. Nothing is changed."""
     scheme = urlparse(uri).scheme.split("+")[0]
     if scheme in ("http", "https"):
         _check_server(uri, timeout)
     elif scheme in DEFAULT_PORTS:
         _check_database(uri, scheme, timeout)
     elif scheme == "sqlite":
-        _check_sqlite(uri)
+        _check_sqlite(uri, writes)
     else:
         raise RnnexpError(
             f"tracking store {redact(uri)} is not a store URI rnnexp can use: give "
@@ -144,7 +155,7 @@ def _check_database(uri: str, scheme: str, timeout: float) -> None:
         ) from None
 
 
-def _check_sqlite(uri: str) -> None:
+def _check_sqlite(uri: str, writes: bool) -> None:
     import tempfile
 
     path = sqlite_path(uri)
@@ -153,19 +164,22 @@ def _check_sqlite(uri: str) -> None:
             f"tracking store {uri}: a sqlite store is a file, sqlite:///relative/path.db or "
             f"sqlite:////absolute/path.db (an in-memory one would be gone when the run ends)"
         )
-    folder = path.parent  # made when the store is created: a check creates nothing
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise RnnexpError(f"cannot create the tracking store {path}: {folder} is not a folder")
-    # os.access says yes to root on a read-only file system; statvfs knows
-    if not os.access(folder, os.W_OK) or os.statvfs(folder).f_flag & os.ST_RDONLY:
-        raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
-    if folder == path.parent and not path.exists():
-        try:  # a folder that takes no files whatever its modes say (/proc, /sys)
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as e:
-            raise RnnexpError(f"cannot create the tracking store {path}: {e.strerror}") from None
+    if writes:  # made or written by this command (a look-up only reads)
+        folder = path.parent  # made when the store is created: a check creates nothing
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise RnnexpError(f"cannot create the tracking store {path}: {folder} is not a folder")
+        # os.access says yes to root on a read-only file system; statvfs knows
+        if not os.access(folder, os.W_OK) or os.statvfs(folder).f_flag & os.ST_RDONLY:
+            raise RnnexpError(f"cannot write the tracking store {path}: its folder is read-only")
+        if folder == path.parent and not path.exists():
+            try:  # a folder that takes no files whatever its modes say (/proc, /sys)
+                tempfile.TemporaryFile(dir=folder).close()
+            except OSError as e:
+                raise RnnexpError(
+                    f"cannot create the tracking store {path}: {e.strerror}"
+                ) from None
     if path.is_dir():
         raise RnnexpError(f"tracking store {path} is a folder: name a file in it (mlflow.db)")
     if path.exists() and not path.is_file():  # a FIFO or a device: opening it would block

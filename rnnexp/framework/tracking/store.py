@@ -128,10 +128,10 @@ class Store(StoreUri, AbandonedRuns):
             except MlflowException as e:
                 if e.error_code == "RESOURCE_ALREADY_EXISTS":  # made meanwhile by another process
                     return client.get_experiment_by_name(name).experiment_id
-                raise RnnexpError(f"MLflow tracking store {self.uri}: {e.message}") from None
+                raise RnnexpError(f"MLflow tracking store {self.shown}: {e.message}") from None
         if experiment.lifecycle_stage == "deleted":
             raise RnnexpError(
-                f"MLflow experiment {name!r} is deleted in {self.uri}; restore it "
+                f"MLflow experiment {name!r} is deleted in {self.shown}; restore it "
                 f"(mlflow experiments restore) or pick another tracking.experiment"
             )
         return experiment.experiment_id
@@ -163,7 +163,7 @@ class Store(StoreUri, AbandonedRuns):
         runs = self.client.search_runs([experiment_id], where, max_results=1,
                                        order_by=["attributes.start_time DESC"])  # fmt: skip
         if not runs:
-            raise RnnexpError(f"no running sweep with folder {sweep_dir} in {self.uri}")
+            raise RnnexpError(f"no running sweep with folder {sweep_dir} in {self.shown}")
         r = runs[0]
         return Child(r.info.run_id, r.info.run_name, r.info.status, {}, r.data.tags)
 
