@@ -67,7 +67,7 @@ def test_the_store_code_and_every_file_and_function_stay_small():
     talks = re.compile(r"^\s*(import|from) (mlflow|sqlite3|sqlalchemy)\b", re.M)
     sizes = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert sum(n for p, n in sizes.items() if talks.search(p.read_text())) <= 700
-    # the framework grows no further: 4,939 lines after issue 32 (whose goal, 3,000, it misses)
+    # the framework grows no further: 4,947 lines after issue 32 (whose goal, 3,000, it misses)
     framework = sum(n for p, n in sizes.items() if "framework" in p.relative_to(PACKAGE).parts)
     assert framework <= FRAMEWORK_LINES, framework
     assert not [f"{p.relative_to(PACKAGE)}: {n}" for p, n in sizes.items() if n > 300]
