@@ -221,7 +221,7 @@ def test_params_are_the_flattened_config():
         (["search=grid"], "unknown search 'grid'; valid: optuna"),
         (
             ["-m", "tracking.uri=sqlite:///a.db,sqlite:///b.db"],
-            "a sweep lives in one tracking store: give tracking.uri one value",
+            "a sweep lives in one store: give tracking.uri one value",
         ),
         (
             ["search=optuna", "hydra.sweeper.params.seed=range(3)"],

@@ -53,6 +53,10 @@ NOT_RUN = {  # README command (start) -> why it is not run here, and what covers
     "curl ": "asks the server above: tests/test_mlflow_model.py posts the same request (slow)",
     "RNNEXP_INSPECT_SCREENSHOT=": "the page's browser test itself: tests/test_inspect_page.py",
     ".venv/bin/python benchmarks/inspection.py": "tests/test_benchmarks.py runs it, tiny",
+    "optuna-dashboard ": (
+        "a server that runs until stopped, from the search extra: the study it reads is "
+        "tests/test_search.py's"
+    ),
 }
 # commands the README shows that still fail: each names the issue that fixes it. Strict: one
 # that starts to pass must leave this list

@@ -512,7 +512,8 @@ def test_mlflow_experiment_name_from_the_environment_and_system_metrics(tmp_path
 
 def test_an_optuna_search_tags_its_best_trial(tmp_path):
     r = run_here(
-        "search=optuna", "hydra.sweeper.n_trials=3", "corpus=elman", "train.steps=100",
+        "search=optuna", "prune=none", "hydra.sweeper.n_trials=3", "corpus=elman",
+        "train.steps=100",
         "train.batch_size=4",
         "train.eval_every=50", "optimizer.lr=tag(log,interval(0.01,0.05))",  # a narrower space
         cwd=tmp_path, timeout=300,

@@ -58,7 +58,9 @@ def test_only_the_libraries_public_apis():
     assert not used, used
 
 
-FRAMEWORK_LINES = 4_950
+# 4,947 after issue 32 (whose goal, 3,000, it missed), and the 500 issue 33 allows for
+# searches and pruning, its sweeper plugin included (rnnexp/plugins/)
+FRAMEWORK_LINES = 4_947 + 500
 
 
 def test_the_store_code_and_every_file_and_function_stay_small():
@@ -67,8 +69,8 @@ def test_the_store_code_and_every_file_and_function_stay_small():
     talks = re.compile(r"^\s*(import|from) (mlflow|sqlite3|sqlalchemy)\b", re.M)
     sizes = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert sum(n for p, n in sizes.items() if talks.search(p.read_text())) <= 700
-    # the framework grows no further: 4,947 lines after issue 32 (whose goal, 3,000, it misses)
-    framework = sum(n for p, n in sizes.items() if "framework" in p.relative_to(PACKAGE).parts)
+    parts = {"framework", "plugins"}  # the framework grows no further than its budget
+    framework = sum(n for p, n in sizes.items() if parts & set(p.relative_to(PACKAGE).parts))
     assert framework <= FRAMEWORK_LINES, framework
     assert not [f"{p.relative_to(PACKAGE)}: {n}" for p, n in sizes.items() if n > 300]
     long = [f"{p.relative_to(PACKAGE)}:{f.name} {f.end_lineno - f.lineno + 1}"

@@ -350,15 +350,16 @@ def test_ctrl_c_on_a_sweep_kills_the_job_and_the_parent(tmp_path):
 def test_a_missing_extra_names_the_pip_install_that_brings_it(tmp_path, monkeypatch):
     # the plugin or driver of an extra, hidden as if never installed
     code = (
-        "import sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None\n"
-        "from rnnexp.framework.cli import main; sys.argv = ['rnnexp', 'search=optuna']; main()"
+        "import sys; sys.modules['hydra_plugins.hydra_submitit_launcher'] = None\n"
+        "from rnnexp.framework.cli import main\n"
+        "sys.argv = ['rnnexp', '-m', 'hydra/launcher=submitit_slurm']; main()"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env(), capture_output=True,
                        text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == (
-        "rnnexp: error: hydra/sweeper=optuna needs rnnexp's search extra: "
-        'pip install "rnnexp[search]"'
+        "rnnexp: error: hydra/launcher=submitit_slurm needs rnnexp's slurm extra: "
+        'pip install "rnnexp[slurm]"'
     )
     assert not (tmp_path / "outputs").exists()
     from rnnexp.errors import RnnexpError

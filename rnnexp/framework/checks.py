@@ -56,6 +56,9 @@ class Checks(Callback):
     @refusing
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         s = _command_settings(config)
+        if s.prune.name != "none":
+            raise RnnexpError(f"prune={s.prune.name} stops the losing jobs of a sweep: add -m "
+                              f"(train.patience=N stops a single run early)")  # fmt: skip
         launch_dir, store = Path(config.hydra.runtime.cwd), _store(s, config)
         s.tracking.uri = store.uri
         CHECKED.clear()
@@ -92,6 +95,7 @@ class Checks(Callback):
             s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
         else:  # a search: the sweeper picks its values as it goes
             s = job_settings(config)
+            _check_search(config)
         if not s.tracking.enabled:
             raise RnnexpError(
                 "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
@@ -120,6 +124,16 @@ class Checks(Callback):
             config.hydra.overrides.hydra += [f"tracking.uri={quote(store.uri)}",
                                              f"hydra.sweep.dir={quote(str(folder))}"]  # fmt: skip
         faults.point("claimed")
+
+
+def _check_search(config: DictConfig) -> None:
+    """rnnexp's search sweeper's settings, checked where they are defined (search.Search)."""
+    if config.hydra.runtime.choices.get("hydra/sweeper") == "optuna":  # not one's own plugin
+        from rnnexp.framework.search import Search
+
+        node = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+        node.pop("_target_", None)
+        Search(**node)
 
 
 def _grid(overrides: list) -> list[list[str]]:

@@ -67,6 +67,7 @@ def task(cfg: DictConfig) -> float:
         experiment=hc.runtime.choices.get("experiment"),
         overrides=typed_overrides(hc),
         sweep_dir=Path(hc.sweep.dir) if in_sweep else None,
+        num=hc.job.num if in_sweep else None,
         store=store,
         threads=threads_per_job(hc.runtime.choices.get("hydra/launcher"), hc.launcher.get(
             "n_jobs"), OmegaConf.select(hc, "launcher.ray.remote.num_cpus")) if in_sweep else None,

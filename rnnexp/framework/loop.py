@@ -1,10 +1,9 @@
 """A run's training loop: the Trainer's steps (rnnexp/trainer.py) with metrics at their
 intervals, evaluation, samples and checkpoints, and what a person watching sees: a tqdm bar
 on a terminal, else a progress line every PROGRESS_EVERY seconds (a log file, CI, nohup), and
-each sample printed. A signal (signals.py) stops it between steps, after a checkpoint.
-
-Periodic evaluation reads a fixed sample of the validation split (train.eval_chars), so it
-stays a small part of the run; the last step reads the whole split.
+each sample printed. A signal (signals.py) stops it between steps, after a checkpoint; a
+sweep's pruner or train.patience at a periodic evaluation, which reads a fixed sample of the
+validation split (train.eval_chars; the last step reads the whole split).
 """
 
 from __future__ import annotations
@@ -48,7 +47,8 @@ class LoopState:
     best_step: int = 0
     best_estimate: float = math.inf  # the lowest periodic (sampled) val/loss: picks model_best
     train_time: float = 0.0  # seconds in training steps so far (what train.max_seconds counts)
-    stopped_by: str = ""  # why training ended: "steps" or "max_seconds"
+    stopped_by: str = ""  # why training ended: steps, max_seconds, pruned or patience
+    since_best: int = 0  # periodic evaluations since the best one (train.patience)
     limits: dict = field(default_factory=dict)  # train.steps, max_seconds the run trains to
     eval_time: float = 0.0
     sample_time: float = 0.0
@@ -75,6 +75,7 @@ class Loop:
     interrupt: dict  # signals.deferred_interrupts: a signal's number, between steps
     checkpoint: Callable[[], None]  # everything resume= needs, written whole
     check_folder: Callable[[], None]  # raises if the run's folder was deleted
+    trial: Any = None  # a sweep job's trial (study.JobTrial): its pruner may stop the run
 
 
 def can_train(s: Settings, b: Built, state: LoopState) -> bool:
@@ -94,10 +95,9 @@ def horizon(done: int, spent: float, budget: float, cap: int) -> int:
 def train(loop: Loop) -> None:
     """Train from the run's current step to train.steps (or train.max_seconds); checkpoints
     every train.checkpoint_every steps, at the end and on a signal, always between steps."""
-    # the ~400k objects MLflow, Hydra and SQLAlchemy left behind would be traversed by every
-    # full collection that the steps' few small allocations trigger (0.26 s of a 2.5 s
-    # min-char-rnn run of 10,000 steps, 0.09 s frozen): out of the collector's sight for the
-    # loop, after a collection (frozen garbage would stay), and back in it after (a sweep's
+    # the ~400k objects MLflow, Hydra and SQLAlchemy left would be traversed by every full
+    # collection the steps trigger (0.26 s of a 2.5 s min-char-rnn run, 0.09 s frozen): out of
+    # the collector's sight for the loop, after a collection, and back in it after (a sweep's
     # jobs run one after another in one process: each would pin the last one's objects)
     gc.collect()
     gc.freeze()
@@ -145,6 +145,8 @@ def _steps(loop: Loop) -> None:
             with loop.threads.one():  # the same numbers whatever the steps' thread count
                 if evaluates or last:
                     _evaluate(loop, step, last)
+                    if not last and (why := _stops_early(loop, step)):
+                        state.stopped_by, last = why, True
                 if t.sample_every and (step % t.sample_every == 0 or last):
                     _sample(loop, step, last)
             bar.update()
@@ -158,16 +160,22 @@ def _steps(loop: Loop) -> None:
                 raise Interrupted(signum, step)
             if last:
                 break
-    if state.stopped_by == "max_seconds":
-        log.info("stopped at step %d of %d: train.max_seconds=%g s of training reached",
-                 trainer.step, t.steps, t.max_seconds)  # fmt: skip
-    # the run's whole count and times, as its summary gives them (a resumed run's included)
+    _say_end(loop, first)
+
+
+def _say_end(loop: Loop, first: int) -> None:
+    """Why training stopped before train.steps, and the run's count and times."""
+    t, trainer, state = loop.s.train, loop.b.trainer, loop.state  # a resumed run's included
+    why = {"max_seconds": f"train.max_seconds={t.max_seconds} s of training reached",
+           "pruned": "the sweep's pruner stopped it (its val/loss among the worst)",
+           "patience": f"train.patience={t.patience} evaluations without a new best"}  # fmt: skip
+    if state.stopped_by in why:
+        log.info("stopped at step %d of %d: %s", trainer.step, t.steps, why[state.stopped_by])
     since = f" ({trainer.step - first + 1} since it resumed at step {first - 1})" * (first > 1)
-    log.info(
-        "trained %d steps%s; in all %.2f s, of which training steps %.2f s, evaluation %.2f s "
-        "(%.0f %%), samples %.2f s", trainer.step, since, state.loop_time, state.train_time,
-        state.eval_time, 100 * state.eval_time / max(state.loop_time, 1e-9), state.sample_time,
-    )  # fmt: skip
+    log.info("trained %d steps%s; in all %.2f s, of which training steps %.2f s, evaluation "
+             "%.2f s (%.0f %%), samples %.2f s", trainer.step, since, state.loop_time,
+             state.train_time, state.eval_time, 100 * state.eval_time / max(state.loop_time,
+             1e-9), state.sample_time)  # fmt: skip
 
 
 def _count(loop: Loop, step: int, took: float, loss_per_char: float) -> tuple[bool, bool]:
@@ -227,9 +235,10 @@ def _evaluate(loop: Loop, step: int, last: bool) -> None:
         state.best_val_loss, state.best_step = _settle_best(loop, ev.loss, step, streams)
     else:
         ev = evaluate(b.model, b.val_ids, streams, chars=t.eval_chars)
+        state.since_best += 1
         if ev.loss < state.best_estimate:  # char-rnn keeps its checkpoints by val loss
             state.best_estimate = state.best_val_loss = ev.loss
-            state.best_step = step
+            state.best_step, state.since_best = step, 0
             save_model(loop.folder / BEST_MODEL_DIR, b.model, b.vocab, b.corpus.text[0])
     state.eval_time += time.perf_counter() - start
     state.val_loss = ev.loss
@@ -242,6 +251,15 @@ def _evaluate(loop: Loop, step: int, last: bool) -> None:
         f"{ev.chars:,} chars of the validation split")  # fmt: skip
     log.info("step %d/%d  val %.4f nats/char (%.3f bpc) over %s", step, t.steps,
              ev.loss, ev.bpc, over)  # fmt: skip
+
+
+def _stops_early(loop: Loop, step: int) -> str:
+    """Why the run stops at this evaluation before its end, if it does: its sweep's pruner
+    (study.py), or train.patience evaluations without a new best (Lightning's EarlyStopping)."""
+    patience, state = loop.s.train.patience, loop.state
+    if loop.trial is not None and loop.trial.report(state.val_loss, step):
+        return "pruned"
+    return "patience" if patience is not None and state.since_best >= patience else ""
 
 
 def _settle_best(loop: Loop, final: float, step: int, streams: int) -> tuple[float, int]:

@@ -12,7 +12,8 @@ from rnnexp.errors import RnnexpError, first_line, install_hint
 from rnnexp.framework.settings import GROUPS
 
 # Hydra plugins that come with an optional extra of rnnexp's (pyproject.toml)
-EXTRAS = {"hydra/sweeper/optuna": "search", "hydra/launcher/ray": "ray"}
+EXTRAS = {"hydra/launcher/ray": "ray", "hydra/launcher/submitit_slurm": "slurm",
+          "hydra/launcher/submitit_local": "slurm"}  # fmt: skip
 
 
 class Refused(BaseException):  # noqa: N818

@@ -25,6 +25,7 @@ from rnnexp.framework.resume import resume_command
 from rnnexp.framework.rundir import CHECKPOINT_FILE
 from rnnexp.framework.settings import Settings
 from rnnexp.framework.signals import Interrupted, check_dropped, deferred_interrupts
+from rnnexp.framework.study import JobTrial
 from rnnexp.framework.summary import run_summary, shown
 from rnnexp.framework.threads import Chooser
 from rnnexp.framework.tracking import MlflowRun, NullRun, Store
@@ -48,6 +49,7 @@ class Job:
     resume: bool = False  # continue the run in output_dir from its checkpoint
     store: Store | None = None  # the tracking store (settings' tracking.uri), made once
     further: dict[str, object] = field(default_factory=dict)  # resume: steps, max_seconds
+    num: int | None = None  # a sweep's job: its number (hydra.job.num), its trial's in a study
 
 
 def run(s: Settings, job: Job) -> float:
@@ -92,6 +94,7 @@ class Run:
         self.name = run_name(s, self.b.corpus.name, job.experiment)
         self.state = LoopState()
         self.tracked: MlflowRun | NullRun = NullRun()
+        self.trial = None  # a sweep job's trial in the sweep's study (study.py), if it has one
         self.interrupt: dict = {"signum": None, "armed": False}
 
     def open(self) -> None:
@@ -117,6 +120,8 @@ class Run:
         elif s.tracking.enabled:
             self.tracked = self._start_tracking()
         self.state.limits = resume.limits(s)
+        if self.job.sweep_dir is not None:  # a search's, or a pruned sweep's: its trial
+            self.trial = JobTrial.of(self.job.store, s, self.job.sweep_dir, self.job.num)
         self.before = dict(self.state.blas_threads)  # a resumed run's steps at each count
         check_dropped()  # a stop asked for while it opened goes now, as its folder does
         self.interrupt["armed"] = True  # a signal now waits for the end of a step
@@ -206,22 +211,14 @@ class Run:
             if not job.resume:  # from its first moment, a kill leaves a run to resume
                 self.checkpoint()
             if can_train(s, b, self.state):  # else: killed after its last checkpoint
-                train(
-                    Loop(
-                        s,
-                        b,
-                        self.state,
-                        self.folder,
-                        self.tracked,
-                        self.threads,
-                        self.interrupt,
-                        self.checkpoint,
-                        self.check_folder,
-                    )
-                )
+                train(Loop(s, b, self.state, self.folder, self.tracked, self.threads,
+                           self.interrupt, self.checkpoint, self.check_folder,
+                           self.trial))  # fmt: skip
             threads = self.threads.record(self.before)  # over the run's life, resumes included
-            self.tracked.set_tags({"rnnexp.stopped_by": self.state.stopped_by or "steps",
-                                   "rnnexp.blas_threads": threads})  # fmt: skip
+            stopped = self.state.stopped_by or "steps"
+            self.tracked.set_tags({"rnnexp.stopped_by": stopped, "rnnexp.blas_threads": threads}
+                                  | ({"rnnexp.pruned": str(b.trainer.step)} if stopped ==
+                                     "pruned" else {}))  # fmt: skip
             # a sweep registers its best child's model when it ends, not every job's
             register = s.tracking.register if job.sweep_dir is None else None
             self.check_folder()
@@ -284,6 +281,8 @@ class Run:
         is one row of the sweep's own)."""
         self.tracked.finish(*outcome)
         t, state, b = self.s.train, self.state, self.b
+        if self.trial is not None:  # after the run is closed: the study's record follows it
+            self.trial.tell(state.val_loss, pruned=state.stopped_by == "pruned")
         if self.job.sweep_dir is None:
             done = b.trainer.step
             rate = done * t.batch_size * t.seq_length / max(state.train_time, 1e-9)

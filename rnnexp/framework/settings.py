@@ -1,12 +1,12 @@
 """The shape of an experiment's settings: every config key and its type, as plain dataclasses.
 
-The entrypoint registers `Settings` as the schema of conf/config.yaml, so a misspelled key
-or a value of the wrong type fails before anything runs, and each class checks its values
-when it is made (`__post_init__`): every value once, here, with the rule the code that uses it
-shares. The YAML files hold every default (and say why); these classes hold none, but None for
-a key that another option of the group uses (an optimizer's own keys), and for a key added
-later, the value that runs saved before it ran with (their folders still resume). A password in
-tracking.uri is refused (on the command line too), and masked wherever a URI is shown.
+The entrypoint registers `Settings` as the schema of conf/config.yaml, so a misspelled key or
+a value of the wrong type fails before anything runs, and each class checks its values when it
+is made (`__post_init__`): every value once, here, with the rule the code that uses it shares.
+The YAML files hold every default (and say why); these classes hold none, but None for a key
+another option of the group uses, and for a key added later, the value runs saved before it
+ran with (their folders still resume). A password in a store's URI is refused (on the command
+line too), and masked wherever a URI is shown.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
@@ -22,12 +22,13 @@ from rnnexp.config import MODEL_CONFIGS, ModelConfig, step_bytes
 from rnnexp.data import check_val_fraction
 from rnnexp.errors import ConfigError, RnnexpError, check_fits, check_whole
 from rnnexp.evaluate import CHUNK as EVAL_CHUNK
+from rnnexp.framework.study import NO_PRUNING, PruneSettings
 from rnnexp.optim import OPTIMIZERS, OptimizerConfig
 from rnnexp.sample import check_length, check_temperature
 from rnnexp.schedule import SCHEDULES
 from rnnexp.trainer import check_train_args
 
-GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search")  # conf/'s choices
+GROUPS = ("model", "corpus", "optimizer", "schedule", "experiment", "search", "prune")  # conf/'s
 EVAL_POINTS = 10  # periodic val/loss points of a run by default: a curve in every run and sweep
 MAX_THREADS = 1024  # more BLAS threads than any machine has cores: a typo
 
@@ -62,20 +63,22 @@ class TrainSettings:
     sample_length: int
     log_every: int
     checkpoint_every: int
-    # characters each periodic evaluation reads; None: the whole split (and what a run saved
-    # before the key existed did, so resume= reads its config as it ran)
+    # characters each periodic evaluation reads; None: the whole split (what a run saved
+    # before the key existed did)
     eval_chars: int | None = None
     # what the schedule's length is: "steps" (train.steps, to the bit on a rerun), or
     # "seconds" (train.max_seconds: the steps it holds at the speed so far, re-estimated each
     # step, so a rerun differs with the machine's speed); "steps" before the key existed
     schedule_over: str = "steps"
+    patience: int | None = None  # periodic evaluations without a new best before it stops
 
     def __post_init__(self) -> None:
         keys = ("steps", "seq_length", "batch_size", "eval_streams", "log_every")
         for key in (*keys, "sample_length", "checkpoint_every"):
             check_whole(f"train.{key}", getattr(self, key), 1)
-        if self.eval_every is not None:
-            check_whole("train.eval_every", self.eval_every, 1)
+        for key in ("eval_every", "patience"):
+            if getattr(self, key) is not None:
+                check_whole(f"train.{key}", getattr(self, key), 1)
         check_length("train.sample_length", self.sample_length)  # the rule sample() applies
         check_whole("train.sample_every", self.sample_every, 0)  # 0: no samples
         if self.eval_chars is not None:
@@ -83,23 +86,23 @@ class TrainSettings:
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ConfigError(f"train.max_seconds must be > 0 or null, got {self.max_seconds}")
         if self.schedule_over not in ("steps", "seconds"):
-            raise ConfigError(
-                f"train.schedule_over is steps or seconds, got {self.schedule_over!r}"
-            )
+            raise ConfigError(f"train.schedule_over is steps or seconds, got "
+                              f"{self.schedule_over!r}")  # fmt: skip
         if self.schedule_over == "seconds" and self.max_seconds is None:
-            raise ConfigError(
-                "train.schedule_over=seconds runs the schedule over train.max_seconds: set it"
-            )
+            raise ConfigError("train.schedule_over=seconds runs the schedule over "
+                              "train.max_seconds: set it")  # fmt: skip
         check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
+
+    def eval_period(self) -> int:
+        """Steps between periodic evaluations (by train.steps when they go by time)."""
+        return self.eval_every or max(1, self.steps // EVAL_POINTS)
 
     def evaluates(self, step: int, seconds_before: float, seconds_after: float) -> bool:
         """Whether a periodic val/loss is due after `step`, which took the training time from
         `seconds_before` to `seconds_after`: every train.eval_every steps, or by default at
         each tenth of the run (of train.steps; of train.max_seconds when that is set)."""
-        if self.eval_every is not None:
-            return step % self.eval_every == 0
-        if self.max_seconds is None:
-            return step % max(1, self.steps // EVAL_POINTS) == 0
+        if self.eval_every is not None or self.max_seconds is None:
+            return step % self.eval_period() == 0
         period = self.max_seconds / EVAL_POINTS
         return seconds_after // period > seconds_before // period
 
@@ -146,9 +149,8 @@ class TrackingSettings:
                 f"start with '..', got {name!r}"
             )
         if name is not None and not self.enabled:
-            raise ConfigError(
-                "tracking.register needs tracking.enabled=true: it registers in MLflow"
-            )
+            raise ConfigError("tracking.register needs tracking.enabled=true: it registers in "
+                              "MLflow")  # fmt: skip
         check_no_password(self.uri)
 
 
@@ -165,6 +167,7 @@ class Settings:
     sample: SampleSettings
     inspect: InspectSettings
     tracking: TrackingSettings
+    prune: PruneSettings = field(default_factory=lambda: PruneSettings(*NO_PRUNING))  # study.py
 
     def __post_init__(self) -> None:
         """What no single node can check: each option's node is the option it names (no sgd
@@ -176,10 +179,8 @@ class Settings:
                                   f"the {group} with {group}={named}")  # fmt: skip
         check_whole("seed", self.seed, 0)
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
-            raise ConfigError(
-                f"threads must be a whole number in [1, {MAX_THREADS}] or null (automatic), "
-                f"got {self.threads}"
-            )
+            raise ConfigError(f"threads must be a whole number in [1, {MAX_THREADS}] or null "
+                              f"(automatic), got {self.threads}")  # fmt: skip
         if self.resume is not None and not str(self.resume).strip():  # an unset $RUN, say
             raise ConfigError("resume= is empty: name a run's folder or MLflow run id")
         self.check_sizes()
@@ -230,28 +231,28 @@ def redact(uri: str) -> str:
     return head + mark + "&".join("".join(pair) for pair in hidden)
 
 
-def check_no_password(uri: str | None) -> None:
-    """A password in a tracking URI would be recorded (the config, the run's params, Hydra's
-    files): refused, in one line that says where a password goes instead."""
+def check_no_password(uri: str | None, key: str = "tracking.uri") -> None:
+    """A password in a store's URI (`key`) would be recorded (the config, the run's params,
+    Hydra's files): refused, in one line that says where a password goes instead."""
     if uri is None:
         return
-    parts = _parse(uri)
+    parts = _parse(uri, key)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if parts.password is not None or any(SECRET_KEYS.match(k) for k, _ in query):
         raise RnnexpError(
-            f"tracking.uri {redact(uri)} holds a password, which would be recorded: give the URI "
+            f"{key} {redact(uri)} holds a password, which would be recorded: give the URI "
             f"without it, and the password in MLFLOW_TRACKING_PASSWORD (an MLflow server), or "
             f"PGPASSWORD or ~/.pgpass (PostgreSQL)"
         )
 
 
-def _parse(uri: str):
+def _parse(uri: str, key: str = "tracking.uri"):
     """urlparse, its error one line that does not repeat the URI (it may hold a password)."""
     try:
         parts = urlparse(uri)
         parts.port  # noqa: B018  (a port that is not a number raises here)
     except ValueError as e:
-        raise RnnexpError(f"tracking.uri is not a valid URI: {e}") from None
+        raise RnnexpError(f"{key} is not a valid URI: {e}") from None
     return parts
 
 
@@ -261,16 +262,16 @@ def check_command_line(argv: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     check_no_password(os.environ.get("MLFLOW_TRACKING_URI"))
-    for arg in argv:
-        if override_key(arg) != "tracking.uri":
+    for arg, key in zip(argv, map(override_key, argv), strict=True):
+        if key not in ("tracking.uri", "hydra.sweeper.storage"):
             continue
         try:  # each value may hold a password: a sweep is refused before any is read
             sweep = OverridesParser.create().parse_override(arg).is_sweep_override()
         except Exception:  # not Hydra's grammar: Hydra says so, once its password is refused
             sweep = False
         if sweep:
-            raise RnnexpError("a sweep lives in one tracking store: give tracking.uri one value")
-        check_no_password(arg.partition("=")[2].strip("'\""))
+            raise RnnexpError(f"a sweep lives in one store: give {key} one value")
+        check_no_password(arg.partition("=")[2].strip("'\""), key)
 
 
 def override_key(override: str) -> str:

@@ -39,7 +39,8 @@ def run_summary(
     unigram baseline), nats/char over the whole validation split."""
     done, planned = steps
     final, best, best_step, unigram = val
-    why = "train.max_seconds reached" if stopped_by == "max_seconds" else "all steps"
+    why = {"max_seconds": "train.max_seconds reached", "patience": "train.patience reached",
+           "pruned": "pruned"}.get(stopped_by, "all steps")  # fmt: skip
     lines = [
         RULE,
         f"{name}: step {done:,} of {planned:,} ({why}), {chars_per_s:,.0f} chars/s",
@@ -58,21 +59,24 @@ def run_summary(
 def sweep_table(rows: list[dict], swept: list[str]) -> str:
     """Its jobs, one line each: what varies, status, final and best validation loss."""
     width = max([len("job"), *(len(r["label"]) for r in rows)])
-    head = f"  {'job':<{width}}  {'status':<8}  {'val':>8}  {'best':>8}"
+    wide = max([8, *(len(r["status"]) for r in rows)])  # "pruned at 1,350"
+    head = f"  {'job':<{width}}  {'status':<{wide}}  {'val':>8}  {'best':>8}"
     lines = [f"varied: {', '.join(swept) or 'nothing'}", head]
     for r in rows:
         val = "-" if r["val"] is None else f"{r['val']:.4f}"
         best = "-" if r["best"] is None else f"{r['best']:.4f}"
         mark = "  <- best" if r.get("is_best") else ""
-        lines.append(f"  {r['label']:<{width}}  {r['status']:<8}  {val:>8}  {best:>8}{mark}")
+        lines.append(f"  {r['label']:<{width}}  {r['status']:<{wide}}  {val:>8}  {best:>8}{mark}")
     return "\n".join(lines)
 
 
 def sweep_summary(table: str, best: str | None, figure: Path | None, registered: str | None,
-                  link: str, launch_dir: Path) -> str:  # fmt: skip
-    """The closing lines of a sweep."""
+                  link: str, launch_dir: Path, study: str = "") -> str:  # fmt: skip
+    """The closing lines of a sweep (`study`: its pruned count and where its study is)."""
     lines = [RULE, table]
     lines.append(f"best job   {best}" if best else "best job   none finished with a val loss")
+    if study:
+        lines.append(field("study", study))
     if figure is not None:
         lines.append(f"comparison {shown(figure, launch_dir)}")
     if registered:

@@ -18,12 +18,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.atomic import atomic_write
-from rnnexp.errors import RnnexpError
 from rnnexp.framework import rundir
 from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 from rnnexp.framework.settings import override_key, quote, typed_overrides
+from rnnexp.framework.study import make_study, study_of
 from rnnexp.framework.summary import say, sweep_summary, sweep_table
 from rnnexp.framework.tracking import MlflowRun, Store
 from rnnexp.inspect.page import PAGE
@@ -61,16 +61,11 @@ def job_ids(store: Store, experiment: str, sweep_dir: Path) -> tuple[str, str, l
 
 
 def resume_argv(folder: Path, multirun: DictConfig) -> list[str]:
-    """The command line that runs the sweep of `folder` again, job for job, from its
-    multirun.yaml (its config, as its last command composed it): its --config-dir, its
-    overrides, its store, its folder, and resume= (each once, however often it resumed)."""
+    """The command line that runs the sweep of `folder` again, from its multirun.yaml (its
+    config, as its last command composed it): its --config-dir, its overrides, its store, its
+    folder, and resume= (each once, however often it resumed). A grid runs job for job; a
+    search goes on with its study (search.py)."""
     saved = multirun.hydra
-    sweeper = saved.runtime.choices.get("hydra/sweeper")
-    if sweeper not in (None, "basic"):
-        raise RnnexpError(
-            f"{folder} is a search ({sweeper}): its trials are picked as it goes, so it cannot "
-            f"be resumed job for job; resume its runs one by one, or start a new search"
-        )
     dirs = [f"--config-dir={s.path.removeprefix('file://')}"
             for s in saved.runtime.config_sources if s.provider == "command-line"]  # fmt: skip
     ours = ("resume", "tracking.uri", "hydra.sweep.dir", "hydra.mode")  # given below
@@ -92,8 +87,9 @@ def swept_keys(overrides: list[str], config: DictConfig) -> list[str]:
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
-    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    return list(dict.fromkeys([*keys, *(str(k) for k in params)]))
+    fixed = {o.get_key_element() for o in parsed if not o.is_sweep_override()}
+    params = [str(k) for k in OmegaConf.select(config, "hydra.sweeper.params") or {}]
+    return list(dict.fromkeys([*keys, *(k for k in params if k not in fixed)]))
 
 
 def is_search(config: DictConfig) -> bool:
@@ -139,18 +135,28 @@ class SweepTracking(Callback):
             ids |= {"store": store, "folder": str(sweep_dir)}
             SweepTracking.active = SweepTracking.last = ids
             return
+        study = make_study(
+            is_search(config) or config.prune.name != "none",
+            OmegaConf.select(config, "hydra.sweeper.storage"),
+            sweep_dir,
+        )
         experiment_id = store.open_experiment(config.tracking.experiment)
         overrides = typed_overrides(config.hydra)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
         swept = swept_keys(overrides, config)
-        tags = run_tags(overrides) | {
-            # the folder's path as the jobs compute it: a job on another machine finds this
-            # parent by it, and reads what it names its run by from rnnexp.swept
-            "rnnexp.sweep_dir": str(sweep_dir),
-            "rnnexp.swept": ",".join(swept),
-        }
+        tags = (
+            run_tags(overrides)
+            | {
+                # the folder's path as the jobs compute it: a job on another machine finds this
+                # parent by it, and reads what it names its run by from rnnexp.swept
+                "rnnexp.sweep_dir": str(sweep_dir),
+                "rnnexp.swept": ",".join(swept),
+            }
+            | ({"rnnexp.study": json.dumps(study)} if study else {})
+        )
         parent = MlflowRun.start(store, experiment_id, name, tags)
-        ids = {"experiment_id": experiment_id, "parent_run_id": parent.run_id, "swept": swept}
+        ids = {"experiment_id": experiment_id, "parent_run_id": parent.run_id, "swept": swept,
+               "study": study}  # fmt: skip
         text = json.dumps(ids, indent=2).encode()
         atomic_write(path, lambda f: f.write(text))
         SweepTracking.active = SweepTracking.last = ids | {"store": store, "folder": str(sweep_dir)}
@@ -169,7 +175,9 @@ class SweepTracking(Callback):
         failed = [c.name for c in jobs if c.status != "FINISHED"]
         labels = {c.run_id: label(c) for c in jobs}
         figure = self._compare(parent, jobs, labels, path.parent)
-        best = self._tag_best(parent, jobs)
+        pruned = {c.run_id: int(c.tags["rnnexp.pruned"]) for c in jobs if "rnnexp.pruned" in c.tags}
+        best = self._tag_best(parent, [c for c in jobs if c.run_id not in pruned])
+        study = self._study(parent, study_of(store, "", path.parent), len(pruned), config)
         registered = None
         if best is not None:  # a look inside the best network, on the sweep's own page
             parent.copy_artifact(best.run_id, PAGE)
@@ -179,14 +187,16 @@ class SweepTracking(Callback):
                                          best.run_id, alias="best")  # fmt: skip
                 registered = f"{config.tracking.register}/{version}"
                 parent.set_tags({"rnnexp.registered": registered})
-        rows = [{"label": labels[c.run_id], "status": c.status, "val": c.val_loss,
+        rows = [{"label": labels[c.run_id], "val": c.val_loss, "status": f"pruned at "
+                 f"{pruned[c.run_id]:,}" if c.run_id in pruned else c.status,
                  "best": c.metrics.get("val/best_loss"), "is_best": best is not None and c is best}
                 for c in jobs]  # fmt: skip
         table = sweep_table(rows, ids["swept"])
         parent.log_text(table + "\n", "summary.txt")
         summary = sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,
                                 registered and f"{registered} (alias best)",
-                                parent.ui_link(launch_dir, children=True), launch_dir)  # fmt: skip
+                                parent.ui_link(launch_dir, children=True), launch_dir,
+                                study)  # fmt: skip
         SweepTracking.active = None
         if failed and is_search(config) and best is not None:
             # a search explores: a trial that blew up is a result (Optuna scored it +inf),
@@ -203,6 +213,23 @@ class SweepTracking(Callback):
         except (OSError, ValueError) as e:
             say(f"rnnexp: the sweep's summary could not be printed ({e.strerror or e}); it is "
                 f"the parent run's artifact summary.txt")  # fmt: skip
+
+    @staticmethod
+    def _study(parent, place, pruned: int, config: DictConfig) -> str:
+        """A sweep's study at its end: the pruned count on the parent run (sweep/pruned); a
+        search's best parameters, optimisation history and parameter importances as its
+        artifacts. What the summary says of it ('' for a sweep without a study)."""
+        if place is None:
+            return ""
+        from rnnexp.framework.study import finish_study
+
+        best, figures = finish_study(place, Path(config.hydra.sweep.dir), is_search(config))
+        parent.log_metrics({"sweep/pruned": pruned}, step=0)
+        if best:
+            parent.log_text(json.dumps(best, indent=2) + "\n", "search/best_params.json")
+        for figure in figures:
+            parent.log_artifact(figure, "search")
+        return f"{pruned} jobs pruned; optuna-dashboard {place.uri}"
 
     @staticmethod
     def _tag_best(parent, children):

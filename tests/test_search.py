@@ -1,0 +1,152 @@
+"""Searches and pruned sweeps: rnnexp's Optuna sweeper (a Hydra plugin), the prune= group,
+train.patience, a study stored with its sweep and resumed after a kill. Real Hydra multiruns,
+real MLflow and Optuna stores."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import optuna
+import pytest
+from helpers import SMALL, artifacts, history, refusal, rnnexp, run_here, runs
+
+# a tiny corpus a GRU learns in ~100 steps; lr 0.02 learns it far sooner than 3e-4 or 1e-4,
+# so with asha the fast job runs to the end and the slow ones stop at the first rung
+EVERY = [*SMALL, "corpus=elman", "inspect.enabled=false", "train.sample_every=0"]
+QUICK = [*EVERY, "train.steps=120", "train.eval_every=20"]
+
+
+def store(cwd: Path) -> str:
+    return f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}"
+
+
+def study_trials(folder: Path) -> list:
+    study = optuna.load_study(study_name="rnnexp", storage=f"sqlite:///{folder / 'study.db'}")
+    return study.get_trials()
+
+
+def split(every: list) -> tuple:
+    (parent,) = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
+    return parent, [r for r in every if r is not parent]
+
+
+def test_a_pruned_grid_stops_its_losers_at_once_and_keeps_them_resumable(tmp_path):
+    r = run_here("-m", *QUICK, "optimizer.lr=0.02,0.0003,0.0001", "prune=asha", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    parent, children = split(runs(store(tmp_path)))
+    by_lr = {c.data.params["optimizer.lr"]: c for c in children}
+    assert {c.info.status for c in children} == {"FINISHED"}
+    for lr in ("0.0003", "0.0001"):
+        c = by_lr[lr]
+        assert c.data.tags["rnnexp.pruned"] == "20" and c.data.tags["rnnexp.stopped_by"] == "pruned"
+        curve = history(store(tmp_path), c.info.run_id, "val/loss")
+        assert [s for s, _ in curve] == [20] and c.data.metrics["val/loss"] == curve[-1][1]
+    fast = by_lr["0.02"]
+    assert "rnnexp.pruned" not in fast.data.tags and fast.data.tags["rnnexp.best"] == "true"
+    assert r.stdout.count("pruned at 20") == 2 and "2 jobs pruned" in r.stdout
+    assert parent.data.metrics["sweep/pruned"] == 2
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    states = sorted(t.state.name for t in study_trials(folder))
+    assert states == ["COMPLETE", "PRUNED", "PRUNED"]
+    # a pruned job's checkpoint is kept: resume= trains it to its end
+    slow = Path(by_lr["0.0003"].data.tags["rnnexp.output_dir"])
+    again = run_here(f"resume={slow}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    curve = history(store(tmp_path), by_lr["0.0003"].info.run_id, "val/loss")
+    assert curve[-1][0] == 120 and len(curve) == 6
+
+
+def test_patience_stops_a_run_after_evaluations_without_a_new_best(tmp_path):
+    """The elman letters are learnt to their floor in ~100 steps; after that the loss only
+    wanders, so two evaluations without a new best come long before step 3,000."""
+    r = run_here(*EVERY, "train.steps=3000", "train.eval_every=10", "train.patience=2",
+                 cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [run] = runs(store(tmp_path))
+    assert run.data.tags["rnnexp.stopped_by"] == "patience" and "train.patience reached" in r.stdout
+    curve = history(store(tmp_path), run.info.run_id, "val/loss")
+    stop, best = curve[-1][0], min(curve, key=lambda p: p[1])
+    assert stop < 3000 and stop == best[0] + 20  # two evaluations after its best
+    assert run.data.metrics["val/best_step"] == best[0]
+    folder = Path(run.data.tags["rnnexp.output_dir"])
+    assert (folder / "model_best" / "model.npz").is_file()  # the best model kept
+
+
+def test_a_search_records_its_study_and_what_it_found(tmp_path):
+    r = run_here("search=optuna", "hydra.sweeper.n_trials=4", *QUICK, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    parent, children = split(runs(store(tmp_path)))
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    trials = study_trials(folder)
+    uri, name = json.loads(parent.data.tags["rnnexp.study"])
+    assert len(trials) == 4 and (uri, name) == (f"sqlite:///{folder}/study.db", "rnnexp")
+    assert sorted(t.user_attrs["rnnexp.job"] for t in trials) == [0, 1, 2, 3]
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert parent.data.metrics["sweep/pruned"] == len(pruned)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = min(complete, key=lambda t: t.value)
+    (tagged,) = [c for c in children if c.data.tags.get("rnnexp.best") == "true"]
+    assert tagged.data.metrics["val/loss"] == pytest.approx(best.value)
+    found = artifacts(store(tmp_path), parent.info.run_id, "search")
+    assert {"search/best_params.json", "search/search_history.png"} <= set(found)
+    client = __import__("mlflow").MlflowClient(store(tmp_path))
+    path = client.download_artifacts(parent.info.run_id, "search/best_params.json", str(tmp_path))
+    assert json.loads(Path(path).read_text()) == best.params
+    # each trial's values are its job's: the overrides its run was given
+    for c in children:
+        t = trials[int(Path(c.data.tags["rnnexp.output_dir"]).name)]
+        assert float(c.data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
+
+
+def test_the_search_space_and_sampler_are_checked_before_anything_runs(tmp_path):
+    assert refusal("search=optuna", "hydra.sweeper.sampler=annealing", cwd=tmp_path) == (
+        "hydra.sweeper.sampler is one of tpe, random, grid, qmc, cmaes, got 'annealing'"
+    )
+    assert refusal("prune=asha", cwd=tmp_path) == (
+        "prune=asha stops the losing jobs of a sweep: add -m (train.patience=N stops a single "
+        "run early)"
+    )
+    assert refusal("-m", "prune=sometimes", cwd=tmp_path) == (
+        "unknown prune 'sometimes'; valid: asha, hyperband, median, none"
+    )
+    assert refusal("search=optuna", "hydra.sweeper.storage=postgresql://u:pw@db/x",
+                   cwd=tmp_path).startswith("hydra.sweeper.storage")  # fmt: skip
+
+
+def test_an_unreachable_study_storage_is_one_line_before_any_run(tmp_path):
+    line = refusal("search=optuna", "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:9/x",
+                   *QUICK, cwd=tmp_path)  # fmt: skip
+    assert line.startswith("the sweep's Optuna study at postgresql://nobody@127.0.0.1:9/x cannot "
+                           "be opened: ")  # fmt: skip
+
+
+def _trials(folder: Path) -> list:
+    return [(t.number, t.state.name, t.params, t.value, t.intermediate_values)
+            for t in study_trials(folder)]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_trial_resumes_to_the_same_study(tmp_path):
+    """SIGKILL in the middle of the second trial, then `-m resume=`: the same trials, the same
+    values and the same pruning decisions as the search that was never stopped."""
+    args = ["search=optuna", "hydra.sweeper.n_trials=5", *QUICK, "train.checkpoint_every=40"]
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_here(*args, cwd=whole).returncode == 0
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    # checkpoints: trial 0 at steps 0 and 40, then 80 and 120, or fewer if pruned; the 5th
+    # checkpoint of the process is in trial 1 or 2, mid-trial either way
+    killed = rnnexp(*args, cwd=cut, RNNEXP_KILL_AT="checkpointed@5")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [folder] = (cut / "outputs" / "multiruns").iterdir()
+    assert "RUNNING" in {t[1] for t in _trials(folder)}
+    r = run_here("-m", f"resume={folder}", cwd=cut)
+    assert r.returncode == 0, r.stderr
+    [reference] = (whole / "outputs" / "multiruns").iterdir()
+    assert _trials(folder) == _trials(reference)
+    statuses = {c.info.status for c in split(runs(store(cut)))[1]}
+    assert statuses == {"FINISHED"}
