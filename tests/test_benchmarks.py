@@ -118,3 +118,12 @@ def test_walk_benchmark_runs():
         assert keys == ["tracking.uri", "optimizer.lr"], out
     assert re.search(r"^tracking\.uri: \d+ hops, \d+ modules, entered more than once: 0 \(\)$",
                      ways["value"], re.M), ways["value"]  # fmt: skip
+
+
+@pytest.mark.slow  # four small sweeps: ~60 s
+def test_search_benchmark_runs():
+    """Both sweeps with and without pruning, and its table; nothing written in --quick."""
+    out = run("benchmarks/search.py", "--quick")
+    assert "| grid | asha |" in out and "| search | none |" in out, out
+    assert re.search(r"^search: asha / none wall = \d\.\d\d, best val [+-]\d\.\d{4} nats$", out,
+                     re.M), out  # fmt: skip

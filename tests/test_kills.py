@@ -194,16 +194,23 @@ def test_a_stop_a_finalizer_swallowed_is_not_lost():
         check_dropped()  # once
 
 
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
-)
-def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path, launcher):
+    "how",
+    [["-m", "seed=0,1"], ["-m", "seed=0,1", *JOBLIB],
+     ["search=optuna", "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=2",
+      "optimizer.lr=0.01", "prune=none", *JOBLIB]],
+    ids=["basic", "joblib", "search"],
+)  # fmt: skip
+def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path, how):
     """SIGTERM (Ctrl-C alike) closes the job and the parent KILLED, and jobs running in
-    joblib's processes, which stop with it: not a dead end either."""
+    joblib's processes, which stop with it (a search's launches too): not a dead end either."""
     # long enough to be stopped in its first job; resumed, each job trains at most 4 s
-    proc = launch("-m", *[o for o in TINY if "steps" not in o], "train.steps=2000",
-                  "train.max_seconds=4", "seed=0,1", *launcher, cwd=tmp_path)  # fmt: skip
+    proc = launch(*how, *[o for o in TINY if "steps" not in o], "train.steps=2000",
+                  "train.max_seconds=4", cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + 120
     while not any("BLAS threads" in p.read_text()
                   for p in tmp_path.glob("outputs/multiruns/*/0/rnnexp.log")):  # fmt: skip

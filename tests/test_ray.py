@@ -117,3 +117,24 @@ def test_a_job_without_the_sweep_file_finds_its_parent_on_the_server(tmp_path):
     with pytest.raises(RnnexpError, match="no running sweep"):
         job_ids(store, "rnnexp", sweep_dir)
     assert len(runs(uri)) == 2
+
+
+@pytest.mark.slow
+def test_a_pruned_search_on_a_local_ray(tmp_path, ray_env, ray_temp):
+    """search=optuna on Ray: two trials at a time as Ray tasks (the search's threads, Ray
+    started once before them), each reporting to the sweep's study; asha prunes."""
+    r = rnnexp("search=optuna", "hydra/launcher=ray", "hydra.sweeper.n_trials=4",
+               "hydra.sweeper.n_jobs=2", f"+hydra.launcher.ray.init._temp_dir={ray_temp}",
+               "corpus=elman", *TINY, "train.steps=60", cwd=tmp_path, timeout=600,
+               **ray_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import optuna
+
+    (sweep,) = (tmp_path / "outputs" / "multiruns").iterdir()
+    study = optuna.load_study(study_name="rnnexp", storage=f"sqlite:///{sweep / 'study.db'}")
+    assert len(study.trials) == 4
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    children = [x for x in runs(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+                if "mlflow.parentRunId" in x.data.tags]  # fmt: skip
+    assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}
+    assert list(Path(ray_env["HOME"]).iterdir()) == []

@@ -37,6 +37,9 @@ NOT_RUN = {  # README command (start) -> why it is not run here, and what covers
     "export RAY_AUTH_MODE": "a Ray cluster's shell set-up: tests/test_ray.py sets the same",
     "ray start": "a Ray cluster: tests/test_ray.py starts a real head on 127.0.0.1",
     "rnnexp -m hydra/launcher=ray": "Ray: tests/test_ray.py runs both forms (slow)",
+    "rnnexp -m hydra/launcher=submitit_slurm": (
+        "a Slurm cluster: tests/test_search.py runs the same launcher's submitit_local (slow)"
+    ),
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server": (
         "the PostgreSQL team server: tests/test_team_server.py runs it for real (slow)"
     ),

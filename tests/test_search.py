@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import optuna
 import pytest
-from helpers import SMALL, artifacts, history, refusal, rnnexp, run_here, runs
+from helpers import SMALL, artifacts, history, launch, refusal, rnnexp, run_here, runs
 
 # a tiny corpus a GRU learns in ~100 steps; lr 0.02 learns it far sooner than 3e-4 or 1e-4,
 # so with asha the fast job runs to the end and the slow ones stop at the first rung
@@ -33,7 +34,10 @@ def split(every: list) -> tuple:
 
 
 def test_a_pruned_grid_stops_its_losers_at_once_and_keeps_them_resumable(tmp_path):
-    r = run_here("-m", *QUICK, "optimizer.lr=0.02,0.0003,0.0001", "prune=asha", cwd=tmp_path)
+    """Hydra's own grid (the basic sweeper, jobs in the order given): its fast job first, so
+    asha stops the slow ones at its first rung."""
+    r = run_here("-m", *QUICK, "optimizer.lr=0.02,0.0003,0.0001", "prune=asha",
+                 "hydra/sweeper=basic", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     parent, children = split(runs(store(tmp_path)))
     by_lr = {c.data.params["optimizer.lr"]: c for c in children}
@@ -101,6 +105,22 @@ def test_a_search_records_its_study_and_what_it_found(tmp_path):
         assert float(c.data.params["optimizer.lr"]) == pytest.approx(t.params["optimizer.lr"])
 
 
+def test_a_pruned_grid_runs_each_point_once_through_the_grid_sampler(tmp_path):
+    """`-m ... prune=asha`: the search's grid sampler, every point of choice x range once in
+    an order of its seed's, two slots asking side by side (Optuna's GridSampler may hand a
+    running trial's point out again), n_trials the grid's size."""
+    r = run_here("-m", "prune=asha", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *EVERY,
+                 "train.steps=20", "train.eval_every=10", "optimizer.lr=0.02,0.01",
+                 "model.hidden_size=range(8,12,2)", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    points = sorted((t.params["optimizer.lr"], t.params["model.hidden_size"])
+                    for t in study_trials(folder))  # fmt: skip
+    assert points == [(0.01, 8), (0.01, 10), (0.02, 8), (0.02, 10)]
+    saved = (folder / "multirun.yaml").read_text()
+    assert "hydra/sweeper=optuna" in saved and "hydra.sweeper.sampler=grid" in saved
+
+
 def test_the_search_space_and_sampler_are_checked_before_anything_runs(tmp_path):
     assert refusal("search=optuna", "hydra.sweeper.sampler=annealing", cwd=tmp_path) == (
         "hydra.sweeper.sampler is one of tpe, random, grid, qmc, cmaes, got 'annealing'"
@@ -114,6 +134,12 @@ def test_the_search_space_and_sampler_are_checked_before_anything_runs(tmp_path)
     )
     assert refusal("search=optuna", "hydra.sweeper.storage=postgresql://u:pw@db/x",
                    cwd=tmp_path).startswith("hydra.sweeper.storage")  # fmt: skip
+    assert refusal("search=optuna", "hydra.sweeper.sampler=grid", cwd=tmp_path) == (
+        "hydra.sweeper.sampler=grid takes choice(...) and range(...), not an interval: optimizer.lr"
+    )
+    assert refusal("search=optuna", "optimizer.lr=interval(0.1,0.01)", cwd=tmp_path).startswith(
+        "optimizer.lr=interval(0.1,0.01) is not a search space Optuna takes: "
+    )
 
 
 def test_an_unreachable_study_storage_is_one_line_before_any_run(tmp_path):
@@ -150,3 +176,74 @@ def test_a_search_killed_mid_trial_resumes_to_the_same_study(tmp_path):
     assert _trials(folder) == _trials(reference)
     statuses = {c.info.status for c in split(runs(store(cut)))[1]}
     assert statuses == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_submitit_runs_a_pruned_search_that_resumes_after_its_launcher_is_killed(tmp_path):
+    """hydra/launcher=submitit_local: each trial a job of submitit's own (as on a Slurm
+    node). The launching command is killed while its second trial trains; that job goes on by
+    itself; `-m resume=` waits for it (refused while it runs), then completes the search."""
+    args = ["search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1", *EVERY,
+            "hydra/launcher=submitit_local", "train.steps=400", "train.eval_every=20"]  # fmt: skip
+    proc = launch(*args, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("outputs/multiruns/*/1/rnnexp.log")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate()
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    while True:  # the orphaned job holds its folder until it ends
+        r = run_here("-m", f"resume={folder}", cwd=tmp_path)
+        if r.returncode == 0:
+            break
+        assert "still runs" in r.stderr and time.monotonic() < deadline, r.stderr
+        time.sleep(1)
+    trials = study_trials(folder)
+    assert len(trials) == 4 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    parent, children = split(runs(store(tmp_path)))
+    assert parent.info.status == "FINISHED" and len(children) == 4
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert list(folder.glob(".submitit/*/*_log.out"))  # submitit's own files, in the sweep
+
+
+@pytest.mark.slow
+def test_a_search_starts_a_trial_as_soon_as_a_slot_is_free(tmp_path):
+    """2 slots (joblib), trials that train 1 s or 12 s; with the grid sampler's seed 0, the
+    first two are one of each (its order: a seeded permutation, the same on any machine). The
+    third starts when the short one ends, not when the long one does (Hydra's batches)."""
+    r = run_here("search=optuna", "hydra.sweeper.sampler=grid", "hydra.sweeper.seed=0",
+                 "hydra.sweeper.n_trials=3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 "prune=none", *EVERY, "optimizer.lr=0.01", "model.hidden_size=16",
+                 "train.steps=1000000", "train.max_seconds=choice(1,12)", "seed=choice(0,1)",
+                 cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    _, children = split(runs(store(tmp_path)))
+    spans = sorted((c.info.start_time / 1e3, c.info.end_time / 1e3, float(c.data.params[
+        "train.max_seconds"])) for c in children)  # fmt: skip
+    assert sorted(x[2] for x in spans[:2]) == [1, 12], spans
+    long_end = max(end for _, end, _ in spans[:2])
+    assert spans[2][0] < long_end - 5, spans  # the third began while the long one trained
+
+
+@pytest.mark.slow
+def test_a_pruned_sweep_on_a_postgresql_store_keeps_its_study_in_that_database(tmp_path):
+    """tracking.uri=postgresql://...: the study in the same database, schema `optuna` (MLflow's
+    and Optuna's tables both keep an alembic_version), so jobs anywhere report to it; the
+    password from PGPASSWORD, as for the store."""
+    from pg import postgres
+
+    with postgres() as uri:
+        user, _, rest = uri.removeprefix("postgresql://").partition(":")
+        password, _, where = rest.partition("@")
+        bare = f"postgresql://{user}@{where}"
+        r = run_here("-m", *QUICK, "optimizer.lr=0.02,0.0003", "prune=asha",
+                     f"tracking.uri={bare}", cwd=tmp_path, PGPASSWORD=password)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        parent, children = split(runs(uri))
+        place = json.loads(parent.data.tags["rnnexp.study"])
+        assert place[0] == f"{bare}?options=-csearch_path%3Doptuna" and password not in place[0]
+        study = optuna.load_study(study_name=place[1], storage=place[0].replace(
+            bare, uri.split("?")[0]))  # fmt: skip
+        assert sorted(t.state.name for t in study.get_trials()) == ["COMPLETE", "PRUNED"]
+        assert not list(tmp_path.glob("outputs/multiruns/*/study.db"))

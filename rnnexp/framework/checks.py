@@ -86,7 +86,9 @@ class Checks(Callback):
                 "resume= takes one folder or run id: -m resume=<sweep folder> resumes a whole "
                 "sweep; resume runs one at a time"
             )
-        if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic"):
+        _check_search(config)
+        if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic") or (
+                OmegaConf.select(config, "hydra.sweeper.sampler") == "grid"):  # fmt: skip
             jobs = _grid(overrides)
             if not jobs:  # seed='glob(*)': a glob lists a group's options, not values
                 raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
@@ -95,7 +97,6 @@ class Checks(Callback):
             s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
         else:  # a search: the sweeper picks its values as it goes
             s = job_settings(config)
-            _check_search(config)
         if not s.tracking.enabled:
             raise RnnexpError(
                 "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
@@ -127,13 +128,13 @@ class Checks(Callback):
 
 
 def _check_search(config: DictConfig) -> None:
-    """rnnexp's search sweeper's settings, checked where they are defined (search.Search)."""
+    """rnnexp's search sweeper's settings and space, checked where they are defined (search.py)."""
     if config.hydra.runtime.choices.get("hydra/sweeper") == "optuna":  # not one's own plugin
         from rnnexp.framework.search import Search
 
         node = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
         node.pop("_target_", None)
-        Search(**node)
+        Search(**node).space(_overrides(config))
 
 
 def _grid(overrides: list) -> list[list[str]]:

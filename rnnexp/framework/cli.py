@@ -125,6 +125,12 @@ def _prepare(argv: list[str]) -> list[str]:
         key, eq, value = arg.partition("=")
         home = eq and not key.startswith("-") and (value == "~" or value.startswith("~/"))
         out.append(f"{key}={quote(value)}" if home else arg)
+    # a pruned grid runs each point once in an order of a seed's (the search's grid sampler,
+    # search.py): in the order given, the worst values often come first, where asha keeps them
+    keys = {a.partition("=")[0].lstrip("+~") for a in out}
+    if "--multirun" in modes and not keys & {"search", "hydra/sweeper"} and any(
+            a.startswith("prune=") and a != "prune=none" for a in out):  # fmt: skip
+        out += ["hydra/sweeper=optuna", "hydra.sweeper.sampler=grid"]
     return out
 
 

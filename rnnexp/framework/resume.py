@@ -168,10 +168,8 @@ def saved_settings(folder: Path) -> Settings:
             typed[group] = OmegaConf.structured(schema)
         return OmegaConf.to_object(OmegaConf.merge(typed, saved))
     except (OSError, KeyError, TypeError, ValueError, *config_errors()) as e:
-        raise RnnexpError(
-            f"{folder} cannot be resumed: its {path.parent.name}/ is unreadable "
-            f"({first_line(e)}); it was cut short or edited"
-        ) from None
+        raise RnnexpError(f"{folder} cannot be resumed: its {path.parent.name}/ is unreadable "
+                          f"({first_line(e)}); it was cut short or edited") from None  # fmt: skip
 
 
 def _differing(s: Settings, overrides: list[str], saved: Path) -> list[str]:

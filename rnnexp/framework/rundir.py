@@ -95,10 +95,8 @@ def claim(folder: Path, made: list[Path] | None = None) -> Path:
         _empty(folder)
     taken = [f for f in RUN_FILES if (folder / f).exists()]
     if taken:
-        raise RnnexpError(
-            f"{folder} already holds a run ({taken[0]}): choose another folder, "
-            f"or continue that run with resume={folder}"
-        )
+        raise RnnexpError(f"{folder} already holds a run ({taken[0]}): choose another folder, "
+                          f"or continue that run with resume={folder}")  # fmt: skip
     try:
         fd = os.open(folder / MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:

@@ -110,11 +110,9 @@ def check_store(uri: str, timeout: float = 5.0, writes: bool = True) -> None:
     elif scheme == "sqlite":
         _check_sqlite(uri, writes)
     else:
-        raise RnnexpError(
-            f"tracking store {redact(uri)} is not a store URI rnnexp can use: give "
-            f"sqlite:///path/to/mlflow.db, http://HOST:PORT (an MLflow server), or "
-            f"postgresql://USER@HOST/DATABASE (also mysql://, mssql://)"
-        )
+        raise RnnexpError(f"tracking store {redact(uri)} is not a store URI rnnexp can use: give "
+                          f"sqlite:///path/to/mlflow.db, http://HOST:PORT (an MLflow server), or "
+                          f"postgresql://USER@HOST/DATABASE (also mysql://, mssql://)")  # fmt: skip
 
 
 def _check_server(uri: str, timeout: float) -> None:
@@ -148,11 +146,9 @@ def _check_database(uri: str, scheme: str, timeout: float) -> None:
     try:
         socket.create_connection(address, timeout=timeout).close()
     except OSError as e:
-        raise RnnexpError(
-            f"cannot reach the {scheme} tracking store {redact(uri)} ("
-            f"{e.strerror or type(e).__name__}); start the database server, or set "
-            f"tracking.uri (or MLFLOW_TRACKING_URI) elsewhere"
-        ) from None
+        raise RnnexpError(f"cannot reach the {scheme} tracking store {redact(uri)} ("
+                          f"{e.strerror or type(e).__name__}); start the database server, or set "
+                          f"tracking.uri (or MLFLOW_TRACKING_URI) elsewhere") from None  # fmt: skip
 
 
 def _check_sqlite(uri: str, writes: bool) -> None:

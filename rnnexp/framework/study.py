@@ -1,17 +1,13 @@
 """A sweep's Optuna study: where the trials of a search, and the jobs of a pruned grid, are
-recorded, so a pruner can stop the losers and a killed search can go on.
-
-The study lives in an RDB storage (`study.db` in the sweep folder by default; any database
-URI), which every job opens from its own process: it reports its periodic val/loss there
-(`JobTrial.report`) and Optuna's pruner, made from the job's `prune=` settings, says whether
-it goes on. A job tells the study how it ended itself (COMPLETE, PRUNED); the launcher tells
-FAIL for those that could not.
+recorded, so a pruner can stop the losers and a killed search can go on. It lives in an RDB
+storage every job opens from its own process: a job reports its periodic val/loss there
+(`JobTrial.report`), Optuna's pruner (its `prune=` settings) says whether it goes on, and it
+tells how it ended (COMPLETE, PRUNED); the launcher tells FAIL for those that could not.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,9 +15,9 @@ from typing import Any, NamedTuple
 from rnnexp.errors import ConfigError, RnnexpError, check_whole
 from rnnexp.framework.rundir import SWEEP_FILE
 
-log = logging.getLogger("rnnexp")
 STUDY_FILE = "study.db"  # in the sweep folder: optuna-dashboard sqlite:///<folder>/study.db
 STUDY_NAME = "rnnexp"
+SCHEMA = "optuna"  # a study in the tracking store's PostgreSQL database: its schema
 JOB_ATTR = "rnnexp.job"  # a trial's user attribute: the sweep job (folder number) it runs as
 PRUNERS = ("none", "median", "asha", "hyperband")
 
@@ -68,20 +64,30 @@ class Place(NamedTuple):
     name: str
 
 
-def place_of(storage: str | None, sweep_dir: Path) -> Place:
-    """The study of the sweep in `sweep_dir`: the only one in the sqlite file in its folder,
-    or in a database given (hydra.sweeper.storage), named by the sweep's folder."""
+def place_of(storage: str | None, sweep_dir: Path, tracking_uri: str | None) -> Place:
+    """The study of the sweep in `sweep_dir`: in the database given, or the tracking store's
+    PostgreSQL database (schema `optuna`: MLflow's and Optuna's tables both keep an
+    alembic_version), named by the sweep's folder; else the one in its folder's sqlite file."""
+    if storage is None and (tracking_uri or "").startswith("postgresql"):
+        mark = "&" if "?" in tracking_uri else "?"
+        storage = f"{tracking_uri}{mark}options=-csearch_path%3D{SCHEMA}"
     if storage is None:
         return Place(f"sqlite:///{sweep_dir / STUDY_FILE}", STUDY_NAME)
     return Place(storage, str(sweep_dir))
 
 
-def make_study(needed: bool, storage: str | None, sweep_dir: Path) -> Place | None:
+def make_study(needed: bool, storage: str | None, sweep_dir: Path, tracking_uri: str | None,
+               ) -> Place | None:  # fmt: skip
     """A search's study, or a pruned sweep's (`needed`), made in its storage before any job
     runs; where it is (None: a sweep whose jobs all run to their end)."""
     if not needed:
         return None
-    place = place_of(storage, sweep_dir)
+    place = place_of(storage, sweep_dir, tracking_uri)
+    if place.uri.endswith(f"options=-csearch_path%3D{SCHEMA}"):  # the tracking store's
+        import psycopg
+
+        with psycopg.connect(place.uri.rsplit("options=", 1)[0].rstrip("?&")) as c:
+            c.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     open_study(place, create=True)
     return place
 
@@ -165,10 +171,9 @@ class JobTrial:
 
 
 def finish_study(place: Place, folder: Path, search: bool) -> tuple[dict, list[Path]]:
-    """A sweep's study at its end: a trial still RUNNING is a job that died without telling
-    (FAIL; a killed sweep never gets here, its running trials stay to be resumed). For a
-    search, what it found: the best complete trial's parameters, and Optuna's optimisation
-    history and parameter importances drawn (matplotlib) as PNGs in `folder`."""
+    """A sweep's study at its end: a trial still RUNNING died without telling (FAIL; a killed
+    sweep's stay, to be resumed). A search's best complete trial's parameters, and Optuna's
+    optimisation history and parameter importances drawn (matplotlib) as PNGs in `folder`."""
     import warnings
 
     import matplotlib

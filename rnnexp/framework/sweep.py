@@ -23,7 +23,7 @@ from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 from rnnexp.framework.settings import override_key, quote, typed_overrides
-from rnnexp.framework.study import make_study, study_of
+from rnnexp.framework.study import finish_study, make_study, study_of
 from rnnexp.framework.summary import say, sweep_summary, sweep_table
 from rnnexp.framework.tracking import MlflowRun, Store
 from rnnexp.inspect.page import PAGE
@@ -135,11 +135,9 @@ class SweepTracking(Callback):
             ids |= {"store": store, "folder": str(sweep_dir)}
             SweepTracking.active = SweepTracking.last = ids
             return
-        study = make_study(
-            is_search(config) or config.prune.name != "none",
-            OmegaConf.select(config, "hydra.sweeper.storage"),
-            sweep_dir,
-        )
+        study = make_study(is_search(config) or config.prune.name != "none",
+                           OmegaConf.select(config, "hydra.sweeper.storage"), sweep_dir,
+                           store.uri)  # fmt: skip
         experiment_id = store.open_experiment(config.tracking.experiment)
         overrides = typed_overrides(config.hydra)
         name = "sweep " + " ".join(overrides) if overrides else "sweep"
@@ -216,13 +214,10 @@ class SweepTracking(Callback):
 
     @staticmethod
     def _study(parent, place, pruned: int, config: DictConfig) -> str:
-        """A sweep's study at its end: the pruned count on the parent run (sweep/pruned); a
-        search's best parameters, optimisation history and parameter importances as its
-        artifacts. What the summary says of it ('' for a sweep without a study)."""
+        """A sweep's study at its end: the parent's sweep/pruned, a search's best parameters,
+        history and importances; what the summary says of it ('' without a study)."""
         if place is None:
             return ""
-        from rnnexp.framework.study import finish_study
-
         best, figures = finish_study(place, Path(config.hydra.sweep.dir), is_search(config))
         parent.log_metrics({"sweep/pruned": pruned}, step=0)
         if best:

@@ -1,6 +1,5 @@
-"""hydra/sweeper=optuna (conf/hydra/sweeper/optuna.yaml): Hydra's Sweeper API around rnnexp's
-search (rnnexp/framework/search.py). Hydra imports this module whenever it lists its plugins,
-so it imports nothing heavy: Optuna is imported when a search starts."""
+"""hydra/sweeper=optuna: Hydra's Sweeper API around rnnexp's search (framework/search.py).
+Hydra imports this whenever it lists its plugins: nothing heavy here (Optuna comes later)."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ class RnnexpSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         from rnnexp.framework.search import Search
 
-        params = settings.pop("params", None)
-        self.search = Search(**settings, params=OmegaConf.to_container(params) if params else {})
+        self.search = Search(**settings)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:  # fmt: skip
