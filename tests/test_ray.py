@@ -125,7 +125,7 @@ def test_a_pruned_search_on_a_local_ray(tmp_path, ray_env, ray_temp):
     started once before them), each reporting to the sweep's study; asha prunes."""
     r = rnnexp("search=optuna", "hydra/launcher=ray", "hydra.sweeper.n_trials=4",
                "hydra.sweeper.n_jobs=2", f"+hydra.launcher.ray.init._temp_dir={ray_temp}",
-               "corpus=elman", *TINY, "train.steps=60", cwd=tmp_path, timeout=600,
+               "corpus=elman", *TINY, cwd=tmp_path, timeout=600,
                **ray_env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     import optuna

@@ -54,6 +54,10 @@ def test_the_installed_wheel_works_from_an_empty_folder(installed, tmp_path):
     assert "<html" in (here / "p.html").read_text()
     code = "from rnnexp import preset; print(preset('rnn', 65, 32).hidden_size)"
     assert run([bin_ / "python", "-c", code], here).stdout.strip() == "32"
+    # the search's sweeper, found by Hydra in its hydra_plugins namespace of site-packages
+    out = run([bin_ / "rnnexp", "search=optuna", "hydra.sweeper.n_trials=2", "corpus=elman",
+               "train.batch_size=4", "train.seq_length=16", *SHORT], here).stdout  # fmt: skip
+    assert "jobs pruned; optuna-dashboard sqlite:///" in out, out
 
 
 @pytest.mark.slow
