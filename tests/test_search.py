@@ -247,3 +247,20 @@ def test_a_pruned_sweep_on_a_postgresql_store_keeps_its_study_in_that_database(t
             bare, uri.split("?")[0]))  # fmt: skip
         assert sorted(t.state.name for t in study.get_trials()) == ["COMPLETE", "PRUNED"]
         assert not list(tmp_path.glob("outputs/multiruns/*/study.db"))
+
+
+@pytest.mark.slow
+def test_a_job_killed_as_its_pruning_closes_stays_pruned(tmp_path):
+    """SIGKILL after the pruned job's artifacts, before its run is closed: resumed, it is
+    closed as pruned at the same step, not trained on from its checkpoint."""
+    args = ["-m", *QUICK, "optimizer.lr=0.02,0.0003", "prune=asha", "hydra/sweeper=basic"]
+    killed = rnnexp(*args, cwd=tmp_path, RNNEXP_KILL_AT="artifacts@2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
+    r = run_here("-m", f"resume={folder}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    _, children = split(runs(store(tmp_path)))
+    slow = next(c for c in children if c.data.params["optimizer.lr"] == "0.0003")
+    assert slow.info.status == "FINISHED" and slow.data.tags["rnnexp.pruned"] == "20"
+    assert [s for s, _ in history(store(tmp_path), slow.info.run_id, "val/loss")] == [20]
+    assert sorted(t.state.name for t in study_trials(folder)) == ["COMPLETE", "PRUNED"]

@@ -198,7 +198,7 @@ class Run:
 
     def train(self) -> tuple[str, str | None]:
         """Train, save and log what it leaves; (status, error) to close the MLflow run with."""
-        s, b, job = self.s, self.b, self.job
+        s, b, job, state = self.s, self.b, self.job, self.state
         try:
             if not job.resume:
                 self._describe()
@@ -210,15 +210,15 @@ class Run:
                      f", resumed at step {b.trainer.step}" if job.resume else "")  # fmt: skip
             if not job.resume:  # from its first moment, a kill leaves a run to resume
                 self.checkpoint()
-            if can_train(s, b, self.state):  # else: killed after its last checkpoint
-                train(Loop(s, b, self.state, self.folder, self.tracked, self.threads,
-                           self.interrupt, self.checkpoint, self.check_folder,
-                           self.trial))  # fmt: skip
-            threads = self.threads.record(self.before)  # over the run's life, resumes included
-            stopped = self.state.stopped_by or "steps"
-            self.tracked.set_tags({"rnnexp.stopped_by": stopped, "rnnexp.blas_threads": threads}
-                                  | ({"rnnexp.pruned": str(b.trainer.step)} if stopped ==
-                                     "pruned" else {}))  # fmt: skip
+            # else: killed after its last checkpoint, or after its sweep's pruner stopped it
+            if can_train(s, b, state) and (job.num is None or state.stopped_by != "pruned"):
+                train(Loop(s, b, state, self.folder, self.tracked, self.threads, self.interrupt,
+                           self.checkpoint, self.check_folder, self.trial))  # fmt: skip
+            blas = self.threads.record(self.before)  # over the run's life, resumes included
+            stopped = state.stopped_by or "steps"
+            pruned = {"rnnexp.pruned": str(b.trainer.step)} if stopped == "pruned" else {}
+            self.tracked.set_tags({"rnnexp.stopped_by": stopped, "rnnexp.blas_threads": blas}
+                                  | pruned)  # fmt: skip
             # a sweep registers its best child's model when it ends, not every job's
             register = s.tracking.register if job.sweep_dir is None else None
             self.check_folder()
