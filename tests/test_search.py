@@ -78,6 +78,35 @@ def test_patience_stops_a_run_after_evaluations_without_a_new_best(tmp_path):
     assert (folder / "model_best" / "model.npz").is_file()  # the best model kept
 
 
+def test_a_job_on_a_time_budget_is_compared_at_its_seconds_of_training(tmp_path):
+    """Jobs of other batch sizes take steps of other lengths: on train.max_seconds a job
+    reports its whole seconds of training, each once, and the pruner's rungs are seconds."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from rnnexp.framework import loop
+    from rnnexp.framework.cli import register_configs
+    from rnnexp.framework.run import Job, Run
+    from rnnexp.framework.study import JobTrial, make_study
+    from rnnexp.resources import CONF_DIR
+
+    register_configs()
+    overrides = ["corpus=elman", "train.steps=1000000", "train.max_seconds=3", "prune=asha",
+                 "train.batch_size=4", "train.seq_length=16", "train.sample_every=0"]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        s = OmegaConf.to_object(compose("config", overrides=overrides))
+    assert s.train.marks() == (1, 3)  # first rung at a tenth of the budget, its end at 3 s
+    (tmp_path / "job").mkdir()  # a run's folder exists before it runs
+    run = Run(s, Job(output_dir=tmp_path / "job", launch_dir=tmp_path))  # untracked
+    run.trial = JobTrial(make_study(True, None, tmp_path, None), 0, s.prune, s.train)
+    loop.train(run)
+    [trial] = study_trials(tmp_path)
+    seconds, losses = list(trial.intermediate_values), dict(run.state.val)
+    assert seconds == sorted(set(seconds)) and set(seconds) <= {0, 1, 2, 3} and len(seconds) >= 3
+    assert set(trial.intermediate_values.values()) <= set(losses.values())
+    assert max(losses) > 100 * max(seconds)  # steps: not what was reported
+
+
 def test_a_search_records_its_study_and_what_it_found(tmp_path):
     r = run_here("search=optuna", "hydra.sweeper.n_trials=4", *QUICK, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -41,10 +41,9 @@ def check_yaml(path: Path) -> None:
             raise RnnexpError(f"{path} contains itself through an alias (*name): a config "
                               f"cannot")  # fmt: skip
         if nodes > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
-            raise RnnexpError(
-                f"{path} holds {nodes:,} values {depth} deep, each alias (*name) counted where it "
-                f"is used; a config has at most {MAX_YAML_NODES:,}, {MAX_YAML_DEPTH} deep"
-            )
+            raise RnnexpError(f"{path} holds {nodes:,} values {depth} deep, each alias (*name) "
+                              f"counted where it is used; a config has at most "
+                              f"{MAX_YAML_NODES:,}, {MAX_YAML_DEPTH} deep")  # fmt: skip
 
 
 def _expanded(root) -> tuple[int, int]:

@@ -52,10 +52,8 @@ def check_corpus(s: Settings, corpus: Corpus) -> None:
     s.check_sizes(vocab)
     unseen = sorted(set(s.sample.prime) - set(corpus.text))
     if unseen:
-        raise ConfigError(
-            f"sample.prime has characters that {corpus.name} never uses: {''.join(unseen)!r}; "
-            f"the model cannot read them"
-        )
+        raise ConfigError(f"sample.prime has characters that {corpus.name} never uses: "
+                          f"{''.join(unseen)!r}; the model cannot read them")  # fmt: skip
 
 
 def load_corpus_of(c) -> Corpus:

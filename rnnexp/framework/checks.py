@@ -82,10 +82,8 @@ class Checks(Callback):
         loader = GlobalHydra.instance().config_loader()
         overrides = OverridesParser.create(loader).parse_overrides(_overrides(config))
         if any(override_key(o.input_line) == "resume" for o in overrides if o.is_sweep_override()):
-            raise RnnexpError(
-                "resume= takes one folder or run id: -m resume=<sweep folder> resumes a whole "
-                "sweep; resume runs one at a time"
-            )
+            raise RnnexpError("resume= takes one folder or run id: -m resume=<sweep folder> "
+                              "resumes a whole sweep; resume runs one at a time")  # fmt: skip
         _check_search(config)
         if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic") or (
                 OmegaConf.select(config, "hydra.sweeper.sampler") == "grid"):  # fmt: skip
@@ -163,9 +161,8 @@ def check_launcher(launcher: str | None, address: str | None, store: Store,
     import os
 
     if launcher == "joblib" and n_jobs == 0:
-        raise RnnexpError(
-            "hydra.launcher.n_jobs=0 runs no job: give how many run at once (-1: one per core)"
-        )
+        raise RnnexpError("hydra.launcher.n_jobs=0 runs no job: give how many run at once "
+                          "(-1: one per core)")  # fmt: skip
     if launcher != "ray":
         return
     if not all(importlib.util.find_spec(m) for m in ("ray", "hydra_plugins.hydra_ray_launcher")):
@@ -220,10 +217,8 @@ def _check_command_line(config: DictConfig) -> None:
         if source.provider == "command-line":
             check_own_names(Path(source.path.removeprefix("file://")))
     if config.hydra.output_subdir != ".hydra":  # elsewhere it could be another run's
-        raise RnnexpError(
-            "hydra.output_subdir is rnnexp's: a run keeps its config in its folder's .hydra/, "
-            "where resume= reads it"
-        )
+        raise RnnexpError("hydra.output_subdir is rnnexp's: a run keeps its config in its "
+                          "folder's .hydra/, where resume= reads it")  # fmt: skip
     _check_log_files(config)
     seen: dict[str, str] = {}
     for line in _overrides(config):  # Hydra keeps the last value of a key given twice

@@ -257,7 +257,7 @@ def _stops_early(loop: Loop, step: int) -> str:
     """Why the run stops at this evaluation before its end, if it does: its sweep's pruner
     (study.py), or train.patience evaluations without a new best (Lightning's EarlyStopping)."""
     patience, state = loop.s.train.patience, loop.state
-    if loop.trial is not None and loop.trial.report(state.val_loss, step):
+    if loop.trial is not None and loop.trial.report(state.val_loss, step, state.train_time):
         return "pruned"
     return "patience" if patience is not None and state.since_best >= patience else ""
 

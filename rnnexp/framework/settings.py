@@ -1,12 +1,11 @@
 """The shape of an experiment's settings: every config key and its type, as plain dataclasses.
 
-The entrypoint registers `Settings` as the schema of conf/config.yaml, so a misspelled key or
-a value of the wrong type fails before anything runs, and each class checks its values when it
-is made (`__post_init__`): every value once, here, with the rule the code that uses it shares.
-The YAML files hold every default (and say why); these classes hold none, but None for a key
-another option of the group uses, and for a key added later, the value runs saved before it
-ran with (their folders still resume). A password in a store's URI is refused (on the command
-line too), and masked wherever a URI is shown.
+The entrypoint registers `Settings` as the schema of conf/config.yaml: a misspelled key or a
+value of the wrong type fails before anything runs, and each class checks its values when made
+(`__post_init__`), once, with the rule the code that uses it shares. The YAML files hold every
+default (and say why); these classes none, but None for a key another option of the group uses,
+and for a key added later the value runs saved before it ran with (their folders still resume).
+A password in a store's URI is refused (on the command line too), and masked wherever shown.
 """
 
 from __future__ import annotations
@@ -76,13 +75,11 @@ class TrainSettings:
         keys = ("steps", "seq_length", "batch_size", "eval_streams", "log_every")
         for key in (*keys, "sample_length", "checkpoint_every"):
             check_whole(f"train.{key}", getattr(self, key), 1)
-        for key in ("eval_every", "patience"):
+        for key in ("eval_every", "patience", "eval_chars"):
             if getattr(self, key) is not None:
                 check_whole(f"train.{key}", getattr(self, key), 1)
         check_length("train.sample_length", self.sample_length)  # the rule sample() applies
         check_whole("train.sample_every", self.sample_every, 0)  # 0: no samples
-        if self.eval_chars is not None:
-            check_whole("train.eval_chars", self.eval_chars, 1)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ConfigError(f"train.max_seconds must be > 0 or null, got {self.max_seconds}")
         if self.schedule_over not in ("steps", "seconds"):
@@ -93,16 +90,24 @@ class TrainSettings:
                               "train.max_seconds: set it")  # fmt: skip
         check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
 
-    def eval_period(self) -> int:
-        """Steps between periodic evaluations (by train.steps when they go by time)."""
-        return self.eval_every or max(1, self.steps // EVAL_POINTS)
+    def marks(self) -> tuple[int, int]:
+        """A run's first periodic evaluation and its end, in the unit a sweep's pruner compares
+        jobs at (`progress`): steps, or whole seconds of training on a time budget."""
+        if self.max_seconds is None:
+            return self.eval_every or max(1, self.steps // EVAL_POINTS), self.steps
+        return max(1, int(self.max_seconds / EVAL_POINTS)), max(1, int(self.max_seconds))
+
+    def progress(self, step: int, seconds: float) -> int:
+        """How far a run is in that unit: its step, or for a run on train.max_seconds its whole
+        seconds of training (jobs of other batch sizes take steps of other lengths)."""
+        return step if self.max_seconds is None else int(seconds)
 
     def evaluates(self, step: int, seconds_before: float, seconds_after: float) -> bool:
         """Whether a periodic val/loss is due after `step`, which took the training time from
         `seconds_before` to `seconds_after`: every train.eval_every steps, or by default at
         each tenth of the run (of train.steps; of train.max_seconds when that is set)."""
         if self.eval_every is not None or self.max_seconds is None:
-            return step % self.eval_period() == 0
+            return step % (self.eval_every or max(1, self.steps // EVAL_POINTS)) == 0
         period = self.max_seconds / EVAL_POINTS
         return seconds_after // period > seconds_before // period
 
@@ -123,8 +128,8 @@ class InspectSettings:
     units: int  # K: the most interpretable units drawn one by one
 
     def __post_init__(self) -> None:
-        check_whole("inspect.length", self.length, least=1)
-        check_whole("inspect.units", self.units, least=1)
+        for key in ("length", "units"):
+            check_whole(f"inspect.{key}", getattr(self, key), least=1)
 
 
 @dataclass
@@ -144,10 +149,8 @@ class TrackingSettings:
         if name is not None and (not name.strip() or "/" in name or ":" in name
                                  or posixpath.normpath(name) != name or name.startswith("..")
                                  or name == "."):  # fmt: skip
-            raise ConfigError(
-                f"tracking.register must be a model name without '/' or ':' that does not "
-                f"start with '..', got {name!r}"
-            )
+            raise ConfigError(f"tracking.register must be a model name without '/' or ':' that "
+                              f"does not start with '..', got {name!r}")  # fmt: skip
         if name is not None and not self.enabled:
             raise ConfigError("tracking.register needs tracking.enabled=true: it registers in "
                               "MLflow")  # fmt: skip
@@ -186,9 +189,8 @@ class Settings:
         self.check_sizes()
 
     def check_sizes(self, vocab: int = 256) -> None:
-        """The bytes one training step, an evaluation's chunk of its streams and the
-        inspection's trace need, by arithmetic before anything is allocated, for a vocabulary
-        of `vocab` symbols (a guess until the corpus is read; build.py checks again with it)."""
+        """That one training step, an evaluation's chunk and the inspection's trace fit, by
+        arithmetic before any allocation, for `vocab` symbols (build.py checks the corpus's)."""
         t, m = self.train, self.model
         for what, batch, length in (
             (f"train.batch_size={t.batch_size} x train.seq_length={t.seq_length}", t.batch_size,
@@ -239,11 +241,9 @@ def check_no_password(uri: str | None, key: str = "tracking.uri") -> None:
     parts = _parse(uri, key)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if parts.password is not None or any(SECRET_KEYS.match(k) for k, _ in query):
-        raise RnnexpError(
-            f"{key} {redact(uri)} holds a password, which would be recorded: give the URI "
-            f"without it, and the password in MLFLOW_TRACKING_PASSWORD (an MLflow server), or "
-            f"PGPASSWORD or ~/.pgpass (PostgreSQL)"
-        )
+        raise RnnexpError(f"{key} {redact(uri)} holds a password, which would be recorded: give "
+                          f"the URI without it, and the password in MLFLOW_TRACKING_PASSWORD (an "
+                          f"MLflow server), or PGPASSWORD or ~/.pgpass (PostgreSQL)")  # fmt: skip
 
 
 def _parse(uri: str, key: str = "tracking.uri"):

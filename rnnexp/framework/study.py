@@ -27,7 +27,8 @@ class PruneSettings:
     """prune=NAME (conf/prune/): which jobs of a sweep stop early, by Optuna's pruners."""
 
     name: str
-    # no job stops before this step; None: its first periodic evaluation (train.eval_every)
+    # no job stops before this step (second of training, on train.max_seconds); None: its
+    # first periodic evaluation
     min_steps: int | None
     reduction_factor: int  # asha, hyperband: one job in this many goes on at each rung
     startup_trials: int  # median: jobs that run to their end before any is stopped
@@ -41,7 +42,8 @@ class PruneSettings:
         check_whole("prune.startup_trials", self.startup_trials, 0)
 
     def pruner(self, first_eval: int, steps: int) -> Any:
-        """Optuna's pruner for a job of `steps` steps that first evaluates at `first_eval`."""
+        """Optuna's pruner for a job of `steps` steps (seconds for a run on a time budget) that
+        first evaluates at `first_eval`."""
         import optuna
 
         low = self.min_steps or first_eval
@@ -82,12 +84,12 @@ def make_study(needed: bool, storage: str | None, sweep_dir: Path, tracking_uri:
     runs; where it is (None: a sweep whose jobs all run to their end)."""
     if not needed:
         return None
-    place = place_of(storage, sweep_dir, tracking_uri)
-    if place.uri.endswith(f"options=-csearch_path%3D{SCHEMA}"):  # the tracking store's
+    if storage is None and (tracking_uri or "").startswith("postgresql"):  # place_of's
         import psycopg
 
-        with psycopg.connect(place.uri.rsplit("options=", 1)[0].rstrip("?&")) as c:
+        with psycopg.connect(tracking_uri) as c:
             c.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    place = place_of(storage, sweep_dir, tracking_uri)
     open_study(place, create=True)
     return place
 
@@ -138,12 +140,13 @@ class JobTrial:
     def of(cls, store: Any, s: Any, sweep_dir: Path, job: int) -> JobTrial | None:
         """The trial of job `job` of the sweep in `sweep_dir` (Settings `s`), if it has one."""
         place = study_of(store, s.tracking.experiment, sweep_dir)
-        return place and cls(place, job, s.prune.pruner(s.train.eval_period(), s.train.steps))
+        return place and cls(place, job, s.prune, s.train)
 
-    def __init__(self, place: Place, job: int, pruner: Any) -> None:
+    def __init__(self, place: Place, job: int, prune: PruneSettings, train: Any) -> None:
         import optuna
 
-        self.study, storage = open_study(place, pruner)
+        self.train, self.last = train, -1  # progress: what the pruner compares jobs at
+        self.study, storage = open_study(place, prune.pruner(*train.marks()))
         trials = self.study.get_trials(deepcopy=False)
         number = next((t.number for t in trials if t.user_attrs.get(JOB_ATTR) == job), None)
         if number is None:  # a grid's job, the first time it runs
@@ -155,9 +158,14 @@ class JobTrial:
             self.trial = optuna.trial.Trial(self.study, trial_id)
         self.number = self.trial.number
 
-    def report(self, value: float, step: int) -> bool:
-        """Report val/loss at `step`; True if the pruner stops the job here."""
-        self.trial.report(value, step)
+    def report(self, value: float, step: int, seconds: float) -> bool:
+        """Report val/loss at `step`, after `seconds` of training; True if the pruner stops the
+        job here."""
+        at = self.train.progress(step, seconds)
+        if at <= self.last:  # evaluated twice within a second of a time budget: nothing new
+            return False
+        self.last = at
+        self.trial.report(value, at)
         return self.trial.should_prune()
 
     def tell(self, value: float | None, pruned: bool) -> None:
