@@ -98,9 +98,8 @@ def build(s: Settings) -> Built:
     trainer.schedule = s.schedule.rates(optimizer.lr, s.train.steps,
                                         trainer.streams.steps_per_pass)  # fmt: skip
     if len(val_ids) < 2:
-        raise CorpusError(
-            f"validation split of {corpus.name} has {len(val_ids)} characters; it needs 2 or more "
-            f"(raise corpus.val_fraction or use a longer text)"
-        )
+        raise CorpusError(f"validation split of {corpus.name} has {len(val_ids)} characters; "
+                          f"it needs 2 or more (raise corpus.val_fraction or use a longer "
+                          f"text)")  # fmt: skip
     unigram = unigram_cross_entropy(train_ids, val_ids, len(vocab))
     return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng, unigram)

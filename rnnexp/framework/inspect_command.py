@@ -84,18 +84,14 @@ def validation_ids(config_yaml: Path, vocab, length: int, sha256: str | None
         saved = OmegaConf.load(config_yaml).corpus
         c = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CorpusSettings), saved))
     except (OSError, ValueError, *config_errors()) as e:
-        raise RnnexpError(
-            f"the run's config.yaml cannot be read ({first_line(e)}): name the text to inspect "
-            f"with --text FILE"
-        ) from None
+        raise RnnexpError(f"the run's config.yaml cannot be read ({first_line(e)}): name the text "
+                          f"to inspect with --text FILE") from None  # fmt: skip
     corpus = load_corpus_of(c)
     if sha256 is None or corpus.sha256 != sha256:
         what = "records no digest of its text" if sha256 is None else (
             f"trained on another text than {corpus.source} holds now")  # fmt: skip
-        raise RnnexpError(
-            f"the run {what}: its validation split is not read; name the text to inspect "
-            f"with --text FILE"
-        )
+        raise RnnexpError(f"the run {what}: its validation split is not read; name the text to "
+                          f"inspect with --text FILE")  # fmt: skip
     _, val = split(vocab.encode(corpus.text), c.val_fraction)
     ids = val[:length]
     return ids, f"The first {len(ids):,} characters of {corpus.name}'s validation split"
@@ -121,10 +117,8 @@ def text_ids(args, run: RunSource, model, vocab, start: str) -> tuple[np.ndarray
         )
     config = run.config()
     if config is None:
-        raise RnnexpError(
-            f"{args.source} is a model, not a run's folder: say what to read with --text FILE "
-            f"or --prime TEXT"
-        )
+        raise RnnexpError(f"{args.source} is a model, not a run's folder: say what to read with "
+                          f"--text FILE or --prime TEXT")  # fmt: skip
     return validation_ids(config, vocab, args.length, run.corpus_sha256())
 
 

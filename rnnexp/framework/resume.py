@@ -122,20 +122,16 @@ def resume_folder(s: Settings, overrides: list[str], store: Store) -> Path:
     _check_store(folder, saved_settings(folder).tracking.uri, store)
     differ = _differing(s, overrides, folder / ".hydra")
     if differ:  # MLflow refuses changed params, and the run must stay the run it was
-        raise RnnexpError(
-            f"resume continues a run with its own config (only {' and '.join(FURTHER)} "
-            f"may grow, to train it further; {', '.join(HOW)} may change): drop "
-            f"{' '.join(differ)}"
-        )
+        raise RnnexpError(f"resume continues a run with its own config (only "
+                          f"{' and '.join(FURTHER)} may grow, to train it further; "
+                          f"{', '.join(HOW)} may change): drop {' '.join(differ)}")  # fmt: skip
     rundir.hold(folder)  # a run still training there is "in use", whatever it has
     if not (folder / rundir.CHECKPOINT_FILE).is_file():
         # stopped before its first checkpoint, a moment after it started: its MLflow run
         # (if it got one) is closed, and there is nothing to continue
         store.close_abandoned()
-        raise RnnexpError(
-            f"{folder} was stopped before its first step ({rundir.CHECKPOINT_FILE} missing): "
-            f"nothing to resume; start the run again"
-        )
+        raise RnnexpError(f"{folder} was stopped before its first step ({rundir.CHECKPOINT_FILE} "
+                          f"missing): nothing to resume; start the run again")  # fmt: skip
     return folder.resolve()
 
 
@@ -199,10 +195,9 @@ def _check_store(folder: Path, recorded: str | None, store: Store) -> None:
     """A run (or sweep) continues in the store it was tracked in (its config recorded it,
     resolved), which must be this command's: never write to a store the user did not name."""
     if recorded and recorded != store.uri:
-        raise RnnexpError(
-            f"{folder} is tracked in {redact(recorded)}, not in this command's store "
-            f"{store.shown}: resume it with tracking.uri={redact(recorded)}"
-        )
+        raise RnnexpError(f"{folder} is tracked in {redact(recorded)}, not in this command's "
+                          f"store {store.shown}: resume it with "
+                          f"tracking.uri={redact(recorded)}")  # fmt: skip
 
 
 def resume_sweep(s: Settings, config: DictConfig, store: Store) -> Path:
@@ -216,10 +211,8 @@ def resume_sweep(s: Settings, config: DictConfig, store: Store) -> Path:
     if not folder.is_dir():
         raise RnnexpError(f"resume={s.resume} is neither a sweep folder nor a sweep's run id")
     if not (folder / rundir.SWEEP_FILE).is_file() or not (folder / "multirun.yaml").is_file():
-        raise RnnexpError(
-            f"{folder} is not a sweep that started (no {rundir.SWEEP_FILE}): nothing to "
-            f"resume; start the sweep again"
-        )
+        raise RnnexpError(f"{folder} is not a sweep that started (no {rundir.SWEEP_FILE}): nothing "
+                          f"to resume; start the sweep again")  # fmt: skip
     folder = folder.resolve()
     check_yaml(folder / "multirun.yaml")
     multirun = OmegaConf.load(folder / "multirun.yaml")  # the sweep's own command's config
@@ -235,10 +228,8 @@ def resume_sweep(s: Settings, config: DictConfig, store: Store) -> Path:
     for job in sorted(folder.iterdir()):  # a job whose launcher was killed may train on
         if job.is_dir() and rundir.is_held(job):
             who = (job / rundir.MARKER).read_text().strip()
-            raise RnnexpError(
-                f"job {job.name} of {folder} still runs ({who}): let it end, or stop it, "
-                f"then resume the sweep"
-            )
+            raise RnnexpError(f"job {job.name} of {folder} still runs ({who}): let it end, or stop "
+                              f"it, then resume the sweep")  # fmt: skip
     return folder
 
 

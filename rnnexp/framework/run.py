@@ -84,10 +84,9 @@ class Run:
         self.had_config = (self.folder / ".hydra").is_dir()  # gone mid-run: the folder was deleted
         self.before: dict = {}  # a resumed run's steps at each BLAS count (open() reads them)
         if not job.resume and self.path.exists():
-            raise RnnexpError(
-                f"{self.folder} holds another run's {CHECKPOINT_FILE}: choose another "
-                f"folder, or continue that run with resume={self.folder}"
-            )
+            raise RnnexpError(f"{self.folder} holds another run's {CHECKPOINT_FILE}: choose "
+                              f"another folder, or continue that run with "
+                              f"resume={self.folder}")  # fmt: skip
         self.b = build(s)
         # threads=N, or a parallel sweep's share of the cores; else chosen as it trains
         self.threads = Chooser.for_run(s.threads or job.threads, self.b.model, self.b.trainer)
@@ -109,11 +108,9 @@ class Run:
             grown = resume.train_further(s, self.state.limits, self.job.further)
             if was == "FINISHED" and not can_train(s, b, self.state):
                 why = self.state.stopped_by == "max_seconds" and "train.max_seconds reached"
-                raise RnnexpError(
-                    f"{self.folder} finished at step {b.trainer.step} ({why or 'all steps done'}"
-                    f"): nothing to resume; to train it further, raise train.steps (or "
-                    f"train.max_seconds)"
-                )
+                raise RnnexpError(f"{self.folder} finished at step {b.trainer.step} "
+                                  f"({why or 'all steps done'}): nothing to resume; to train it "
+                                  f"further, raise train.steps (or train.max_seconds)")  # fmt: skip
             self.tracked.reopen(self.folder)
             if grown:  # its params stay those it started with; the tag says what grew
                 self.tracked.set_tags({"rnnexp.trained_further": grown})

@@ -72,9 +72,8 @@ class RunSource:
         if self.source.startswith("models:/"):
             return self._mlflow_model()[1]  # the run that logged the model
         if not RUN_ID.fullmatch(self.source):
-            raise RnnexpError(
-                f"{self.source} is neither a folder, an MLflow run id nor a models:/ URI"
-            )
+            raise RnnexpError(f"{self.source} is neither a folder, an MLflow run id nor a models:/ "
+                              f"URI")  # fmt: skip
         return self.source
 
     def model_dir(self, best: bool = False) -> Path:

@@ -125,10 +125,9 @@ def _check_server(uri: str, timeout: float) -> None:
             reason = f"HTTP {r.status}"
     except OSError as e:  # refused, unreachable, timed out, HTTP errors
         reason = str(getattr(e, "reason", e))
-    raise RnnexpError(
-        f"cannot reach the MLflow tracking server {redact(uri)} ({reason}); "
-        f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another store"
-    )
+    raise RnnexpError(f"cannot reach the MLflow tracking server {redact(uri)} ({reason}); "
+                      f"start it, or set tracking.uri (or MLFLOW_TRACKING_URI) to another "
+                      f"store")  # fmt: skip
 
 
 def _check_database(uri: str, scheme: str, timeout: float) -> None:
@@ -138,9 +137,8 @@ def _check_database(uri: str, scheme: str, timeout: float) -> None:
     driver = {"postgresql": "psycopg", "postgresql+psycopg": "psycopg",
               "postgresql+psycopg2": "psycopg2"}.get(urlparse(uri).scheme)  # fmt: skip
     if driver and importlib.util.find_spec(driver) is None:
-        raise RnnexpError(
-            f"a PostgreSQL tracking store needs its driver ({driver}): {install_hint('server')}"
-        )
+        raise RnnexpError(f"a PostgreSQL tracking store needs its driver ({driver}): "
+                          f"{install_hint('server')}")  # fmt: skip
     parts = urlparse(uri)
     address = (parts.hostname or "localhost", parts.port or DEFAULT_PORTS[scheme])
     try:
@@ -156,10 +154,9 @@ def _check_sqlite(uri: str, writes: bool) -> None:
 
     path = sqlite_path(uri)
     if path is None:  # sqlite://x.db, sqlite:/x.db, sqlite:// (in memory)
-        raise RnnexpError(
-            f"tracking store {uri}: a sqlite store is a file, sqlite:///relative/path.db or "
-            f"sqlite:////absolute/path.db (an in-memory one would be gone when the run ends)"
-        )
+        raise RnnexpError(f"tracking store {uri}: a sqlite store is a file, "
+                          f"sqlite:///relative/path.db or sqlite:////absolute/path.db (an "
+                          f"in-memory one would be gone when the run ends)")  # fmt: skip
     if writes:  # made or written by this command (a look-up only reads)
         folder = path.parent  # made when the store is created: a check creates nothing
         while not folder.exists():
@@ -173,9 +170,8 @@ def _check_sqlite(uri: str, writes: bool) -> None:
             try:  # a folder that takes no files whatever its modes say (/proc, /sys)
                 tempfile.TemporaryFile(dir=folder).close()
             except OSError as e:
-                raise RnnexpError(
-                    f"cannot create the tracking store {path}: {e.strerror}"
-                ) from None
+                raise RnnexpError(f"cannot create the tracking store {path}: "
+                                  f"{e.strerror}") from None  # fmt: skip
     if path.is_dir():
         raise RnnexpError(f"tracking store {path} is a folder: name a file in it (mlflow.db)")
     if path.exists() and not path.is_file():  # a FIFO or a device: opening it would block

@@ -82,10 +82,8 @@ class MlflowRun:
         host = run.data.tags.get("rnnexp.host", socket.gethostname())
         other = writer.resolve() != folder.resolve()
         if run.info.status == "RUNNING" and other and not rundir.abandoned(writer, host):
-            raise RnnexpError(
-                f"MLflow run {self.run_id} is being written from {writer} by a live process: one "
-                f"writer per run; let it end, or stop it"
-            )
+            raise RnnexpError(f"MLflow run {self.run_id} is being written from {writer} by a live "
+                              f"process: one writer per run; let it end, or stop it")  # fmt: skip
         claim, me = f"rnnexp.resumed.{run.info.end_time or 0}", f"pid {os.getpid()} {folder}"
         try:
             self.client.log_param(self.run_id, claim, me)
@@ -93,10 +91,8 @@ class MlflowRun:
             held = self.client.get_run(self.run_id).data.params.get(claim, "")
             pid = held.split()[1] if held.startswith("pid ") else ""
             if pid.isdigit() and rundir.alive(int(pid)):
-                raise RnnexpError(
-                    f"MLflow run {self.run_id} was resumed at this moment by "
-                    f"another process ({held}): one writer per run"
-                ) from None
+                raise RnnexpError(f"MLflow run {self.run_id} was resumed at this moment by another "
+                                  f"process ({held}): one writer per run") from None  # fmt: skip
         for key in run.data.metrics:
             history = self.client.get_metric_history(self.run_id, key)
             self._logged[key] = max((m.step for m in history), default=-1)

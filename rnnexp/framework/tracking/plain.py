@@ -139,10 +139,8 @@ def model_uri(uri: str) -> re.Match:
     """models:/<model id>, models:/<name>/<version> or models:/<name>@<alias>, its parts."""
     m = MODEL_URI.fullmatch(uri)
     if m is None:
-        raise RnnexpError(
-            f"{uri} is not a model URI: models:/<model id>, models:/<name>/<version> or "
-            f"models:/<name>@<alias>"
-        )
+        raise RnnexpError(f"{uri} is not a model URI: models:/<model id>, models:/<name>/<version> "
+                          f"or models:/<name>@<alias>")  # fmt: skip
     return m
 
 

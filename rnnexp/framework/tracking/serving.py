@@ -60,9 +60,8 @@ def requests(frame: pd.DataFrame) -> list[dict]:
             value = row[key]
             missing = value is None or (isinstance(value, float) and math.isnan(value))
             if missing and key != "prime":
-                raise BadRequest(
-                    f"row {i}: {key} is missing or NaN; give it, or leave the column out"
-                )
+                raise BadRequest(f"row {i}: {key} is missing or NaN; give it, or leave the column "
+                                 f"out")  # fmt: skip
             if isinstance(value, float) and value.is_integer() and key in ("length", "seed"):
                 value = int(value)  # a whole-number column with a gap is read as floats
             ask[key] = "" if missing else value

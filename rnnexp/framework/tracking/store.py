@@ -130,10 +130,9 @@ class Store(StoreUri, AbandonedRuns):
                     return client.get_experiment_by_name(name).experiment_id
                 raise RnnexpError(f"MLflow tracking store {self.shown}: {e.message}") from None
         if experiment.lifecycle_stage == "deleted":
-            raise RnnexpError(
-                f"MLflow experiment {name!r} is deleted in {self.shown}; restore it "
-                f"(mlflow experiments restore) or pick another tracking.experiment"
-            )
+            raise RnnexpError(f"MLflow experiment {name!r} is deleted in {self.shown}; restore "
+                              f"it (mlflow experiments restore) or pick another "
+                              f"tracking.experiment")  # fmt: skip
         return experiment.experiment_id
 
     def _create_whole(self) -> None:
@@ -253,7 +252,6 @@ def _made_by_mlflow(path: Path) -> None:
     except sqlite3.Error as e:
         raise RnnexpError(f"the tracking store {path} failed: {e}; it was left as it is") from None
     if tables and "alembic_version" not in tables:
-        raise RnnexpError(
-            f"tracking store {path} is not an MLflow store (its tables are not MLflow's); it was "
-            f"left as it is: set tracking.uri to your store, or to a new file"
-        )
+        raise RnnexpError(f"tracking store {path} is not an MLflow store (its tables are not "
+                          f"MLflow's); it was left as it is: set tracking.uri to your store, or to "
+                          f"a new file")  # fmt: skip
