@@ -227,3 +227,39 @@ def test_a_sweep_stopped_by_sigterm_resumes_too(tmp_path, how):
     assert len(every) == 3 and {x.info.status for x in every} == {"FINISHED"}
     for run in every:
         assert "rnnexp.error" not in run.data.tags
+
+
+@pytest.mark.slow
+def test_a_worker_that_outlives_its_killed_sweep_holds_no_finished_job(tmp_path):
+    """joblib's workers live on after their sweep's launching command is SIGKILLed (idle, up
+    to loky's timeout): a job over is let go by its worker, so -m resume= is not refused
+    because of a job that ended."""
+    import psutil
+
+    proc = launch("-m", *[o for o in TINY if "steps" not in o], "train.steps=20,100000",
+                  "train.max_seconds=8", *JOBLIB, cwd=tmp_path)  # fmt: skip
+    deadline = time.monotonic() + 120
+    logs = tmp_path / "outputs" / "multiruns"
+    while not (
+        any("trained 20 steps" in p.read_text() for p in logs.glob("*/0/rnnexp.log"))
+        and any("BLAS threads" in p.read_text() for p in logs.glob("*/1/rnnexp.log"))
+    ):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)  # job 0's worker back to idle, its job's run closed
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    proc.wait()  # (not communicate: the workers hold its pipes open)
+    [folder] = logs.iterdir()
+    busy = int((folder / "1" / ".rnnexp").read_text().split()[1])  # job 1's worker
+    try:
+        psutil.Process(busy).kill()
+        psutil.Process(busy).wait(30)
+        idle = [w for w in workers if w.pid != busy and w.is_running()]
+        assert any(w.status() != psutil.STATUS_ZOMBIE for w in idle)  # it outlives its sweep
+        r = run_here("-m", f"resume={folder}", cwd=tmp_path, timeout=300)
+        assert r.returncode == 0, r.stderr
+    finally:
+        for w in workers:  # only the processes this test's command started
+            if w.is_running():
+                w.kill()

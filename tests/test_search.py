@@ -135,11 +135,11 @@ def test_a_search_records_its_study_and_what_it_found(tmp_path):
 
 
 def test_a_pruned_grid_runs_each_point_once_through_the_grid_sampler(tmp_path):
-    """`-m ... prune=asha`: the search's grid sampler, every point of choice x range once in
-    an order of its seed's, two slots asking side by side (Optuna's GridSampler may hand a
-    running trial's point out again), n_trials the grid's size."""
+    """`-m ... prune=asha`: the search's grid sampler, every point of choice x range once (a
+    value given twice too) in an order of its seed's, two slots asking side by side (Optuna's
+    GridSampler may hand a running trial's point out again), n_trials the grid's size."""
     r = run_here("-m", "prune=asha", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *EVERY,
-                 "train.steps=20", "train.eval_every=10", "optimizer.lr=0.02,0.01",
+                 "train.steps=20", "train.eval_every=10", "optimizer.lr=0.02,0.01,0.02",
                  "model.hidden_size=range(8,12,2)", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
@@ -169,6 +169,35 @@ def test_the_search_space_and_sampler_are_checked_before_anything_runs(tmp_path)
     assert refusal("search=optuna", "optimizer.lr=interval(0.1,0.01)", cwd=tmp_path).startswith(
         "optimizer.lr=interval(0.1,0.01) is not a search space Optuna takes: "
     )
+
+
+def test_a_search_refuses_a_value_of_its_space_before_any_job_runs(tmp_path):
+    """Each value a search may give a key (every choice, each end of an interval) is checked
+    before anything runs, as a grid's jobs are: not by the trial that draws it."""
+    line = refusal("search=optuna", "model.hidden_size=choice(16,-3)", *QUICK, cwd=tmp_path)
+    assert "model.hidden_size" in line and "-3" in line, line
+    line = refusal("search=optuna", "train.batch_size=interval(0,4)", *QUICK, cwd=tmp_path)
+    assert "train.batch_size" in line, line
+    assert refusal("-m", "hydra/sweeper=optuna", *QUICK, cwd=tmp_path) == (
+        "the search has no space: give hydra.sweeper.params, or KEY=choice(...), "
+        "KEY=interval(...) in the command"
+    )
+
+
+def test_the_space_is_the_points_hydra_lists_each_once():
+    """range(1, 10, 4) is 1, 5, 9 (its stop is not a point); a float range's points are
+    choices (no end past Hydra's last point, no Optuna warning); a value given twice runs
+    once."""
+    import warnings
+
+    from rnnexp.framework.search import search_space
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        space, grid, fixed = search_space(["a=range(1,10,4)", "b=range(0.5,2.0,0.5)",
+                                           "c=choice(64,64,32)", "e=3"])  # fmt: skip
+    assert grid == {"a": [1, 5, 9], "b": [0.5, 1.0, 1.5], "c": [64, 32]} and fixed == ["e=3"]
+    assert (space["a"].low, space["a"].high, space["a"].step) == (1, 9, 4)
 
 
 def test_an_unreachable_study_storage_is_one_line_before_any_run(tmp_path):

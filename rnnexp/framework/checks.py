@@ -22,7 +22,7 @@ from rnnexp.errors import RnnexpError, install_hint
 from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
-from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides
+from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides, yaml_value
 from rnnexp.framework.tracking import Store
 from rnnexp.resources import check_own_names
 
@@ -84,7 +84,11 @@ class Checks(Callback):
         if any(override_key(o.input_line) == "resume" for o in overrides if o.is_sweep_override()):
             raise RnnexpError("resume= takes one folder or run id: -m resume=<sweep folder> "
                               "resumes a whole sweep; resume runs one at a time")  # fmt: skip
-        _check_search(config)
+        values = _check_search(config)
+
+        def make(job: list[str]) -> Settings:
+            return job_settings(compose("config", overrides=job))
+
         if config.hydra.runtime.choices.get("hydra/sweeper") in (None, "basic") or (
                 OmegaConf.select(config, "hydra.sweeper.sampler") == "grid"):  # fmt: skip
             jobs = _grid(overrides)
@@ -92,24 +96,22 @@ class Checks(Callback):
                 raise RnnexpError("the sweep has no jobs: a glob(...) that matches nothing?")
             # each job checked before any runs; the first's settings are the command's (what
             # is swept is not in the command's config: corpus=file corpus.path=a.txt,b.txt)
-            s = _check_jobs(jobs, lambda job: job_settings(compose("config", overrides=job)))
-        else:  # a search: the sweeper picks its values as it goes
-            s = job_settings(config)
+            s = _check_jobs(jobs, make)
+        else:  # a search: the sweeper picks its values as it goes, each checked here first
+            s, _ = job_settings(config), _check_jobs(values, make)
         if not s.tracking.enabled:
-            raise RnnexpError(
-                "a sweep is tracked (its parent run gathers the jobs, compares them and picks "
-                "the best): drop tracking.enabled=false, or -m"
-            )
+            raise RnnexpError("a sweep is tracked (its parent run gathers the jobs, "
+                              "compares them and picks the best): drop "
+                              "tracking.enabled=false, or -m")  # fmt: skip
         launch_dir, store = Path(config.hydra.runtime.cwd), _store(s, config)
         launcher = config.hydra.runtime.choices.get("hydra/launcher")
         address = OmegaConf.select(config, "hydra.launcher.ray.init.address")
         check_launcher(launcher, address, store, OmegaConf.select(config, "hydra.launcher.n_jobs"))
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]  # as typed
         if "${hydra.job." not in str(subdir):
-            raise RnnexpError(
-                f"hydra.sweep.subdir={subdir} gives every job the same folder: keep "
-                "${hydra.job.num} (or another ${hydra.job...} value) in it"
-            )
+            raise RnnexpError(f"hydra.sweep.subdir={subdir} gives every job the same folder: "
+                              f"keep ${{hydra.job.num}} (or another ${{hydra.job...}} value) in "
+                              f"it")  # fmt: skip
         if s.resume:
             folder = resume.resume_sweep(s, config, store)
         else:
@@ -125,14 +127,18 @@ class Checks(Callback):
         faults.point("claimed")
 
 
-def _check_search(config: DictConfig) -> None:
-    """rnnexp's search sweeper's settings and space, checked where they are defined (search.py)."""
-    if config.hydra.runtime.choices.get("hydra/sweeper") == "optuna":  # not one's own plugin
-        from rnnexp.framework.search import Search
+def _check_search(config: DictConfig) -> list[list[str]]:
+    """rnnexp's search sweeper's settings and space, checked where they are defined (search.py);
+    the jobs that check the values it may give: each choice and end, one key at a time."""
+    if config.hydra.runtime.choices.get("hydra/sweeper") != "optuna":  # not one's own plugin
+        return []
+    from rnnexp.framework.search import Search
 
-        node = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
-        node.pop("_target_", None)
-        Search(**node).space(_overrides(config))
+    node = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+    node.pop("_target_", None)
+    space, _, fixed = Search(**node).space(_overrides(config))
+    return [[*fixed, f"{key}={yaml_value(v)}"] for key, d in space.items()
+            for v in (d.choices if hasattr(d, "choices") else (d.low, d.high))]  # fmt: skip
 
 
 def _grid(overrides: list) -> list[list[str]]:
@@ -170,11 +176,10 @@ def check_launcher(launcher: str | None, address: str | None, store: Store,
     # ray.init() joins the cluster at `address`, else at $RAY_ADDRESS, else starts a local one
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local" and not store.is_server:
-        raise RnnexpError(
-            f"hydra/launcher=ray on the cluster at {address} runs jobs on other machines, which "
-            f"cannot write the tracking store {store.uri}: start an MLflow server (README, "
-            f"Scaling out) and set tracking.uri=http://HOST:PORT"
-        )
+        raise RnnexpError(f"hydra/launcher=ray on the cluster at {address} runs jobs on other "
+                          f"machines, which cannot write the tracking store {store.uri}: start an "
+                          f"MLflow server (README, Scaling out) and set "
+                          f"tracking.uri=http://HOST:PORT")  # fmt: skip
 
 
 SAY_EVERY = 10.0  # seconds between the lines of a long check of a sweep's jobs
@@ -244,10 +249,9 @@ def _check_log_files(config: DictConfig) -> None:
             where = handler.get("filename") if isinstance(handler, dict) else None
             rest = str(where).removeprefix(OUTPUT_DIR)
             if where is not None and (rest == str(where) or "/" in rest or ".." in rest):
-                raise RnnexpError(
-                    f"hydra.{node}.handlers.{key}.filename={where} would write a log outside "
-                    f"the run's folder: keep it {OUTPUT_DIR}NAME.log"
-                )
+                raise RnnexpError(f"hydra.{node}.handlers.{key}.filename={where} would write "
+                                  f"a log outside the run's folder: keep it "
+                                  f"{OUTPUT_DIR}NAME.log")  # fmt: skip
 
 
 def _store(s: Settings, config: DictConfig) -> Store:

@@ -91,6 +91,8 @@ def task(cfg: DictConfig) -> float:
             raise Refused(str(e)) from None
         print(f"rnnexp: error: {e}", file=sys.stderr)
         return float("inf")  # the worst score to a minimising sweeper (Optuna refuses NaN)
+    finally:  # the job is over; a launcher's worker lives on (joblib's, idle): let its folder go
+        rundir.let_go(output_dir)
 
 
 # Hydra's flags that each choose what the command does
@@ -111,10 +113,9 @@ def _prepare(argv: list[str]) -> list[str]:
         flag, eq, value = arg.partition("=")
         if flag.lstrip("+~").startswith(("hydra.hydra_logging", "hydra/hydra_logging")) and (
                 value not in ("default", "disabled")):  # fmt: skip
-            raise RnnexpError(
-                f"{flag}: Hydra's own logging is rnnexp's (Hydra opens its files before any "
-                f"check); hydra/hydra_logging=disabled turns it off"
-            )
+            raise RnnexpError(f"{flag}: Hydra's own logging is rnnexp's (Hydra opens its "
+                              f"files before any check); hydra/hydra_logging=disabled turns "
+                              f"it off")  # fmt: skip
         if flag in ("--config-dir", "-cd"):
             folder = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
             check_config_dir(Path(folder).expanduser())
@@ -260,10 +261,9 @@ def _launch(args: list[str]) -> list[str] | None:
         return None
     except RecursionError:  # Hydra composing a defaults list that includes itself
         rundir.discard_unstarted()
-        raise CommandError(
-            "composing the config never ends: a defaults list that includes itself (a preset "
-            "naming another that names it), or a ${...} that refers to itself"
-        ) from None
+        raise CommandError("composing the config never ends: a defaults list that includes itself "
+                           "(a preset naming another that names it), or a ${...} that refers to "
+                           "itself") from None  # fmt: skip
     except (Refused, RnnexpError, *config_errors()) as e:
         if isinstance(e, Refused) and e.relaunch is not None:
             return e.relaunch

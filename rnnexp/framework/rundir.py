@@ -106,10 +106,9 @@ def claim(folder: Path, made: list[Path] | None = None) -> Path:
     if others:  # the user's own files: a run's would overwrite or mix with them
         os.unlink(folder / MARKER)
         os.close(_held.pop(folder.resolve()))
-        raise RnnexpError(
-            f"{folder} is not empty ({', '.join(others[:3])}{', …' if others[3:] else ''}): a "
-            f"run writes only into a new or empty folder; name another"
-        )
+        raise RnnexpError(f"{folder} is not empty "
+                          f"({', '.join(others[:3])}{', …' if others[3:] else ''}): a run writes "
+                          f"only into a new or empty folder; name another")  # fmt: skip
     _write_owner(fd)
     _unstarted[folder.resolve()] = made
     return folder
@@ -201,9 +200,7 @@ def discard(folder: Path) -> None:
     if folder not in _unstarted:
         return
     made = _unstarted.pop(folder)
-    fd = _held.pop(folder, None)
-    if fd is not None:
-        os.close(fd)
+    let_go(folder)
     _empty(folder)
     for f in made:  # deepest first; one another process wrote into stays
         try:
@@ -219,6 +216,13 @@ def _empty(folder: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def let_go(folder: Path) -> None:
+    """Let go of one folder this process holds (a sweep's job over, in a worker that lives on)."""
+    fd = _held.pop(folder.resolve(), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def release() -> None:

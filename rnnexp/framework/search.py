@@ -26,20 +26,20 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "RandomSampl
 
 
 def distribution(override: Any) -> Any:
-    """Hydra's sweep syntax as Optuna's distribution: choice(...) and a shuffled range are
-    categorical; range(a, b, step) a stepped int or float; interval(a, b) a uniform float (an
+    """Hydra's sweep syntax as Optuna's distribution: choice(...), a float or shuffled range
+    categorical; range(a, b, step) of ints a stepped int; interval(a, b) a uniform float (an
     int with whole ends), log-uniform when tagged log."""
     from hydra.core.override_parser.types import Transformer
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     value = override.value()
-    if override.is_choice_sweep() or override.is_range_sweep() and value.shuffle:
-        return CategoricalDistribution(list(override.sweep_iterator(Transformer.encode)))
-    if override.is_range_sweep():
-        ends = (value.start, value.stop - value.step, value.step)
-        if any(isinstance(x, float) for x in ends):
-            return FloatDistribution(ends[0], ends[1], step=ends[2])
-        return IntDistribution(*(int(x) for x in ends[:2]), step=int(ends[2]))
+    if override.is_discrete_sweep():  # its points as Hydra lists them, each once
+        points = list(dict.fromkeys(override.sweep_iterator(Transformer.encode)))
+        if override.is_range_sweep() and not value.shuffle and len(points) > 1 and all(
+                type(p) is int for p in points):  # fmt: skip
+            # an ordered int range (a float range's points are choices: exactly those)
+            return IntDistribution(points[0], points[-1], step=points[1] - points[0])
+        return CategoricalDistribution(points)
     log_scale = "log" in value.tags
     if isinstance(value.start, int) and isinstance(value.end, int):
         return IntDistribution(value.start, value.end, log=log_scale)
@@ -51,7 +51,6 @@ def search_space(lines: list[str]) -> tuple[dict[str, Any], dict[str, list], lis
     (choice, range), as GridSampler's lists; the other overrides as they are. A key given
     again later wins (`search=optuna train.seq_length=16` fixes what the preset searches)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import Transformer
 
     space, grid, fixed = {}, {}, {}
     for o in OverridesParser.create().parse_overrides(lines):
@@ -64,10 +63,15 @@ def search_space(lines: list[str]) -> tuple[dict[str, Any], dict[str, list], lis
                 raise ConfigError(f"{o.input_line} is not a search space Optuna takes: "
                                   f"{e}") from None  # fmt: skip
             if o.is_discrete_sweep():
-                grid[key] = list(o.sweep_iterator(Transformer.encode))
+                grid[key] = values(space[key])
         else:
             fixed[key], _ = o.input_line, space.pop(key, None)
     return space, grid, list(fixed.values())
+
+
+def values(d: Any) -> list:
+    """The points of a discrete distribution (a grid's, sampler=grid)."""
+    return list(d.choices) if hasattr(d, "choices") else list(range(d.low, d.high + 1, d.step))
 
 
 class Search:
@@ -106,6 +110,9 @@ class Search:
         distributions, its grid (sampler=grid) and the fixed overrides (search_space)."""
         lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         space, grid, fixed = search_space(lines)
+        if not space:  # n_trials of one job
+            raise ConfigError("the search has no space: give hydra.sweeper.params, or "
+                              "KEY=choice(...), KEY=interval(...) in the command")  # fmt: skip
         if self.sampler == "grid" and grid.keys() != space.keys():
             others = ", ".join(space.keys() - grid.keys())
             raise ConfigError(f"hydra.sweeper.sampler=grid takes choice(...) and range(...), "
