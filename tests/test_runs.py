@@ -310,6 +310,17 @@ def test_a_sweep_is_one_parent_with_a_child_per_job(tmp_path):
     check_sweep(default_store(tmp_path), 4, {"model", "seed"})
 
 
+def test_a_job_that_fails_before_its_run_opens_fails_the_sweep(tmp_path):
+    """A batch elman's text cannot hold is found as its job builds, before it has an MLflow
+    run: the sweep counts it from its folder, names it, and fails."""
+    r = run_here("-m", "corpus=elman", *[o for o in TINY if "batch" not in o],
+                 "train.batch_size=4,5000", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "rnnexp: error: sweep jobs failed: job 1 (no run)\n" in r.stderr
+    (parent,) = [x for x in runs(default_store(tmp_path)) if x.info.run_name.startswith("sweep ")]
+    assert parent.info.status == "FAILED" and "job 1" in parent.data.tags["rnnexp.error"]
+
+
 def test_a_failed_job_fails_the_sweep_but_not_the_other_jobs(tmp_path):
     # plain SGD at lr 1000 without clipping blows up at once: that job is FAILED
     r = run_here("-m", "optimizer=sgd", "optimizer.lr=0.005,1000", "train.clip=null",

@@ -200,6 +200,25 @@ def test_the_space_is_the_points_hydra_lists_each_once():
     assert (space["a"].low, space["a"].high, space["a"].step) == (1, 9, 4)
 
 
+def test_a_study_goes_in_no_other_database_and_in_no_other_sweep(tmp_path):
+    """Not the tracking store (Optuna's tables in MLflow's database), nor memory, nor a file
+    in another sweep's folder: one line, and the store is left as it was."""
+    first = run_here("-m", *QUICK, "optimizer.lr=0.02,0.01", "prune=asha", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    [other] = (tmp_path / "outputs" / "multiruns").iterdir()
+    mlflow_db = tmp_path / "outputs" / "mlflow.db"
+    before = mlflow_db.read_bytes()
+    for where in (f"sqlite:///{mlflow_db}", "sqlite://", "sqlite:///:memory:",
+                  f"sqlite:///{other}/study.db"):  # fmt: skip
+        line = run_here("search=optuna", *QUICK, f"hydra.sweeper.storage={where}",
+                        cwd=tmp_path).stderr.strip()  # fmt: skip
+        assert line.startswith("rnnexp: error: hydra.sweeper.storage=sqlite://") and line.endswith(
+            " is not a file for the sweep's study (in memory, the tracking store, or another "
+            "sweep's): name a new file, or an Optuna study's"
+        ), line
+    assert mlflow_db.read_bytes() == before and not (tmp_path / ":memory:").exists()
+
+
 def test_an_unreachable_study_storage_is_one_line_before_any_run(tmp_path):
     line = refusal("search=optuna", "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:9/x",
                    *QUICK, cwd=tmp_path)  # fmt: skip

@@ -24,19 +24,14 @@ from rnnexp.framework.rundir import check_cwd
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rnnexp-inspect",
-        description="Look inside a finished rnnexp run's network: a self-contained HTML page "
-        "of the text coloured by surprisal and by the units that track features of it.",
-    )
+    p = argparse.ArgumentParser(prog="rnnexp-inspect", description="Look inside a finished "
+        "rnnexp run's network: a self-contained HTML page of the text coloured by surprisal and "
+        "by the units that track features of it.")  # fmt: skip
     add_source_arguments(p)
     text = p.add_mutually_exclusive_group()
     text.add_argument("--text", type=Path, help="inspect this file's text (its first --length)")
-    text.add_argument(
-        "--prime",
-        help="inspect the model writing: this text, then --length characters it generates "
-        "from it (--seed, --temperature)",
-    )
+    text.add_argument("--prime", help="inspect the model writing: this text, then --length "
+                      "characters it generates from it (--seed, --temperature)")  # fmt: skip
     p.add_argument(
         "--length", type=int, default=2000,
         help="characters inspected (default 2000; the start of the run's validation split "
@@ -111,10 +106,9 @@ def text_ids(args, run: RunSource, model, vocab, start: str) -> tuple[np.ndarray
 
         rng = np.random.default_rng(args.seed)
         text = sample(model, vocab, rng, args.length, args.prime or start, args.temperature)
-        return vocab.encode(text), (
-            f"{args.prime!r} and the {args.length:,} characters the model wrote after it "
-            f"(seed {args.seed}, temperature {args.temperature:g})"
-        )
+        return vocab.encode(text), (f"{args.prime!r} and the {args.length:,} characters the "
+                                    f"model wrote after it (seed {args.seed}, temperature "
+                                    f"{args.temperature:g})")  # fmt: skip
     config = run.config()
     if config is None:
         raise RnnexpError(f"{args.source} is a model, not a run's folder: say what to read with "

@@ -59,10 +59,7 @@ _KINDS = {int: "a whole number", float: "a number", bool: "true or false"}  # by
 def one_line(e: BaseException) -> str:
     """Hydra's and OmegaConf's error (many lines, ending in a hint about stack traces) as one
     line that says what is valid, from the fields of their structured errors."""
-    from hydra.errors import (
-        MissingConfigException,
-        OverrideParseException,
-    )
+    from hydra.errors import MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(e, MissingConfigException) and e.missing_cfg_file:

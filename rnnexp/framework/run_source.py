@@ -30,11 +30,9 @@ def seed(text: str) -> int:
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments that name a run, its model and its store (rnnexp-sample, rnnexp-inspect)."""
-    p.add_argument(
-        "source",
-        help="the run's output folder (or its model/ folder), its MLflow run id, or an MLflow "
-        "model URI: models:/<model id>, models:/<name>/<version>, models:/<name>@<alias>",
-    )
+    p.add_argument("source", help="the run's output folder (or its model/ folder), its MLflow "
+                   "run id, or an MLflow model URI: models:/<model id>, models:/<name>/<version>, "
+                   "models:/<name>@<alias>")  # fmt: skip
     p.add_argument("--best", action="store_true",
                    help="the model of the run's lowest validation loss (model_best/), not its "
                    "final one")  # fmt: skip

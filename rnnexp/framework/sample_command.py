@@ -23,9 +23,8 @@ from rnnexp.sample import sample
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rnnexp-sample", description="Generate text from a finished rnnexp run."
-    )
+    p = argparse.ArgumentParser(prog="rnnexp-sample", description="Generate text from a "
+                                "finished rnnexp run.")  # fmt: skip
     add_source_arguments(p)
     p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
     p.add_argument(
@@ -33,15 +32,11 @@ def parser() -> argparse.ArgumentParser:
         help="1.0 samples the model's distribution, lower is more conservative, 0 is greedy",
     )  # fmt: skip
     prime = p.add_mutually_exclusive_group()
-    prime.add_argument(
-        "--prime",
-        default="",
-        help="text to start from (default: the training text's first character)",
-    )
+    prime.add_argument("--prime", default="", help="text to start from (default: the "
+                       "training text's first character)")  # fmt: skip
     prime.add_argument("--prime-file", type=Path, help="read the prime text from this file")
-    p.add_argument(
-        "--seed", type=seed, default=0, help="seed of the sampling generator (default 0)"
-    )
+    p.add_argument("--seed", type=seed, default=0, help="seed of the sampling generator (default "
+                   "0)")  # fmt: skip
     return p
 
 

@@ -62,16 +62,12 @@ def search_space(lines: list[str]) -> tuple[dict[str, Any], dict[str, list], lis
             except ValueError as e:  # low > high, a log scale from 0, a step that does not fit
                 raise ConfigError(f"{o.input_line} is not a search space Optuna takes: "
                                   f"{e}") from None  # fmt: skip
-            if o.is_discrete_sweep():
-                grid[key] = values(space[key])
+            if o.is_discrete_sweep():  # its points, for sampler=grid
+                d = space[key]
+                grid[key] = list(getattr(d, "choices", None) or range(d.low, d.high + 1, d.step))
         else:
             fixed[key], _ = o.input_line, space.pop(key, None)
     return space, grid, list(fixed.values())
-
-
-def values(d: Any) -> list:
-    """The points of a discrete distribution (a grid's, sampler=grid)."""
-    return list(d.choices) if hasattr(d, "choices") else list(range(d.low, d.high + 1, d.step))
 
 
 class Search:

@@ -38,6 +38,9 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
         self.step = step
 
+    def __reduce__(self) -> tuple:  # a joblib worker's stop reaches its sweep as itself
+        return Interrupted, (self.signum, self.step)
+
 
 # a stop Python dropped: a signal's handler runs wherever the main thread is, and when that is
 # a finalizer (a GC callback of SQLAlchemy's, say) its exception is printed as "Exception

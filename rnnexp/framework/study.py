@@ -92,8 +92,21 @@ def make_study(needed: bool, storage: str | None, sweep_dir: Path, tracking_uri:
         with psycopg.connect(tracking_uri) as c:
             c.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     place = place_of(storage, sweep_dir, tracking_uri)
+    if place.uri.startswith("sqlite:"):
+        _check_file(place.uri, sweep_dir, tracking_uri)
     open_study(place, create=True)
     return place
+
+
+def _check_file(uri: str, sweep_dir: Path, tracking_uri: str | None) -> None:
+    """A sqlite study: a file (not memory), not the tracking store, in no other sweep's folder."""
+    path = Path(uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ":memory:")
+    store = (tracking_uri or "").startswith("sqlite:///") and Path(tracking_uri[10:]).resolve()
+    if path.name == ":memory:" or path.resolve() == store or (
+            path.parent != sweep_dir and (path.parent / SWEEP_FILE).is_file()):  # fmt: skip
+        raise RnnexpError(f"hydra.sweeper.storage={uri} is not a file for the sweep's study (in "
+                          f"memory, the tracking store, or another sweep's): name a new file, "
+                          f"or an Optuna study's")  # fmt: skip
 
 
 def study_of(store: Any, experiment: str, sweep_dir: Path) -> Place | None:
@@ -147,7 +160,7 @@ class JobTrial:
     def __init__(self, place: Place, job: int, prune: PruneSettings, train: Any) -> None:
         import optuna
 
-        self.train, self.last = train, -1  # progress: what the pruner compares jobs at
+        self.train = train  # its progress: what the pruner compares jobs at
         self.study, storage = open_study(place, prune.pruner(*train.marks()))
         trials = self.study.get_trials(deepcopy=False)
         number = next((t.number for t in trials if t.user_attrs.get(JOB_ATTR) == job), None)
@@ -159,6 +172,9 @@ class JobTrial:
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
             self.trial = optuna.trial.Trial(self.study, trial_id)
         self.number = self.trial.number
+        # a job resumed reports again only past what it reported before it was stopped
+        self.last = max(next((t.intermediate_values for t in trials if t.number == self.number),
+                             {}), default=-1)  # fmt: skip
 
     def report(self, value: float, step: int, seconds: float) -> bool:
         """Report val/loss at `step`, after `seconds` of training; True if the pruner stops the

@@ -170,7 +170,7 @@ class SweepTracking(Callback):
         store = SweepTracking.last["store"]  # the one its start made
         parent = MlflowRun(store, ids["parent_run_id"], ids["experiment_id"])
         jobs = sorted(store.children(parent.run_id, ids["experiment_id"]), key=lambda c: c.name)
-        failed = [c.name for c in jobs if c.status != "FINISHED"]
+        failed = [c.name for c in jobs if c.status != "FINISHED"] + _lost(path.parent, jobs)
         labels = {c.run_id: label(c) for c in jobs}
         figure = self._compare(parent, jobs, labels, path.parent)
         pruned = {c.run_id: int(c.tags["rnnexp.pruned"]) for c in jobs if "rnnexp.pruned" in c.tags}
@@ -291,3 +291,10 @@ def short(override: str) -> str:
     except ValueError:
         return override
     return f"{key}={number:.3g}" if eq and len(value) > 6 and "." in value else override
+
+
+def _lost(sweep_dir: Path, jobs: list) -> list[str]:
+    """Jobs that failed before their MLflow run opened: a folder of Hydra's, no run."""
+    ran = {Path(c.tags.get("rnnexp.output_dir", "")).name for c in jobs}
+    return [f"job {n} (no run)" for n in sorted((p.name for p in sweep_dir.iterdir() if p.is_dir()
+            and p.name.isdigit()), key=int) if n not in ran]  # fmt: skip
