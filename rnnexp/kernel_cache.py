@@ -38,17 +38,23 @@ def _sources_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def user_cache() -> Path | None:
+    """rnnexp's folder in the user's cache, ~/.cache/rnnexp (or $XDG_CACHE_HOME/rnnexp), where
+    what is computed once per machine is kept (the n-gram baselines too); None: no home."""
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnexp"
+    except RuntimeError:  # no home folder at all
+        return None
+
+
 def place() -> None:
     """NUMBA_CACHE_DIR set to this version's folder, before numba is imported (it reads it
     then). A child process inherits it: its parent folder is then the base."""
     given = os.environ.get("NUMBA_CACHE_DIR")
     if given:
         base = Path(given).parent if Path(given).name.startswith(TAG) else Path(given)
-    else:
-        try:
-            base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnexp"
-        except RuntimeError:  # no home folder at all
-            return
+    elif (base := user_cache()) is None:
+        return
     os.environ["NUMBA_CACHE_DIR"] = str(base / (TAG + _sources_digest()))
 
 

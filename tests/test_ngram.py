@@ -1,0 +1,89 @@
+"""The Kneser-Ney baselines (rnnexp/ngram.py) against a plain reference written from the
+definitions (Chen & Goodman 1998, interpolated Kneser-Ney), count by count in dicts."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from rnnexp.ngram import cross_entropies
+
+
+def reference(train: list[int], val: list[int], V: int, N: int) -> list[float]:
+    """Interpolated Kneser-Ney of orders 1..N: raw counts at the top order, continuation
+    counts N1+(. h w) below, one discount n1 / (n1 + 2 n2) per order and kind, uniform 1/V
+    at the bottom; val[j] predicted from the longest history that fits (at most N - 1)."""
+    raw = {k: Counter(tuple(train[i : i + k]) for i in range(len(train) - k + 1))
+           for k in range(1, N + 1)}  # fmt: skip
+    cont = {k: Counter(g[1:] for g in raw[k + 1]) for k in range(1, N)}
+    tables = {}
+    for k in range(1, N + 1):
+        for top, counts in ((True, raw[k]), (False, cont.get(k))):
+            if counts is None:
+                continue
+            total, types = Counter(), Counter()
+            for g, c in counts.items():
+                total[g[:-1]] += c
+                types[g[:-1]] += 1
+            values = list(counts.values())
+            n1, n2 = values.count(1), values.count(2)
+            tables[k, top] = counts, total, types, n1 / (n1 + 2 * n2) if n1 else 0.5
+
+    def prob(k: int, hist: tuple, w: int, top: bool) -> float:
+        if k == 0:
+            return 1.0 / V
+        counts, total, types, d = tables[k, top]
+        lower = prob(k - 1, hist[1:], w, False)
+        if total[hist] == 0:
+            return lower
+        return (max(counts[(*hist, w)] - d, 0) + d * types[hist] * lower) / total[hist]
+
+    out = []
+    for n in range(1, N + 1):
+        losses = []
+        for j in range(1, len(val)):
+            k = min(n, j + 1)
+            losses.append(-math.log(prob(k, tuple(val[j - k + 1 : j]), val[j], True)))
+        out.append(sum(losses) / len(losses))
+    # the reference's own check: each distribution sums to 1 over the vocabulary
+    for hist in ((), tuple(train[:2]), tuple(val[:3]), (V - 1, V - 1)):
+        k = len(hist) + 1
+        assert sum(prob(k, hist, w, True) for w in range(V)) == pytest.approx(1.0)
+    return out
+
+
+def test_every_order_agrees_with_the_reference():
+    rng = np.random.default_rng(0)
+    text = "the cat sat on the mat. the dog sat on the log. a cat, a dog, a mat. " * 3
+    chars = sorted(set(text)) + ["#"]  # a symbol the training split never holds
+    ids = [chars.index(c) for c in text]
+    flips = rng.integers(0, len(ids), 20)  # some noise: unseen contexts in the val split
+    for i in flips:
+        ids[i] = int(rng.integers(0, len(chars)))
+    train, val = ids[:160], ids[160:] + [len(chars) - 1]
+    ours = cross_entropies(np.array(train), np.array(val), len(chars), max_order=7)
+    np.testing.assert_allclose(ours, reference(train, val, len(chars), 7), rtol=1e-12)
+
+
+def test_a_longer_context_learns_a_repeating_text():
+    ids = np.tile(np.arange(5), 400)  # 0 1 2 3 4 0 1 ...: a bigram model knows it
+    ce = cross_entropies(ids[:1500], ids[1500:], 5, max_order=4)
+    assert ce[0] == pytest.approx(math.log(5), abs=0.01) and ce[1] < 0.05 and ce[3] < 0.05
+
+
+def test_a_short_text_has_only_the_orders_it_holds_and_the_cache_gives_them_back(
+        tmp_path, monkeypatch):  # fmt: skip
+    from rnnexp.ngram import baseline
+
+    ids = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    assert len(cross_entropies(ids[:7], ids[7:], 3)) == 3  # the val split: 3 characters
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = baseline(ids[:7], ids[7:], 3)
+    [kept] = (tmp_path / "rnnexp" / "ngram").iterdir()
+    kept.write_text(kept.read_text().replace("[", "[9.0, ", 1))  # what is read is the file
+    assert baseline(ids[:7], ids[7:], 3)[0] == 9.0 and len(first) == 3
+    kept.write_text("{")  # damaged: computed again
+    np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3), first)
