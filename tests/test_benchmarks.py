@@ -130,3 +130,10 @@ def test_search_benchmark_runs():
     assert "| grid | asha |" in out and "| search | none |" in out, out
     assert re.search(r"^search: asha / none wall = \d\.\d\d, best val [+-]\d\.\d{4} nats$", out,
                      re.M), out  # fmt: skip
+
+
+def test_ngram_benchmark_runs():
+    """A small corpus's table of orders, its best marked; nothing written but for shakespeare."""
+    out = run("benchmarks/ngram.py", "--corpus", "elman")
+    assert re.search(r"^\| \d+ \(best\) \| \d\.\d{4} \| \d\.\d{3} \|$", out, re.M), out
+    assert "| 20 |" in out and "written" not in out
