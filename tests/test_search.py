@@ -217,6 +217,14 @@ def test_a_study_goes_in_no_other_database_and_in_no_other_sweep(tmp_path):
             "sweep's): name a new file, or an Optuna study's"
         ), line
     assert mlflow_db.read_bytes() == before and not (tmp_path / ":memory:").exists()
+    # a relative file is the launch folder's, as a relative store is, and recorded so
+    r = run_here("search=optuna", "hydra.sweeper.n_trials=2", *QUICK,
+                 "hydra.sweeper.storage=sqlite:///mine.db", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    parents = [x for x in runs(store(tmp_path)) if "rnnexp.study" in x.data.tags]
+    parent = max(parents, key=lambda x: x.info.start_time)  # this search's
+    uri, _ = json.loads(parent.data.tags["rnnexp.study"])
+    assert uri == f"sqlite:///{tmp_path.resolve() / 'mine.db'}" and (tmp_path / "mine.db").is_file()
 
 
 def test_an_unreachable_study_storage_is_one_line_before_any_run(tmp_path):

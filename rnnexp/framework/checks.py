@@ -23,6 +23,7 @@ from rnnexp.framework import resume, rundir
 from rnnexp.framework.build import validate
 from rnnexp.framework.messages import refusing, unknown_key
 from rnnexp.framework.settings import Settings, override_key, quote, typed_overrides, yaml_value
+from rnnexp.framework.store import resolve_uri
 from rnnexp.framework.tracking import Store
 from rnnexp.resources import check_own_names
 
@@ -120,6 +121,8 @@ class Checks(Callback):
             job.tracking.uri = store.uri
         with read_write(config):
             config.tracking.uri, config.hydra.sweep.dir = store.uri, str(folder)
+            if storage := OmegaConf.select(config, "hydra.sweeper.storage"):  # as the store's
+                config.hydra.sweeper.storage = resolve_uri(storage, launch_dir)
             # the store, resolved once, and the folder reach every job (composed from these
             # overrides, in this process or another: joblib, Ray) through its config
             config.hydra.overrides.hydra += [f"tracking.uri={quote(store.uri)}",

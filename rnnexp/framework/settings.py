@@ -65,9 +65,8 @@ class TrainSettings:
     # characters each periodic evaluation reads; None: the whole split (what a run saved
     # before the key existed did)
     eval_chars: int | None = None
-    # what the schedule's length is: "steps" (train.steps, to the bit on a rerun), or
-    # "seconds" (train.max_seconds: the steps it holds at the speed so far, re-estimated each
-    # step, so a rerun differs with the machine's speed); "steps" before the key existed
+    # the schedule's length: "steps" (train.steps; a rerun to the bit) or "seconds" (the steps
+    # train.max_seconds holds at the speed so far, each step); "steps" before the key existed
     schedule_over: str = "steps"
     patience: int | None = None  # periodic evaluations without a new best before it stops
 
@@ -90,16 +89,18 @@ class TrainSettings:
                               "train.max_seconds: set it")  # fmt: skip
         check_train_args(self.clip, self.diverge_factor)  # the Trainer's own rule
 
+    def eval_period(self) -> int:
+        """Steps between periodic evaluations (by train.steps when they go by time)."""
+        return self.eval_every or max(1, self.steps // EVAL_POINTS)
+
     def marks(self) -> tuple[int, int]:
-        """A run's first periodic evaluation and its end, in the unit a sweep's pruner compares
-        jobs at (`progress`): steps, or whole seconds of training on a time budget."""
+        """A run's first periodic evaluation and its end, in `progress`'s unit."""
         if self.max_seconds is None:
-            return self.eval_every or max(1, self.steps // EVAL_POINTS), self.steps
+            return self.eval_period(), self.steps
         return max(1, int(self.max_seconds / EVAL_POINTS)), max(1, int(self.max_seconds))
 
     def progress(self, step: int, seconds: float) -> int:
-        """How far a run is in that unit: its step, or for a run on train.max_seconds its whole
-        seconds of training (jobs of other batch sizes take steps of other lengths)."""
+        """A pruner's measure of a run: its step, or on train.max_seconds its training seconds."""
         return step if self.max_seconds is None else int(seconds)
 
     def evaluates(self, step: int, seconds_before: float, seconds_after: float) -> bool:
@@ -107,7 +108,7 @@ class TrainSettings:
         `seconds_before` to `seconds_after`: every train.eval_every steps, or by default at
         each tenth of the run (of train.steps; of train.max_seconds when that is set)."""
         if self.eval_every is not None or self.max_seconds is None:
-            return step % (self.eval_every or max(1, self.steps // EVAL_POINTS)) == 0
+            return step % self.eval_period() == 0
         period = self.max_seconds / EVAL_POINTS
         return seconds_after // period > seconds_before // period
 
@@ -209,8 +210,7 @@ OPTIONS = {"model": ("cell", MODEL_CONFIGS), "optimizer": ("name", OPTIMIZERS),
 
 
 def schema_of(saved: dict) -> dict[str, type]:
-    """The dataclass each group's node of a saved config (.hydra/config.yaml) was composed
-    with, by the option it names: so it reads back typed as it ran."""
+    """Each group's dataclass in a saved config (.hydra/config.yaml): it reads back typed."""
     return {group: options[saved[group][key]] for group, (key, options) in OPTIONS.items()}
 
 

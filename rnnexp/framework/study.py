@@ -75,8 +75,6 @@ def place_of(storage: str | None, sweep_dir: Path, tracking_uri: str | None) -> 
         storage = f"{tracking_uri}{mark}options=-csearch_path%3D{SCHEMA}"
     if storage is None:
         return Place(f"sqlite:///{sweep_dir / STUDY_FILE}", STUDY_NAME)
-    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):  # relative
-        storage = f"sqlite:///{Path(storage[10:]).resolve()}"  # to where the sweep started
     return Place(storage, str(sweep_dir))
 
 
