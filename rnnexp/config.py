@@ -5,6 +5,7 @@ holds. Every value is checked here, where it is defined; the parameters' shapes 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import MISSING, dataclass, fields
 
@@ -34,12 +35,19 @@ class ModelConfig:
     init_scale: float = 0.01  # normal's std, uniform's bound (rnnexp/init.py)
     dtype: str = "float64"
     vocab_size: int = 0  # set from the corpus's vocabulary
+    # a parameter budget: hidden_size becomes the width whose count is nearest it once the
+    # vocabulary is known, so cells and depths compare at one size (as Karpathy et al. 2015)
+    params: int | None = None
 
     def __post_init__(self) -> None:
         """Every value checked here, where it is defined: from YAML, a notebook or a file."""
         for key in ("vocab_size", "hidden_size", "layers"):
             least = 0 if key == "vocab_size" else 1  # 0: not known yet
             check_whole(f"model.{key}", getattr(self, key), least)
+        if self.params is not None:
+            check_whole("model.params", self.params, 1)
+            if self.vocab_size:
+                self.hidden_size = matched_width(self)
         if self.cell not in CELLS:
             raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
         if MODEL_CONFIGS[self.cell] is not type(self):  # model.cell=gru in an rnn's preset
@@ -132,6 +140,24 @@ def param_count(config: ModelConfig) -> int:
     cell = config.new_cell()
     first, deeper = (sum(map(math.prod, cell.param_shapes(n).values())) for n in (V, H))
     return first + (L - 1) * deeper + H * V + V
+
+
+def matched_width(config: ModelConfig) -> int:
+    """The hidden_size whose parameter count (at the config's cell, depth and vocabulary) is
+    nearest config.params: the count grows with the width, so a doubling then a bisection."""
+    probe = copy.copy(config)  # not re-checked at each width
+
+    def count(h: int) -> int:
+        probe.hidden_size = h
+        return param_count(probe)
+
+    low, high = 1, 2
+    while count(high) < config.params:
+        low, high = high, high * 2
+    while high - low > 1:  # count(low) < params <= count(high), or low = 1
+        mid = (low + high) // 2
+        low, high = (mid, high) if count(mid) < config.params else (low, mid)
+    return min((low, high), key=lambda h: abs(count(h) - config.params))
 
 
 # bytes a layer costs beyond its numbers: its cell, and its arrays' headers in the

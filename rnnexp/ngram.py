@@ -17,45 +17,62 @@ n-grams of a corpus sharing a hash among 2^64, is negligible.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-import os
-import tempfile
+from pathlib import Path
 
 import numpy as np
 
+from rnnexp.atomic import atomic_write
 from rnnexp.kernel_cache import user_cache
 
 PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: an odd multiplier mixes every byte
 MAX_ORDER = 20  # the paper's n-gram: 20 characters
+MAX_CHARS = 8_000_000  # training characters it counts: ~230 bytes each at its peak, < 2 GB
 
 
 def baseline(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
-             max_order: int = MAX_ORDER) -> np.ndarray:  # fmt: skip
+             max_order: int = MAX_ORDER) -> np.ndarray | None:  # fmt: skip
     """`cross_entropies`, kept in the user's cache (ngram/) by a digest of the splits: computed
-    once per corpus and split on a machine, then read back. A cache that cannot be written
-    costs only the time."""
+    once per corpus and split on a machine, then read back; None for a training split over
+    MAX_CHARS. Jobs of a sweep that start together compute it once: the others wait for the
+    first, by a lock beside the file. A cache that cannot be written costs only the time."""
+    if len(train_ids) > MAX_CHARS:
+        return None
     digest = hashlib.sha256()
     for part in (train_ids, val_ids):
         digest.update(np.asarray(part, np.int64).tobytes() + b"|")
-    digest.update(f"{vocab_size}|{max_order}".encode())
+    digest.update(f"{vocab_size}|{max_order}|".encode() + Path(__file__).read_bytes())  # and code
     folder = user_cache()
-    if folder is None:
-        return cross_entropies(train_ids, val_ids, vocab_size, max_order)
-    path = folder / "ngram" / f"{digest.hexdigest()[:32]}.json"
-    try:
-        return np.array(json.loads(path.read_text())["cross_entropy"])
-    except (OSError, ValueError, KeyError, TypeError):  # not computed yet, or damaged
-        pass
-    ce = cross_entropies(train_ids, val_ids, vocab_size, max_order)
+    path = folder and folder / "ngram" / f"{digest.hexdigest()[:32]}.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
-            json.dump({"cross_entropy": ce.tolist()}, f)
-        os.replace(f.name, path)  # whole or absent: a reader never sees half of it
-    except OSError:
-        pass
+        lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 (held over the with below)
+    except (OSError, AttributeError):  # no cache folder, or none that can be written
+        return cross_entropies(train_ids, val_ids, vocab_size, max_order)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        try:
+            ce = np.array(json.loads(path.read_text())["cross_entropy"], np.float64)
+            if ce.ndim == 1 and len(ce) and np.isfinite(ce).all():
+                return ce
+        except (OSError, ValueError, KeyError, TypeError):  # not computed yet, or damaged
+            pass
+        ce = cross_entropies(train_ids, val_ids, vocab_size, max_order)
+        try:  # whole or absent: a reader never sees half of it
+            atomic_write(
+                path, lambda f: f.write(json.dumps({"cross_entropy": ce.tolist()}).encode())
+            )
+        except OSError:
+            pass
     return ce
+
+
+def best(ce: np.ndarray) -> tuple[int, float]:
+    """The order with the lowest cross-entropy, and that cross-entropy."""
+    k = int(np.argmin(ce))
+    return k + 1, float(ce[k])
 
 
 def _windows(ids: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:

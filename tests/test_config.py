@@ -84,7 +84,10 @@ EXPECTED = {  # the notebooks' settings each preset must carry
     "basic_rnn_fizzbuzz": dict(model="rnn", corpus="fizzbuzz", opt="adagrad", H=128, T=64, lr=0.1),
     "basic_rnn_alice": dict(model="rnn", corpus="alice", opt="adagrad", H=512, T=256, lr=0.1),
     "shakespeare_200s": dict(model="gru", corpus="shakespeare", opt="adam", H=320, T=64, lr=0.0164),
+    # a sweep: its model and width are the jobs' (model=, model.params), these the defaults
+    "karpathy2015": dict(model="lstm", corpus="shakespeare", opt="rmsprop", H=128, T=50, lr=0.002),
 }
+OWN = ("shakespeare_200s", "karpathy2015")  # the presets that answer no notebook's question
 
 
 def test_every_preset_is_tested():
@@ -98,15 +101,15 @@ def test_every_experiment_preset_composes(name):
     assert (s.model.name, s.corpus.name, s.optimizer.name) == (e["model"], e["corpus"], e["opt"])
     assert (s.model.hidden_size, s.train.seq_length, s.optimizer.lr) == (e["H"], e["T"], e["lr"])
     validate(s)
-    if name != "shakespeare_200s":  # the notebooks' loop: one stream, float64, a fixed rate
+    if name not in OWN:  # the notebooks' loop: one stream, float64, a fixed rate
         loop = (s.train.batch_size, s.model.dtype, s.schedule.name, s.train.eval_chars)
         assert loop == (1, "float64", "constant", None)  # and the whole split at every eval
     text = (EXPERIMENTS_DIR / f"{name}.yaml").read_text().splitlines()
     assert text[0] == "# @package _global_"
     assert "?" in " ".join(text[1:4])  # its question
-    if name != "shakespeare_200s":  # the one preset that answers no notebook's question
+    if name not in OWN:
         assert text[1].startswith("# Notebook 00")
-    assert f"rnnexp experiment={name}" in "\n".join(text[:6])  # and its command
+    assert f" experiment={name}" in "\n".join(text[:8])  # and its command
 
 
 def test_presets_carry_their_special_settings():

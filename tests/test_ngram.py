@@ -82,8 +82,64 @@ def test_a_short_text_has_only_the_orders_it_holds_and_the_cache_gives_them_back
     assert len(cross_entropies(ids[:7], ids[7:], 3)) == 3  # the val split: 3 characters
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = baseline(ids[:7], ids[7:], 3)
-    [kept] = (tmp_path / "rnnexp" / "ngram").iterdir()
+    [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.json")
     kept.write_text(kept.read_text().replace("[", "[9.0, ", 1))  # what is read is the file
     assert baseline(ids[:7], ids[7:], 3)[0] == 9.0 and len(first) == 3
     kept.write_text("{")  # damaged: computed again
     np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3), first)
+
+
+def test_a_second_process_waits_for_the_first_and_reads_its_table(tmp_path, monkeypatch):
+    """Jobs of a sweep that start together count the n-grams once: the lock beside the cache
+    file is held while one computes; the others wait, then read what it wrote."""
+    import fcntl
+    import threading
+
+    from rnnexp.ngram import baseline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ids = np.tile(np.arange(4), 50)
+    first = baseline(ids[:150], ids[150:], 4)
+    [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.json")
+    kept.unlink()
+    got = []
+    with open(kept.with_suffix(".lock"), "a") as lock:  # as a job computing it would hold it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: got.append(baseline(ids[:150], ids[150:], 4)))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and not got  # waiting, not computing
+        kept.write_text('{"cross_entropy": [7.0, 6.0]}')  # what the first job wrote
+    waiter.join(10)
+    np.testing.assert_array_equal(got[0], [7.0, 6.0])
+    kept.write_text('{"cross_entropy": []}')  # an empty or odd table: computed again
+    np.testing.assert_array_equal(baseline(ids[:150], ids[150:], 4), first)
+
+
+def test_the_command_prints_each_order_and_marks_the_one_runs_log(capsys):
+    """`rnnexp-ngram OVERRIDES`: the corpus of the composed config (a preset's too), split as a
+    run splits it; a mistake in the command line is one line, exit 2."""
+    from rnnexp import Vocab, load_corpus, split
+    from rnnexp.framework.ngram_command import main
+    from rnnexp.ngram import best
+
+    assert main(["corpus=elman", "corpus.val_fraction=0.2"]) == 0
+    table = capsys.readouterr().out
+    text = load_corpus("elman").text
+    vocab = Vocab.from_text(text)
+    ce = cross_entropies(*split(vocab.encode(text), 0.2), len(vocab))
+    rows = [line.split() for line in table.splitlines() if line[:5].strip().isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(1, 21))
+    np.testing.assert_allclose([float(r[1]) for r in rows], ce, atol=5e-5)
+    order, _ = best(ce)
+    assert (
+        rows[order - 1][3:] == ["<-", "best", "(corpus/ngram)"]
+        and sum(len(r) > 3 for r in rows) == 1
+    )
+    for argv, said in ((["corpus=nope"], "unknown corpus 'nope'; valid: alice,"),
+                       (["corpus.val_fraction=2"], "corpus.val_fraction"),
+                       (["--cfg", "job"], "--cfg: rnnexp-ngram takes overrides")):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"rnnexp-ngram: error: {said}") or said in err, err
+        assert err.count("\n") == 1

@@ -60,7 +60,10 @@ def test_only_the_libraries_public_apis():
 
 # 4,947 after issue 32 (whose goal, 3,000, it missed), and the 500 issue 33 allows for
 # searches and pruning, its sweeper plugin included (rnnexp/plugins/)
-FRAMEWORK_LINES = 4_947 + 500
+FRAMEWORK_LINES = 4_947 + 500 + 600  # issue 34's 600 go to either part: PACKAGE_LINES holds both
+# the whole package (engine and framework) before issue 34, and the 600 it allows for the
+# n-gram baselines, the paper's grid, its figures and a source-code corpus
+PACKAGE_LINES = 9_288 + 600
 
 
 def test_the_store_code_and_every_file_and_function_stay_small():
@@ -72,6 +75,7 @@ def test_the_store_code_and_every_file_and_function_stay_small():
     parts = {"framework", "plugins"}  # the framework grows no further than its budget
     framework = sum(n for p, n in sizes.items() if parts & set(p.relative_to(PACKAGE).parts))
     assert framework <= FRAMEWORK_LINES, framework
+    assert sum(sizes.values()) <= PACKAGE_LINES, sum(sizes.values())
     assert not [f"{p.relative_to(PACKAGE)}: {n}" for p, n in sizes.items() if n > 300]
     long = [f"{p.relative_to(PACKAGE)}:{f.name} {f.end_lineno - f.lineno + 1}"
             for p in sizes for f in ast.walk(ast.parse(p.read_text()))

@@ -13,6 +13,20 @@ def store(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
 
 
+def best_ngram(config) -> tuple[int, float]:
+    """The run's corpus split as a run splits it, and its best n-gram computed without a cache."""
+    import yaml
+
+    from rnnexp import Vocab, load_corpus, split
+    from rnnexp.ngram import best, cross_entropies
+
+    c = yaml.safe_load(config.read_text())["corpus"]
+    text = load_corpus(c["name"], **c["options"]).text
+    vocab = Vocab.from_text(text)
+    train, val = split(vocab.encode(text), c["val_fraction"])
+    return best(cross_entropies(train, val, len(vocab)))
+
+
 def params(folder) -> dict[str, bytes]:
     with np.load(folder / "model" / "model.npz", allow_pickle=False) as npz:
         return {k: npz[k].tobytes() for k in npz.files}
@@ -106,6 +120,15 @@ def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
     assert history(uri, rid, "val/best_step")[-1] == (300, best_step)
     (unigram,) = history(uri, rid, "corpus/unigram")
     assert unigram[0] == 0 and val[-1][1] < unigram[1] < np.log(6)  # learned beyond frequencies
+    # the best Kneser-Ney order, counted afresh here: its value, its order, the summary's line
+    (ngram,) = history(uri, rid, "corpus/ngram")
+    order, ce = best_ngram(tmp_path / "outputs" / "run" / ".hydra" / "config.yaml")
+    assert ngram == (0, pytest.approx(ce, abs=1e-12)) and ce < unigram[1]
+    assert run.data.tags["rnnexp.ngram_order"] == str(order)
+    side = "below" if val[-1][1] < ce else "above"
+    said = (tmp_path / "outputs" / "run" / "rnnexp.log").read_text()  # the closing summary
+    assert f"n-gram     {ce:.4f} ({order}-gram, Kneser-Ney): the run ended " in said
+    assert f"{abs(val[-1][1] - ce):.4f} {side} it" in said
     lr = dict(history(uri, rid, "train/lr"))
     peak = float(run.data.params["optimizer.lr"])
     # logged at step s: the rate of that step, index s - 1: warmup (s / 21) x peak up to 20

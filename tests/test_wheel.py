@@ -52,6 +52,8 @@ def test_the_installed_wheel_works_from_an_empty_folder(installed, tmp_path):
     assert len(text) == 1 + 30 + 1  # the prime (the text's first character), 30 more, \n
     run([bin_ / "rnnexp-inspect", folders[1], "--length", "100", "--out", here / "p.html"], here)
     assert "<html" in (here / "p.html").read_text()
+    table = run([bin_ / "rnnexp-ngram", "corpus=sevenths"], here).stdout
+    assert "    2     0.0005      0.001  <- best (corpus/ngram)" in table, table
     code = "from rnnexp import preset; print(preset('rnn', 65, 32).hidden_size)"
     assert run([bin_ / "python", "-c", code], here).stdout.strip() == "32"
     # the search's sweeper, found by Hydra in its hydra_plugins namespace of site-packages

@@ -51,7 +51,7 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
         version = register_model(tracked.store, register, model_id, tracked.run_id)
         log.info("registered as models:/%s/%s", register, version)
     o = s.optimizer
-    title = f"{describe(s.model)} on {b.corpus.name}, {o.name} lr {o.lr:g}"
+    title = f"{describe(b.model.config)} on {b.corpus.name}, {o.name} lr {o.lr:g}"
     png = loss_curve(
         output_dir / "loss_curve.png",
         state.train,
@@ -59,6 +59,7 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
         b.corpus.entropy_floor,
         title,
         b.unigram,
+        b.ngram,
     )
     tracked.log_artifact(png)
     if s.inspect.enabled:

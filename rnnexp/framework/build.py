@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rnnexp import ngram
 from rnnexp.corpora import Corpus, load_corpus
 from rnnexp.data import Vocab, split
 from rnnexp.errors import ConfigError, CorpusError
@@ -34,6 +35,7 @@ class Built:
     trainer: Trainer
     rng: np.random.Generator
     unigram: float  # val split's cross-entropy under the training split's char frequencies
+    ngram: tuple[int, float] | None  # (order, val cross-entropy) of the best Kneser-Ney n-gram
 
 
 def validate(s: Settings) -> None:
@@ -72,14 +74,27 @@ def _read(name: str, path: str | None, max_chars: int | None, options: str, stam
     return load_corpus(name, path=path, max_chars=max_chars, **json.loads(options))
 
 
+def splits(corpus: Corpus, val_fraction: float) -> tuple[Vocab, np.ndarray, np.ndarray]:
+    """The corpus's vocabulary, and its text as ids split into training and validation."""
+    vocab = Vocab.from_text(corpus.text)
+    return vocab, *split(vocab.encode(corpus.text), val_fraction)
+
+
+def check_val(corpus: Corpus, val_ids: np.ndarray) -> None:
+    """A validation split long enough to score a prediction on."""
+    if len(val_ids) < 2:
+        raise CorpusError(f"validation split of {corpus.name} has {len(val_ids)} characters; "
+                          f"it needs 2 or more (raise corpus.val_fraction or use a longer "
+                          f"text)")  # fmt: skip
+
+
 def build(s: Settings) -> Built:
     """Everything a run needs, checked, before anything is logged (the values were checked
     when the settings were made)."""
     c = s.corpus
     corpus = load_corpus_of(c)  # checks it too: read once here
     check_corpus(s, corpus)
-    vocab = Vocab.from_text(corpus.text)
-    train_ids, val_ids = split(vocab.encode(corpus.text), c.val_fraction)
+    vocab, train_ids, val_ids = splits(corpus, c.val_fraction)
     rng = np.random.default_rng(s.seed)  # the run's one source of randomness
     if s.model.vocab_size not in (0, len(vocab)):
         raise ConfigError(f"model.vocab_size is the corpus's ({len(vocab)}): leave it unset")
@@ -97,9 +112,8 @@ def build(s: Settings) -> Built:
     )
     trainer.schedule = s.schedule.rates(optimizer.lr, s.train.steps,
                                         trainer.streams.steps_per_pass)  # fmt: skip
-    if len(val_ids) < 2:
-        raise CorpusError(f"validation split of {corpus.name} has {len(val_ids)} characters; "
-                          f"it needs 2 or more (raise corpus.val_fraction or use a longer "
-                          f"text)")  # fmt: skip
+    check_val(corpus, val_ids)
     unigram = unigram_cross_entropy(train_ids, val_ids, len(vocab))
-    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng, unigram)
+    ce = ngram.baseline(train_ids, val_ids, len(vocab))  # ~10 s a million chars, then cached
+    best = None if ce is None else ngram.best(ce)
+    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng, unigram, best)

@@ -100,7 +100,7 @@ MODES = {"-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg":
          "-i": "--info", "--info": "--info", "-r": "--run", "--run": "--run"}  # fmt: skip
 
 
-def _prepare(argv: list[str]) -> list[str]:
+def prepare(argv: list[str]) -> list[str]:
     """The command line as Hydra should read it. `corpus.path=~/my_text.txt`, as typed into
     bash (which expands ~ only at the start of a word): quoted for Hydra, whose grammar
     rejects a bare ~ (the path is expanded where it is read). A password in tracking.uri
@@ -236,7 +236,7 @@ def _help(args: list[str]) -> bool:
 
     overrides = [a for a in args if a not in ("--help", "-h")]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=_prepare(overrides))
+        cfg = compose("config", overrides=prepare(overrides))
     page = yaml.safe_load((CONF_DIR / "hydra" / "help" / "rnnexp.yaml").read_text())
     groups = [f"{g.name}: {', '.join(sorted(p.stem for p in g.glob('*.yaml')))}"
               for g in sorted(CONF_DIR.iterdir()) if g.is_dir() and g.name != "hydra"]  # fmt: skip
@@ -254,7 +254,7 @@ def _launch(args: list[str]) -> list[str] | None:
     try:
         if _help(args):  # its mistakes and a closed pipe are said as a run's are
             return None
-        sys.argv[1:] = _prepare(args)
+        sys.argv[1:] = prepare(args)
         task()
     except BrokenPipeError:  # `rnnexp --help | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

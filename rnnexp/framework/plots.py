@@ -13,11 +13,12 @@ Points = list[tuple[int, float]]  # (step, nats/char)
 
 def loss_curve(
     path: Path, train: Points, val: Points, floor: float | None, title: str,
-    unigram: float | None = None,
+    unigram: float | None = None, ngram: tuple[int, float] | None = None,
 ) -> Path:  # fmt: skip
     """Save a PNG of the train and validation curves, with the corpus's entropy floor where
-    known and the unigram cross-entropy of the validation split (what character frequencies
-    alone score: a run below it learned something about sequences); return its path."""
+    known, the unigram cross-entropy of the validation split (what character frequencies
+    alone score: a run below it learned something about sequences) and the best n-gram's
+    (`ngram`: its order and cross-entropy); return its path."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -34,6 +35,9 @@ def loss_curve(
     if unigram is not None:
         ax.axhline(unigram, color="tab:red", linestyle=":", linewidth=1,
                    label=f"unigram baseline {unigram:.4f}")  # fmt: skip
+    if ngram is not None:  # the best Kneser-Ney order: what the last k - 1 characters tell
+        ax.axhline(ngram[1], color="tab:green", linestyle="-.", linewidth=1,
+                   label=f"{ngram[0]}-gram baseline {ngram[1]:.4f}")  # fmt: skip
     ax.set_xlabel("step")
     ax.set_ylabel("nats per character")
     ax.set_title(title, fontsize=10)

@@ -163,13 +163,17 @@ class Run:
         import hashlib
 
         b, c, tracked = self.b, self.b.corpus, self.tracked
-        tracked.log_params(self.job.params)  # the config as composed (model.vocab_size 0)
+        # the config as composed (model.vocab_size 0), and the width model.params gave it
+        tracked.log_params(self.job.params | {"model.hidden_size": b.model.config.hidden_size})
         if self.job.config_yaml:
             tracked.log_text(self.job.config_yaml, "config.yaml")
         if c.entropy_floor is not None:
             tracked.log_metrics({"corpus/entropy_floor": c.entropy_floor}, step=0)
         # what character frequencies alone score on the validation split: the baseline
         tracked.log_metrics({"corpus/unigram": b.unigram}, step=0)
+        if b.ngram:  # and what the last few characters tell: the best n-gram, its order a tag
+            tracked.log_metrics({"corpus/ngram": b.ngram[1]}, step=0)
+            tracked.set_tags({"rnnexp.ngram_order": str(b.ngram[0])})
         # what it trained on, in the UI's dataset column, by the text's own digest; and what
         # every val/ metric is measured on: the last corpus.val_fraction of the text
         tracked.log_dataset(c.name, c.source, c.sha256[:DIGEST], context="training",
@@ -285,7 +289,7 @@ class Run:
             rate = done * t.batch_size * t.seq_length / max(state.train_time, 1e-9)
             log.info("\n%s", run_summary(
                 self.name, (done, t.steps), state.stopped_by, rate,
-                (state.val_loss, state.best_val_loss, state.best_step, b.unigram),
+                (state.val_loss, state.best_val_loss, state.best_step, b.unigram, b.ngram),
                 shown(self.folder, self.job.launch_dir),
                 self.tracked.ui_link(self.job.launch_dir), state.sample,
             ))  # fmt: skip

@@ -1,6 +1,6 @@
 """What a finished run or sweep tells the person who started it, in a few lines: how far it
-got and how good it is against the unigram baseline, where its files are, how to open it in
-the MLflow UI, a sample of its text; for a sweep, a table of its jobs and the best one."""
+got and how good it is against the unigram and n-gram baselines, where its files are, how to
+open it in the MLflow UI, a sample of its text; for a sweep, a table of its jobs and the best."""
 
 from __future__ import annotations
 
@@ -33,12 +33,13 @@ def shown(path: Path, launch_dir: Path) -> str:
 
 def run_summary(
     name: str, steps: tuple[int, int], stopped_by: str, chars_per_s: float,
-    val: tuple[float, float, int, float], folder: str, link: str, sample: str,
+    val: tuple, folder: str, link: str, sample: str,
 ) -> str:  # fmt: skip
     """The closing lines of a run. steps: (done, planned); val: (final, best, best step,
-    unigram baseline), nats/char over the whole validation split."""
+    unigram baseline, (order, cross-entropy) of the best n-gram or None), nats/char over the
+    whole validation split."""
     done, planned = steps
-    final, best, best_step, unigram = val
+    final, best, best_step, unigram, ngram = val
     why = {"max_seconds": "train.max_seconds reached", "patience": "train.patience reached",
            "pruned": "pruned"}.get(stopped_by, "all steps")  # fmt: skip
     lines = [
@@ -47,6 +48,11 @@ def run_summary(
         f"  val loss   {final:.4f} nats/char ({final / math.log(2):.3f} bpc) over the whole "
         f"validation split; unigram baseline {unigram:.4f}",
     ]
+    if ngram:  # what the network knows beyond the last few characters, or does not yet
+        k, ce = ngram
+        side = "below" if final < ce else "above"
+        lines.append(f"  n-gram     {ce:.4f} ({k}-gram, Kneser-Ney): the run ended "
+                     f"{abs(final - ce):.4f} {side} it")  # fmt: skip
     if best_step != done:
         lines.append(f"  best       {best:.4f} at step {best_step:,} (model_best/)")
     lines.append(field("run folder", folder, "  "))

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.atomic import atomic_write
-from rnnexp.framework import rundir
+from rnnexp.framework import grid_table, rundir
 from rnnexp.framework.messages import refusing
 from rnnexp.framework.provenance import run_tags
 from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
@@ -69,11 +69,8 @@ def resume_argv(folder: Path, multirun: DictConfig) -> list[str]:
     dirs = [f"--config-dir={s.path.removeprefix('file://')}"
             for s in saved.runtime.config_sources if s.provider == "command-line"]  # fmt: skip
     ours = ("resume", "tracking.uri", "hydra.sweep.dir", "hydra.mode")  # given below
-    lines = [
-        o
-        for o in [*typed_overrides(saved), *typed_overrides(saved, "hydra")]
-        if override_key(o) not in ours
-    ]
+    lines = [o for o in [*typed_overrides(saved), *typed_overrides(saved, "hydra")]
+             if override_key(o) not in ours]  # fmt: skip
     where, store = quote(str(folder)), quote(multirun.tracking.uri)
     return ["-m", *dirs, f"resume={where}", f"tracking.uri={store}", *lines,
             f"hydra.sweep.dir={where}"]  # fmt: skip
@@ -189,7 +186,8 @@ class SweepTracking(Callback):
                  f"{pruned[c.run_id]:,}" if c.run_id in pruned else c.status,
                  "best": c.metrics.get("val/best_loss"), "is_best": best is not None and c is best}
                 for c in jobs]  # fmt: skip
-        table = sweep_table(rows, ids["swept"])
+        grid = grid_table.report(parent, jobs, ids["swept"], path.parent, launch_dir)
+        table = "\n".join([sweep_table(rows, ids["swept"]), *grid])
         parent.log_text(table + "\n", "summary.txt")
         summary = sweep_summary(table, best and f"{best.name} (val {best.val_loss:.4f})", figure,
                                 registered and f"{registered} (alias best)",
