@@ -120,6 +120,18 @@ def cross_entropies(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
     """The validation cross-entropy (nats/char) of the Kneser-Ney model of each order from 1
     to `max_order` (fewer for a split shorter than that), counted on `train_ids`,
     predicting val_ids[1:] as a network's val/loss does; shape (orders,)."""
+    return np.array([-np.log(p).mean() for p in _orders(train_ids, val_ids, vocab_size, max_order)])
+
+
+def probabilities(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
+                  order: int) -> np.ndarray:  # fmt: skip
+    """What the model of `order` gives each character of val_ids[1:]: (len(val_ids) - 1,)."""
+    *_, p = _orders(train_ids, val_ids, vocab_size, order)
+    return p
+
+
+def _orders(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, max_order: int):
+    """The probabilities of val_ids[1:] under each order from 1 to max_order, in turn."""
     x, v = np.asarray(train_ids, np.int64), np.asarray(val_ids, np.int64)
     n, m = len(x), len(v)
     max_order = max(1, min(max_order, n - 2, m))  # no order longer than either split
@@ -129,7 +141,6 @@ def cross_entropies(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
     v_before, v_keys = np.zeros(m + 1, np.uint64), _windows(v, np.zeros(m + 1, np.uint64), 1)
     cont = np.full(m, 1.0 / vocab_size)  # order 0's "continuation": uniform, at every position
     early = np.ones(m)  # positions with less history than an order: the longest that fits
-    out = np.empty(max_order)
     for k in range(1, max_order + 1):
         at = np.arange(k - 1, m)  # the val positions an order-k window ends at
         hw, h = v_keys[: m - k + 1], v_before[: m - k + 1]  # (those windows, their contexts)
@@ -139,8 +150,7 @@ def cross_entropies(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
                          _lookup(_counter(before[first]), h), _discount(raw[1]),
                          cont[at])  # fmt: skip
         early[k - 1] = top[k - 1]
-        used = np.concatenate([early[1 : k - 1], top[max(k - 1, 1) :]])
-        out[k - 1] = -np.log(used).mean()
+        yield np.concatenate([early[1 : k - 1], top[max(k - 1, 1) :]])
         if k == max_order:
             break
         # continuation counts of order k, from the distinct (k+1)-grams: how many characters
@@ -155,4 +165,3 @@ def cross_entropies(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
         cont = c
         before, keys, after = keys, after, _windows(x, after, k + 2)
         v_before, v_keys = v_keys, _windows(v, v_keys, k + 1)
-    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnexp.errors import check_fits, check_whole
+from rnnexp.python_source import python
 
 
 def sevenths(length: int = 6000) -> tuple[str, float]:
@@ -77,4 +78,5 @@ def elman_floor(length: int, n_b: int, n_c: int) -> float:
     return entropy / float(probs @ sizes)
 
 
-GENERATORS = {"sevenths": sevenths, "fizzbuzz": fizzbuzz, "elman": elman}
+# and one read from this machine, not made up: the running Python's own source code
+GENERATORS = {"sevenths": sevenths, "fizzbuzz": fizzbuzz, "elman": elman, "python": python}

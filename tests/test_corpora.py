@@ -206,3 +206,26 @@ def test_tiny_shakespeare_ships_with_the_package_and_never_downloads(tmp_path, m
     c = load_corpus("shakespeare")
     assert len(c.text) == 1_115_394 and c.text.startswith("First Citizen:\n")
     assert c.source == DOWNLOADS["shakespeare"].url and list(tmp_path.iterdir()) == []
+
+
+def test_python_is_this_machines_standard_library_in_ascii_by_name():
+    """The source-code corpus: every module it holds is this Python's own file, whole, in the
+    order of their names, and the text is cut where asked."""
+    import sys
+    import sysconfig
+    from pathlib import Path
+
+    text = load_corpus("python", chars=300_000).text
+    lib = Path(sysconfig.get_paths()["stdlib"])
+    head, *modules = text.split("\n# file ")
+    assert head == f"# the standard library of Python {sys.version.split()[0]}: its top-level " \
+        "modules in ASCII, by name" and len(text) == 300_000 and text.isascii()  # fmt: skip
+    names = [m.split("\n", 1)[0] for m in modules]
+    assert names == sorted(names) and len(names) > 5
+    ascii_files = [p.name for p in sorted(lib.glob("*.py")) if p.read_bytes().isascii()]
+    assert names == ascii_files[: len(names)]  # none skipped but those not in ASCII
+    for m in modules[:-1]:  # each whole (the last one is cut), its file's text
+        name, code = m.split("\n", 1)
+        assert code + "\n" == (lib / name).read_text().replace("\r\n", "\n"), name
+    with pytest.raises(ConfigError, match="python chars"):
+        load_corpus("python", chars=0)

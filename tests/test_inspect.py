@@ -155,8 +155,8 @@ def test_the_page_carries_its_data_and_needs_nothing_from_the_network(tmp_path):
     model, vocab = model_for(text * 5, "lstm")
     ids = vocab.encode(text * 5)
     files = write(tmp_path / "inspect.html", model, vocab, ids, "<i>lstm</i>", "about",
-                  units=4, gates=tmp_path / "gates.png")  # fmt: skip
-    assert files == [tmp_path / "inspect.html", tmp_path / "gates.png"]
+                  units=4, gates=tmp_path / "gate_saturation.png")  # fmt: skip
+    assert files == [tmp_path / "inspect.html", tmp_path / "gate_saturation.png"]
     page = files[0].read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(""", page)
     assert "<title>&lt;i&gt;lstm&lt;/i&gt;</title>" in page and "<i>lstm</i>" not in page
@@ -175,3 +175,34 @@ def test_the_page_carries_its_data_and_needs_nothing_from_the_network(tmp_path):
 
     plain = render(inspect(rnn, vocab, ids), "rnn", "about")
     assert "gate saturation" not in plain
+
+
+def test_the_page_names_each_features_strongest_unit_and_its_errors_against_a_baseline(
+        tmp_path):  # fmt: skip
+    """Code (this Python's own): the page names the unit most correlated with being inside a
+    string, the bracket depth and the position in the line (r by numpy's corrcoef here), and
+    counts the characters each model gets wrong (p < 0.5), the network against a baseline."""
+    from rnnexp import load_corpus
+    from rnnexp.inspect.page import write
+
+    code = load_corpus("python", chars=4000).text
+    model, vocab = model_for(code, "lstm")
+    ids = vocab.encode(code)
+    other = np.random.default_rng(1).random(len(ids) - 1)  # a baseline's p of each next char
+    write(tmp_path / "p.html", model, vocab, ids, "t", "a", reference=("6-gram", other))
+    page = (tmp_path / "p.html").read_text()
+    t = trace(model, ids)
+    values = t.units.transpose(1, 0, 2).reshape(len(ids), -1).astype(np.float64)
+    feats = text_features(code)
+    for name in ("inside a string", "bracket depth", "position in line"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.array([np.corrcoef(values[:, u], feats[name])[0, 1] for u in range(16)])
+        u = int(np.nanargmax(np.abs(r)))
+        assert f"<tr><td>{name}</td><td>{u}</td><td>{r[u]:+.3f}</td></tr>" in page, name
+    net = np.exp(-t.surprisal[1:])
+    counts = {"both right": (net >= 0.5) & (other >= 0.5), "only the network right": (net >= 0.5)
+              & (other < 0.5), "only the n-gram right": (net < 0.5) & (other >= 0.5),
+              "both wrong": (net < 0.5) & (other < 0.5)}  # fmt: skip
+    assert "<h2>Errors against the 6-gram</h2>" in page
+    for what, where in counts.items():
+        assert f"<tr><td>{what}</td><td>{where.sum():,}</td>" in page, what

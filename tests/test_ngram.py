@@ -143,3 +143,15 @@ def test_the_command_prints_each_order_and_marks_the_one_runs_log(capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"rnnexp-ngram: error: {said}") or said in err, err
         assert err.count("\n") == 1
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_time(tmp_path, monkeypatch):
+    from rnnexp.ngram import MAX_CHARS, baseline
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    ids = np.tile(np.arange(3), 30)
+    np.testing.assert_array_equal(
+        baseline(ids[:80], ids[80:], 3), cross_entropies(ids[:80], ids[80:], 3)
+    )
+    assert baseline(np.zeros(MAX_CHARS + 1, np.int64), ids, 3) is None  # too long to count

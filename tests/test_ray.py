@@ -29,6 +29,7 @@ def ray_env(tmp_path) -> dict[str, str]:
         "RAY_AUTH_TOKEN": secrets.token_hex(16),
         "RAY_USAGE_STATS_ENABLED": "0",
         "MPLCONFIGDIR": str(tmp_path / "mpl"),  # matplotlib's font cache: not Ray's, not here
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # rnnexp's n-gram baselines: not Ray's
     }
 
 

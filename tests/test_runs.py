@@ -100,7 +100,7 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
     ]
 
     files = artifacts(uri, run.info.run_id)
-    expected = {"config.yaml", "gates.png", "inspect.html", "loss_curve.png",
+    expected = {"config.yaml", "gate_saturation.png", "inspect.html", "loss_curve.png",
                 "samples/step_0000015.txt", "samples/step_0000030.txt"}  # fmt: skip
     # the final model's one copy in the store is the MLflow model (mlflow_model); the best
     # one is there only when it is not the final one
@@ -118,7 +118,7 @@ def test_a_run_records_params_tags_metrics_and_artifacts(finished):
         "loss_curve.png",
         "rnnexp.log",
         "inspect.html",
-        "gates.png",
+        "gate_saturation.png",
         "samples/step_0000015.txt",
         "samples/step_0000030.txt",
     ):

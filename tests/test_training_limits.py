@@ -129,6 +129,8 @@ def test_the_best_model_baseline_and_rate_are_recorded(tmp_path):
     said = (tmp_path / "outputs" / "run" / "rnnexp.log").read_text()  # the closing summary
     assert f"n-gram     {ce:.4f} ({order}-gram, Kneser-Ney): the run ended " in said
     assert f"{abs(val[-1][1] - ce):.4f} {side} it" in said
+    page = (tmp_path / "outputs" / "run" / "inspect.html").read_text()  # its errors against it
+    assert f"<h2>Errors against the {order}-gram</h2>" in page
     lr = dict(history(uri, rid, "train/lr"))
     peak = float(run.data.params["optimizer.lr"])
     # logged at step s: the rate of that step, index s - 1: warmup (s / 21) x peak up to 20

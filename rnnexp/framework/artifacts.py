@@ -1,6 +1,6 @@
 """What a run leaves when it ends, in its folder and as artifacts of its tracking run: the
 final model (beside the best one, saved when it was evaluated), the loss curve, and a look
-inside the network (inspect.html, gates.png for gated cells: rnnexp/inspect/page.py).
+inside the network (inspect.html, gate_saturation.png for gated cells: rnnexp/inspect/page.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 import time
 from pathlib import Path
 
-from rnnexp import faults
+from rnnexp import faults, ngram
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, save_model
 from rnnexp.config import ModelConfig
 from rnnexp.framework.build import Built
@@ -67,7 +67,7 @@ def finish_artifacts(s: Settings, b: Built, tracked, output_dir: Path, state: Lo
 
 
 def inspect_run(s: Settings, b: Built, tracked, output_dir: Path, title: str) -> None:
-    """inspect.html (and gates.png) over the start of the validation split; the seconds it
+    """inspect.html (and gate_saturation.png) over the start of the validation split; the seconds it
     took are the metric perf/inspect_s."""
     from rnnexp.inspect.page import write
 
@@ -77,8 +77,12 @@ def inspect_run(s: Settings, b: Built, tracked, output_dir: Path, title: str) ->
         f"The first {len(ids):,} characters of {b.corpus.name}'s validation split, read "
         f"from a zero state by the model of step {b.trainer.step}"
     )
+    reference = None
+    if b.ngram:  # the best n-gram's p of each character, for the page's error breakdown
+        p = ngram.probabilities(b.train_ids, ids, len(b.vocab), b.ngram[0])
+        reference = (f"{b.ngram[0]}-gram", p)
     files = write(output_dir / PAGE, b.model, b.vocab, ids, title, about, s.inspect.units,
-                  gates=output_dir / GATES)  # fmt: skip
+                  gates=output_dir / GATES, reference=reference)  # fmt: skip
     took = time.perf_counter() - start
     for file in files:
         tracked.log_artifact(file)

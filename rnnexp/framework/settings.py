@@ -124,7 +124,7 @@ class SampleSettings:
 
 @dataclass
 class InspectSettings:
-    enabled: bool  # inspect.html (and gates.png) at the end of every run
+    enabled: bool  # inspect.html (and gate_saturation.png) at the end of every run
     length: int  # characters of the validation split inspected, from its start
     units: int  # K: the most interpretable units drawn one by one
 

@@ -2,7 +2,7 @@
 needed): the text coloured by the model's surprisal, by any unit chosen by number, and by the
 units that track simple features of the text best (units.py), with the model's
 top guesses for the next character on hover; plus, for gated cells, how often each gate
-unit saturates (gates.png, also drawn into the page).
+unit saturates (gate_saturation.png, also drawn into the page).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from rnnexp.inspect.units import (
 from rnnexp.model import CharRNN
 
 TEMPLATE = Path(__file__).with_name("inspect.html")
-PAGE, GATES = "inspect.html", "gates.png"  # the files a run writes (and logs)
+PAGE, GATES = "inspect.html", "gate_saturation.png"  # the files a run writes (and logs)
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Inspection:
     features: list[str]  # the features that vary on the text
     best: list[Match]  # each unit's strongest feature
     shown: list[Match]  # the units drawn one by one: ranked, or chosen
+    strongest: list[Match]  # each feature's strongest unit, in the features' order
 
 
 def inspect(model: CharRNN, vocab: Vocab, ids: np.ndarray, units: int = 8,
@@ -62,7 +63,9 @@ def inspect(model: CharRNN, vocab: Vocab, ids: np.ndarray, units: int = 8,
         shown = [best[u] for u in chosen]
     else:
         shown = rank_units(r, names, units)
-    return Inspection(text, vocab.chars, t, names, best, shown)
+    top = np.abs(r).argmax(1)  # (F,): each feature's strongest unit
+    strongest = [Match(int(top[i]), f, float(r[i, top[i]])) for i, f in enumerate(names)]
+    return Inspection(text, vocab.chars, t, names, best, shown, strongest)
 
 
 HOW = (
@@ -72,8 +75,37 @@ HOW = (
 )
 
 
-def render(insp: Inspection, title: str, about: str, gates_png: bytes | None = None) -> str:
-    """The page, as one HTML string with its data, script, style and figure inside."""
+def errors(net: np.ndarray, other: np.ndarray) -> dict[str, int]:
+    """The paper's error breakdown of the network against an n-gram: the characters each gets
+    wrong (gives p < 0.5), as counts of both right, only one right, both wrong."""
+    a, b = net >= 0.5, other >= 0.5
+    return {"both right": int(np.sum(a & b)), "only the network right": int(np.sum(a & ~b)),
+            "only the n-gram right": int(np.sum(~a & b)),
+            "both wrong": int(np.sum(~a & ~b))}  # fmt: skip
+
+
+def _tables(insp: Inspection, reference: tuple[str, np.ndarray] | None) -> str:
+    """Each feature's strongest unit, and the errors against the n-gram, as HTML tables."""
+    rows = "".join(f"<tr><td>{html.escape(m.feature)}</td><td>{m.unit}</td><td>{m.r:+.3f}</td>"
+                   f"</tr>" for m in insp.strongest)  # fmt: skip
+    out = (f"<h2>Each feature's strongest unit</h2><table><tr><th>feature</th><th>unit</th>"
+           f"<th>r</th></tr>{rows}</table>") if rows else ""  # fmt: skip
+    if reference is not None:
+        name, p = html.escape(reference[0]), reference[1]
+        net = np.exp(-insp.trace.surprisal[1:])  # the network's p of each next character
+        counts = errors(net, p[: len(net)])
+        cells = "".join(f"<tr><td>{k}</td><td>{v:,}</td><td>{v / max(len(net), 1):.1%}</td></tr>"
+                        for k, v in counts.items())  # fmt: skip
+        out += (f'<h2>Errors against the {name}</h2><p class="how">A character is an error of '
+                f"a model that gives it p &lt; 0.5 (Karpathy, Johnson &amp; Fei-Fei 2015), over "
+                f"the {len(net):,} characters above.</p><table>{cells}</table>")  # fmt: skip
+    return out
+
+
+def render(insp: Inspection, title: str, about: str, gates_png: bytes | None = None,
+           reference: tuple[str, np.ndarray] | None = None) -> str:  # fmt: skip
+    """The page, as one HTML string with its data, script, style, figure and tables inside;
+    `reference`: a baseline's name and its p of each character after the first."""
     t = insp.trace
     L, N, H = t.units.shape
     # every unit's values as int8 (-127..127 for -1..1), unit after unit: 1 byte a value
@@ -107,21 +139,22 @@ def render(insp: Inspection, title: str, about: str, gates_png: bytes | None = N
             f"(right-saturated), as in Karpathy, Johnson &amp; Fei-Fei (2015).</p>"
             f'<img alt="gate saturation" src="data:image/png;base64,{src}">'
         )
-    values = {"TITLE": html.escape(title), "ABOUT": html.escape(about), "GATES": gates,
-              "DATA": blob}  # fmt: skip
+    values = {"TITLE": html.escape(title), "ABOUT": html.escape(about),
+              "GATES": gates + _tables(insp, reference), "DATA": blob}  # fmt: skip
     # one pass: a text that holds "__TITLE__" stays as it is
     return re.sub(r"__(TITLE|ABOUT|GATES|DATA)__", lambda m: values[m[1]], TEMPLATE.read_text())
 
 
 def write(page: Path, model: CharRNN, vocab: Vocab, ids: np.ndarray, title: str,
           about: str, units: int = 8, chosen: list[int] | None = None,
-          gates: Path | None = None) -> list[Path]:  # fmt: skip
+          gates: Path | None = None,
+          reference: tuple[str, np.ndarray] | None = None) -> list[Path]:  # fmt: skip
     """The page at `page` and, for gated cells, the saturation figure at `gates` (drawn into
-    the page either way): the files written, each whole."""
+    the page either way): the files written, each whole. `reference`: render's."""
     insp = inspect(model, vocab, ids, units, chosen)
     png = gate_saturation(insp.trace.saturation, title) if insp.trace.saturation else None
     written = [page]
-    text = render(insp, title, f"{about}: {insp.trace.loss:.4f} nats/char", png)
+    text = render(insp, title, f"{about}: {insp.trace.loss:.4f} nats/char", png, reference)
     atomic_write(page, lambda f: f.write(text.encode()))
     if png and gates is not None:
         atomic_write(gates, lambda f: f.write(png))

@@ -41,6 +41,24 @@ def _left_in_line(text: str) -> np.ndarray:
     return out
 
 
+def _in_string(text: str) -> np.ndarray:
+    """1 inside a string literal of code, '...' or "..." (a triple-quoted one opens and closes
+    three times, so ends inside), from its opening quote to before its closing one; a # out of
+    strings comments the rest of its line out (a "don't" there opens nothing)."""
+    out, quote, comment = np.empty(len(text)), "", False
+    for i, c in enumerate(text):
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        else:
+            comment = c == "#"
+        out[i] = quote != ""
+    return out
+
+
 def _each(text: str, test: Callable[[str], bool]) -> np.ndarray:
     return np.fromiter((test(c) for c in text), float, len(text))
 
@@ -56,6 +74,7 @@ FEATURES: dict[str, Callable[[str], np.ndarray]] = {
     "after a digit": lambda t: _each(t, str.isdigit),
     "end of sentence": lambda t: _each(t, lambda c: c in ".!?"),
     "inside quotes": lambda t: _running(t, lambda v, c: 1.0 - v if c == '"' else v),
+    "inside a string": _in_string,
     "bracket depth": lambda t: _running(
         t, lambda v, c: v + 1 if c in OPEN else max(v - 1, 0.0) if c in CLOSE else v
     ),
