@@ -33,7 +33,7 @@ def settings(*overrides: str) -> Settings:
 def test_the_groups_hold_what_the_docs_promise():
     assert GROUP_OPTIONS == {
         "model": ["gru", "lstm", "rnn", "srn", "stacked2"],
-        "corpus": ["alice", "elman", "file", "fizzbuzz", "kafka", "sevenths", "shakespeare"],
+        "corpus": ["alice", "elman", "file", "fizzbuzz", "kafka", "python", "sevenths", "shakespeare"],
         "optimizer": ["adagrad", "adam", "rmsprop", "sgd"],
         "schedule": ["constant", "cosine", "epoch_decay"],
     }
@@ -312,7 +312,7 @@ def test_cfg_and_help_are_fast_and_do_not_import_mlflow(tmp_path):
         "model: gru, lstm, rnn, srn, stacked2",
         "optimizer: adagrad, adam, rmsprop, sgd",
         "schedule: constant, cosine, epoch_decay",
-        "corpus: alice, elman, file, fizzbuzz, kafka, sevenths, shakespeare",
+        "corpus: alice, elman, file, fizzbuzz, kafka, python, sevenths, shakespeare",
         "experiment: basic_rnn_alice, basic_rnn_fizzbuzz",
     ):
         assert line in help_text
