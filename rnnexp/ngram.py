@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,13 @@ MAX_CHARS = 8_000_000  # training characters it counts: ~230 bytes each at its p
 
 
 def baseline(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
-             max_order: int = MAX_ORDER) -> np.ndarray | None:  # fmt: skip
-    """`cross_entropies`, kept in the user's cache (ngram/) by a digest of the splits: computed
-    once per corpus and split on a machine, then read back; None for a training split over
-    MAX_CHARS. Jobs of a sweep that start together compute it once: the others wait for the
-    first, by a lock beside the file. A cache that cannot be written costs only the time."""
+             max_order: int = MAX_ORDER) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """The validation cross-entropy of each order (`cross_entropies`), and the best order's
+    probability of each character of val_ids[1:] (float32), kept in the user's cache (ngram/)
+    by a digest of the splits: computed once per corpus and split on a machine, then read
+    back; None for a training split over MAX_CHARS. Jobs of a sweep that start together
+    compute it once: the others wait for the first, by a lock beside the file. A cache that
+    cannot be written costs only the time."""
     if len(train_ids) > MAX_CHARS:
         return None
     digest = hashlib.sha256()
@@ -45,28 +47,41 @@ def baseline(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
         digest.update(np.asarray(part, np.int64).tobytes() + b"|")
     digest.update(f"{vocab_size}|{max_order}|".encode() + Path(__file__).read_bytes())  # and code
     folder = user_cache()
-    path = folder and folder / "ngram" / f"{digest.hexdigest()[:32]}.json"
+    path = folder and folder / "ngram" / f"{digest.hexdigest()[:32]}.npz"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 (held over the with below)
     except (OSError, AttributeError):  # no cache folder, or none that can be written
-        return cross_entropies(train_ids, val_ids, vocab_size, max_order)
+        return _table(train_ids, val_ids, vocab_size, max_order)
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
         try:
-            ce = np.array(json.loads(path.read_text())["cross_entropy"], np.float64)
-            if ce.ndim == 1 and len(ce) and np.isfinite(ce).all():
-                return ce
-        except (OSError, ValueError, KeyError, TypeError):  # not computed yet, or damaged
+            with np.load(path, allow_pickle=False) as kept:
+                ce, p = kept["cross_entropy"], kept["probs"]
+            if (
+                ce.ndim == 1
+                and len(ce)
+                and np.isfinite(ce).all()
+                and p.shape == (len(val_ids) - 1,)
+            ):
+                return ce, p
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none, or damaged
             pass
-        ce = cross_entropies(train_ids, val_ids, vocab_size, max_order)
+        ce, p = _table(train_ids, val_ids, vocab_size, max_order)
         try:  # whole or absent: a reader never sees half of it
-            atomic_write(
-                path, lambda f: f.write(json.dumps({"cross_entropy": ce.tolist()}).encode())
-            )
+            atomic_write(path, lambda f: np.savez(f, cross_entropy=ce, probs=p))
         except OSError:
             pass
-    return ce
+    return ce, p
+
+
+def _table(train_ids, val_ids, vocab_size: int, max_order: int) -> tuple[np.ndarray, np.ndarray]:
+    """baseline's pair, computed: one order at a time, keeping the best one's probabilities."""
+    ce, keep = [], None
+    for p in _orders(train_ids, val_ids, vocab_size, max_order):
+        ce.append(-np.log(p).mean())
+        keep = p if ce[-1] == min(ce) else keep
+    return np.array(ce), keep.astype(np.float32)
 
 
 def best(ce: np.ndarray) -> tuple[int, float]:
@@ -121,13 +136,6 @@ def cross_entropies(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
     to `max_order` (fewer for a split shorter than that), counted on `train_ids`,
     predicting val_ids[1:] as a network's val/loss does; shape (orders,)."""
     return np.array([-np.log(p).mean() for p in _orders(train_ids, val_ids, vocab_size, max_order)])
-
-
-def probabilities(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
-                  order: int) -> np.ndarray:  # fmt: skip
-    """What the model of `order` gives each character of val_ids[1:]: (len(val_ids) - 1,)."""
-    *_, p = _orders(train_ids, val_ids, vocab_size, order)
-    return p
 
 
 def _orders(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, max_order: int):

@@ -33,7 +33,16 @@ def settings(*overrides: str) -> Settings:
 def test_the_groups_hold_what_the_docs_promise():
     assert GROUP_OPTIONS == {
         "model": ["gru", "lstm", "rnn", "srn", "stacked2"],
-        "corpus": ["alice", "elman", "file", "fizzbuzz", "kafka", "python", "sevenths", "shakespeare"],
+        "corpus": [
+            "alice",
+            "elman",
+            "file",
+            "fizzbuzz",
+            "kafka",
+            "python",
+            "sevenths",
+            "shakespeare",
+        ],
         "optimizer": ["adagrad", "adam", "rmsprop", "sgd"],
         "schedule": ["constant", "cosine", "epoch_decay"],
     }

@@ -37,8 +37,8 @@ def test_findings_say_held_partly_or_not_with_their_counts():
 
 
 def test_the_preset_sweeps_cells_depths_and_sizes_into_the_papers_table(tmp_path):
-    """A small grid of the preset: its parent holds table.md/.csv/.png, each cell the final
-    val/loss of its job, the best n-gram as the last row, the findings as the values say;
+    """A small grid of the preset: its parent holds table.md/.csv/.png, each cell the
+    val/best_loss of its job, the best n-gram as the last row, the findings as the values say;
     each job's width matched to its parameter budget."""
     r = run_here("-m", "experiment=karpathy2015", "corpus=elman", "model=rnn,gru",
                  "model.layers=1,2", "model.params=1500,4000", "train.max_seconds=null",
@@ -57,7 +57,7 @@ def test_the_preset_sweeps_cells_depths_and_sizes_into_the_papers_table(tmp_path
                    params=int(p["model.params"]))  # fmt: skip
         assert int(p["model.hidden_size"]) == m.hidden_size  # the matched width, recorded
         key = (p["model.name"], p["model.layers"], p["model.params"])
-        cells[key] = history(uri, c.info.run_id, "val/loss")[-1][1]
+        cells[key] = history(uri, c.info.run_id, "val/best_loss")[-1][1]  # its best model's
     (ngram,) = {c.data.metrics["corpus/ngram"] for c in jobs}
     (order,) = {c.data.tags["rnnexp.ngram_order"] for c in jobs}
     [folder] = (tmp_path / "outputs" / "multiruns").iterdir()
@@ -76,3 +76,25 @@ def test_the_preset_sweeps_cells_depths_and_sizes_into_the_papers_table(tmp_path
     assert table[-len(said) :] == [f"- {line}" for line in said]
     assert all(line in r.stdout for line in said)
     assert {"table.md", "table.csv", "table.png"} <= set(artifacts(uri, parent.info.run_id))
+
+
+def test_only_a_full_grid_of_two_or_more_keys_is_a_table():
+    """A search's sampled values, or a grid with a job missing, make no table."""
+    import json
+
+    from rnnexp.framework.grid_table import grid
+    from rnnexp.framework.tracking.plain import Child
+
+    def job(*varied: str, val: float = 2.0, status: str = "FINISHED") -> Child:
+        return Child(str(varied), "", status, {"val/loss": val},
+                     {"rnnexp.varied": json.dumps(list(varied))})  # fmt: skip
+
+    keys = ["model", "model.layers"]
+    jobs = [job(f"model={m}", f"model.layers={l}") for m in ("rnn", "gru") for l in (1, 2)]
+    jobs[3] = job("model=gru", "model.layers=2", status="FAILED")
+    assert grid(jobs, keys) == {("rnn", "1"): 2.0, ("rnn", "2"): 2.0, ("gru", "1"): 2.0,
+                                ("gru", "2"): "FAILED"}  # fmt: skip
+    assert grid(jobs[:3], keys) == {}  # one missing
+    assert grid([job("optimizer.lr=0.01", "model.layers=1"), job("optimizer.lr=0.02",
+                 "model.layers=2")], ["optimizer.lr", "model.layers"]) == {}  # fmt: skip
+    assert grid(jobs[:2], ["model"]) == {}  # one key: the sweep's own table says it all

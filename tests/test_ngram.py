@@ -76,17 +76,25 @@ def test_a_longer_context_learns_a_repeating_text():
 
 def test_a_short_text_has_only_the_orders_it_holds_and_the_cache_gives_them_back(
         tmp_path, monkeypatch):  # fmt: skip
-    from rnnexp.ngram import baseline
+    """The cache holds each order's cross-entropy and the best order's probability of each
+    validation character; what is read back is the file, and a damaged file is computed again."""
+    from rnnexp.ngram import _orders, baseline
 
-    ids = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
-    assert len(cross_entropies(ids[:7], ids[7:], 3)) == 3  # the val split: 3 characters
+    ids = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 2])
+    assert len(cross_entropies(ids[:7], ids[7:], 3)) == 4  # the val split: 4 characters
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    first = baseline(ids[:7], ids[7:], 3)
-    [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.json")
-    kept.write_text(kept.read_text().replace("[", "[9.0, ", 1))  # what is read is the file
-    assert baseline(ids[:7], ids[7:], 3)[0] == 9.0 and len(first) == 3
-    kept.write_text("{")  # damaged: computed again
-    np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3), first)
+    ce, p = baseline(ids[:7], ids[7:], 3)
+    np.testing.assert_array_equal(ce, cross_entropies(ids[:7], ids[7:], 3))
+    best = int(np.argmin(ce))  # its p: the best order's, for val[1:]
+    np.testing.assert_allclose(p, list(_orders(ids[:7], ids[7:], 3, 4))[best], rtol=1e-6)
+    [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.npz")
+    np.savez(kept, cross_entropy=[9.0, 8.0], probs=np.full(3, 0.5))
+    assert baseline(ids[:7], ids[7:], 3)[0].tolist() == [9.0, 8.0]  # what is read is the file
+    for damaged in (b"PK\x03", b""):
+        kept.write_bytes(damaged)
+        np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3)[0], ce)
+    np.savez(kept, cross_entropy=[9.0], probs=np.full(2, 0.5))  # probabilities of another text
+    np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3)[0], ce)
 
 
 def test_a_second_process_waits_for_the_first_and_reads_its_table(tmp_path, monkeypatch):
@@ -99,8 +107,8 @@ def test_a_second_process_waits_for_the_first_and_reads_its_table(tmp_path, monk
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     ids = np.tile(np.arange(4), 50)
-    first = baseline(ids[:150], ids[150:], 4)
-    [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.json")
+    first, _ = baseline(ids[:150], ids[150:], 4)
+    [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.npz")
     kept.unlink()
     got = []
     with open(kept.with_suffix(".lock"), "a") as lock:  # as a job computing it would hold it
@@ -109,11 +117,11 @@ def test_a_second_process_waits_for_the_first_and_reads_its_table(tmp_path, monk
         waiter.start()
         waiter.join(0.5)
         assert waiter.is_alive() and not got  # waiting, not computing
-        kept.write_text('{"cross_entropy": [7.0, 6.0]}')  # what the first job wrote
+        np.savez(kept, cross_entropy=[7.0, 6.0], probs=np.ones(49))  # what the first job wrote
     waiter.join(10)
-    np.testing.assert_array_equal(got[0], [7.0, 6.0])
-    kept.write_text('{"cross_entropy": []}')  # an empty or odd table: computed again
-    np.testing.assert_array_equal(baseline(ids[:150], ids[150:], 4), first)
+    np.testing.assert_array_equal(got[0][0], [7.0, 6.0])
+    np.savez(kept, cross_entropy=[], probs=np.ones(49))  # an empty or odd table: again
+    np.testing.assert_array_equal(baseline(ids[:150], ids[150:], 4)[0], first)
 
 
 def test_the_command_prints_each_order_and_marks_the_one_runs_log(capsys):
@@ -152,6 +160,6 @@ def test_a_cache_that_cannot_be_written_costs_only_the_time(tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
     ids = np.tile(np.arange(3), 30)
     np.testing.assert_array_equal(
-        baseline(ids[:80], ids[80:], 3), cross_entropies(ids[:80], ids[80:], 3)
+        baseline(ids[:80], ids[80:], 3)[0], cross_entropies(ids[:80], ids[80:], 3)
     )
     assert baseline(np.zeros(MAX_CHARS + 1, np.int64), ids, 3) is None  # too long to count

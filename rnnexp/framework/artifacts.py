@@ -9,7 +9,7 @@ import logging
 import time
 from pathlib import Path
 
-from rnnexp import faults, ngram
+from rnnexp import faults
 from rnnexp.checkpoint import BEST_MODEL_DIR, MODEL_DIR, save_model
 from rnnexp.config import ModelConfig
 from rnnexp.framework.build import Built
@@ -77,10 +77,8 @@ def inspect_run(s: Settings, b: Built, tracked, output_dir: Path, title: str) ->
         f"The first {len(ids):,} characters of {b.corpus.name}'s validation split, read "
         f"from a zero state by the model of step {b.trainer.step}"
     )
-    reference = None
-    if b.ngram:  # the best n-gram's p of each character, for the page's error breakdown
-        p = ngram.probabilities(b.train_ids, ids, len(b.vocab), b.ngram[0])
-        reference = (f"{b.ngram[0]}-gram", p)
+    # the best n-gram's p of each character, for the page's error breakdown
+    reference = (f"{b.ngram[0]}-gram", b.ngram_p) if b.ngram else None
     files = write(output_dir / PAGE, b.model, b.vocab, ids, title, about, s.inspect.units,
                   gates=output_dir / GATES, reference=reference)  # fmt: skip
     took = time.perf_counter() - start

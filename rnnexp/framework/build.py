@@ -36,6 +36,7 @@ class Built:
     rng: np.random.Generator
     unigram: float  # val split's cross-entropy under the training split's char frequencies
     ngram: tuple[int, float] | None  # (order, val cross-entropy) of the best Kneser-Ney n-gram
+    ngram_p: np.ndarray | None  # its probability of each character of val_ids[1:]
 
 
 def validate(s: Settings) -> None:
@@ -114,6 +115,6 @@ def build(s: Settings) -> Built:
                                         trainer.streams.steps_per_pass)  # fmt: skip
     check_val(corpus, val_ids)
     unigram = unigram_cross_entropy(train_ids, val_ids, len(vocab))
-    ce = ngram.baseline(train_ids, val_ids, len(vocab))  # ~10 s a million chars, then cached
-    best = None if ce is None else ngram.best(ce)
-    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng, unigram, best)
+    found = ngram.baseline(train_ids, val_ids, len(vocab))  # ~10 s a million chars, then cached
+    best, p = (ngram.best(found[0]), found[1]) if found else (None, None)
+    return Built(corpus, vocab, train_ids, val_ids, model, trainer, rng, unigram, best, p)

@@ -1,16 +1,16 @@
-"""A grid sweep's validation losses laid out by what it varies: the last varied key's values
-down the rows, the others' combinations across the columns, the corpus's best n-gram as a
-last row. A sweep of model x model.layers x model.params is the table of Karpathy, Johnson &
-Fei-Fei (2015), and for a sweep that varies the cell and the depth the closing lines say
-which of that paper's three findings hold: gated cells ahead of the plain RNN, two or more
-layers ahead of one, the best LSTM below the best n-gram.
-"""
+"""A grid sweep's validation losses (each job's best model's) laid out by what it varies: the
+last varied key's values down the rows, the others' combinations across the columns, the
+corpus's best n-gram as a last row. A sweep of model x model.layers x model.params is the
+table of Karpathy, Johnson & Fei-Fei (2015), and for a sweep that varies the cell and the
+depth the closing lines say which of that paper's three findings hold: gated cells ahead of
+the plain RNN, two or more layers ahead of one, the best LSTM below the best n-gram."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 from rnnexp.atomic import atomic_write
@@ -30,16 +30,17 @@ def report(parent, jobs: list, swept: list[str], folder: Path, launch_dir: Path)
              if "corpus/ngram" in c.metrics and "rnnexp.ngram_order" in c.tags}  # fmt: skip
     ngram = next(((int(k), v) for k, v in found), None) if len(found) == 1 else None
     notes = findings(cells, swept, ngram)
-    title = f"the {len(cells)} jobs of the sweep by {', '.join(swept)}"
+    title = f"the best validation loss of the {len(cells)} jobs by {', '.join(swept)}"
     for file in write(rows(cells, swept, ngram), notes, folder, title):
         parent.log_artifact(file)
-    return [f"table      {shown(folder / 'table.md', launch_dir)} (.csv, .png): validation "
+    return [f"table      {shown(folder / 'table.md', launch_dir)} (.csv, .png): best validation "
             f"loss by {', '.join(swept)}", *notes]  # fmt: skip
 
 
 def grid(jobs: list, swept: list[str]) -> dict[tuple[str, ...], float | str]:
-    """Each job's values of the swept keys (in their order) -> its final val/loss, or what
-    stopped it (pruned, FAILED); {} when fewer than two keys vary."""
+    """Each job's values of the swept keys (in their order) -> its best model's validation
+    loss (val/best_loss), or what stopped it (pruned, FAILED); {} unless two or more keys vary
+    over a full grid."""
     out = {}
     for c in jobs:
         values = {override_key(o): o.partition("=")[2]
@@ -48,10 +49,13 @@ def grid(jobs: list, swept: list[str]) -> dict[tuple[str, ...], float | str]:
             return {}
         if "rnnexp.pruned" in c.tags:
             loss = "pruned"
-        else:
-            loss = c.val_loss if c.status == "FINISHED" and c.val_loss is not None else c.status
+        else:  # its best model's (the final one's, unless an earlier one did better)
+            loss = c.metrics.get("val/best_loss", c.val_loss)
+            loss = loss if c.status == "FINISHED" and loss is not None else c.status
         out[tuple(values[k] for k in swept)] = loss
-    return out
+    # every combination once (a search's sampled values are no grid)
+    full = math.prod(len({k[i] for k in out}) for i in range(len(swept))) == len(out) == len(jobs)
+    return out if full else {}
 
 
 def rows(cells: dict, swept: list[str], ngram: tuple[int, float] | None) -> list[list[str]]:

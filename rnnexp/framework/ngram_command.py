@@ -52,11 +52,12 @@ def table(s) -> str:
     vocab, train_ids, val_ids = splits(corpus, s.corpus.val_fraction)
     check_val(corpus, val_ids)
     start = time.perf_counter()
-    ce = ngram.baseline(train_ids, val_ids, len(vocab))
+    found = ngram.baseline(train_ids, val_ids, len(vocab))
     took = time.perf_counter() - start
-    if ce is None:
+    if found is None:
         raise RnnexpError(f"the training split of {corpus.name} has {len(train_ids):,} "
                           f"characters; n-grams are counted up to {ngram.MAX_CHARS:,}")  # fmt: skip
+    ce = found[0]
     order, _ = ngram.best(ce)
     lines = [
         f"{corpus.name}: Kneser-Ney n-grams counted on its training split "
