@@ -35,8 +35,9 @@ class ModelConfig:
     init_scale: float = 0.01  # normal's std, uniform's bound (rnnexp/init.py)
     dtype: str = "float64"
     vocab_size: int = 0  # set from the corpus's vocabulary
-    # a parameter budget: hidden_size becomes the width whose count is nearest it once the
-    # vocabulary is known, so cells and depths compare at one size (as Karpathy et al. 2015)
+    # a parameter budget: hidden_size becomes the width whose count is nearest it (at the
+    # corpus's vocabulary once known), so cells and depths compare at one size (as Karpathy
+    # et al. 2015); checked up front as that width
     params: int | None = None
 
     def __post_init__(self) -> None:
@@ -44,10 +45,9 @@ class ModelConfig:
         for key in ("vocab_size", "hidden_size", "layers"):
             least = 0 if key == "vocab_size" else 1  # 0: not known yet
             check_whole(f"model.{key}", getattr(self, key), least)
-        if self.params is not None:
+        if self.params is not None:  # solved again once the vocabulary is known
             check_whole("model.params", self.params, 1)
-            if self.vocab_size:
-                self.hidden_size = matched_width(self)
+            self.hidden_size = matched_width(self)
         if self.cell not in CELLS:
             raise ConfigError(f"unknown model.cell {self.cell!r}; valid: {', '.join(CELLS)}")
         if MODEL_CONFIGS[self.cell] is not type(self):  # model.cell=gru in an rnn's preset
@@ -178,8 +178,10 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
     float64 initial draw (4 copies) cannot fit in this machine's memory."""
     n = param_count(config)
     need = 4 * n * max(np.dtype(config.dtype).itemsize, 8) + config.layers * LAYER_OVERHEAD
-    check_fits(f"model.hidden_size={config.hidden_size} with {config.layers} layer(s) has "
-               f"{n:,} parameters, with gradients and optimizer state", need)  # fmt: skip
+    size = f"model.hidden_size={config.hidden_size}"
+    size = size if config.params is None else f"model.params={config.params} ({size})"
+    check_fits(f"{size} with {config.layers} layer(s) has {n:,} parameters, with gradients "
+               f"and optimizer state", need)  # fmt: skip
 
 
 MODELS_DIR = CONF_DIR / "model"  # the presets, in YAML

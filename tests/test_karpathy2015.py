@@ -18,7 +18,11 @@ def test_model_params_gives_the_width_whose_count_is_nearest(cell, layers):
         miss = {w: abs(param_count(preset(cell, 65, w, layers=layers)) - target)
                 for w in (h - 1, h, h + 1) if w > 0}  # fmt: skip
         assert miss[h] == min(miss.values())
-    assert preset(cell, 0, 100, params=37_505).hidden_size == 100  # no vocabulary yet: as given
+    # no vocabulary yet (a sweep's checks): solved at one symbol, then again at the corpus's
+    assert (
+        preset(cell, 0, 100, params=37_505).hidden_size
+        >= preset(cell, 65, 100, params=37_505).hidden_size
+    )
     with pytest.raises(Exception, match="model.params"):
         preset(cell, 65, 100, params=0)
 

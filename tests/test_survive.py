@@ -39,6 +39,9 @@ BAD = [  # (overrides, what the one line must say)
         "unknown key 'optimizer.beta1'; valid keys of optimizer: lr, name",
     ),
     (["optimizer=rmsprop", "optimizer.decay=1"], "optimizer.decay must be a number in [0, 1)"),
+    (["model.params=0"], "model.params must be a whole number >= 1, got 0"),
+    (["model.params=100000000000"], "model.params=100000000000 (model.hidden_size=182573) with"),
+    (["corpus=python", "corpus.options.chars=-1"], "python chars must be a whole number >= 1"),
     (["schedule=cosne"], "unknown schedule 'cosne'; valid: constant, cosine, epoch_decay"),
     (
         ["schedule=constant", "schedule.warmup_steps=5"],
