@@ -58,14 +58,11 @@ def baseline(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
         try:
             with np.load(path, allow_pickle=False) as kept:
                 ce, p = kept["cross_entropy"], kept["probs"]
-            if (
-                ce.ndim == 1
-                and len(ce)
-                and np.isfinite(ce).all()
-                and p.shape == (len(val_ids) - 1,)
-            ):
+            shapes = (ce.shape, p.shape) == ((orders(len(train_ids), len(val_ids), max_order),),
+                                             (len(val_ids) - 1,))  # fmt: skip
+            if shapes and ce.dtype.kind == p.dtype.kind == "f" and np.isfinite(ce).all():
                 return ce, p
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none, or damaged
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):  # damaged
             pass
         ce, p = _table(train_ids, val_ids, vocab_size, max_order)
         try:  # whole or absent: a reader never sees half of it
@@ -73,6 +70,11 @@ def baseline(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
         except OSError:
             pass
     return ce, p
+
+
+def orders(n: int, m: int, max_order: int) -> int:
+    """The orders counted for splits of n and m characters: none longer than either."""
+    return max(1, min(max_order, n - 2, m))
 
 
 def _table(train_ids, val_ids, vocab_size: int, max_order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +144,7 @@ def _orders(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, max_ord
     """The probabilities of val_ids[1:] under each order from 1 to max_order, in turn."""
     x, v = np.asarray(train_ids, np.int64), np.asarray(val_ids, np.int64)
     n, m = len(x), len(v)
-    max_order = max(1, min(max_order, n - 2, m))  # no order longer than either split
+    max_order = orders(n, m, max_order)  # no order longer than either split
     # hashes of the (k-1)-, k- and (k+1)-grams of the training split, by start; order 0: ""
     before, keys = np.zeros(n + 1, np.uint64), _windows(x, np.zeros(n + 1, np.uint64), 1)
     after = _windows(x, keys, 2)

@@ -229,3 +229,4 @@ def test_python_is_this_machines_standard_library_in_ascii_by_name():
         assert code + "\n" == (lib / name).read_text().replace("\r\n", "\n"), name
     with pytest.raises(ConfigError, match="python chars"):
         load_corpus("python", chars=0)
+    assert load_corpus("python", chars=10).text == head[:10]  # cut where asked, even the header

@@ -102,3 +102,11 @@ def test_only_a_full_grid_of_two_or_more_keys_is_a_table():
     assert grid([job("optimizer.lr=0.01", "model.layers=1"), job("optimizer.lr=0.02",
                  "model.layers=2")], ["optimizer.lr", "model.layers"]) == {}  # fmt: skip
     assert grid(jobs[:2], ["model"]) == {}  # one key: the sweep's own table says it all
+
+
+def test_a_value_with_a_bar_stays_in_its_cell(tmp_path):
+    from rnnexp.framework.grid_table import write
+
+    write([["k \\ j", "t|c"], ["a", "1.5000"]], [], tmp_path, "bars")
+    assert "| k \\ j | t\\|c |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "table.csv").read_text().splitlines()[0] == "k \\ j,t|c"

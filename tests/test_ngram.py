@@ -88,10 +88,15 @@ def test_a_short_text_has_only_the_orders_it_holds_and_the_cache_gives_them_back
     best = int(np.argmin(ce))  # its p: the best order's, for val[1:]
     np.testing.assert_allclose(p, list(_orders(ids[:7], ids[7:], 3, 4))[best], rtol=1e-6)
     [kept] = (tmp_path / "rnnexp" / "ngram").glob("*.npz")
-    np.savez(kept, cross_entropy=[9.0, 8.0], probs=np.full(3, 0.5))
-    assert baseline(ids[:7], ids[7:], 3)[0].tolist() == [9.0, 8.0]  # what is read is the file
+    np.savez(kept, cross_entropy=[9.0, 8.0, 7.0, 6.0], probs=np.full(3, 0.5))
+    assert baseline(ids[:7], ids[7:], 3)[0].tolist() == [9.0, 8.0, 7.0, 6.0]  # read: the file
     for damaged in (b"PK\x03", b""):
         kept.write_bytes(damaged)
+        np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3)[0], ce)
+    for odd in (dict(cross_entropy=np.array(["a", "b", "c", "d"]), probs=np.full(3, 0.5)),
+                dict(cross_entropy=[1.0, 2.0, 3.0, 4.0], probs=np.array(["x", "y", "z"])),
+                dict(cross_entropy=[0.1, 0.2], probs=np.full(3, 0.5))):  # fmt: skip
+        np.savez(kept, **odd)  # foreign, or another number of orders: computed again
         np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3)[0], ce)
     np.savez(kept, cross_entropy=[9.0], probs=np.full(2, 0.5))  # probabilities of another text
     np.testing.assert_array_equal(baseline(ids[:7], ids[7:], 3)[0], ce)
@@ -117,9 +122,9 @@ def test_a_second_process_waits_for_the_first_and_reads_its_table(tmp_path, monk
         waiter.start()
         waiter.join(0.5)
         assert waiter.is_alive() and not got  # waiting, not computing
-        np.savez(kept, cross_entropy=[7.0, 6.0], probs=np.ones(49))  # what the first job wrote
+        np.savez(kept, cross_entropy=np.arange(20.0), probs=np.ones(49))  # the first job's
     waiter.join(10)
-    np.testing.assert_array_equal(got[0][0], [7.0, 6.0])
+    np.testing.assert_array_equal(got[0][0], np.arange(20.0))
     np.savez(kept, cross_entropy=[], probs=np.ones(49))  # an empty or odd table: again
     np.testing.assert_array_equal(baseline(ids[:150], ids[150:], 4)[0], first)
 
@@ -163,3 +168,18 @@ def test_a_cache_that_cannot_be_written_costs_only_the_time(tmp_path, monkeypatc
         baseline(ids[:80], ids[80:], 3)[0], cross_entropies(ids[:80], ids[80:], 3)
     )
     assert baseline(np.zeros(MAX_CHARS + 1, np.int64), ids, 3) is None  # too long to count
+
+
+def test_a_table_that_cannot_be_written_is_one_line(tmp_path):
+    """Standard output on a full disk: one line, exit 2, no traceback (and --help too)."""
+    import subprocess
+    import sys
+
+    for args in (["corpus=sevenths"], ["--help"]):
+        with open("/dev/full", "w") as full:
+            command = [sys.executable, "-m", "rnnexp.framework.ngram_command", *args]
+            r = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 2 and r.stderr == (
+            "rnnexp-ngram: error: cannot write the table to standard output: No space left on "
+            "device\n"), r.stderr  # fmt: skip

@@ -111,7 +111,7 @@ def findings(cells: dict, swept: list[str], ngram: tuple[int, float] | None) -> 
 
 def write(table: list[list[str]], notes: list[str], folder: Path, title: str) -> list[Path]:
     """table.md (the table, then the findings), table.csv and table.png in `folder`."""
-    md = [f"| {' | '.join(r)} |" for r in table]
+    md = ["| " + " | ".join(v.replace("|", "\\|") for v in r) + " |" for r in table]
     md.insert(1, "|" + "---|" + "---:|" * (len(table[0]) - 1))
     text = "\n".join([f"# {title}", "", *md, "", *(f"- {n}" for n in notes)]) + "\n"
     out = io.StringIO()

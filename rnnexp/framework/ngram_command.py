@@ -14,6 +14,7 @@ from the user's cache.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 
@@ -78,16 +79,23 @@ def table(s) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if set(args) & {"-h", "--help"}:
-        print(__doc__)
-        return 0
     try:
         from rnnexp.framework.rundir import check_cwd
 
         check_cwd()
-        print(table(settings(args)))
+        text = __doc__ if set(args) & {"-h", "--help"} else table(settings(args))
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
     except RnnexpError as e:
         print(f"rnnexp-ngram: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C while it counts: nothing is kept half-written
+        print("rnnexp-ngram: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # a full disk or a closed pipe under standard output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        print(f"rnnexp-ngram: error: cannot write the table to standard output: "
+              f"{e.strerror or e}", file=sys.stderr)  # fmt: skip
         return 2
     return 0
 
