@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnexp.atomic import atomic_write
+from rnnexp.checkpoint import read_npz
+from rnnexp.errors import RnnexpError
 from rnnexp.kernel_cache import user_cache
 
 PRIME = np.uint64(0x100000001B3)  # FNV's 64-bit prime: an odd multiplier mixes every byte
@@ -56,13 +58,14 @@ def baseline(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
         try:
-            with np.load(path, allow_pickle=False) as kept:
-                ce, p = kept["cross_entropy"], kept["probs"]
+            kept = read_npz(path)  # no pickles, each member's size checked before it is read
+            ce, p = kept["cross_entropy"], kept["probs"]
             shapes = (ce.shape, p.shape) == ((orders(len(train_ids), len(val_ids), max_order),),
                                              (len(val_ids) - 1,))  # fmt: skip
             if shapes and ce.dtype.kind == p.dtype.kind == "f" and np.isfinite(ce).all():
                 return ce, p
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):  # damaged
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
+                RnnexpError):  # none yet, or damaged  # fmt: skip
             pass
         ce, p = _table(train_ids, val_ids, vocab_size, max_order)
         try:  # whole or absent: a reader never sees half of it

@@ -42,7 +42,7 @@ def test_a_sweep_reads_back_complete_from_the_postgres_server(tmp_path, postgres
         assert [s for s, _ in history(uri, child.info.run_id, "train/smooth_loss")] == [
             5, 10, 15, 20, 25, 30,
         ]  # fmt: skip
-        files = {"config.yaml", "gates.png", "inspect.html", "loss_curve.png",
+        files = {"config.yaml", "gate_saturation.png", "inspect.html", "loss_curve.png",
                  "samples/step_0000015.txt", "samples/step_0000030.txt"}  # fmt: skip
         best = child.data.tags["rnnexp.best_model"]  # model_best/ where it is not the final
         if best == "model_best":

@@ -34,7 +34,7 @@ def params(folder) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_max_seconds_stops_training_and_says_why(tmp_path):
-    r = run_here(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=200",
+    r = run_here(*FAST, "train.steps=10000000", "train.max_seconds=4", "train.eval_every=200",
                "hydra.run.dir=outputs/budget", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     (run,) = runs(store(tmp_path))
@@ -43,7 +43,7 @@ def test_max_seconds_stops_training_and_says_why(tmp_path):
     assert 50 < last < 10_000_000  # stopped by time, and evaluated where it stopped
     assert history(store(tmp_path), run.info.run_id, "val/loss")[-1][0] == last
     log = (tmp_path / "outputs" / "budget" / "rnnexp.log").read_text()
-    assert f"stopped at step {last} of 10000000: train.max_seconds=1.5 s" in log
+    assert f"stopped at step {last} of 10000000: train.max_seconds=4.0 s" in log
     again = run_here("resume=outputs/budget", cwd=tmp_path)
     assert (
         again.returncode == 2 and "(train.max_seconds reached): nothing to resume" in again.stderr
@@ -90,7 +90,7 @@ def test_a_finished_run_trains_further_to_the_parameters_of_a_longer_run(tmp_pat
 def test_a_schedule_over_seconds_decays_to_its_end_by_the_time_budget(tmp_path):
     """train.schedule_over=seconds: the cosine's length is what train.max_seconds holds at the
     speed so far, so its rate is near its floor when the time is up, train.steps far away."""
-    r = run_here(*FAST, "train.steps=10000000", "train.max_seconds=1.5", "train.eval_every=100000",
+    r = run_here(*FAST, "train.steps=10000000", "train.max_seconds=4", "train.eval_every=100000",
                  "schedule=cosine", "schedule.warmup_steps=5", "train.schedule_over=seconds",
                  cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
