@@ -14,7 +14,6 @@ from the user's cache.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
@@ -78,26 +77,20 @@ def table(s) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rnnexp.framework.rundir import check_cwd
+    from rnnexp.framework.summary import print_out
+
     args = sys.argv[1:] if argv is None else argv
     try:
-        from rnnexp.framework.rundir import check_cwd
-
         check_cwd()
         text = __doc__ if set(args) & {"-h", "--help"} else table(settings(args))
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
     except RnnexpError as e:
         print(f"rnnexp-ngram: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while it counts: nothing is kept half-written
         print("rnnexp-ngram: interrupted", file=sys.stderr)
         return 130
-    except OSError as e:  # a full disk or a closed pipe under standard output
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
-        print(f"rnnexp-ngram: error: cannot write the table to standard output: "
-              f"{e.strerror or e}", file=sys.stderr)  # fmt: skip
-        return 2
-    return 0
+    return print_out(text, "rnnexp-ngram", "the table")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ rnnexp-sample 4e6f283d2f954bce99bd85951865c0fe --prime "ROMEO:" --seed 3
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from rnnexp.checkpoint import load_model
 from rnnexp.errors import RnnexpError
 from rnnexp.framework.run_source import RunSource, add_source_arguments, seed
 from rnnexp.framework.rundir import check_cwd
+from rnnexp.framework.summary import print_out
 from rnnexp.sample import sample
 
 
@@ -62,15 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     # a terminal that cannot show a character gets '?' for it, not a traceback
     if hasattr(sys.stdout, "reconfigure"):  # a text file; not a StringIO (called in-process)
         sys.stdout.reconfigure(errors="replace")
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except OSError as e:  # a full disk, a closed pipe
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
-        print(f"rnnexp-sample: error: cannot write the text to standard output: "
-              f"{e.strerror or e}", file=sys.stderr)  # fmt: skip
-        return 2
-    return 0
+    return print_out(text, "rnnexp-sample", "the text")
 
 
 if __name__ == "__main__":

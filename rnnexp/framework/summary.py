@@ -5,6 +5,7 @@ open it in the MLflow UI, a sample of its text; for a sweep, a table of its jobs
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,19 @@ def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+
+
+def print_out(text: str, prog: str, what: str) -> int:
+    """`text` on standard output, and 0; a full disk or a closed pipe there: one line on
+    stderr (`prog: error: cannot write WHAT ...`), and 2."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as e:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        say(f"{prog}: error: cannot write {what} to standard output: {e.strerror or e}")
+        return 2
+    return 0
 
 
 def field(label: str, text: str, indent: str = "") -> str:
