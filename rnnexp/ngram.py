@@ -140,7 +140,7 @@ def cross_entropies(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int,
     """The validation cross-entropy (nats/char) of the Kneser-Ney model of each order from 1
     to `max_order` (fewer for a split shorter than that), counted on `train_ids`,
     predicting val_ids[1:] as a network's val/loss does; shape (orders,)."""
-    return np.array([-np.log(p).mean() for p in _orders(train_ids, val_ids, vocab_size, max_order)])
+    return _table(train_ids, val_ids, vocab_size, max_order)[0]
 
 
 def _orders(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, max_order: int):

@@ -27,6 +27,7 @@ from rnnexp.inspect.units import (
     best_matches,
     correlations,
     rank_units,
+    strongest_units,
     text_features,
 )
 from rnnexp.model import CharRNN
@@ -63,9 +64,7 @@ def inspect(model: CharRNN, vocab: Vocab, ids: np.ndarray, units: int = 8,
         shown = [best[u] for u in chosen]
     else:
         shown = rank_units(r, names, units)
-    top = np.abs(r).argmax(1)  # (F,): each feature's strongest unit
-    strongest = [Match(int(top[i]), f, float(r[i, top[i]])) for i, f in enumerate(names)]
-    return Inspection(text, vocab.chars, t, names, best, shown, strongest)
+    return Inspection(text, vocab.chars, t, names, best, shown, strongest_units(r, names))
 
 
 HOW = (

@@ -131,15 +131,18 @@ def best_matches(r: np.ndarray, names: list[str]) -> list[Match]:
     return [Match(u, names[f[u]], float(r[f[u], u])) for u in range(r.shape[1])]
 
 
+def strongest_units(r: np.ndarray, names: list[str]) -> list[Match]:
+    """Each feature's strongest unit: r (F, U) -> F matches, in the features' order."""
+    top = np.abs(r).argmax(1) if names else []
+    return [Match(int(top[f]), name, float(r[f, top[f]])) for f, name in enumerate(names)]
+
+
 def rank_units(r: np.ndarray, names: list[str], k: int) -> list[Match]:
     """The k most interpretable units (the module's docstring says how they are ranked)."""
     chosen: dict[int, Match] = {}
-    if names:
-        strongest = np.abs(r).argmax(1)  # each feature's strongest unit
-        for f in np.argsort(-np.abs(r[np.arange(len(names)), strongest]), kind="stable"):
-            u = int(strongest[f])
-            if abs(r[f, u]) >= STRONG and u not in chosen and len(chosen) < k:
-                chosen[u] = Match(u, names[f], float(r[f, u]))
+    for m in sorted(strongest_units(r, names), key=lambda m: -abs(m.r)):  # stable: ties keep order
+        if abs(m.r) >= STRONG and m.unit not in chosen and len(chosen) < k:
+            chosen[m.unit] = m
     best = best_matches(r, names)
     for u in np.argsort(-np.abs([m.r for m in best]), kind="stable"):
         if len(chosen) >= k:
