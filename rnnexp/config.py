@@ -186,11 +186,18 @@ def _check_fits_in_memory(config: ModelConfig) -> None:
 
 MODELS_DIR = CONF_DIR / "model"  # the presets, in YAML
 PRESETS = tuple(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))  # rnn, stacked2, srn, ...
+"""The model presets `preset` reads, one per file of conf/model/: gru, lstm, rnn, srn, stacked2."""
 
 
 def preset(name: str, vocab_size: int, hidden_size: int, **overrides) -> ModelConfig:
     """The ModelConfig of a named model, read from conf/model/NAME.yaml (the one place the
-    presets are written), with the vocabulary, H and optional overrides."""
+    presets are written), with the vocabulary, H and optional overrides.
+
+    Examples:
+        >>> config = preset("lstm", vocab_size=65, hidden_size=256, layers=2)
+        >>> config.cell, config.layers, config.dtype
+        ('lstm', 2, 'float64')
+    """
     if name not in PRESETS:
         raise ConfigError(f"unknown model {name!r}; valid: {', '.join(PRESETS)}")
     from omegaconf import OmegaConf

@@ -20,6 +20,8 @@ from rnnexp.synthetic import GENERATORS
 
 @dataclass(frozen=True)
 class Corpus:
+    """A text to learn, as `load_corpus` returns it, with what is known of its source."""
+
     name: str
     text: str
     entropy_floor: float | None = None  # nats/char no model can beat, where known
@@ -84,6 +86,7 @@ DOWNLOADS = {
 # tiny shakespeare (Karpathy's selection of the plays) and this copy of Alice carry no
 # Project Gutenberg header or footer: the whole file is the text (tests/test_corpora.py).
 CORPORA = sorted([*DOWNLOADS, *GENERATORS, "file"])
+"""Every corpus `load_corpus` knows: downloaded, generated, and `file` (any text by path)."""
 
 
 def data_dir() -> Path:
@@ -188,7 +191,13 @@ def load_corpus(
 ) -> Corpus:
     """Corpus `name` (see CORPORA). `path` is for `file`; generated corpora take their
     generator's options (sevenths: length; fizzbuzz: n; elman: length, n_b, n_c, seed).
-    `max_chars` keeps only the first characters (the entropy floor still holds)."""
+    `max_chars` keeps only the first characters (the entropy floor still holds).
+
+    Examples:
+        >>> corpus = load_corpus("sevenths")
+        >>> corpus.text[:12], corpus.entropy_floor
+        ('142857142857', 0.0)
+    """
     if name not in CORPORA:
         raise ConfigError(f"unknown corpus {name!r}; valid: {', '.join(CORPORA)}")
     if name != "file" and path is not None:

@@ -12,7 +12,13 @@ from rnnexp.errors import CorpusError, check_interval, check_whole
 
 
 class Vocab:
-    """Sorted characters <-> ids."""
+    """Sorted characters <-> ids: the same ids in every process.
+
+    Examples:
+        >>> vocab = Vocab.from_text("hello")
+        >>> vocab.chars, vocab.encode("hel").tolist(), vocab.decode([2, 1])
+        ('ehlo', [1, 0, 2], 'lh')
+    """
 
     def __init__(self, chars: str):
         if len(set(chars)) != len(chars) or list(chars) != sorted(chars):
@@ -44,7 +50,12 @@ def check_val_fraction(value: float) -> float:
 
 
 def split(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation): the last `val_fraction` of the text is the validation split."""
+    """(train, validation): the last `val_fraction` of the text is the validation split.
+
+    Examples:
+        >>> [len(part) for part in split(np.arange(100))]
+        [90, 10]
+    """
     check_val_fraction(val_fraction)
     n_val = int(round(len(ids) * val_fraction))
     return ids[: len(ids) - n_val], ids[len(ids) - n_val :]

@@ -14,6 +14,8 @@ CHUNK = 256  # characters of each stream per forward pass: sets only the memory 
 
 @dataclass(frozen=True)
 class Evaluation:
+    """A loss over a split, as `evaluate` returns it: `loss` (nats/char) is `val/loss`."""
+
     loss: float  # nats per predicted character
     bpc: float  # bits per character: loss / ln 2
     chars: int  # characters predicted
@@ -30,7 +32,14 @@ def evaluate(
     the start. `chunk` only sets the memory used: the state is carried across chunks.
 
     chars: predict only about this many characters, the start of every piece (nanoGPT's
-    eval_iters): the same sample of the whole split at every call, for a cheap estimate."""
+    eval_iters): the same sample of the whole split at every call, for a cheap estimate.
+
+    Examples:
+        >>> model = CharRNN(preset("rnn", 3, 8), np.random.default_rng(0))
+        >>> result = evaluate(model, Vocab("abc").encode("abcabcabc"))
+        >>> result.chars, round(result.loss / result.bpc, 6)  # nats/char, bits/char: ln 2 apart
+        (8, 0.693147)
+    """
     n = len(ids) - 1  # predictions
     if n < 1:
         raise ValueError("need at least 2 characters to evaluate")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 INITS = ("normal", "uniform", "xavier", "orthogonal")
+"""The ways weights are drawn (`model.init`); `model.init_scale`: normal's std, uniform's bound."""
 
 
 def init_weights(shapes: dict, rng: np.random.Generator, scheme: str, scale: float, dtype) -> dict:

@@ -57,16 +57,16 @@ class _Workspace:
         self.cells = [cell.workspace(B, T, dt) for cell in cells]  # each layer's own
         self.logits = np.empty((T * B, V), dt)  # then probs, then dy
         self.dh = np.empty((T, B, H), dt)  # gradient reaching h_t from outside the recurrence
-        # dropout (training only): each layer's scaled mask and its output after the mask
+        # dropout (training only): each layer's scaled mask, and its output after the mask
         self.masks = [np.empty((T, B, H), dt) for _ in cells] if config.dropout else []
         self.dropped = [np.empty((T, B, H), dt) for _ in cells] if config.dropout else []
 
 
 class CharRNN:
-    """Parameters plus the math. `params` and the grads it returns share keys:
-    `l{l}.Wxh`, `l{l}.Whh`, `l{l}.bh` (and a cell's own) per layer, then `Why`, `by`. Both
-    are FlatParams: views into one buffer each, so optimizers update everything in a few
-    calls."""
+    """A character-level language model: cells stacked under a softmax readout. `params` and
+    the grads it returns share keys, `l{l}.Wxh`, `l{l}.Whh`, `l{l}.bh` (and a cell's own) per
+    layer, then `Why`, `by`, each a view into one buffer (FlatParams: one call updates all):
+    `CharRNN(preset("gru", len(vocab), hidden_size=128), np.random.default_rng(0))`."""
 
     def __init__(self, config: ModelConfig, rng: np.random.Generator):
         self.config = config
@@ -188,8 +188,7 @@ class CharRNN:
         last, logits, ws = self.forward(inputs, hprev, rng if drop else None)
         loss = _softmax_xent(logits, targets, 1.0 / B, True)
         dy = logits  # (T*B, V): (probs - one_hot) / B, the gradient of the mean over streams
-        # what each layer passed on: its h, or h times its dropout mask
-        outputs = ws.dropped if drop else [c.hs[1:] for c in ws.cells]
+        outputs = ws.dropped if drop else [c.hs[1:] for c in ws.cells]  # each layer's, dropped
 
         xty(outputs[-1].reshape(T * B, H), dy, out=g["Why"])
         np.add.reduce(dy, axis=0, out=g["by"])  # np.sum's wrapper costs more than the sum

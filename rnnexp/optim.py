@@ -137,7 +137,7 @@ class Optimizer:
 class SGD(OptimizerConfig):
     """p -= lr * g"""
 
-    name: str = field(default="sgd", init=False)
+    name: str = field(default="sgd", init=False)  # the option's own name (fixed)
 
     def update(self, lr, t, p, g):
         _sgd(_flat(p), _flat(g), lr)
@@ -151,7 +151,7 @@ class Adagrad(OptimizerConfig):
 
     eps: float  # inside the square root
     initial_accumulator: float  # where mem starts
-    name: str = field(default="adagrad", init=False)
+    name: str = field(default="adagrad", init=False)  # the option's own name (fixed)
     slots = ("mem",)  # running sum of squared gradients
 
     def __post_init__(self) -> None:
@@ -175,7 +175,7 @@ class RMSprop(OptimizerConfig):
 
     decay: float  # how much of the mean square each step keeps
     eps: float  # added to its square root
-    name: str = field(default="rmsprop", init=False)
+    name: str = field(default="rmsprop", init=False)  # the option's own name (fixed)
     slots = ("ms",)  # running mean of squared gradients
 
     def __post_init__(self) -> None:
@@ -195,7 +195,7 @@ class Adam(OptimizerConfig):
     beta1: float  # the decay of the running mean of g
     beta2: float  # and of g**2
     eps: float  # added to the square root
-    name: str = field(default="adam", init=False)
+    name: str = field(default="adam", init=False)  # the option's own name (fixed)
     slots = ("m", "v")
     counts_steps = True
 
@@ -256,12 +256,18 @@ def _adam(p, g, m, v, step, beta1, beta2, root, eps):
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam}
+"""Each optimizer's settings dataclass by name: the keys `make_optimizer` and `optimizer=` take."""
 
 
 def make_optimizer(name: str, **values: float) -> Optimizer:
     """A live optimizer of the kind registered under `name`, its keys as
     conf/optimizer/NAME.yaml sets them (the one place their values are written) but those
-    given in `values`."""
+    given in `values`.
+
+    Examples:
+        >>> make_optimizer("adam", lr=0.01).config
+        Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08, name='adam')
+    """
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(sorted(OPTIMIZERS))}")
     return Optimizer(OPTIMIZERS[name](**option_values("optimizer", name, OPTIMIZERS[name], values)))

@@ -37,7 +37,14 @@ def sample(
 
     The prime text is fed through the model from `state` (zero when None); without a prime
     the first character is drawn uniformly. temperature 1.0 samples the model's distribution,
-    lower is more conservative, 0 always takes the most likely character."""
+    lower is more conservative, 0 always takes the most likely character.
+
+    Examples:
+        >>> model = CharRNN(preset("rnn", 3, 8), np.random.default_rng(0))  # untrained
+        >>> text = sample(model, Vocab("abc"), np.random.default_rng(0), 10, prime="ab")
+        >>> len(text), text[:2], set(text) <= set("abc")
+        (12, 'ab', True)
+    """
     check_length("sample length", length)
     check_temperature(temperature)
     h = model.zero_state(1) if state is None else [x[:1].copy() for x in state]

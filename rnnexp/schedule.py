@@ -31,7 +31,7 @@ Rates = Callable[..., float]
 class Constant:
     """The optimizer's lr at every step (min-char-rnn, the notebooks)."""
 
-    name: str = field(default="constant", init=False)
+    name: str = field(default="constant", init=False)  # the option's own name (fixed)
 
     def rates(self, lr: float, steps: int, steps_per_epoch: int) -> Rates:
         return lambda t, steps=steps: lr
@@ -44,7 +44,7 @@ class EpochDecay:
 
     decay: float
     after_epochs: int
-    name: str = field(default="epoch_decay", init=False)
+    name: str = field(default="epoch_decay", init=False)  # the option's own name (fixed)
 
     def __post_init__(self) -> None:
         check_interval("schedule.decay", self.decay, 0, 1, low_closed=False, high_closed=True)
@@ -66,7 +66,7 @@ class Cosine:
 
     warmup_steps: int
     min_lr_ratio: float
-    name: str = field(default="cosine", init=False)
+    name: str = field(default="cosine", init=False)  # the option's own name (fixed)
 
     def __post_init__(self) -> None:
         check_whole("schedule.warmup_steps", self.warmup_steps, 0)
@@ -88,12 +88,19 @@ class Cosine:
 
 Schedule = Constant | EpochDecay | Cosine
 SCHEDULES = {"constant": Constant, "epoch_decay": EpochDecay, "cosine": Cosine}
+"""Each learning-rate schedule's settings dataclass by name, as `schedule=` chooses it."""
 
 
 def make_schedule(name: str, lr: float, steps: int, steps_per_epoch: int, **values) -> Rates:
     """The rates of schedule `name` (its keys as conf/schedule/NAME.yaml sets them, but those
     in `values`) for a run of `steps` steps, `steps_per_epoch` of them per pass over the
-    training text, starting from the optimizer's lr."""
+    training text, starting from the optimizer's lr: a function of the step.
+
+    Examples:
+        >>> rate = make_schedule("cosine", lr=0.01, steps=1000, steps_per_epoch=100)
+        >>> [round(rate(t), 5) for t in (0, 100, 550, 1000)]
+        [0.0001, 0.01, 0.0055, 0.001]
+    """
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; valid: {', '.join(sorted(SCHEDULES))}")
     schedule = SCHEDULES[name](**option_values("schedule", name, SCHEDULES[name], values))

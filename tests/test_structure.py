@@ -63,7 +63,7 @@ def test_only_the_libraries_public_apis():
 FRAMEWORK_LINES = 4_947 + 500 + 600  # issue 34's 600 go to either part: PACKAGE_LINES holds both
 # the whole package (engine and framework) before issue 34, and the 600 it allows for the
 # n-gram baselines, the paper's grid, its figures and a source-code corpus
-PACKAGE_LINES = 9_288 + 600
+PACKAGE_LINES = 9_288 + 600 + 80  # issue 35: the API's docstrings and their tested examples
 
 
 def test_the_store_code_and_every_file_and_function_stay_small():

@@ -32,6 +32,7 @@ def _found() -> dict[str, type]:
 
 
 CELLS = _found()  # name -> class: gru, lstm, rnn
+"""Each recurrent cell's class by name, one file each in rnnexp/cells/ (`model.cell`)."""
 
 
 def make_cell(name: str, hidden_size: int, **options):

@@ -19,7 +19,8 @@ from rnnexp.framework.rundir import CHECKPOINT_FILE, SWEEP_FILE
 
 @dataclass
 class Result:
-    """A run, or a sweep (its parent run and its jobs), as the store has it at the end."""
+    """A run, or a sweep (its parent run and its jobs), as the store has it at the end:
+    `run([...]).metrics["val/loss"]`, `run([...], multirun=True).best.folder`."""
 
     run_id: str | None  # its MLflow run (a sweep's: the parent); None when not tracked
     folder: Path  # the run's (or sweep's) output folder
