@@ -15,7 +15,6 @@ Needs the `bench` extra (torch==2.13.0, the CPU build).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -25,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import report
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 # PyTorch's GRU at its best in 200 s on one thread (issue 33): its own init, no dropout
 TORCH = {"hidden_size": 256, "lr": 5e-3, "warmup_steps": 50, "min_lr_ratio": 0.1,
          "batch_size": 32, "seq_length": 64, "clip": 5.0}  # fmt: skip
+COMMAND = "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/best200.py"
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -126,6 +128,19 @@ def evaluate_torch(net, head, ids, V: int, streams: int = 16, chunk: int = 256) 
     return float(total) / n
 
 
+def table(result: dict) -> str:
+    """Each seed's validation loss and steps, rnnexp's preset beside PyTorch's GRU."""
+    rows = []
+    for r in result["rows"]:
+        (a, sa, _), (b, sb, _) = r["rnnexp"], r["torch"]
+        rows.append([r["seed"], f"{a:.4f}", f"{sa:,}", f"{b:.4f}", f"{sb:,}",
+                     "rnnexp" if a < b else "PyTorch"])  # fmt: skip
+    mean = result["mean"]
+    rows.append(["mean", f"{mean['rnnexp']:.4f}", "", f"{mean['torch']:.4f}", "", ""])
+    head = ["seed", "rnnexp shakespeare_200s", "steps", "PyTorch nn.GRU", "steps", "lower"]
+    return report.markdown(head, rows, right=0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=200.0)
@@ -139,25 +154,11 @@ def main() -> None:
             torch_row = theirs(args.seconds, seed)
             rows.append({"seed": seed, "rnnexp": ours_result(proc, tmp), "torch": torch_row})
         print(f"seed {seed}: {json.dumps(rows[-1])}", flush=True)
-    print("\n| seed | rnnexp shakespeare_200s | steps | PyTorch nn.GRU | steps | lower |")
-    print("|---:|---:|---:|---:|---:|---|")
-    for r in rows:
-        (a, sa, _), (b, sb, _) = r["rnnexp"], r["torch"]
-        print(f"| {r['seed']} | {a:.4f} | {sa:,} | {b:.4f} | {sb:,} | "
-              f"{'rnnexp' if a < b else 'PyTorch'} |")  # fmt: skip
     mean = {k: sum(r[k][0] for r in rows) / len(rows) for k in ("rnnexp", "torch")}
-    print(f"| mean | {mean['rnnexp']:.4f} | | {mean['torch']:.4f} | | |")
+    print("\n" + table({"rows": rows, "mean": mean}))
     if args.seconds == 200 and args.seeds == [0, 1, 2]:
-        from search import cpu_name
-
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(json.dumps({
-            "command": "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/best200.py",
-            "machine": f"{cpu_name()}, {os.cpu_count()} cores", "seconds": args.seconds,
-            "date": datetime.date.today().isoformat(), "torch_recipe": TORCH, "rows": rows,
-            "mean": mean,
-        }, indent=2) + "\n")  # fmt: skip
-        print(f"written: {args.write}")
+        report.write(args.write, COMMAND, seconds=args.seconds, torch_recipe=TORCH, rows=rows,
+                     mean=mean)  # fmt: skip
 
 
 if __name__ == "__main__":

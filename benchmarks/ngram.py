@@ -11,22 +11,29 @@ command, the machine, the date and the figures). It computes, never reads the ca
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
+import math
 import resource
 import sys
 import time
 from pathlib import Path
 
+import report
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+COMMAND = "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/ngram.py"
+
+
+def table(result: dict) -> str:
+    """Each order's cross-entropy on the validation split, in nats and bits a character."""
+    best = result["best_order"]
+    rows = [[f"**{k}** (best)" if k == best else k, f"{c:.4f}", f"{c / math.log(2):.3f}"]
+            for k, c in enumerate(result["cross_entropy"], 1)]  # fmt: skip
+    return report.markdown(["order", "val nats/char", "bits/char"], rows, right=0)
 
 
 def main() -> None:
-    from search import cpu_name
-
     from rnnexp import Vocab, load_corpus, split
     from rnnexp.ngram import MAX_ORDER, cross_entropies
 
@@ -46,20 +53,11 @@ def main() -> None:
         f"{args.corpus}: {len(train_ids):,} training characters, {len(val_ids):,} validation, "
         f"V={len(vocab)}; {len(ce)} orders in {seconds:.1f} s, peak memory {peak_mb:.0f} MB"
     )
-    print("\n| order | val nats/char | bits/char |\n|---:|---:|---:|")
-    for k, c in enumerate(ce, 1):
-        mark = " (best)" if k == best else ""
-        print(f"| {k}{mark} | {c:.4f} | {c / 0.6931471805599453:.3f} |")
+    result = {"best_order": best, "cross_entropy": [round(float(c), 4) for c in ce]}
+    print("\n" + table(result))
     if args.corpus == "shakespeare":
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(json.dumps({
-            "command": "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/ngram.py",
-            "machine": f"{cpu_name()}, {os.cpu_count()} cores",
-            "date": datetime.date.today().isoformat(), "corpus": args.corpus,
-            "seconds": round(seconds, 2), "peak_mb": round(peak_mb), "best_order": best,
-            "cross_entropy": [round(float(c), 4) for c in ce],
-        }, indent=2) + "\n")  # fmt: skip
-        print(f"written: {args.write}")
+        report.write(args.write, COMMAND, corpus=args.corpus, seconds=round(seconds, 2),
+                     peak_mb=round(peak_mb), **result)  # fmt: skip
 
 
 if __name__ == "__main__":

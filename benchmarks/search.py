@@ -17,10 +17,8 @@ date and the figures); --quick runs a tiny version of both (tests/test_benchmark
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,16 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import report
+
 ROOT = Path(__file__).resolve().parents[1]
 LRS = "0.001,0.002,0.004,0.008,0.016,0.032"
 WIDTHS = "64,128"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+COMMAND = "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/search.py"
 
 
 def children_cpu() -> float:
@@ -77,6 +71,17 @@ def sweep(args: list[str], folder: Path) -> dict:
     }
 
 
+def table(result: dict) -> str:
+    """Each sweep's wall time, busy cores, jobs, pruned jobs and best job, as Markdown."""
+    rows = []
+    for key, r in result["results"].items():
+        name, _, prune = key.rpartition(" ")
+        rows.append([name, prune.split("=")[1], f"{r['wall_s']:.0f}", f"{r['busy']:.0%}",
+                     r["jobs"], r["pruned"], r["best"], f"{r['best_val']:.4f}"])  # fmt: skip
+    head = ["sweep", "prune", "wall (s)", "cores busy", "jobs", "pruned", "best job", "best val"]
+    return report.markdown(head, rows, right=2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a tiny version (a smoke test)")
@@ -107,26 +112,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 results[f"{name} prune={prune}"] = out = sweep([*base, f"prune={prune}"], Path(tmp))
             print(f"{name} prune={prune}: {json.dumps(out)}", flush=True)
-    print("\n| sweep | prune | wall (s) | cores busy | jobs | pruned | best job | best val |")
-    print("|---|---|---:|---:|---:|---:|---|---:|")
-    for key, r in results.items():
-        name, _, prune = key.rpartition(" ")
-        print(f"| {name} | {prune.split('=')[1]} | {r['wall_s']:.0f} | {r['busy']:.0%} | "
-              f"{r['jobs']} | {r['pruned']} | {r['best']} | {r['best_val']:.4f} |")  # fmt: skip
+    print("\n" + table({"results": results}))
     for name, base in (("grid", "grid"), ("grid hydra/sweeper=basic", "grid"),
                        ("search", "search")):  # fmt: skip
         full, pruned = results[f"{base} prune=none"], results[f"{name} prune=asha"]
         print(f"{name}: asha / none wall = {pruned['wall_s'] / full['wall_s']:.2f}, best val "
               f"{pruned['best_val'] - full['best_val']:+.4f} nats")  # fmt: skip
     if not args.quick:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(json.dumps({
-            "command": "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/search.py",
-            "machine": f"{cpu_name()}, {os.cpu_count()} cores",
-            "date": datetime.date.today().isoformat(),
-            "grid": grid, "search": search, "results": results,
-        }, indent=2) + "\n")  # fmt: skip
-        print(f"written: {args.write}")
+        report.write(args.write, COMMAND, grid=grid, search=search, results=results)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """BLAS threads beside a neighbour: training chars/s of `rnnexp` runs with threads=1,
 threads=2 and the default (threads=null: one thread, a second while it is faster), alone, beside
 a second run of the same command, and beside a CPU hog (one busy process); each figure the
-median of the runs of that cell. Prints a markdown table, and with --json writes it for the
-docs.
+median of the runs of that cell. Prints a Markdown table; the full table (both models) is
+also written to docs/results/threads.json (the command, the machine, the date, the figures).
 
     RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/threads.py
     .venv/bin/python benchmarks/threads.py --steps 200 --models gru   # a quick look
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -22,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import report
+
+ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name -> overrides: the default run, and a larger LSTM
     "gru": ["model=gru"],
     "lstm": ["model=lstm", "model.hidden_size=256"],
@@ -64,12 +66,19 @@ def measure(args: list[str], beside: str, folder: Path) -> float:
             hog.wait()
 
 
+def table(result: dict) -> str:
+    """Training chars/s at each BLAS thread setting, alone and beside other work."""
+    rows = [[r["model"], r["beside"], *(f"{r[k]:,.0f}" for k in SETTINGS),
+             f"{r['default / threads=1']:.2f}"] for r in result["rows"]]  # fmt: skip
+    return report.markdown(["model", "beside", *SETTINGS, "default / threads=1"], rows, right=2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=1, help="runs per cell (median)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--json", type=Path, help="also write the table here (for the docs)")
+    p.add_argument("--write", type=Path, default=ROOT / "docs" / "results" / "threads.json")
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -83,20 +92,10 @@ def main() -> None:
                 row["default / threads=1"] = row["default"] / row["threads=1"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    head = ["model", "beside", *SETTINGS, "default / threads=1"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["model"], r["beside"], *(f"{r[k]:,.0f}" for k in SETTINGS),
-                 f"{r['default / threads=1']:.2f}"]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    command = "python benchmarks/threads.py " + " ".join(sys.argv[1:])
-    print(f"\n{table}\n\n{command}; {platform.node()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
-    if a.json:
-        a.json.write_text(json.dumps({"command": command, "machine": platform.node(),
-                                      "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
-                                      "rows": rows}, indent=2) + "\n")  # fmt: skip
+    print("\n" + table({"rows": rows}))
+    if a.models == list(MODELS):
+        command = "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/threads.py"
+        report.write(a.write, " ".join([command, *sys.argv[1:]]), rows=rows)
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def test_targets_benchmark_runs():
 
 def test_startup_benchmark_runs():
     out = run("benchmarks/startup.py", "--repeats", "1")
-    assert "rnnexp --help" in out and "imports mlflow: False" in out
-    assert "imports mlflow: True" not in out and "imports numba: True" not in out
+    rows = re.findall(r"^\| `(rnnexp [^`]*)` \| ([^|]*) \|", out, re.M)
+    assert [c for c, _ in rows] == ["rnnexp --help", "rnnexp --cfg job", "rnnexp model=rnm (error)"]
+    assert all(imports == "neither mlflow nor numba" for _, imports in rows), out
+    assert "written" not in out  # one repeat: no result for the docs
 
 
 @pytest.mark.slow  # PyTorch's import and two models' compile: 10 s
@@ -74,7 +76,8 @@ def test_cells_benchmark_runs():
 def test_inspection_benchmark_runs():
     out = run("benchmarks/inspection.py", "--chars", "300", "--hidden", "16", "--repeats", "1",
               "--cells", "lstm")  # fmt: skip
-    assert "300 characters, H16" in out and "lstm  float64" in out
+    assert "300 characters, H16" in out and re.search(r"^\| lstm \| float64 \|", out, re.M)
+    assert "written" not in out
 
 
 def test_early_validation_benchmark_runs():
@@ -105,9 +108,9 @@ def test_best200_benchmark_runs():
 
 @pytest.mark.slow
 def test_threads_benchmark_runs(tmp_path):
-    out = run("benchmarks/threads.py", "--steps", "5", "--models", "gru", "--json",
+    out = run("benchmarks/threads.py", "--steps", "5", "--models", "gru", "--write",
               str(tmp_path / "t.json"))  # fmt: skip
-    assert "| gru | a CPU hog |" in out and (tmp_path / "t.json").is_file()
+    assert "| gru | a CPU hog |" in out and not (tmp_path / "t.json").exists()  # one model
 
 
 def test_walk_benchmark_runs():
@@ -135,5 +138,5 @@ def test_search_benchmark_runs():
 def test_ngram_benchmark_runs():
     """A small corpus's table of orders, its best marked; nothing written but for shakespeare."""
     out = run("benchmarks/ngram.py", "--corpus", "elman")
-    assert re.search(r"^\| \d+ \(best\) \| \d\.\d{4} \| \d\.\d{3} \|$", out, re.M), out
+    assert re.search(r"^\| \*\*\d+\*\* \(best\) \| \d\.\d{4} \| \d\.\d{3} \|$", out, re.M), out
     assert "| 20 |" in out and "written" not in out
