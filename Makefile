@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -m "not slow"
 # a headless browser for the MLflow UI. `make system-deps` installs the missing ones (root).
 SYSTEM_PACKAGES := postgresql chromium chromium-driver
 
-.PHONY: run test lint format bench clean system-deps
+.PHONY: run test lint format bench clean system-deps docs docs-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[docs]"
+	touch $@
+
 run: $(VENV)/.installed  ## train the default experiment
 	$(BIN)/rnnexp $(ARGS)
 
@@ -32,16 +36,24 @@ test: $(VENV)/.installed-test lint  ## lint, then the test suite (CI adds the sl
 	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check rnnexp tests benchmarks
-	$(BIN)/ruff format --check rnnexp tests benchmarks
+	$(BIN)/ruff check rnnexp tests benchmarks docs/hooks.py
+	$(BIN)/ruff format --check rnnexp tests benchmarks docs/hooks.py
+
+# the user's guide (docs/, mkdocs.yml) into outputs/site; --strict: a broken link or reference
+# fails the build
+docs: $(VENV)/.installed-docs  ## build the documentation site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.installed-docs  ## the site on http://127.0.0.1:8000, rebuilt on each save
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
 
 bench: $(VENV)/.installed  ## the throughput table of the README (PyTorch included)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py --threads 1
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff check --fix rnnexp tests benchmarks
-	$(BIN)/ruff format rnnexp tests benchmarks
+	$(BIN)/ruff check --fix rnnexp tests benchmarks docs/hooks.py
+	$(BIN)/ruff format rnnexp tests benchmarks docs/hooks.py
 
 system-deps:  ## the Debian packages of the slow tests (CI runs this before `make test`)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

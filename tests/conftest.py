@@ -84,8 +84,8 @@ def serve_mlflow(root: Path, backend_store_uri: str) -> Iterator[str]:
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
         stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
-        # the light set-up of the README: no job runner (7 more processes, ~2 GB) for
-        # GenAI features rnnexp does not use
+        # the light set-up the guide shows (docs/tracking.md): no job runner (7 more
+        # processes, ~2 GB) for GenAI features rnnexp does not use
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"

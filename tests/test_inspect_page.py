@@ -2,8 +2,8 @@
 from disk and from the MLflow artifact browser, it draws the text and the units, re-colours
 the text for a unit chosen by number, and shows the model's guesses on hover.
 
-RNNEXP_INSPECT_SCREENSHOT=experiments/inspect-shakespeare.png makes this test refresh the
-README's screenshot (an LSTM trained ~20 s on tiny shakespeare).
+RNNEXP_INSPECT_SCREENSHOT=docs/images/inspect-shakespeare.png makes this test refresh the
+site's screenshot (an LSTM trained ~20 s on tiny shakespeare).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ hold every pair of model and optimizer (the pairs conf/tuning/ tunes), of model 
 of optimizer and corpus, each composed by Hydra from conf/ as `rnnexp model=M optimizer=O
 corpus=C` composes it and trained 300 steps (614,400 characters at the default B32 T64): each
 must end below the unigram cross-entropy of its validation split (what character frequencies
-alone score), none blow up. `benchmarks/matrix.py` without --pairwise runs all 120 (README)."""
+alone score), none blow up. `benchmarks/matrix.py` without --pairwise runs all 120
+(docs/performance.md)."""
 
 import itertools
 import subprocess

@@ -33,7 +33,7 @@ def setup(
     c = load_corpus(corpus)
     vocab = Vocab.from_text(c.text)
     train_ids, val_ids = split(vocab.encode(c.text))
-    # the notebooks' initialisation: the figures these tests print are recorded in the README
+    # the notebooks' initialisation, which the figures these tests print (-s) are for
     config = preset(model, len(vocab), hidden, dtype=dtype, init="normal", init_scale=0.01)
     model = CharRNN(config, np.random.default_rng(seed))
     trainer = Trainer(model, make_optimizer(optimizer, lr=lr), train_ids, **train)

@@ -3,8 +3,8 @@ headless Chromium (Debian's chromium and chromedriver, `make system-deps`; nothi
 shows the parent with its children, a child's loss metric and sample artifact, and the
 children's validation curves side by side, saved as a screenshot.
 
-RNNEXP_UI_SCREENSHOT=experiments/mlflow-ui-sweep.png makes this test refresh the README's
-screenshot.
+RNNEXP_UI_SCREENSHOTS=docs/images makes this test refresh the site's screenshots there:
+mlflow-ui-runs.png (the sweep's parent and children) and mlflow-ui-sweep.png (compared).
 """
 
 from __future__ import annotations
@@ -66,6 +66,14 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
             ):
                 b.click()
 
+        def keep(name: str) -> None:
+            """A screenshot of the page as it is, for the site when asked."""
+            shot = tmp_path / name
+            assert browser.save_screenshot(str(shot))
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+            if os.environ.get("RNNEXP_UI_SCREENSHOTS"):
+                shutil.copy(shot, Path(os.environ["RNNEXP_UI_SCREENSHOTS"]) / name)
+
         def unfold() -> None:
             """Show the parent's children: the UI remembers unfolded parents, so only if folded."""
             try:
@@ -84,6 +92,7 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
         close_assistant()
         assert not any(n in text() for n in names)  # nested under the parent, folded
         unfold()
+        keep("mlflow-ui-runs.png")
 
         # a child's page: its loss metric, and its parent
         best = next(c for c in children if c.data.tags.get("rnnexp.best") == "true")
@@ -119,8 +128,4 @@ def test_the_mlflow_ui_shows_a_sweep(tmp_path, browser):
         wait_for("val/loss")
         click('[data-component-id="fullscreen_button_chartcard"]')  # the chart, full size
         wait_for("val/loss", *names)  # its legend: a line per child, named by what varies
-        shot = tmp_path / "mlflow-ui-sweep.png"
-        assert browser.save_screenshot(str(shot))
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-        if os.environ.get("RNNEXP_UI_SCREENSHOT"):
-            shutil.copy(shot, os.environ["RNNEXP_UI_SCREENSHOT"])
+        keep("mlflow-ui-sweep.png")

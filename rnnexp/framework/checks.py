@@ -181,7 +181,7 @@ def check_launcher(launcher: str | None, address: str | None, store: Store,
     if address and address != "local" and not store.is_server:
         raise RnnexpError(f"hydra/launcher=ray on the cluster at {address} runs jobs on other "
                           f"machines, which cannot write the tracking store {store.uri}: start an "
-                          f"MLflow server (README, Scaling out) and set "
+                          f"MLflow server (docs: Scaling out) and set "
                           f"tracking.uri=http://HOST:PORT")  # fmt: skip
 
 

@@ -102,7 +102,7 @@ def ui_link(store: StoreUri, experiment_id: str, run_id: str, launch_dir: Path,
     backend = store.uri if path is None else f"sqlite:///{shown(path, launch_dir)}"
     script = Path(sys.executable).with_name("mlflow")  # of this Python's venv, if it has one
     mlflow = shown(script, launch_dir) if script.is_file() else "mlflow"
-    # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; README)
+    # the light UI: without its GenAI job runner (10 processes, ~2.5 GB; docs/tracking.md)
     command = f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {mlflow} ui --backend-store-uri "
     return f"{command}{backend} --workers 1\nthen open http://127.0.0.1:5000/{page}"
 

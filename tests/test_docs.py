@@ -1,8 +1,10 @@
-"""Every shell command and Python block of the README, run for real (on tiny step counts, in a
-temporary folder with its own store), so the README cannot drift from the code.
+"""The README and the guide (docs/, built by MkDocs) as a user meets them: every shell command
+and Python block they show, run for real (on tiny step counts, in a temporary folder with its
+own store); every error they show, printed as shown; every figure a `<!-- shown: -->`
+transcript shows, what its command prints; and the site, built with --strict.
 
 A command that cannot run here is listed in NOT_RUN with the test that covers it instead;
-a README command that is neither run nor listed fails the test."""
+a command shown but neither run nor listed fails the test."""
 
 import os
 import re
@@ -17,7 +19,8 @@ from conftest import ROOT, answers, free_port
 from helpers import env, runs
 
 README = ROOT / "README.md"
-# what each run is shortened to; a README override of these keys is replaced, not repeated
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]  # what users read
+# what each run is shortened to; a page's override of these keys is replaced, not repeated
 TINY = {
     "train.steps": "20",
     "train.log_every": "5",
@@ -29,10 +32,18 @@ TINY = {
     "corpus.val_fraction": "0.02",  # the final evaluation reads 2 % of the text, not 10 %
     "hydra.sweeper.n_trials": "2",  # a search: two trials
 }
-NOT_RUN = {  # README command (start) -> why it is not run here, and what covers it
+NOT_RUN = {  # command shown (start) -> why it is not run here, and what covers it
     "make run": "the main job itself: CI runs `make test`, and this test runs `rnnexp`",
     "make test": "this test is part of it",
-    ".venv/bin/pip install": "the test extras install every extra the README names",
+    "make docs": "test_the_site_builds_strict runs the same `mkdocs build --strict`",
+    "make format": "ruff's fixes: `make test` runs ruff's checks",
+    "make system-deps": "CI runs it before `make test` (.ci/run)",
+    "make bench": "benchmarks/throughput.py, which tests/test_benchmarks.py runs tiny",
+    ".venv/bin/python -m pytest": "the test suite itself",
+    "rnnexp -m experiment=karpathy2015": (
+        "36 jobs: tests/test_karpathy2015.py runs a small grid of the real preset"
+    ),
+    ".venv/bin/pip install": "the test extras install every extra the pages name",
     "sudo ": "installs system packages and database users: `make system-deps`, tests/pg.py",
     "export RAY_AUTH_MODE": "a Ray cluster's shell set-up: tests/test_ray.py sets the same",
     "ray start": "a Ray cluster: tests/test_ray.py starts a real head on 127.0.0.1",
@@ -49,34 +60,36 @@ NOT_RUN = {  # README command (start) -> why it is not run here, and what covers
     "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/": (
         "a benchmark of minutes: tests/test_benchmarks.py runs each on tiny settings"
     ),
-    "RNNEXP_UI_SCREENSHOT=": "the UI test itself: tests/test_ui.py (slow)",
+    "RNNEXP_UI_SCREENSHOTS=": "the UI test itself: tests/test_ui.py (slow)",
     "MLFLOW_TRACKING_URI=sqlite:///outputs/mlflow.db mlflow models serve": (
         "a server that runs until stopped: tests/test_mlflow_model.py serves a model (slow)"
     ),
     "curl ": "asks the server above: tests/test_mlflow_model.py posts the same request (slow)",
     "RNNEXP_INSPECT_SCREENSHOT=": "the page's browser test itself: tests/test_inspect_page.py",
-    ".venv/bin/python benchmarks/inspection.py": "tests/test_benchmarks.py runs it, tiny",
+    ".venv/bin/python benchmarks/": "a benchmark: tests/test_benchmarks.py runs each, tiny",
     "optuna-dashboard ": (
         "a server that runs until stopped, from the search extra: the study it reads is "
         "tests/test_search.py's"
     ),
 }
-# commands the README shows that still fail: each names the issue that fixes it. Strict: one
+# commands the pages show that still fail: each names the issue that fixes it. Strict: one
 # that starts to pass must leave this list
-KNOWN_FAILING: dict[str, str] = {}  # README command -> the issue that will fix it
+KNOWN_FAILING: dict[str, str] = {}  # command shown -> the issue that will fix it
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.M | re.S)
+def blocks(language: str, page: Path | None = None) -> list[str]:
+    """The fenced blocks of one page, or of every page."""
+    texts = [page.read_text()] if page else [p.read_text() for p in PAGES]
+    return [b for t in texts for b in re.findall(rf"^```{language}\n(.*?)^```", t, re.M | re.S)]
 
 
 def commands() -> list[str]:
-    """Each shell command of the README, continuation lines joined, comments dropped."""
+    """Each shell command shown, once, continuation lines joined, comments dropped."""
     out = []
     for block in blocks("sh"):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
-            if words:
+            if words and shlex.join(words) not in out:
                 out.append(shlex.join(words))
     return out
 
@@ -86,7 +99,7 @@ def skipped(command: str) -> str | None:
 
 
 def tiny(words: list[str]) -> list[str]:
-    """A run's words with the TINY values in place of (or added to) the README's."""
+    """A run's words with the TINY values in place of (or added to) the page's."""
     if any(w in ("--help", "--cfg", "-h") or w.startswith("resume=") for w in words):
         return words
     kept = [w for w in words if w.split("=", 1)[0] not in TINY]
@@ -106,7 +119,7 @@ class Session:
         return f"sqlite:///{self.folder / 'outputs' / 'mlflow.db'}"
 
     def placeholders(self, words: list[str]) -> list[str]:
-        """The README's example run folder and run id -> this session's first run."""
+        """The pages' example run folder and run id -> this session's first run."""
         run = next(r for r in runs(self.store()) if r.data.tags["rnnexp.output_dir"] == str(
             self.first_run))  # fmt: skip
         out = []
@@ -156,7 +169,7 @@ class Session:
             proc.wait(timeout=30)
 
 
-def test_every_readme_command_is_run_or_accounted_for():
+def test_every_command_shown_is_run_or_accounted_for():
     for command in commands():
         runnable = command.split()[0] in (
             "rnnexp",
@@ -165,13 +178,13 @@ def test_every_readme_command_is_run_or_accounted_for():
             "rnnexp-ngram",
             "python",
         ) or ("mlflow ui" in command)
-        assert runnable or skipped(command), f"README command neither run nor listed: {command}"
+        assert runnable or skipped(command), f"command shown but neither run nor listed: {command}"
     for start in [*NOT_RUN, *KNOWN_FAILING]:
-        assert any(c.startswith(start) for c in commands()), f"no longer in the README: {start}"
+        assert any(c.startswith(start) for c in commands()), f"no longer shown: {start}"
 
 
 @pytest.mark.slow
-def test_every_readme_command_works(tmp_path):
+def test_every_command_shown_works(tmp_path):
     session = Session(tmp_path)
     (tmp_path / "my_text.txt").write_text(
         "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(200))
@@ -195,20 +208,22 @@ def test_every_readme_command_works(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_readme_python_block_works(tmp_path):
-    code = "\n\n".join(blocks("python"))
+@pytest.mark.parametrize("page", [p for p in PAGES if blocks("python", p)], ids=lambda p: p.name)
+def test_every_python_block_works(page, tmp_path):
+    """A page's Python blocks, one after the other in one process (a notebook's cells)."""
+    code = "\n\n".join(blocks("python", page))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env(),
                        capture_output=True, text=True, timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "outputs" / "my_model" / "model.npz").is_file()
+    assert list(tmp_path.glob("outputs/runs/*/model/model.npz")), "a tracked run made its model"
 
 
-# ---------------------------------------------------------------- what the README shows
+# ---------------------------------------------------------------- what the pages show
 
 SHOWN = re.compile(r"<!-- shown: (.+?) -->\n\n((?:(?: {4}.*)?\n)+)")
 FIGURE = re.compile(r"\d+\.\d{3,}")  # a loss, a bpc: 3 or more decimals
 TOLERANCE = 0.05  # nats/char: another CPU's BLAS and SIMD kernels end a run elsewhere
-MASKS = [  # what differs from one machine, day or folder to the next, as the README shows it
+MASKS = [  # what differs from one machine, day or folder to the next, as the pages show it
     (re.compile(r"^\[\d{4}-[^\]]*\]\[\w+\]\[\w+\] - "), ""),  # a log line's time
     (re.compile(r"[\d,]+ chars/s"), "# chars/s"),
     (re.compile(r"\b\d+(\.\d+)? (s|min)\b"), "# s"),
@@ -229,7 +244,7 @@ def shape(line: str) -> str:
 
 
 def compare(shown: str, seen: str) -> list[str]:
-    """The README's lines of figures that the output does not show (its shape absent, or a
+    """The shown lines of figures that the output does not show (its shape absent, or a
     figure off by more than TOLERANCE); progress lines (what is left, at a time) excepted."""
     lines = [line.strip() for line in seen.splitlines()]
     problems = []
@@ -248,19 +263,21 @@ def compare(shown: str, seen: str) -> list[str]:
 
 
 def transcripts() -> list[tuple[str, list[str]]]:
-    """The README's `$ rnnexp ...` examples and the lines they print."""
+    """The `$ rnnexp ...` examples of every page and the lines they print."""
     out = []
-    for block in re.findall(r"((?: {4}\$ .*\n(?: {4}(?!\$).*\n)*)+)", README.read_text()):
+    text = "".join(p.read_text() for p in PAGES)
+    for block in re.findall(r"((?: {4}\$ .*\n(?: {4}(?!\$).*\n)*)+)", text):
         for part in re.split(r"^ {4}\$ ", block, flags=re.M)[1:]:
             command, *said = part.rstrip("\n").split("\n")
             out.append((command, [s[4:] for s in said]))
     return out
 
 
-def test_the_readme_error_examples_are_what_rnnexp_prints(tmp_path):
+def test_the_error_examples_are_what_rnnexp_prints(tmp_path):
     from helpers import run_here
 
     examples = [(c, said) for c, said in transcripts() if said[0].startswith("rnnexp: error:")]
+    examples = list(dict((c, said) for c, said in examples).items())  # each command once
     assert len(examples) >= 6
     for command, said in examples:
         words = shlex.split(command)
@@ -268,18 +285,61 @@ def test_the_readme_error_examples_are_what_rnnexp_prints(tmp_path):
         r = run_here(*words[1:], cwd=tmp_path, fresh=True)
         assert r.returncode == 2 and [shape(x) for x in r.stderr.strip().splitlines()] == [
             shape(x) for x in said
-        ], f"{command}\n  README: {said}\n  prints: {r.stderr}"
+        ], f"{command}\n  shown: {said}\n  prints: {r.stderr}"
 
 
 @pytest.mark.slow
-def test_the_readme_figures_are_what_its_commands_print(tmp_path):
-    shown = SHOWN.findall(README.read_text())
+def test_the_figures_shown_are_what_the_commands_print(tmp_path):
+    shown: dict[str, list[str]] = {}  # command -> every block that shows its output
+    for page in PAGES:
+        for command, block in SHOWN.findall(page.read_text()):
+            shown.setdefault(command, []).append(block)
     assert len(shown) >= 3, "the first run, min_char_rnn, the 500-step sweep"
-    for command, block in shown:
+    for command, said in shown.items():
         words = shlex.split(command)
         assert words[0] == "rnnexp", command
         r = subprocess.run([sys.executable, "-m", "rnnexp", *words[1:]], cwd=tmp_path,
                            env=env(), capture_output=True, text=True, timeout=1800)  # fmt: skip
         assert r.returncode == 0, r.stderr[-2000:]
-        problems = compare(block, r.stdout + r.stderr)
-        assert not problems, f"the README's {command} has drifted:\n" + "\n".join(problems)
+        problems = [p for block in said for p in compare(block, r.stdout + r.stderr)]
+        assert not problems, f"{command} has drifted from what the pages show:\n" + "\n".join(
+            problems
+        )
+
+
+# ---------------------------------------------------------------- the pages themselves
+
+NARRATIVE = re.compile(  # a page says what a command does, not how the project got there
+    r"\bissue \d|\bthe day before\b|\ba day later\b|\bmeasured here\b|\bbefore the kernels\b"
+    r"|\bwas measured\b|\bat `?[0-9a-f]{7}`?\b|\bnow\b[^.]*\bbefore\b",
+    re.I,
+)
+
+
+def test_the_readme_is_short_and_links_into_the_guide():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250
+    assert text.startswith("# rnnexp\n") and "make run" in text.split("\n## ")[0]
+    linked = set(re.findall(r"\]\(docs/([\w-]+\.md)[#)]", text))
+    assert linked >= {p.name for p in PAGES[1:]} - {"index.md"}, linked
+
+
+def test_the_pages_are_for_users():
+    for page in PAGES:
+        found = NARRATIVE.findall(page.read_text())
+        assert not found, f"{page.name}: {found}"
+
+
+def test_the_site_builds_strict(tmp_path):
+    """`make docs`: every page in the nav, no broken link, anchor or API reference."""
+    mkdocs = str(Path(sys.executable).parent / "mkdocs")
+    r = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                       cwd=ROOT, env=env(NO_MKDOCS_2_WARNING="1"), capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    built = {p.parent.name for p in (tmp_path / "site").glob("*/index.html")}
+    assert built >= {p.stem for p in PAGES[1:]} - {"index"} and len(built) >= 8, built
+    configuration = (tmp_path / "site" / "configuration" / "index.html").read_text()
+    assert "train.steps" in configuration and "model=gru" in configuration
+    performance = (tmp_path / "site" / "performance" / "index.html").read_text()
+    assert "<!-- results:" not in performance and "benchmarks/search.py" in performance
