@@ -47,7 +47,7 @@ docs: $(VENV)/.installed-docs  ## build the documentation site
 docs-serve: $(VENV)/.installed-docs  ## the site on http://127.0.0.1:8000, rebuilt on each save
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
 
-bench: $(VENV)/.installed  ## the throughput table of the README (PyTorch included)
+bench: $(VENV)/.installed  ## benchmarks/throughput.py against PyTorch (the bench extra)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py --threads 1
 

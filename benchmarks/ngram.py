@@ -30,7 +30,11 @@ def table(result: dict) -> str:
     best = result["best_order"]
     rows = [[f"**{k}** (best)" if k == best else k, f"{c:.4f}", f"{c / math.log(2):.3f}"]
             for k, c in enumerate(result["cross_entropy"], 1)]  # fmt: skip
-    return report.markdown(["order", "val nats/char", "bits/char"], rows, right=0)
+    table = report.markdown(["order", "val nats/char", "bits/char"], rows, right=0)
+    if "seconds" in result:  # the full run: what the 20 orders cost
+        table += f"\n\n{result['corpus']}: {len(rows)} orders counted and scored in "
+        table += f"{result['seconds']:.1f} s on one core, {result['peak_mb']} MB at the peak"
+    return table
 
 
 def main() -> None:

@@ -341,5 +341,7 @@ def test_the_site_builds_strict(tmp_path):
     assert built >= {p.stem for p in PAGES[1:]} - {"index"} and len(built) >= 8, built
     configuration = (tmp_path / "site" / "configuration" / "index.html").read_text()
     assert "train.steps" in configuration and "model=gru" in configuration
+    for page in (tmp_path / "site").glob("*/index.html"):  # every table drawn as a table
+        assert "<p>|" not in page.read_text(), f"{page.parent.name}: a table without its header"
     performance = (tmp_path / "site" / "performance" / "index.html").read_text()
     assert "<!-- results:" not in performance and "benchmarks/search.py" in performance

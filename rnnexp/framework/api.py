@@ -39,8 +39,9 @@ class Result:
 def run(overrides: Sequence[str] = (), multirun: bool = False) -> Result:
     """Run `rnnexp OVERRIDES` (with -m when `multirun`) in this process, as the command line
     does; return the run, or the sweep with its jobs. A refused command raises RnnexpError
-    (its one line, as the command prints it); a failed run raises too, a sweep returns with
-    its failed jobs' statuses. Example: `run(["optimizer.lr=0.001,0.01"], multirun=True)`."""
+    (a CommandError: its one line, as the command prints it); a failed run raises too, a
+    sweep returns with its failed jobs' statuses. Example:
+    `run(["optimizer.lr=0.001,0.01"], multirun=True)`."""
     import logging
 
     from rnnexp.errors import RnnexpError

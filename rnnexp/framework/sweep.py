@@ -222,7 +222,7 @@ class SweepTracking(Callback):
             parent.log_text(json.dumps(best, indent=2) + "\n", "search/best_params.json")
         for figure in figures:
             parent.log_artifact(figure, "search")
-        return f"{pruned} jobs pruned; optuna-dashboard {place.uri}"
+        return f"{pruned} {'job' if pruned == 1 else 'jobs'} pruned; optuna-dashboard {place.uri}"
 
     @staticmethod
     def _tag_best(parent, children):
