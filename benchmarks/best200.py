@@ -145,7 +145,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=200.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--write", type=Path, default=ROOT / "docs" / "results" / "best200.json")
+    p.add_argument("--write", type=Path, default=report.RESULTS / "best200.json")
     args = p.parse_args()
     rows = []
     for seed in args.seeds:

@@ -43,7 +43,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", default="shakespeare")
-    p.add_argument("--write", type=Path, default=ROOT / "docs" / "results" / "ngram.json")
+    p.add_argument("--write", type=Path, default=report.RESULTS / "ngram.json")
     args = p.parse_args()
     text = load_corpus(args.corpus).text
     vocab = Vocab.from_text(text)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import report
 
-ROOT = Path(__file__).resolve().parents[1]
 LRS = "0.001,0.002,0.004,0.008,0.016,0.032"
 WIDTHS = "64,128"
 COMMAND = "RNNEXP_DATA_DIR=../shared/corpora .venv/bin/python benchmarks/search.py"
@@ -85,7 +84,7 @@ def table(result: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a tiny version (a smoke test)")
-    p.add_argument("--write", type=Path, default=ROOT / "docs" / "results" / "search.json")
+    p.add_argument("--write", type=Path, default=report.RESULTS / "search.json")
     args = p.parse_args()
     if args.quick:
         common = ["corpus=elman", "train.batch_size=4", "train.eval_every=20", "train.steps=60",

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import report
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name -> overrides: the default run, and a larger LSTM
     "gru": ["model=gru"],
     "lstm": ["model=lstm", "model.hidden_size=256"],
@@ -78,7 +77,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=1, help="runs per cell (median)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--write", type=Path, default=ROOT / "docs" / "results" / "threads.json")
+    p.add_argument("--write", type=Path, default=report.RESULTS / "threads.json")
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

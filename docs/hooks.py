@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import itertools
 import json
 import re
@@ -97,8 +98,6 @@ def type_of(schema: type | None, dotted: str) -> str:
 def schema_keys(schema: type) -> list[Entry]:
     """A dataclass's fields with their defaults and the comments its source gives them (a
     trailing one, else the lines just above): the keys an option has without writing them."""
-    import inspect
-
     comments: dict[str, str] = {}
     for cls in reversed(schema.__mro__):
         if not dataclasses.is_dataclass(cls):
@@ -146,7 +145,7 @@ def table(rows: list[Entry], schema: type | None, prefix: str = "", top: set[str
     return out
 
 
-def option_schema(group: str, keys: list[Entry], path: Path) -> type | None:
+def option_schema(group: str, path: Path) -> type | None:
     """The dataclass an option's keys follow: the one its defaults list names (/GROUP_NAME),
     else its group's settings class."""
     from rnnexp.framework import settings
@@ -183,7 +182,7 @@ def config_reference() -> str:
         for f in files:
             _, keys = entries(f)
             out += [f"#### {group}={f.stem}", ""]
-            schema = option_schema(group, keys, f)
+            schema = option_schema(group, f)
             out += table(keys, schema, f"{group}.", {e.key for e in top}) + [""]
     out += ["## Hydra's sweeper and launchers", ""]
     for kind in ("sweeper", "launcher"):  # rnnexp's own: search=optuna's, hydra/launcher=ray
@@ -198,7 +197,8 @@ def config_reference() -> str:
 def results(name: str) -> str:
     """A benchmark's result file as its own table, with where and when it was measured."""
     data = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    if str(ROOT / "benchmarks") not in sys.path:  # a benchmark imports its sibling `report`
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
